@@ -1,0 +1,30 @@
+# Two entry points, each doing its own set-up on a fresh machine (see README.md).
+#   make course   create .venv if absent, install, execute every notebook (PROFILE=smoke) into runs/
+#   make test     create .venv if absent, install, run pytest (unit tests + notebooks)
+PYTHON  ?= python3
+VENV    ?= .venv
+PROFILE ?= smoke
+# CPU machines of the course and CI pin torch/torchvision here; on your own GPU machine use
+# `make CONSTRAINTS= course` (or plain `pip install -e ".[all]"`) to keep the torch you have.
+CONSTRAINTS ?= constraints-ci.txt
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: course test install clean-runs
+
+$(STAMP): pyproject.toml $(CONSTRAINTS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[all]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+course: $(STAMP)
+	$(PY) -m inpaint_utils.nbrun run --profile $(PROFILE) --out runs/$(PROFILE) notebooks/*.ipynb
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+clean-runs:
+	rm -rf runs/

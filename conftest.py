@@ -1,0 +1,18 @@
+"""pytest set-up shared by the unit tests and nbval.
+
+Tests never write into the repository's ``figures/`` or ``runs/``: unless the caller set them, the
+environment variables that ``inpaint_utils.config`` reads point into one temporary folder for the
+whole session. The nbval kernels inherit this environment, so notebooks run by nbval obey it too.
+"""
+import atexit
+import os
+import shutil
+import tempfile
+
+_tmp = tempfile.mkdtemp(prefix="inpaint-tests-")
+atexit.register(shutil.rmtree, _tmp, ignore_errors=True)
+for _var, _sub in (("INPAINT_FIGURES", "figures"), ("INPAINT_RUNS", "runs")):
+    os.environ.setdefault(_var, os.path.join(_tmp, _sub))
+os.environ.setdefault("MPLBACKEND", "Agg")
+# Tests run offline: nothing may reach the Hugging Face hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")

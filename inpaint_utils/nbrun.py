@@ -1,0 +1,228 @@
+"""Execute the course notebooks with papermill, and keep the committed copies clean.
+
+Used by ``make course`` (every notebook, smoke profile, into ``runs/``), by the tests (each notebook in a
+temporary folder, with a time limit), and by authors before committing a notebook (``strip``: outputs
+removed, except the cells marked ``# NBVAL_CHECK_OUTPUT`` whose small deterministic output nbval compares).
+
+Command line::
+
+    python -m inpaint_utils.nbrun run --profile smoke --out runs/smoke notebooks/*.ipynb
+    python -m inpaint_utils.nbrun run notebooks/01_masking.ipynb -p SEED=3 -p MASK_KIND=circle
+    python -m inpaint_utils.nbrun strip notebooks/01_masking.ipynb --from runs/smoke/01_masking.ipynb
+    python -m inpaint_utils.nbrun check notebooks/*.ipynb
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+CHECK_MARK = "NBVAL_CHECK_OUTPUT"
+PROFILES = ("smoke", "full")
+
+__all__ = ["run_notebook", "strip_notebook", "notebook_problems", "NotebookTimeout", "NotebookFailed", "CHECK_MARK"]
+
+
+class NotebookTimeout(RuntimeError):
+    """The notebook did not finish within its time limit."""
+
+
+class NotebookFailed(RuntimeError):
+    """A cell of the notebook raised; the message carries papermill's report."""
+
+
+def _source(cell: dict) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src
+
+
+def _is_checked(cell: dict) -> bool:
+    return cell.get("cell_type") == "code" and CHECK_MARK in _source(cell)
+
+
+def run_notebook(notebook: str | Path, out_dir: str | Path, profile: str = "smoke",
+                 parameters: dict[str, Any] | None = None, timeout: float = 600,
+                 kernel: str = "python3", env: dict[str, str] | None = None) -> Path:
+    """Execute ``notebook`` with papermill into ``out_dir`` (same file name) and return that path.
+
+    The notebook runs in its own folder (so relative paths behave as in JupyterLab) with ``PROFILE``
+    and ``parameters`` injected. papermill runs in a child process of its own session so that a
+    notebook over ``timeout`` seconds is killed with its kernel (:class:`NotebookTimeout`); a failing
+    cell raises :class:`NotebookFailed` with the end of papermill's log.
+    """
+    notebook = Path(notebook).resolve()
+    if not notebook.is_file():
+        raise FileNotFoundError(f"notebook not found: {notebook}")
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+    out_dir = Path(out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    output = out_dir / notebook.name
+    params = {"PROFILE": profile, **(parameters or {})}
+    cmd = [sys.executable, "-m", "papermill", str(notebook), str(output), "-k", kernel,
+           "--cwd", str(notebook.parent), "--no-progress-bar", "--log-output"]
+    for key, value in params.items():
+        cmd += ["-y", json.dumps({key: value})]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, **(env or {})}, start_new_session=True)
+    try:
+        log, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # papermill and the kernel it started
+        proc.communicate()
+        raise NotebookTimeout(f"{notebook.name} did not finish within {timeout:.0f} s (profile {profile})") from None
+    if proc.returncode != 0:
+        raise NotebookFailed(f"{notebook.name} failed (profile {profile}, exit {proc.returncode}); "
+                             f"executed copy: {output}\n{log[-6000:]}")
+    return output
+
+
+def strip_notebook(notebook: str | Path, executed: str | Path | None = None) -> int:
+    """Remove outputs, execution counts and run metadata from ``notebook`` in place.
+
+    Cells marked ``# NBVAL_CHECK_OUTPUT`` keep their outputs; with ``executed`` (a papermill copy of
+    the same notebook) they take the outputs of the matching cell there (matched by cell id, then by
+    source). Returns the number of checked cells whose output was kept. Written atomically.
+    """
+    notebook = Path(notebook)
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    donor: dict[str, dict] = {}
+    if executed is not None:
+        ex = json.loads(Path(executed).read_text(encoding="utf-8"))
+        for cell in ex.get("cells", []):
+            if _is_checked(cell):
+                donor[cell.get("id", "")] = cell
+                donor["src:" + _source(cell)] = cell
+    kept = 0
+    for cell in nb.get("cells", []):
+        meta = cell.get("metadata", {})
+        for key in ("papermill", "execution", "ExecuteTime", "collapsed", "scrolled"):
+            meta.pop(key, None)
+        if cell.get("cell_type") != "code":
+            continue
+        cell["execution_count"] = None
+        if _is_checked(cell):
+            src = donor.get(cell.get("id", "")) or donor.get("src:" + _source(cell))
+            outputs = src["outputs"] if src is not None else cell.get("outputs", [])
+            cell["outputs"] = [_clean_output(o) for o in outputs]
+            kept += bool(cell["outputs"])
+        else:
+            cell["outputs"] = []
+    for key in ("papermill", "widgets", "colab", "toc"):
+        nb.get("metadata", {}).pop(key, None)
+    text = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+    fd, tmp = tempfile.mkstemp(dir=notebook.parent, suffix=".ipynb.tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, notebook)
+    return kept
+
+
+def _clean_output(output: dict) -> dict:
+    output = dict(output)
+    if "execution_count" in output:
+        output["execution_count"] = None
+    return output
+
+
+def notebook_problems(notebook: str | Path) -> list[str]:
+    """What keeps ``notebook`` from being committed: outputs outside checked cells, a missing or
+    wrong ``parameters`` cell, personal metadata. Empty list = clean."""
+    notebook = Path(notebook)
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    problems = []
+    code = [c for c in nb.get("cells", []) if c.get("cell_type") == "code"]
+    if not code:
+        return [f"{notebook.name}: no code cells"]
+    first = code[0]
+    if "parameters" not in first.get("metadata", {}).get("tags", []):
+        problems.append(f"{notebook.name}: the first code cell is not tagged 'parameters'")
+    try:
+        assigned = {
+            t.id: n.value for n in ast.parse(_source(first)).body if isinstance(n, ast.Assign)
+            for t in n.targets if isinstance(t, ast.Name)
+        }
+        profile = assigned.get("PROFILE")
+        if not (isinstance(profile, ast.Constant) and profile.value == "smoke"):
+            problems.append(f"{notebook.name}: the parameters cell must set PROFILE = \"smoke\"")
+    except SyntaxError as e:
+        problems.append(f"{notebook.name}: parameters cell does not parse: {e}")
+    for i, cell in enumerate(code):
+        if cell.get("outputs") and not _is_checked(cell):
+            problems.append(f"{notebook.name}: code cell {i} carries outputs (strip them: "
+                            f"python -m inpaint_utils.nbrun strip {notebook})")
+        if cell.get("execution_count") is not None:
+            problems.append(f"{notebook.name}: code cell {i} has an execution count")
+    for key in ("colab", "widgets", "papermill"):
+        if key in nb.get("metadata", {}):
+            problems.append(f"{notebook.name}: notebook metadata carries '{key}'")
+    return problems
+
+
+def _parse_params(items: Iterable[str]) -> dict[str, Any]:
+    params = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise SystemExit(f"-p expects NAME=VALUE, got {item!r}")
+        try:
+            params[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            params[key] = value  # a bare string such as circle
+    return params
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m inpaint_utils.nbrun", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    run = sub.add_parser("run", help="execute notebooks with papermill")
+    run.add_argument("notebooks", nargs="+", type=Path)
+    run.add_argument("--profile", default="smoke", choices=PROFILES)
+    run.add_argument("--out", type=Path, default=None, help="output folder (default runs/<profile>)")
+    run.add_argument("-p", "--param", action="append", default=[], help="NAME=VALUE, repeatable")
+    run.add_argument("--timeout", type=float, default=1800, help="seconds per notebook")
+    strip = sub.add_parser("strip", help="strip outputs before committing")
+    strip.add_argument("notebook", type=Path)
+    strip.add_argument("--from", dest="executed", type=Path, default=None,
+                       help="an executed copy whose NBVAL_CHECK_OUTPUT outputs are kept")
+    check = sub.add_parser("check", help="report notebooks that carry outputs")
+    check.add_argument("notebooks", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+
+    if args.cmd == "run":
+        out = args.out or Path("runs") / args.profile
+        params = _parse_params(args.param)
+        failed = []
+        for nb in sorted(args.notebooks):
+            start = time.perf_counter()
+            print(f"[nbrun] {nb} (profile {args.profile}) ...", flush=True)
+            try:
+                path = run_notebook(nb, out, args.profile, params, timeout=args.timeout)
+            except (NotebookFailed, NotebookTimeout) as e:
+                failed.append(nb.name)
+                print(f"[nbrun] FAILED {e}", flush=True)
+                continue
+            print(f"[nbrun] done in {time.perf_counter() - start:.1f} s -> {path}", flush=True)
+        if failed:
+            print(f"[nbrun] {len(failed)} notebook(s) failed: {', '.join(failed)}")
+            return 1
+        return 0
+    if args.cmd == "strip":
+        kept = strip_notebook(args.notebook, args.executed)
+        print(f"stripped {args.notebook} (kept the output of {kept} {CHECK_MARK} cell(s))")
+        return 0
+    problems = [p for nb in args.notebooks for p in notebook_problems(nb)]
+    print("\n".join(problems) if problems else "all notebooks clean")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

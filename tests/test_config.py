@@ -1,0 +1,66 @@
+from pathlib import Path
+
+import pytest
+import torch
+
+from inpaint_utils import config
+
+
+def test_settings_profiles_and_overrides():
+    smoke = config.settings("01_masking", "smoke")
+    full = config.settings("01_masking", "full")
+    assert smoke.keys() == full.keys()
+    assert smoke["profile"] == "smoke" and full["profile"] == "full"
+    assert config.settings("01_masking", "smoke", image_size=64, num_eval_images=None)["image_size"] == 64
+    assert config.settings("01_masking", "smoke", num_eval_images=None)["num_eval_images"] == smoke["num_eval_images"]
+
+
+def test_every_notebook_has_both_profiles_with_same_keys():
+    for name, table in config.PROFILES.items():
+        assert set(table) == {"smoke", "full"}, name
+        assert table["smoke"].keys() == table["full"].keys(), name
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: config.settings("99_nope", "smoke"), "unknown notebook"),
+    (lambda: config.settings("01_masking", "fast"), "unknown PROFILE 'fast'"),
+    (lambda: config.settings("01_masking", "smoke", imagesize=3), "no setting 'imagesize'"),
+])
+def test_settings_errors_name_the_value(call, match):
+    with pytest.raises((KeyError, ValueError), match=match):
+        call()
+
+
+def test_paths_follow_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("INPAINT_DATA", str(tmp_path / "d"))
+    monkeypatch.setenv("INPAINT_FIGURES", str(tmp_path / "f"))
+    monkeypatch.setenv("INPAINT_SHARED", str(tmp_path / "missing"))
+    assert config.data_root() == tmp_path / "d"
+    assert config.figures_dir() == tmp_path / "f" and (tmp_path / "f").is_dir()
+    assert config.shared_data_root() is None
+    monkeypatch.setenv("INPAINT_SHARED", str(tmp_path))
+    assert config.shared_data_root() == tmp_path
+
+
+def test_project_root_is_the_checkout():
+    root = config.project_root()
+    assert (root / "inpaint_utils").is_dir() and (root / "pyproject.toml").is_file()
+    assert root == Path(__file__).resolve().parents[1]
+
+
+def test_seed_everything_reproducible():
+    g1 = config.seed_everything(3)
+    a = torch.rand(4, generator=g1), torch.rand(4)
+    g2 = config.seed_everything(3)
+    b = torch.rand(4, generator=g2), torch.rand(4)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    with pytest.raises(TypeError, match="seed must be an int"):
+        config.seed_everything(1.5)
+
+
+def test_get_device():
+    assert config.get_device("cpu").type == "cpu"
+    assert config.get_device("auto").type in {"cpu", "cuda", "mps"}
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            config.get_device("cuda")

@@ -1,0 +1,101 @@
+"""Every notebook: committed clean, and executed end to end with papermill in the smoke profile.
+
+nbval runs the same notebooks a second time (``--nbval-lax``, see pyproject.toml) and compares the
+outputs of the cells marked ``# NBVAL_CHECK_OUTPUT``.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from inpaint_utils.nbrun import CHECK_MARK, notebook_problems, run_notebook, strip_notebook
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+#: seconds a notebook may take in the smoke profile (DEVELOPERS.md: 3 minutes on the course CPU);
+#: the limit is generous so that a loaded CI machine does not fail a healthy notebook.
+SMOKE_TIMEOUT = float(os.environ.get("INPAINT_NOTEBOOK_TIMEOUT", 420))
+
+
+def test_notebooks_exist_in_order():
+    names = [p.stem for p in NOTEBOOKS]
+    assert names, "no notebooks found"
+    assert names == sorted(names)
+    assert names[:2] == ["00_data_prep", "01_masking"]
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_committed_clean(nb):
+    assert notebook_problems(nb) == []
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_has_checked_output(nb):
+    cells = json.loads(nb.read_text())["cells"]
+    checked = [c for c in cells if c["cell_type"] == "code" and CHECK_MARK in "".join(c["source"])]
+    assert checked, f"{nb.name} has no {CHECK_MARK} cell for nbval to compare"
+    assert all(c["outputs"] for c in checked), f"{nb.name}: a {CHECK_MARK} cell has no committed output"
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_in_smoke_profile(nb, tmp_path):
+    out = run_notebook(nb, tmp_path / "runs", profile="smoke", timeout=SMOKE_TIMEOUT,
+                       env={"INPAINT_FIGURES": str(tmp_path / "figures"), "INPAINT_RUNS": str(tmp_path / "runs")})
+    executed = json.loads(out.read_text())
+    errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+    assert list((tmp_path / "figures").glob("*.png")), f"{nb.name} saved no figure"
+
+
+# --- the tools behind the checks above -----------------------------------------------------------
+
+def _tiny_notebook(path: Path, cells: list[tuple[str, str, list]]) -> Path:
+    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+          "cells": []}
+    for i, (kind, src, outputs) in enumerate(cells):
+        cell = {"id": f"c{i}", "cell_type": kind, "metadata": {}, "source": src}
+        if kind == "code":
+            cell.update(execution_count=None, outputs=outputs)
+            if i == 0:
+                cell["metadata"]["tags"] = ["parameters"]
+        nb["cells"].append(cell)
+    path.write_text(json.dumps(nb))
+    return path
+
+
+def test_problems_found_and_strip_keeps_checked_outputs(tmp_path):
+    out = [{"output_type": "stream", "name": "stdout", "text": "0.25\n"}]
+    nb = _tiny_notebook(tmp_path / "a.ipynb", [
+        ("code", 'PROFILE = "smoke"', []),
+        ("code", "print(1)", [{"output_type": "stream", "name": "stdout", "text": "1\n"}]),
+        ("code", f"# {CHECK_MARK}\nprint(0.25)", out),
+    ])
+    problems = notebook_problems(nb)
+    assert len(problems) == 1 and "code cell 1 carries outputs" in problems[0]
+    assert strip_notebook(nb) == 1
+    assert notebook_problems(nb) == []
+    cells = json.loads(nb.read_text())["cells"]
+    assert cells[1]["outputs"] == [] and cells[2]["outputs"][0]["text"] == "0.25\n"
+
+
+def test_parameters_cell_required(tmp_path):
+    nb = _tiny_notebook(tmp_path / "b.ipynb", [("code", 'PROFILE = "full"', [])])
+    assert any('PROFILE = "smoke"' in p for p in notebook_problems(nb))
+
+
+def test_failing_and_slow_notebooks_are_reported(tmp_path):
+    from inpaint_utils.nbrun import NotebookFailed, NotebookTimeout
+    bad = _tiny_notebook(tmp_path / "bad.ipynb", [("code", 'PROFILE = "smoke"', []), ("code", "1 / 0", [])])
+    with pytest.raises(NotebookFailed, match="ZeroDivisionError"):
+        run_notebook(bad, tmp_path / "out", timeout=120)
+    slow = _tiny_notebook(tmp_path / "slow.ipynb", [("code", 'PROFILE = "smoke"', []), ("code", "import time; time.sleep(60)", [])])
+    with pytest.raises(NotebookTimeout, match="did not finish within 8 s"):
+        run_notebook(slow, tmp_path / "out", timeout=8)
+    ok = _tiny_notebook(tmp_path / "ok.ipynb", [("code", 'PROFILE = "smoke"\nSEED = 0', []), ("code", "print(PROFILE, SEED)", [])])
+    executed = json.loads(run_notebook(ok, tmp_path / "out", parameters={"SEED": 7}, timeout=120).read_text())
+    text = "".join("".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
+    assert "smoke 7" in text

@@ -1,0 +1,31 @@
+import json
+
+import pytest
+
+from inpaint_utils import report
+
+
+def test_format_table_aligns_and_formats():
+    rows = [{"method": "telea", "psnr": 20.123, "n": 60}, {"method": "navier-stokes", "psnr": float("inf"), "n": 60}]
+    text = report.format_table(rows, digits=1)
+    lines = text.splitlines()
+    assert lines[0].split() == ["method", "psnr", "n"]
+    assert "20.1" in lines[2] and "inf" in lines[3]
+    assert len({len(l) for l in lines[:2]}) == 1  # header and rule equally wide
+    with pytest.raises(ValueError, match="at least one row"):
+        report.format_table([])
+
+
+def test_save_and_load_results(tmp_path, monkeypatch):
+    monkeypatch.setenv("INPAINT_RUNS", str(tmp_path))
+    path = report.save_results("baselines_test", [{"method": "ns", "psnr": 21.5}], profile="smoke", data="faces")
+    assert path == tmp_path / "results" / "baselines_test.json"
+    record = report.load_results("baselines_test")
+    assert record["rows"] == [{"method": "ns", "psnr": 21.5}]
+    assert record["profile"] == "smoke" and record["data"] == "faces"
+    assert {"hardware", "code_version", "created", "command"} <= record.keys()
+    assert json.loads(path.read_text()) == record
+    with pytest.raises(ValueError, match="plain file stem"):
+        report.save_results("../evil", [])
+    with pytest.raises(FileNotFoundError, match="run the notebook"):
+        report.load_results("nothing_here")
