@@ -23,9 +23,10 @@ def check_image(image: torch.Tensor, name: str = "image") -> torch.Tensor:
         raise TypeError(f"{name} must be a float tensor in [0, 1], got dtype {image.dtype}")
     if image.numel() == 0:
         raise ValueError(f"{name} is empty: shape {tuple(image.shape)}")
-    if not torch.isfinite(image).all():
+    values = image.detach()
+    if not torch.isfinite(values).all():
         raise ValueError(f"{name} contains NaN or inf values")
-    lo, hi = float(image.min()), float(image.max())
+    lo, hi = float(values.min()), float(values.max())
     if lo < -1e-6 or hi > 1 + 1e-6:
         raise ValueError(f"{name} must be in [0, 1], got values in [{lo:.4g}, {hi:.4g}]")
     return image
@@ -44,10 +45,11 @@ def check_mask(mask: torch.Tensor, size: tuple[int, int] | None = None, batch: i
         raise ValueError(f"{name} must have shape (B, 1, H, W) with one channel (1 = hole), got {tuple(mask.shape)}")
     if not mask.is_floating_point():
         raise TypeError(f"{name} must be a float tensor of 0 (known) and 1 (hole), got dtype {mask.dtype}")
-    if not torch.isfinite(mask).all():
+    values = mask.detach()
+    if not torch.isfinite(values).all():
         raise ValueError(f"{name} contains NaN or inf values")
-    if not ((mask == 0) | (mask == 1)).all():
-        bad = mask[(mask != 0) & (mask != 1)].flatten()[:3].tolist()
+    if not ((values == 0) | (values == 1)).all():
+        bad = values[(values != 0) & (values != 1)].flatten()[:3].tolist()
         raise ValueError(f"{name} must be binary (0 = known, 1 = hole), found values such as {bad}")
     if size is not None and tuple(mask.shape[-2:]) != tuple(size):
         raise ValueError(f"{name} has size {tuple(mask.shape[-2:])} (H, W) but the image is {tuple(size)}")

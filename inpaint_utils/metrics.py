@@ -1,0 +1,547 @@
+"""Image-completion metrics in the conventions of the course's papers.
+
+Used by notebooks 01 (masking), 02-06 (each model's evaluation) and 07 (comparison tables).
+
+Two reporting conventions, chosen in :func:`evaluate`:
+
+* **seed 000** (course report, Table 1, 128x128): L1 and L2 (MSE) "as a percent" of images in
+  ``[0, 1]`` (L1 3.22 % means a mean absolute error of 0.0322; L2 0.88 % means an MSE of 0.0088) and
+  PSNR in dB.
+* **seed 002** (GLCIC / contextual-attention replication, Table II, 256x256 with a 128x128 hole): MSE
+  and L1 on the 0-255 scale (MSE 821.73 = a mean squared error of 821.73 grey levels squared), PSNR,
+  LPIPS and TV.
+
+Every pixel metric takes the same arguments::
+
+    metric(pred, target, mask=None, region="image", reduction="mean", scale="unit")
+
+* ``pred``, ``target``: float ``(B, 3, H, W)`` in ``[0, 1]`` (checked, never fixed);
+* ``mask``: float ``(B, 1, H, W)`` (or ``(1, 1, H, W)``, broadcast), **1 = hole**, 0 = known;
+* ``region``: ``"image"`` (every pixel), ``"hole"`` (hole pixels only: the sum over the hole divided by
+  the number of hole pixels times channels, per image) or ``"known"`` (the complement). A region
+  with no pixel in some image raises ``ValueError``;
+* ``reduction``: ``"none"`` gives one value per image ``(B,)``; ``"mean"`` the mean of those values
+  (a 0-d tensor). PSNR is computed **per image and then averaged**, as is usual; an image with zero
+  error has PSNR ``+inf``, so the batch mean is ``+inf`` too (it is not clamped: a perfect
+  reconstruction of the region, e.g. ``region="known"`` on a composite, shows up as ``inf``);
+* ``scale``: ``"unit"`` (errors of ``[0, 1]`` images), ``"percent"`` (x100, seed 000) or ``"255"``
+  (errors measured on the 0-255 scale, seed 002: L1 x255, MSE x255^2). PSNR uses the data range of
+  the scale (1 for unit / percent, 255 for "255"), so its value is the same for every scale.
+
+Per-image sums are accumulated in float64 (float32 on MPS; the SSIM map is computed in float32 for
+float32 input, within 1e-6 of float64) and returned as tensors on the input's device. Gradients flow
+back to ``pred`` (LPIPS's own weights are frozen); :func:`evaluate` runs without gradients.
+
+LPIPS (``load_lpips``, ``lpips_distance``) loads the v0.1 **squeeze** model fully offline from an
+``.npz`` (see ``../shared/data/README.md``): it never downloads. ``lpips`` expects inputs in
+``[-1, 1]``; our images are ``[0, 1]``; the conversion happens in exactly one place,
+:func:`_to_lpips_range` (feeding ``[0, 1]`` images unconverted is the classic silent LPIPS bug).
+"""
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+
+from .config import project_root, shared_data_root
+from .validation import check_image, check_mask
+
+__all__ = [
+    "REGIONS",
+    "SCALES",
+    "l1",
+    "l2",
+    "mse",
+    "psnr",
+    "ssim",
+    "tv",
+    "load_lpips",
+    "lpips_distance",
+    "evaluate",
+    "evaluate_per_image",
+    "LPIPS_FILENAME",
+]
+
+REGIONS = ("image", "hole", "known")
+SCALES = {"unit": 1.0, "percent": 100.0, "255": 255.0}
+_REDUCTIONS = ("mean", "none")
+#: File name of the full LPIPS v0.1 squeeze model under ``<shared>/weights/lpips_squeeze/``.
+LPIPS_FILENAME = "lpips_squeeze_v0.1_full.npz"
+
+
+# --------------------------------------------------------------------------------------------------
+# Argument checks and the region weights
+# --------------------------------------------------------------------------------------------------
+def _acc_dtype(x: torch.Tensor) -> torch.dtype:
+    """Dtype of per-image sums: float64 (float32 on MPS, which has no float64)."""
+    return torch.float32 if x.device.type == "mps" else torch.float64
+
+
+def _check_choice(value: Any, name: str, choices: Iterable[str]) -> str:
+    choices = tuple(choices)
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+def _check_pair(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None,
+                names: tuple[str, str] = ("pred", "target")) -> None:
+    check_image(pred, names[0])
+    check_image(target, names[1])
+    if pred.shape != target.shape:
+        raise ValueError(f"{names[0]} and {names[1]} must have the same shape, got {tuple(pred.shape)} and "
+                         f"{tuple(target.shape)}")
+    if mask is not None:
+        check_mask(mask, size=tuple(pred.shape[-2:]), batch=pred.shape[0])
+
+
+def _region_weight(mask: torch.Tensor | None, region: str, like: torch.Tensor) -> torch.Tensor | None:
+    """``(B, 1, H, W)`` 0/1 weights (dtype and device of ``like``, batch of ``like``) of the pixels in
+    ``region``; ``None`` for the whole image. Raises when the region is empty in some image."""
+    _check_choice(region, "region", REGIONS)
+    if region == "image":
+        return None
+    if mask is None:
+        raise ValueError(f"region={region!r} needs a mask (B, 1, H, W) with 1 = hole; got mask=None")
+    m = mask.to(device=like.device, dtype=like.dtype)
+    weight = (m if region == "hole" else 1.0 - m).expand(like.shape[0], -1, -1, -1)
+    counts = weight.sum(dim=(1, 2, 3))
+    if bool((counts == 0).any()):
+        empty = torch.nonzero(counts == 0).flatten().tolist()
+        raise ValueError(f"region={region!r} is empty (no {region} pixel) in image(s) {empty[:5]} of the batch; "
+                         f"check the mask or use region='image'")
+    return weight
+
+
+def _masked_mean(values: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """Per-image mean ``(B,)`` of ``values`` ``(B, C, H, W)`` over the pixels where ``weight``
+    ``(B, 1, H, W)`` is 1 (sum over the region / (region pixels x C)), accumulated in float64."""
+    acc = _acc_dtype(values)
+    if weight is None:
+        return values.sum(dim=(1, 2, 3), dtype=acc) / values[0].numel()
+    total = (values * weight).sum(dim=(1, 2, 3), dtype=acc)
+    return total / (weight.sum(dim=(1, 2, 3), dtype=acc) * values.shape[1])
+
+
+def _reduce(per_image: torch.Tensor, reduction: str) -> torch.Tensor:
+    _check_choice(reduction, "reduction", _REDUCTIONS)
+    return per_image if reduction == "none" else per_image.mean()
+
+
+def _error_factor(scale: str, power: int) -> float:
+    # percent multiplies the value itself (L2 0.88 % = MSE 0.0088); "255" rescales the pixel values.
+    _check_choice(scale, "scale", SCALES)
+    return 100.0 if scale == "percent" else SCALES[scale] ** power
+
+
+def _psnr_from_mse(mse_unit: torch.Tensor, data_range: float) -> torch.Tensor:
+    """PSNR per image from the MSE on ``[0, 1]``; ``+inf`` where the error is exactly zero."""
+    mse_scaled = mse_unit * data_range ** 2
+    out = 10.0 * torch.log10(data_range ** 2 / mse_scaled.clamp_min(torch.finfo(mse_scaled.dtype).tiny))
+    return torch.where(mse_unit == 0, torch.full_like(out, math.inf), out)
+
+
+def _pixel_error(pred, target, mask, region, reduction, scale, power: int) -> torch.Tensor:
+    _check_pair(pred, target, mask)
+    _check_choice(reduction, "reduction", _REDUCTIONS)
+    factor = _error_factor(scale, power)
+    weight = _region_weight(mask, region, pred)
+    diff = pred - target
+    err = diff.abs() if power == 1 else diff.square()
+    return _reduce(_masked_mean(err, weight) * factor, reduction)
+
+
+# --------------------------------------------------------------------------------------------------
+# L1, L2 / MSE, PSNR
+# --------------------------------------------------------------------------------------------------
+def l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None, region: str = "image",
+       reduction: str = "mean", scale: str = "unit") -> torch.Tensor:
+    """Mean absolute error per image (then averaged for ``reduction="mean"``).
+
+    ``scale="percent"`` gives seed 000's "L1 %" (x100), ``scale="255"`` seed 002's L1 on 0-255 (x255).
+
+    >>> x = torch.zeros(1, 3, 4, 4)
+    >>> round(float(l1(x + 0.1, x, scale="255")), 3)
+    25.5
+    """
+    return _pixel_error(pred, target, mask, region, reduction, scale, power=1)
+
+
+def l2(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None, region: str = "image",
+       reduction: str = "mean", scale: str = "unit") -> torch.Tensor:
+    """Mean squared error (MSE) per image (then averaged for ``reduction="mean"``).
+
+    ``scale="percent"`` gives seed 000's "L2 %" (MSE x100: 0.88 % = MSE 0.0088 on ``[0, 1]``);
+    ``scale="255"`` seed 002's MSE on the 0-255 scale (MSE on ``[0, 1]`` x 255^2).
+    """
+    return _pixel_error(pred, target, mask, region, reduction, scale, power=2)
+
+
+#: ``mse`` is ``l2`` (same function).
+mse = l2
+
+
+def psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None, region: str = "image",
+         reduction: str = "mean", scale: str = "unit") -> torch.Tensor:
+    """Peak signal-to-noise ratio in dB, ``10 log10(R^2 / MSE)``, **per image**, then averaged.
+
+    ``R`` is the data range of the scale (1 for unit / percent, 255 for "255", with the MSE on the same
+    scale), so the value does not depend on the scale. An image whose region has zero error gives
+    ``+inf`` (and so does the mean over a batch that contains one); nothing is clamped.
+    Constant error 0.1 on ``[0, 1]`` -> 20 dB.
+    """
+    _check_choice(scale, "scale", SCALES)
+    mse_unit = l2(pred, target, mask, region=region, reduction="none", scale="unit")
+    return _reduce(_psnr_from_mse(mse_unit, 255.0 if scale == "255" else 1.0), reduction)
+
+
+# --------------------------------------------------------------------------------------------------
+# SSIM (Wang et al. 2004)
+# --------------------------------------------------------------------------------------------------
+_SSIM_WIN, _SSIM_SIGMA, _SSIM_K1, _SSIM_K2 = 11, 1.5, 0.01, 0.03
+
+
+def _gaussian_1d(size: int, sigma: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    x = torch.arange(size, dtype=dtype, device=device) - (size - 1) / 2
+    g = torch.exp(-x.square() / (2 * sigma ** 2))
+    return g / g.sum()
+
+
+def _blur_matrix(n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``(n, n)`` matrix ``G`` such that ``x @ G`` filters the last dim of ``x`` with the 11-tap Gaussian,
+    the border padded symmetrically (edge sample repeated: numpy 'symmetric' = scipy 'reflect', as in
+    scikit-image's ``gaussian_filter``). A banded matmul is ~10x faster on CPU than a grouped conv."""
+    r = _SSIM_WIN // 2
+    g = _gaussian_1d(_SSIM_WIN, _SSIM_SIGMA, dtype, device)
+    # padded position k (0 .. n+2r-1) holds sample idx[k]
+    idx = torch.cat([torch.arange(r - 1, -1, -1), torch.arange(n), torch.arange(n - 1, n - 1 - r, -1)]).to(device)
+    cols = torch.arange(n, device=device)
+    band = torch.zeros(n + 2 * r, n, dtype=dtype, device=device)  # output j = sum_t g[t] * padded[j + t]
+    for t in range(_SSIM_WIN):
+        band[cols + t, cols] = g[t]
+    select = torch.zeros(n, n + 2 * r, dtype=dtype, device=device)  # padded = x @ select
+    select[idx, torch.arange(n + 2 * r, device=device)] = 1.0
+    return select @ band
+
+
+def _ssim_map(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Full-size SSIM map ``(B, C, H, W)`` with data range 1, Gaussian window 11 / sigma 1.5,
+    population (not sample) covariances, the border handled by symmetric padding (as scikit-image's
+    ``gaussian_filter(mode='reflect')``)."""
+    # float32 is plenty here (|error| ~1e-6 against float64) and 3x faster on CPU; float64 stays float64
+    dtype = torch.float64 if pred.dtype == torch.float64 else torch.float32
+    c, h, w = pred.shape[1:]
+    x, y = pred.to(dtype), target.to(dtype)
+    stack = torch.cat([x, y, x * x, y * y, x * y], dim=1)  # (B, 5C, H, W)
+    gh, gw = _blur_matrix(h, dtype, pred.device), _blur_matrix(w, dtype, pred.device)
+    stack = gh.T @ (stack @ gw)  # (B, 5C, H, W): local Gaussian means
+    mu_x, mu_y, xx, yy, xy = stack.split(c, dim=1)
+    var_x, var_y, cov = xx - mu_x.square(), yy - mu_y.square(), xy - mu_x * mu_y
+    c1, c2 = _SSIM_K1 ** 2, _SSIM_K2 ** 2
+    num = (2 * mu_x * mu_y + c1) * (2 * cov + c2)
+    den = (mu_x.square() + mu_y.square() + c1) * (var_x + var_y + c2)
+    return num / den
+
+
+def ssim(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None, region: str = "image",
+         reduction: str = "mean") -> torch.Tensor:
+    """Structural similarity (Wang et al. 2004): Gaussian window 11x11, sigma 1.5, K1 0.01, K2 0.03,
+    data range 1, computed per channel and averaged over channels (higher is better, 1 = identical).
+
+    ``region="image"`` matches ``skimage.metrics.structural_similarity(gaussian_weights=True,
+    sigma=1.5, use_sample_covariance=False, data_range=1, channel_axis=...)``: the mean of the SSIM map
+    without its 5-pixel border. ``region="hole"`` / ``"known"`` average the *full-size* SSIM map
+    (border included, symmetric padding) over the hole / known pixels, so holes that touch the image
+    border count whole. Images must be at least 11x11.
+    """
+    _check_pair(pred, target, mask)
+    _check_choice(reduction, "reduction", _REDUCTIONS)
+    _check_choice(region, "region", REGIONS)
+    _check_ssim_size(pred)
+    smap = _ssim_map(pred, target)
+    return _reduce(_ssim_per_image(smap, mask, region), reduction)
+
+
+def _check_ssim_size(image: torch.Tensor) -> None:
+    h, w = image.shape[-2:]
+    if h < _SSIM_WIN or w < _SSIM_WIN:
+        raise ValueError(f"ssim needs images of at least {_SSIM_WIN}x{_SSIM_WIN} pixels, got {h}x{w}")
+
+
+def _ssim_per_image(smap: torch.Tensor, mask: torch.Tensor | None, region: str) -> torch.Tensor:
+    weight = _region_weight(mask, region, smap)
+    if weight is None:
+        r = _SSIM_WIN // 2
+        h, w = smap.shape[-2:]
+        return _masked_mean(smap[..., r:h - r, r:w - r], None)
+    return _masked_mean(smap, weight)
+
+
+# --------------------------------------------------------------------------------------------------
+# Total variation
+# --------------------------------------------------------------------------------------------------
+def tv(image: torch.Tensor, mask: torch.Tensor | None = None, region: str = "image", reduction: str = "mean",
+       scale: str = "unit") -> torch.Tensor:
+    """Anisotropic total variation of one image (not a comparison): the mean absolute difference
+    between horizontally and vertically neighbouring pixels, both directions pooled::
+
+        TV = (sum |x[i, j+1] - x[i, j]| + sum |x[i+1, j] - x[i, j]|) / (number of those pairs x C)
+
+    so a 0/1 checkerboard has TV 1 (255 with ``scale="255"``) and a constant image 0. Seed 002 reports
+    a "TV loss" without defining it; this is our definition, on the scale asked for (``"255"`` for
+    seed 002's table, where its numbers are not expected to be comparable to ours).
+
+    ``region="hole"`` counts the neighbour pairs with **at least one** pixel in the hole (so the seam
+    between fill and context is included); ``"known"`` those with both pixels known (the two
+    partition the pairs).
+    """
+    check_image(image, "image")
+    if mask is not None:
+        check_mask(mask, size=tuple(image.shape[-2:]), batch=image.shape[0])
+    _check_choice(scale, "scale", SCALES)
+    _check_choice(reduction, "reduction", _REDUCTIONS)
+    _check_choice(region, "region", REGIONS)
+    return _reduce(_tv_per_image(image, mask, region) * SCALES[scale], reduction)
+
+
+def _tv_per_image(image: torch.Tensor, mask: torch.Tensor | None, region: str) -> torch.Tensor:
+    b, c, h, w = image.shape
+    if h * (w - 1) + (h - 1) * w == 0:
+        raise ValueError(f"tv needs at least two neighbouring pixels, got an image of {h}x{w}")
+    acc = _acc_dtype(image)
+    dx = (image[..., :, 1:] - image[..., :, :-1]).abs()  # (B, C, H, W-1)
+    dy = (image[..., 1:, :] - image[..., :-1, :]).abs()  # (B, C, H-1, W)
+    if region == "image":
+        total = dx.sum(dim=(1, 2, 3), dtype=acc) + dy.sum(dim=(1, 2, 3), dtype=acc)
+        return total / float(c * (h * (w - 1) + (h - 1) * w))
+    if mask is None:
+        raise ValueError(f"region={region!r} needs a mask (B, 1, H, W) with 1 = hole; got mask=None")
+    m = mask.to(device=image.device, dtype=image.dtype).expand(b, -1, -1, -1)
+    wx = torch.maximum(m[..., :, 1:], m[..., :, :-1])  # (B, 1, H, W-1): the pair touches the hole
+    wy = torch.maximum(m[..., 1:, :], m[..., :-1, :])  # (B, 1, H-1, W)
+    if region == "known":
+        wx, wy = 1.0 - wx, 1.0 - wy
+    total = (dx * wx).sum(dim=(1, 2, 3), dtype=acc) + (dy * wy).sum(dim=(1, 2, 3), dtype=acc)
+    count = (wx.sum(dim=(1, 2, 3), dtype=acc) + wy.sum(dim=(1, 2, 3), dtype=acc)) * c
+    if bool((count == 0).any()):
+        empty = torch.nonzero(count == 0).flatten().tolist()
+        raise ValueError(f"tv: region={region!r} has no neighbour pair in image(s) {empty[:5]} of the batch; "
+                         f"check the mask or use region='image'")
+    return total / count
+
+
+# --------------------------------------------------------------------------------------------------
+# LPIPS (offline)
+# --------------------------------------------------------------------------------------------------
+_LPIPS_CACHE: dict[tuple[str, str, str], torch.nn.Module] = {}
+
+
+def _default_lpips_path() -> Path:
+    root = shared_data_root()
+    if root is None:  # absent: say where it would have been
+        env = os.environ.get("INPAINT_SHARED", "").strip()
+        root = Path(env).expanduser() if env else project_root().parent / "shared" / "data"
+    return root / "weights" / "lpips_squeeze" / LPIPS_FILENAME
+
+
+def _resolve_lpips_weights(weights: str | os.PathLike | None) -> Path:
+    """The weights file: ``weights``, else ``$INPAINT_LPIPS``, else the shared folder's copy. The
+    first one given is the one used (no silent fall-back to another file)."""
+    if weights is not None:
+        candidates = [(Path(weights).expanduser(), "the weights argument")]
+    elif os.environ.get("INPAINT_LPIPS", "").strip():
+        candidates = [(Path(os.environ["INPAINT_LPIPS"].strip()).expanduser(), "$INPAINT_LPIPS")]
+    else:
+        candidates = [(_default_lpips_path(), "the shared data folder ($INPAINT_SHARED or ../shared/data)")]
+    tried = []
+    for path, source in candidates:
+        if path.is_dir():
+            path = path / LPIPS_FILENAME
+        if path.is_file():
+            return path.resolve()
+        tried.append(f"{path} (from {source})")
+    raise FileNotFoundError(
+        "LPIPS weights not found; tried: " + "; ".join(tried) + ". "
+        f"Needed: {LPIPS_FILENAME}, the complete LPIPS v0.1 'squeeze' model (linear layers lin0..lin6 plus "
+        "the ImageNet torchvision squeezenet1_1 backbone, keys net.sliceN.*) saved as a NumPy .npz. "
+        "Get it from the course's shared data folder (shared/data/weights/lpips_squeeze/, see its README), "
+        "or build it yourself from the lpips package (weights/v0.1/squeeze.pth) and torchvision's "
+        "squeezenet1_1 ImageNet weights (squeezenet1_1-b8a52dc0.pth). "
+        "Then set INPAINT_LPIPS=/path/to/lpips_squeeze_v0.1_full.npz (or INPAINT_SHARED to the shared data "
+        "folder), or pass weights=... . Nothing is downloaded. To skip LPIPS in evaluate(), pass lpips_model=False."
+    )
+
+
+def load_lpips(net: str = "squeeze", weights: str | os.PathLike | None = None,
+               device: str | torch.device = "cpu") -> torch.nn.Module:
+    """The LPIPS v0.1 model, frozen, in eval mode, on ``device``, loaded **offline** from an ``.npz``.
+
+    Weights: ``weights`` (a file or the folder holding ``lpips_squeeze_v0.1_full.npz``), else
+    ``$INPAINT_LPIPS``, else ``<shared data>/weights/lpips_squeeze/lpips_squeeze_v0.1_full.npz``.
+    Raises ``FileNotFoundError`` saying what was tried and where to get the file. The model is built
+    with ``pnet_rand=True`` so torchvision never fetches ImageNet weights; every backbone and linear
+    key must come from the file (checked). Cached per (net, weights file, device): calling it again is free.
+
+    The returned module takes images in ``[-1, 1]``; use :func:`lpips_distance` for ``[0, 1]`` images.
+    """
+    if net != "squeeze":
+        raise ValueError(f"net must be 'squeeze' (the only LPIPS backbone shipped offline with the course), got {net!r}")
+    path = _resolve_lpips_weights(weights)
+    device = torch.device(device)
+    key = (net, str(path), str(device))
+    if key in _LPIPS_CACHE:
+        return _LPIPS_CACHE[key]
+    try:
+        import lpips
+    except ImportError as err:  # pragma: no cover - lpips is a core dependency
+        raise ImportError("LPIPS needs the 'lpips' package: pip install lpips>=0.1.4") from err
+
+    with warnings.catch_warnings():  # torchvision's "'pretrained' is deprecated" from inside lpips
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"torchvision\..*")
+        # pnet_rand=True: torchvision builds squeezenet1_1 with random weights, fetching nothing;
+        # pretrained=True loads lin0..lin6 from the lpips wheel; all of it is then overwritten from the .npz
+        model = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False)
+    with np.load(path, allow_pickle=False) as npz:
+        state = {k: torch.from_numpy(np.asarray(npz[k])) for k in npz.files}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected:
+        raise ValueError(f"LPIPS weights {path} have unexpected keys {sorted(unexpected)[:5]}: not a "
+                         f"LPIPS v0.1 {net} model?")
+    # `lins.K.*` are aliases of `linK.*` (same tensors) in lpips' state dict; everything else must be loaded.
+    not_loaded = [k for k in missing if not k.startswith("lins.")]
+    backbone = [k for k in model.state_dict() if k.startswith("net.")]
+    if not_loaded or not backbone or not all(k in state for k in backbone):
+        absent = not_loaded or [k for k in backbone if k not in state]
+        raise ValueError(f"LPIPS weights {path} lack keys such as {absent[:5]}: the file must hold the full "
+                         f"model (backbone net.sliceN.*, lin0..lin6, scaling_layer)")
+    model = model.to(device).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    _LPIPS_CACHE[key] = model
+    return model
+
+
+def _to_lpips_range(x: torch.Tensor) -> torch.Tensor:
+    """``[0, 1]`` -> ``[-1, 1]``, the range ``lpips`` expects. The **only** place this conversion happens."""
+    return x * 2.0 - 1.0
+
+
+def lpips_distance(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,
+                   region: str = "image", reduction: str = "mean", model: torch.nn.Module | None = None,
+                   batch_size: int = 32) -> torch.Tensor:
+    """LPIPS distance (v0.1, squeeze) between ``[0, 1]`` images; lower is more similar, 0 = identical.
+
+    ``model``: an ``lpips.LPIPS`` (default: :func:`load_lpips` on the images' device, cached). Inputs
+    are converted to ``[-1, 1]`` here, once. ``region="image"`` is the usual spatially averaged
+    distance; ``"hole"`` / ``"known"`` run the model with ``spatial=True`` (per-layer maps bilinearly
+    upsampled to the image size) and average that map over the hole / known pixels. Runs in chunks of
+    ``batch_size`` images.
+    """
+    _check_pair(pred, target, mask)
+    _check_choice(reduction, "reduction", _REDUCTIONS)
+    if model is None:
+        model = load_lpips(device=pred.device)
+    weight = _region_weight(mask, region, pred.float())
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    spatial_before = getattr(model, "spatial", False)
+    model.spatial = weight is not None or spatial_before
+    try:
+        chunks = []
+        for start in range(0, pred.shape[0], batch_size):
+            p = _to_lpips_range(pred[start:start + batch_size].float())
+            t = _to_lpips_range(target[start:start + batch_size].float())
+            chunks.append(model(p, t))  # (b, 1, 1, 1), or (b, 1, H, W) when spatial
+        dist = torch.cat(chunks).to(_acc_dtype(pred))
+    finally:
+        model.spatial = spatial_before
+    if weight is None:
+        per_image = dist.mean(dim=(1, 2, 3))
+    else:
+        per_image = _masked_mean(dist, weight.to(dist.dtype))
+    return _reduce(per_image, reduction)
+
+
+# --------------------------------------------------------------------------------------------------
+# One call for a table row
+# --------------------------------------------------------------------------------------------------
+_CONVENTIONS = ("seed000", "seed002")
+
+
+def evaluate_per_image(completed: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
+                       convention: str = "seed000", lpips_model: torch.nn.Module | bool | None = None,
+                       regions: Iterable[str] = ("image", "hole")) -> dict[str, torch.Tensor]:
+    """The metrics of one convention, one value per image: ``{key: tensor (B,)}`` (same keys as
+    :func:`evaluate`). ``completed`` is what is scored (usually the composite
+    ``mask * pred + (1 - mask) * image``); ``mask`` is 1 = hole. For each region ``r`` in ``regions``:
+
+    ``convention="seed000"`` (seed 000 Table 1; percent of ``[0, 1]``):
+        ``l1_pct_{r}``, ``l2_pct_{r}`` (MSE x100), ``psnr_{r}`` (dB), ``ssim_{r}`` (not in the paper;
+        added), and ``lpips_{r}`` only when an LPIPS model (or ``True``: load it) is passed.
+    ``convention="seed002"`` (seed 002 Table II; 0-255 scale):
+        ``mse255_{r}``, ``l1_255_{r}``, ``psnr_{r}``, ``lpips_{r}`` (omitted only with
+        ``lpips_model=False``; ``None`` loads it with :func:`load_lpips` and raises if the weights are
+        missing), ``tv255_{r}`` (TV of ``completed``, 0-255) and ``tv255_target_{r}`` (TV of the ground
+        truth on the same pixels, for reference).
+
+    Keys are stable: the comparison notebook builds its tables from them.
+    """
+    _check_choice(convention, "convention", _CONVENTIONS)
+    _check_pair(completed, target, mask, names=("completed", "target"))
+    if mask is None:
+        raise ValueError("evaluate needs the mask (B, 1, H, W), 1 = hole, that produced `completed`")
+    regions = tuple(regions)
+    if not regions:
+        raise ValueError("regions must name at least one of ('image', 'hole', 'known')")
+    for r in regions:
+        _check_choice(r, "regions entry", REGIONS)
+    if lpips_model is True or (lpips_model is None and convention == "seed002"):
+        lpips_model = load_lpips(device=completed.device)  # raises FileNotFoundError when the weights are missing
+    use_lpips = lpips_model is not None and lpips_model is not False
+    if convention == "seed000":
+        _check_ssim_size(completed)
+
+    out: dict[str, torch.Tensor] = {}
+    with torch.no_grad():  # inputs checked once above; the private kernels below skip the checks
+        diff = completed - target
+        abs_err, sq_err = diff.abs(), diff.square()
+        smap = _ssim_map(completed, target) if convention == "seed000" else None
+        for r in regions:
+            weight = _region_weight(mask, r, completed)
+            l1_unit, mse_unit = _masked_mean(abs_err, weight), _masked_mean(sq_err, weight)
+            if convention == "seed000":
+                out[f"l1_pct_{r}"] = l1_unit * 100.0
+                out[f"l2_pct_{r}"] = mse_unit * 100.0
+                out[f"psnr_{r}"] = _psnr_from_mse(mse_unit, 1.0)
+                out[f"ssim_{r}"] = _ssim_per_image(smap, mask, r)
+            else:
+                out[f"mse255_{r}"] = mse_unit * 255.0 ** 2
+                out[f"l1_255_{r}"] = l1_unit * 255.0
+                out[f"psnr_{r}"] = _psnr_from_mse(mse_unit, 255.0)
+            if use_lpips:
+                out[f"lpips_{r}"] = lpips_distance(completed, target, mask, r, "none", model=lpips_model)
+            if convention == "seed002":
+                out[f"tv255_{r}"] = _tv_per_image(completed, mask, r) * 255.0
+                out[f"tv255_target_{r}"] = _tv_per_image(target, mask, r) * 255.0
+    return out
+
+
+def evaluate(completed: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, convention: str = "seed000",
+             lpips_model: torch.nn.Module | bool | None = None,
+             regions: Iterable[str] = ("image", "hole")) -> dict[str, float]:
+    """Batch means of :func:`evaluate_per_image` as plain floats (PSNR: mean of per-image PSNR, ``inf``
+    if some image is perfect), e.g. for seed 000 and the default regions::
+
+        {"l1_pct_image", "l2_pct_image", "psnr_image", "ssim_image",
+         "l1_pct_hole", "l2_pct_hole", "psnr_hole", "ssim_hole"}
+
+    and for seed 002: ``mse255_*``, ``l1_255_*``, ``psnr_*``, ``lpips_*``, ``tv255_*``, ``tv255_target_*``.
+    """
+    per_image = evaluate_per_image(completed, target, mask, convention=convention, lpips_model=lpips_model,
+                                   regions=regions)
+    return {k: float(v.mean()) for k, v in per_image.items()}

@@ -1,0 +1,308 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from inpaint_utils import metrics
+from inpaint_utils.config import shared_data_root
+
+
+def _const_pair(err=0.1, batch=1, size=4):
+    target = torch.full((batch, 3, size, size), 0.5)
+    return target + err, target
+
+
+def _hole_mask(batch=1, size=4):
+    mask = torch.zeros(batch, 1, size, size)
+    mask[..., 1:3, 1:3] = 1  # 4 hole pixels out of 16
+    return mask
+
+
+# --------------------------------------------------------------------------------------------------
+# L1 / L2 / PSNR by hand
+# --------------------------------------------------------------------------------------------------
+def test_constant_error_by_hand():
+    pred, target = _const_pair(0.1)
+    assert metrics.l1(pred, target).item() == pytest.approx(0.1, abs=1e-6)
+    assert metrics.l2(pred, target).item() == pytest.approx(0.01, abs=1e-7)
+    assert metrics.mse is metrics.l2
+    assert metrics.psnr(pred, target).item() == pytest.approx(20.0, abs=1e-4)
+
+
+def test_scales():
+    pred, target = _const_pair(0.1)
+    assert metrics.l1(pred, target, scale="percent").item() == pytest.approx(10.0, abs=1e-4)
+    assert metrics.l2(pred, target, scale="percent").item() == pytest.approx(1.0, abs=1e-5)  # 1 % = MSE 0.01
+    assert metrics.l1(pred, target, scale="255").item() == pytest.approx(25.5, abs=1e-3)
+    assert metrics.l2(pred, target, scale="255").item() == pytest.approx(650.25, abs=1e-2)
+    for scale in ("unit", "percent", "255"):  # data range follows the scale: PSNR does not change
+        assert metrics.psnr(pred, target, scale=scale).item() == pytest.approx(20.0, abs=1e-4)
+
+
+def test_regions_on_a_known_mask():
+    target = torch.zeros(1, 3, 4, 4)
+    pred = target.clone()
+    pred[..., 1:3, 1:3] = 0.2  # the 2x2 hole, error 0.2
+    pred[..., 0, 0] = 0.4  # one known pixel, error 0.4
+    mask = _hole_mask()
+    assert metrics.l1(pred, target, mask, "hole").item() == pytest.approx(0.2, abs=1e-6)
+    assert metrics.l1(pred, target, mask, "known").item() == pytest.approx(0.4 / 12, abs=1e-6)
+    assert metrics.l1(pred, target, mask, "image").item() == pytest.approx((4 * 0.2 + 0.4) / 16, abs=1e-6)
+    assert metrics.l2(pred, target, mask, "hole").item() == pytest.approx(0.04, abs=1e-6)
+    assert metrics.psnr(pred, target, mask, "hole").item() == pytest.approx(10 * math.log10(1 / 0.04), abs=1e-4)
+    # the mask is ignored for region="image"
+    assert metrics.l1(pred, target, None).item() == pytest.approx(metrics.l1(pred, target, mask).item())
+
+
+def test_psnr_is_averaged_per_image_and_perfect_images_give_inf():
+    target = torch.full((2, 3, 4, 4), 0.5)
+    pred = target.clone()
+    pred[0] += 0.1
+    pred[1] += 0.2
+    per_image = metrics.psnr(pred, target, reduction="none")
+    assert per_image.shape == (2,)
+    expected = [20.0, 10 * math.log10(1 / 0.04)]
+    assert per_image.tolist() == pytest.approx(expected, abs=1e-4)
+    assert metrics.psnr(pred, target).item() == pytest.approx(sum(expected) / 2, abs=1e-4)  # not PSNR(mean MSE)
+    assert metrics.l1(pred, target, reduction="none").tolist() == pytest.approx([0.1, 0.2], abs=1e-6)
+    assert math.isinf(metrics.psnr(target, target).item())
+    # a composite is perfect on the known pixels: inf there, finite in the hole
+    mask = torch.ones(2, 1, 4, 4)
+    mask[..., 0, :] = 0
+    completed = mask * pred + (1 - mask) * target
+    assert math.isinf(metrics.psnr(completed, target, mask, "known").item())
+    assert metrics.psnr(completed, target, mask, "hole").item() == pytest.approx(sum(expected) / 2, abs=1e-4)
+
+
+def test_one_mask_broadcasts_over_the_batch():
+    pred, target = _const_pair(0.1, batch=3)
+    values = metrics.l1(pred, target, _hole_mask(batch=1), "hole", reduction="none")
+    assert values.shape == (3,)
+    assert values.tolist() == pytest.approx([0.1] * 3, abs=1e-6)
+
+
+def test_gradients_flow():
+    pred, target = _const_pair(0.1)
+    pred = pred.clone().requires_grad_(True)
+    metrics.l2(pred, target, _hole_mask(), "hole").backward()
+    assert pred.grad is not None and pred.grad.abs().sum() > 0
+    assert pred.grad[..., 0, 0].abs().sum() == 0  # known pixels do not count in the hole
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda p, t, m: metrics.l1(p, t, torch.zeros_like(m), "hole"), "empty"),
+    (lambda p, t, m: metrics.l1(p, t, torch.ones_like(m), "known"), "empty"),
+    (lambda p, t, m: metrics.l1(p, t, None, "hole"), "needs a mask"),
+    (lambda p, t, m: metrics.l1(p, t, m, "everywhere"), "region"),
+    (lambda p, t, m: metrics.l2(p, t, m, reduction="sum"), "reduction"),
+    (lambda p, t, m: metrics.psnr(p, t, m, scale="pct"), "scale"),
+    (lambda p, t, m: metrics.l1(p.clone().fill_(float("nan")), t), "NaN"),
+    (lambda p, t, m: metrics.l1(p, t, torch.zeros(1, 1, 5, 5)), r"size \(5, 5\)"),
+    (lambda p, t, m: metrics.l1(p, t, m * 0.5), "binary"),
+    (lambda p, t, m: metrics.l1(p, t[..., :3]), "same shape"),
+    (lambda p, t, m: metrics.l1(p * 255, t), r"\[0, 1\]"),
+    (lambda p, t, m: metrics.ssim(p, t), "at least 11x11"),
+])
+def test_bad_inputs_raise(call, match):
+    pred, target = _const_pair(0.1)
+    with pytest.raises((ValueError, TypeError), match=match):
+        call(pred, target, _hole_mask())
+
+
+# --------------------------------------------------------------------------------------------------
+# SSIM against scikit-image
+# --------------------------------------------------------------------------------------------------
+def _skimage_ssim(x: torch.Tensor, y: torch.Tensor) -> float:
+    from skimage.metrics import structural_similarity
+    return structural_similarity(x.permute(1, 2, 0).double().numpy(), y.permute(1, 2, 0).double().numpy(),
+                                 gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1,
+                                 channel_axis=2)
+
+
+def test_ssim_matches_skimage():
+    from skimage import data
+    g = torch.Generator().manual_seed(0)
+    astronaut = torch.from_numpy(data.astronaut()[100:164, 150:230].copy()).permute(2, 0, 1).float() / 255
+    noisy = (astronaut + 0.1 * torch.randn(astronaut.shape, generator=g)).clamp(0, 1)
+    rand = torch.rand(3, 23, 40, generator=g)
+    rand2 = (rand + 0.3 * torch.randn(rand.shape, generator=g)).clamp(0, 1)
+    for x, y in [(astronaut, noisy), (rand, rand2), (astronaut, astronaut.flip(-1))]:
+        ours = metrics.ssim(x[None], y[None]).item()
+        assert ours == pytest.approx(_skimage_ssim(x, y), abs=1e-3)
+    pred = torch.stack([noisy, astronaut])
+    per_image = metrics.ssim(pred, torch.stack([astronaut, astronaut]), reduction="none")
+    assert per_image.shape == (2,)
+    assert per_image[0].item() == pytest.approx(_skimage_ssim(noisy, astronaut), abs=1e-3)
+    assert per_image[1].item() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_ssim_of_identical_images_is_one_and_hole_region():
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(2, 3, 32, 32, generator=g)
+    assert metrics.ssim(x, x).item() == pytest.approx(1.0, abs=1e-6)
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[..., :8, :8] = 1  # a hole in the corner (touches the border)
+    damaged = torch.where(mask.bool(), torch.rand(2, 3, 32, 32, generator=g), x)
+    hole = metrics.ssim(damaged, x, mask, "hole").item()
+    known = metrics.ssim(damaged, x, mask, "known").item()
+    assert hole < 0.5 < known < 1.0  # the damage is in the hole; the known side only sees it near the seam
+    far = torch.ones_like(mask)
+    far[..., :16, :16] = 0  # pixels at least 8 px away from the damage: untouched windows
+    assert metrics.ssim(damaged, x, 1 - far, "known").item() == pytest.approx(1.0, abs=1e-6)
+
+
+# --------------------------------------------------------------------------------------------------
+# TV
+# --------------------------------------------------------------------------------------------------
+def test_tv_checkerboard_constant_and_edge():
+    yy, xx = torch.meshgrid(torch.arange(8), torch.arange(8), indexing="ij")
+    checker = ((yy + xx) % 2).float().expand(1, 3, 8, 8)
+    assert metrics.tv(checker).item() == pytest.approx(1.0)
+    assert metrics.tv(checker, scale="255").item() == pytest.approx(255.0)
+    assert metrics.tv(torch.full((2, 3, 8, 8), 0.3), reduction="none").tolist() == [0.0, 0.0]
+    # vertical edge between columns 1 and 2 of a 4x4 image: 4 of the 24 neighbour pairs differ by 1
+    edge = torch.zeros(1, 3, 4, 4)
+    edge[..., 2:] = 1.0
+    assert metrics.tv(edge).item() == pytest.approx(4 / 24)
+    mask = torch.zeros(1, 1, 4, 4)
+    mask[..., 2] = 1  # column 2: 8 horizontal + 3 vertical pairs touch it, 4 of them cross the edge
+    assert metrics.tv(edge, mask, "hole").item() == pytest.approx(4 / 11)
+    assert metrics.tv(edge, mask, "known").item() == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="no neighbour pair"):
+        metrics.tv(edge, torch.zeros_like(mask), "hole")
+
+
+# --------------------------------------------------------------------------------------------------
+# evaluate
+# --------------------------------------------------------------------------------------------------
+def _batch(seed=0, b=4, size=32):
+    g = torch.Generator().manual_seed(seed)
+    target = torch.rand(b, 3, size, size, generator=g)
+    mask = torch.zeros(b, 1, size, size)
+    mask[..., 8:24, 8:24] = 1
+    pred = torch.rand(b, 3, size, size, generator=g)
+    return mask * pred + (1 - mask) * target, target, mask
+
+
+def test_evaluate_seed000_keys_and_values():
+    completed, target, mask = _batch()
+    out = metrics.evaluate(completed, target, mask, convention="seed000")
+    assert sorted(out) == sorted(f"{m}_{r}" for m in ("l1_pct", "l2_pct", "psnr", "ssim") for r in ("image", "hole"))
+    assert all(isinstance(v, float) for v in out.values())
+    assert out["l1_pct_hole"] == pytest.approx(metrics.l1(completed, target, mask, "hole", scale="percent").item())
+    assert out["l2_pct_image"] == pytest.approx(metrics.l2(completed, target, mask, scale="percent").item())
+    assert out["psnr_hole"] == pytest.approx(metrics.psnr(completed, target, mask, "hole").item())
+    assert out["ssim_hole"] == pytest.approx(metrics.ssim(completed, target, mask, "hole").item(), abs=1e-9)
+    # the hole is 1/4 of the image and the only place with error
+    assert out["l1_pct_image"] == pytest.approx(out["l1_pct_hole"] / 4)
+    per = metrics.evaluate_per_image(completed, target, mask, convention="seed000", regions=("known",))
+    assert set(per) == {"l1_pct_known", "l2_pct_known", "psnr_known", "ssim_known"}
+    assert per["l1_pct_known"].shape == (4,) and per["l1_pct_known"].abs().max() == 0
+    assert torch.isinf(per["psnr_known"]).all()
+
+
+def test_evaluate_seed002_without_lpips(monkeypatch):
+    completed, target, mask = _batch(1)
+    monkeypatch.setenv("INPAINT_LPIPS", "/nonexistent/lpips.npz")
+    out = metrics.evaluate(completed, target, mask, convention="seed002", lpips_model=False)
+    assert sorted(out) == sorted(f"{m}_{r}" for m in ("mse255", "l1_255", "psnr", "tv255", "tv255_target")
+                                 for r in ("image", "hole"))
+    assert out["mse255_hole"] == pytest.approx(metrics.l2(completed, target, mask, "hole", scale="255").item())
+    assert out["l1_255_image"] == pytest.approx(metrics.l1(completed, target, mask, scale="255").item())
+    assert out["tv255_hole"] == pytest.approx(metrics.tv(completed, mask, "hole", scale="255").item())
+    # LPIPS asked for (lpips_model=None) but the weights are missing: a clear error, not a silent omission
+    with pytest.raises(FileNotFoundError, match="INPAINT_LPIPS"):
+        metrics.evaluate(completed, target, mask, convention="seed002")
+    with pytest.raises(ValueError, match="convention"):
+        metrics.evaluate(completed, target, mask, convention="seed001")
+    with pytest.raises(ValueError, match="regions"):
+        metrics.evaluate(completed, target, mask, regions=("middle",))
+
+
+# --------------------------------------------------------------------------------------------------
+# LPIPS
+# --------------------------------------------------------------------------------------------------
+def _lpips_dir():
+    root = shared_data_root()
+    folder = None if root is None else root / "weights" / "lpips_squeeze"
+    if folder is None or not (folder / metrics.LPIPS_FILENAME).is_file():
+        pytest.skip("shared data folder with weights/lpips_squeeze/ absent (set INPAINT_SHARED)")
+    return folder
+
+
+def _load_png(path):
+    from PIL import Image
+    arr = np.array(Image.open(path).convert("RGB"))
+    return torch.from_numpy(arr).permute(2, 0, 1)[None].float() / 255
+
+
+def test_lpips_demo_triplet(monkeypatch):
+    folder = _lpips_dir()
+    monkeypatch.delenv("INPAINT_LPIPS", raising=False)
+    ref, p0, p1 = (_load_png(folder / "example_imgs" / f"ex_{n}.png") for n in ("ref", "p0", "p1"))
+    model = metrics.load_lpips()
+    assert metrics.load_lpips() is model  # cached: no reload
+    assert not model.training and not any(p.requires_grad for p in model.parameters())
+    assert metrics.lpips_distance(ref, p0).item() == pytest.approx(0.711, abs=2e-3)
+    assert metrics.lpips_distance(ref, p1).item() == pytest.approx(0.148, abs=2e-3)
+    assert metrics.lpips_distance(ref, ref).item() == pytest.approx(0.0, abs=1e-6)
+    # the [0, 1] -> [-1, 1] conversion is done once, inside: same as the raw model on [-1, 1] inputs
+    with torch.no_grad():
+        raw = model(2 * ref - 1, 2 * p0 - 1).item()
+    assert metrics.lpips_distance(ref, p0, model=model).item() == pytest.approx(raw, abs=1e-6)
+    # region="hole": the spatial map averaged over the hole; a full hole is about the image value
+    full = torch.ones(1, 1, *ref.shape[-2:])
+    assert metrics.lpips_distance(ref, p0, full, "hole").item() == pytest.approx(0.711, abs=5e-3)
+    assert model.spatial is False  # restored after the spatial call
+    half = torch.zeros_like(full)
+    half[..., :, :32] = 1
+    both = metrics.lpips_distance(torch.cat([ref, ref]), torch.cat([p0, ref]), half, "hole", reduction="none")
+    assert both.shape == (2,) and both[0] > 0.3 and both[1] == pytest.approx(0.0, abs=1e-6)
+    out = metrics.evaluate(p0, ref, full, convention="seed002", regions=("image",))
+    assert out["lpips_image"] == pytest.approx(0.711, abs=2e-3)
+
+
+def test_lpips_never_downloads(monkeypatch):
+    folder = _lpips_dir()
+    import torch.hub
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("tried to download")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    monkeypatch.setattr(metrics, "_LPIPS_CACHE", {})
+    model = metrics.load_lpips(weights=folder)  # a folder holding the .npz is accepted too
+    assert model is metrics.load_lpips(weights=folder / metrics.LPIPS_FILENAME)
+
+
+def test_lpips_missing_weights_give_a_clear_error(monkeypatch, tmp_path):
+    missing = tmp_path / "nope.npz"
+    with pytest.raises(FileNotFoundError) as info:
+        metrics.load_lpips(weights=missing)
+    message = str(info.value)
+    for needed in (str(missing), "lpips_squeeze_v0.1_full.npz", "squeezenet1_1", "INPAINT_LPIPS"):
+        assert needed in message
+    monkeypatch.setenv("INPAINT_LPIPS", str(missing))
+    with pytest.raises(FileNotFoundError, match=r"nope\.npz \(from \$INPAINT_LPIPS\)"):
+        metrics.lpips_distance(torch.zeros(1, 3, 16, 16), torch.zeros(1, 3, 16, 16))
+    monkeypatch.delenv("INPAINT_LPIPS")
+    monkeypatch.setenv("INPAINT_SHARED", str(tmp_path / "no_shared"))
+    with pytest.raises(FileNotFoundError, match="shared data folder"):
+        metrics.load_lpips()
+    with pytest.raises(ValueError, match="squeeze"):
+        metrics.load_lpips(net="alex")
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # torchvision deprecation notes from inside lpips
+def test_lpips_rejects_incomplete_or_foreign_weights(tmp_path):
+    import lpips
+    model = lpips.LPIPS(net="squeeze", pretrained=True, pnet_rand=True, verbose=False)
+    lin_only = {k: v.numpy() for k, v in model.state_dict().items() if not k.startswith("net.")}
+    np.savez(tmp_path / "lin_only.npz", **lin_only)
+    with pytest.raises(ValueError, match="lack keys"):
+        metrics.load_lpips(weights=tmp_path / "lin_only.npz")
+    np.savez(tmp_path / "foreign.npz", **{"features.0.weight": np.zeros((64, 3, 3, 3), np.float32)})
+    with pytest.raises(ValueError, match="unexpected keys"):
+        metrics.load_lpips(weights=tmp_path / "foreign.npz")

@@ -1,0 +1,132 @@
+import matplotlib
+
+matplotlib.use("Agg")  # tests draw off-screen
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from inpaint_utils import viz  # noqa: E402
+
+
+def _images(b=3, size=16, seed=0):
+    return torch.rand(b, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+def _mask(b=3, size=16):
+    mask = torch.zeros(b, 1, size, size)
+    mask[..., 4:10, 5:12] = 1
+    return mask
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    import matplotlib.pyplot as plt
+    plt.close("all")
+
+
+def test_to_numpy_image_layouts():
+    chw = _images(1)[0]
+    hwc = chw.permute(1, 2, 0)
+    a = viz.to_numpy_image(chw)
+    assert a.shape == (16, 16, 3) and a.dtype == np.float32
+    assert np.array_equal(a, viz.to_numpy_image(hwc))
+    assert np.array_equal(a, viz.to_numpy_image(chw[None]))
+    assert np.array_equal(a, viz.to_numpy_image(hwc.numpy()))
+    assert viz.to_numpy_image(torch.zeros(1, 8, 9)).shape == (8, 9)  # a mask, CHW
+    assert viz.to_numpy_image(torch.zeros(8, 9)).shape == (8, 9)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        viz.to_numpy_image(chw * 2 - 1)
+    with pytest.raises(ValueError, match="shape"):
+        viz.to_numpy_image(torch.zeros(4, 8, 8))
+    with pytest.raises(TypeError, match="torch.Tensor or numpy"):
+        viz.to_numpy_image([[0.0]])
+
+
+def test_overlay_colours_hole_pixels_only():
+    image, mask = _images(), _mask()
+    out = viz.overlay_mask(image, mask)
+    hole = mask.expand_as(image).bool()
+    assert out.shape == image.shape
+    assert torch.equal(out[~hole], image[~hole])
+    magenta = out.permute(0, 2, 3, 1)[mask[:, 0].bool()]  # (N, 3)
+    assert torch.equal(magenta, torch.tensor([1.0, 0.0, 1.0]).expand_as(magenta))
+    grey = viz.overlay_mask(image, mask, color="grey").permute(0, 2, 3, 1)[mask[:, 0].bool()]
+    assert torch.allclose(grey, torch.full_like(grey, 0.5))
+    half = viz.overlay_mask(image, mask, color=(0, 0, 0), alpha=0.5)
+    assert torch.allclose(half[hole], image[hole] * 0.5)
+    with pytest.raises(ValueError, match="color"):
+        viz.overlay_mask(image, mask, color=(2, 0, 0))
+    with pytest.raises(ValueError, match="binary"):
+        viz.overlay_mask(image, mask * 0.5)
+
+
+def test_image_grid_has_one_row_per_entry():
+    image, mask = _images(b=10), _mask(b=10)
+    rows = {"input": viz.overlay_mask(image, mask), "mask": mask, "truth": image[:4]}
+    fig = viz.image_grid(rows, max_cols=6, titles=["a", "b"])
+    axes = fig.get_axes()
+    assert len(axes) == 3 * 6  # 3 rows x min(6, 10) columns
+    assert axes[0].get_ylabel() == "input" and axes[6].get_ylabel() == "mask" and axes[12].get_ylabel() == "truth"
+    assert axes[0].get_title() == "a" and axes[1].get_title() == "b"
+    assert sum(len(ax.images) for ax in axes) == 6 + 6 + 4  # the short row leaves blank cells
+    assert len(viz.image_grid({"x": image[:2]}).get_axes()) == 2
+    with pytest.raises(ValueError, match="non-empty"):
+        viz.image_grid({})
+    with pytest.raises(ValueError, match="row 'bad'"):
+        viz.image_grid({"bad": torch.rand(2, 4, 8, 8)})
+    with pytest.raises(ValueError, match="titles"):
+        viz.image_grid({"x": image[:2]}, titles=["a", "b", "c"])
+
+
+def test_comparison_grid_columns():
+    target, mask = _images(b=5), _mask(b=5)
+    masked = viz.overlay_mask(target, mask)
+    outputs = {"telea": target.flip(-1), "ns": target.flip(-2)}
+    fig = viz.comparison_grid(masked, outputs, target, max_rows=4)
+    axes = fig.get_axes()
+    assert len(axes) == 4 * 4  # rows = min(5, 4); columns = masked, telea, ns, ground truth
+    assert [ax.get_title() for ax in axes[:4]] == ["masked", "telea", "ns", "ground truth"]
+    with pytest.raises(ValueError, match=r"outputs\['ns'\]"):
+        viz.comparison_grid(masked, {"ns": target[:2]}, target)
+
+
+def test_save_figure_writes_a_png_atomically(tmp_path, monkeypatch):
+    monkeypatch.setenv("INPAINT_FIGURES", str(tmp_path))
+    fig = viz.image_grid({"a": _images(b=4), "b": _images(b=4, seed=1)}, cell_size=1.5)
+    path = viz.save_figure(fig, "fig_test-01", dpi=50)
+    assert path == tmp_path / "fig_test-01.png"
+    with Image.open(path) as im:
+        assert im.format == "PNG"
+        w, h = im.size
+    assert 100 < w < 400 and 50 < h < 200  # about 4 x 1.5 in by 2 x 1.5 in at 50 dpi, trimmed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fig_test-01.png"]  # no temporary left
+    import matplotlib.pyplot as plt
+    assert plt.fignum_exists(fig.number)  # left open for notebooks by default
+    viz.save_figure(fig, "fig_test-01", close=True)  # overwrites
+    assert not plt.fignum_exists(fig.number)
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "a\\b", "..", "", ".hidden", "fig.png", "a..b", "sp ace", 3])
+def test_save_figure_rejects_bad_names(name, tmp_path, monkeypatch):
+    monkeypatch.setenv("INPAINT_FIGURES", str(tmp_path))
+    fig = viz.image_grid({"a": _images(b=1)})
+    with pytest.raises(ValueError, match="simple file stem"):
+        viz.save_figure(fig, name)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("mplbackend, expected", [(None, "agg"), ("svg", "svg")])
+def test_backend_is_agg_only_when_none_is_set_up(mplbackend, expected):
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")}
+    if mplbackend:
+        env["MPLBACKEND"] = mplbackend
+    code = ("import torch, matplotlib; from inpaint_utils import viz; "
+            "viz.image_grid({'x': torch.rand(1, 3, 8, 8)}); print(matplotlib.get_backend().lower())")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == expected
