@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from .validation import check_image_mask, check_mask, check_ratio
 
 __all__ = [
+    "ratio_stats",
     "MASK_KINDS",
     "INPUT_MODES",
     "make_mask",
@@ -698,3 +699,33 @@ def load_mask(path: str | Path, size: Size | None = None, hole_is_white: bool = 
         hw = _parse_size(size, minimum=1)
         mask = F.interpolate(mask, size=hw, mode="nearest-exact")
     return mask
+
+
+def ratio_stats(kinds: Sequence[str] = MASK_KINDS, size: Size = 128, ratios: Sequence[float] = (0.1, 0.25, 0.4),
+                samples: int = 200, tolerance: float = 0.02, generator: torch.Generator | None = None,
+                seed: int | None = None) -> tuple[list[dict], dict[str, dict[float, torch.Tensor]]]:
+    """Area-ratio control measured: ``samples`` masks of each kind at each target ratio.
+
+    Returns ``(rows, achieved)``: one row per (kind, target) with the mean, min and max achieved
+    ratio, the worst error in percentage points and whether every sample met ``tolerance``; and the
+    achieved ratios themselves, ``achieved[kind][target] -> (samples,)`` (for a histogram). A target
+    above a kind's geometric ceiling (:func:`max_ratio`) is left out of both. Used by notebook 01.
+    """
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"samples must be a positive int, got {samples!r}")
+    gen = _make_generator(generator, seed)
+    rows: list[dict] = []
+    achieved: dict[str, dict[float, torch.Tensor]] = {}
+    for kind in kinds:
+        _check_kind(kind)
+        achieved[kind] = {}
+        for target in ratios:
+            target = check_ratio(target)
+            if target > max_ratio(kind, size):
+                continue
+            got = area_ratio(make_mask(kind, size, target, batch=samples, generator=gen))
+            err = (got - target).abs().max().item()
+            achieved[kind][target] = got
+            rows.append({"kind": kind, "target": target, "mean": got.mean().item(), "min": got.min().item(),
+                         "max": got.max().item(), "max_err_pp": 100 * err, "within_tol": err <= tolerance})
+    return rows, achieved

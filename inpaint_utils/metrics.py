@@ -43,15 +43,16 @@ import math
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from .config import project_root, shared_data_root
-from .validation import check_image, check_mask
+from .validation import check_image, check_image_mask, check_mask
 
 __all__ = [
+    "compare_methods",
     "REGIONS",
     "SCALES",
     "l1",
@@ -545,3 +546,51 @@ def evaluate(completed: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, 
     per_image = evaluate_per_image(completed, target, mask, convention=convention, lpips_model=lpips_model,
                                    regions=regions)
     return {k: float(v.mean()) for k, v in per_image.items()}
+
+
+def compare_methods(methods: Mapping[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]],
+                    image: torch.Tensor, mask: torch.Tensor, conventions: Sequence[str] = ("seed000", "seed002"),
+                    lpips_model: torch.nn.Module | bool | None = None, batch_size: int = 32,
+                    progress: bool = True) -> tuple[list[dict[str, Any]], dict[str, torch.Tensor]]:
+    """Run every method on the same images and masks and score the composites.
+
+    Each method is called as ``method(masked_image, mask)`` with the hole pixels zeroed, so no method
+    can see the ground truth it is scored against; its output is composited
+    (``mask * pred + (1 - mask) * image``) and scored with :func:`evaluate_per_image` in each of
+    ``conventions``, in batches of ``batch_size``. Returns one row per method (``{"method", "n",
+    <metric keys>}``, batch means) and the composites ``{method: (B, 3, H, W)}``. Notebooks 01 and 07
+    build their tables from this.
+    """
+    check_image_mask(image, mask)
+    if not isinstance(methods, Mapping) or not methods:
+        raise ValueError("methods must be a non-empty dict {name: callable(masked_image, mask) -> image}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    for c in conventions:
+        _check_choice(c, "convention", _CONVENTIONS)
+    if lpips_model is True or lpips_model is None:
+        lpips_model = load_lpips(device=image.device)
+    mask = mask.expand(image.shape[0], -1, -1, -1)
+    from tqdm.auto import tqdm
+
+    rows, outputs = [], {}
+    for name, method in tqdm(methods.items(), desc="methods", disable=not progress):
+        per_image: dict[str, list[torch.Tensor]] = {}
+        completed_parts = []
+        for start in range(0, image.shape[0], batch_size):
+            target, m = image[start:start + batch_size], mask[start:start + batch_size]
+            pred = method(target * (1 - m), m)
+            check_image(pred, f"output of method {name!r}")
+            if pred.shape != target.shape:
+                raise ValueError(f"method {name!r} returned shape {tuple(pred.shape)} for input {tuple(target.shape)}")
+            completed = m * pred + (1 - m) * target
+            completed_parts.append(completed)
+            for i, convention in enumerate(conventions):  # LPIPS (the slow part) once, with the first
+                scores = evaluate_per_image(completed, target, m, convention,
+                                            lpips_model=lpips_model if i == 0 else False)
+                for key, value in scores.items():
+                    per_image.setdefault(key, []).append(value)
+        outputs[name] = torch.cat(completed_parts)
+        rows.append({"method": name, "n": int(image.shape[0]),
+                     **{k: float(torch.cat(v).mean()) for k, v in per_image.items()}})
+    return rows, outputs

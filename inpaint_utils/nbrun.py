@@ -113,15 +113,17 @@ def strip_notebook(notebook: str | Path, executed: str | Path | None = None) -> 
             src = donor.get(cell.get("id", "")) or donor.get("src:" + _source(cell))
             outputs = src["outputs"] if src is not None else cell.get("outputs", [])
             cell["outputs"] = [_clean_output(o) for o in outputs]
-            kept += bool(cell["outputs"])
-        else:
-            cell["outputs"] = []
+            if cell["outputs"]:
+                kept += 1
+                # nbval treats a reference cell with outputs but no count as unrun: number them 1, 2, ...
+                cell["execution_count"] = kept
     for key in ("papermill", "widgets", "colab", "toc"):
         nb.get("metadata", {}).pop(key, None)
     text = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
     fd, tmp = tempfile.mkstemp(dir=notebook.parent, suffix=".ipynb.tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; a notebook is an ordinary file
     os.replace(tmp, notebook)
     return kept
 
@@ -159,7 +161,7 @@ def notebook_problems(notebook: str | Path) -> list[str]:
         if cell.get("outputs") and not _is_checked(cell):
             problems.append(f"{notebook.name}: code cell {i} carries outputs (strip them: "
                             f"python -m inpaint_utils.nbrun strip {notebook})")
-        if cell.get("execution_count") is not None:
+        if cell.get("execution_count") is not None and not (_is_checked(cell) and cell.get("outputs")):
             problems.append(f"{notebook.name}: code cell {i} has an execution count")
     for key in ("colab", "widgets", "papermill"):
         if key in nb.get("metadata", {}):

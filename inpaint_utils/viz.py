@@ -23,7 +23,8 @@ import torch
 from .config import figures_dir
 from .validation import check_image, check_image_mask
 
-__all__ = ["to_numpy_image", "overlay_mask", "image_grid", "comparison_grid", "save_figure", "NAMED_COLORS"]
+__all__ = ["to_numpy_image", "overlay_mask", "image_grid", "comparison_grid", "ratio_histogram", "save_figure",
+           "NAMED_COLORS"]
 
 #: Colours for :func:`overlay_mask`, RGB in ``[0, 1]``.
 NAMED_COLORS: dict[str, tuple[float, float, float]] = {
@@ -198,6 +199,39 @@ def comparison_grid(masked: torch.Tensor, outputs: Mapping[str, torch.Tensor], t
     cells = [[col[i] for col in columns] for i in range(n)]
     labels = [str(row_labels[i]) for i in range(n)] if row_labels is not None else [""] * n
     return _draw_grid(cells, labels, ["masked", *[str(k) for k in outputs], "ground truth"], cell_size)
+
+
+def ratio_histogram(achieved: Mapping[str, Mapping[float, torch.Tensor]], tolerance: float = 0.02,
+                    bins: int = 31, cols: int = 4, cell_size: tuple[float, float] = (3.2, 2.4)):
+    """Histograms of the area-ratio error (achieved minus target, in percentage points), one panel per
+    mask kind, one colour per target ratio, with the +-``tolerance`` band shaded. ``achieved`` is the
+    second value returned by :func:`inpaint_utils.masks.ratio_stats`. Used by notebook 01."""
+    if not isinstance(achieved, Mapping) or not achieved:
+        raise ValueError("achieved must be a non-empty dict {kind: {target ratio: tensor of ratios}}")
+    plt = _pyplot()
+    kinds = list(achieved)
+    n_cols = min(cols, len(kinds))
+    n_rows = -(-len(kinds) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(cell_size[0] * n_cols, cell_size[1] * n_rows),
+                             squeeze=False, sharex=True)
+    for ax in axes.flat[len(kinds):]:
+        ax.axis("off")
+    tol_pp = 100 * tolerance
+    edges = np.linspace(-1.5 * tol_pp, 1.5 * tol_pp, bins + 1)
+    for ax, kind in zip(axes.flat, kinds):
+        ax.axvspan(-tol_pp, tol_pp, color="0.85", zorder=0)
+        for i, (target, values) in enumerate(sorted(achieved[kind].items())):
+            err = 100 * (torch.as_tensor(values).flatten() - target)
+            ax.hist(err.clamp(edges[0], edges[-1]).numpy(), bins=edges, histtype="step", lw=1.5, color=f"C{i}",
+                    label=f"target {target:g}")
+        ax.set_title(kind, fontsize=10)
+        ax.tick_params(labelsize=7)
+    for ax in axes[-1]:
+        ax.set_xlabel("achieved - target (points)", fontsize=8)
+    axes.flat[0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(f"area-ratio error; grey band: +-{tol_pp:g} points", fontsize=10)
+    fig.tight_layout()
+    return fig
 
 
 def save_figure(fig: Any, name: str, dpi: int = 100, close: bool = False) -> Path:

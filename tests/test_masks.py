@@ -474,3 +474,25 @@ def test_load_mask_misc_masks():
         assert torch.equal(hole, 1 - keep) and area_ratio(hole).item() < 0.5
         check = make_input(torch.full((1, 3, 256, 256), 0.5), hole, fill=0.0)
         assert check.shape == (1, 3, 256, 256)
+
+
+# ------------------------------------------------------------------------------------------ ratio_stats
+def test_ratio_stats_measures_every_kind_and_skips_unreachable_targets():
+    from inpaint_utils.masks import ratio_stats
+
+    rows, achieved = ratio_stats(("center", "circle", "blocks"), size=64, ratios=(0.1, 0.9), samples=16, seed=0)
+    # 0.9 is above the circle's ceiling (pi/4) but not the centre square's (1.0): the circle is left out
+    kinds_at_09 = {r["kind"] for r in rows if r["target"] == 0.9}
+    assert kinds_at_09 == {"center", "blocks"}
+    assert 0.9 not in achieved["circle"] and 0.9 in achieved["center"]
+    for row in rows:
+        got = achieved[row["kind"]][row["target"]]
+        assert got.shape == (16,)
+        assert row["mean"] == pytest.approx(got.mean().item())
+        assert row["max_err_pp"] == pytest.approx(100 * (got - row["target"]).abs().max().item())
+        assert row["within_tol"] == (row["max_err_pp"] <= 2.0 + 1e-9)
+    a, _ = ratio_stats(("irregular",), size=48, ratios=(0.2,), samples=4, seed=3)
+    b, _ = ratio_stats(("irregular",), size=48, ratios=(0.2,), samples=4, seed=3)
+    assert a == b
+    with pytest.raises(ValueError, match="samples"):
+        ratio_stats(samples=0)

@@ -306,3 +306,47 @@ def test_lpips_rejects_incomplete_or_foreign_weights(tmp_path):
     np.savez(tmp_path / "foreign.npz", **{"features.0.weight": np.zeros((64, 3, 3, 3), np.float32)})
     with pytest.raises(ValueError, match="unexpected keys"):
         metrics.load_lpips(weights=tmp_path / "foreign.npz")
+
+
+# --------------------------------------------------------------------------------------------------
+# compare_methods
+# --------------------------------------------------------------------------------------------------
+def test_compare_methods_scores_composites_and_hides_the_hole():
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(5, 3, 32, 32, generator=g)
+    mask = torch.zeros(5, 1, 32, 32)
+    mask[..., 8:24, 8:24] = 1
+    seen = {}
+
+    def peek(masked, m):  # records what a method is given
+        seen["hole_max"] = float((masked * m).abs().max())
+        return masked
+
+    def oracle(masked, m):  # cannot know the truth: returns grey
+        return torch.full_like(masked, 0.5)
+
+    rows, outputs = metrics.compare_methods({"peek": peek, "grey": oracle}, image, mask, lpips_model=False,
+                                            batch_size=2, progress=False)
+    assert seen["hole_max"] == 0.0  # the hole is zeroed before any method sees it
+    assert [r["method"] for r in rows] == ["peek", "grey"] and all(r["n"] == 5 for r in rows)
+    # composite: known pixels exact, hole from the method
+    assert torch.equal(outputs["grey"] * (1 - mask), image * (1 - mask))
+    assert torch.all(outputs["grey"][mask.expand_as(image) == 1] == 0.5)
+    # values equal a direct evaluation of the composite, in both conventions (batches of 2 merged)
+    direct = metrics.evaluate(outputs["grey"], image, mask, "seed000")
+    assert rows[1]["l1_pct_hole"] == pytest.approx(direct["l1_pct_hole"], rel=1e-5)
+    assert rows[1]["psnr_hole"] == pytest.approx(direct["psnr_hole"], rel=1e-5)
+    direct2 = metrics.evaluate(outputs["grey"], image, mask, "seed002", lpips_model=False)
+    assert rows[1]["mse255_image"] == pytest.approx(direct2["mse255_image"], rel=1e-5)
+    assert "lpips_image" not in rows[0]
+
+
+def test_compare_methods_rejects_bad_methods():
+    image, mask = torch.rand(2, 3, 16, 16), torch.zeros(2, 1, 16, 16)
+    mask[..., 4:8, 4:8] = 1
+    with pytest.raises(ValueError, match="returned shape"):
+        metrics.compare_methods({"crop": lambda x, m: x[..., :8, :8]}, image, mask, lpips_model=False, progress=False)
+    with pytest.raises(ValueError, match="output of method 'nan'"):
+        metrics.compare_methods({"nan": lambda x, m: x * float("nan")}, image, mask, lpips_model=False, progress=False)
+    with pytest.raises(ValueError, match="non-empty dict"):
+        metrics.compare_methods({}, image, mask, lpips_model=False)

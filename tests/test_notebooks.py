@@ -80,6 +80,8 @@ def test_problems_found_and_strip_keeps_checked_outputs(tmp_path):
     assert notebook_problems(nb) == []
     cells = json.loads(nb.read_text())["cells"]
     assert cells[1]["outputs"] == [] and cells[2]["outputs"][0]["text"] == "0.25\n"
+    assert cells[1]["execution_count"] is None and cells[2]["execution_count"] == 1  # nbval needs the count
+    assert nb.stat().st_mode & 0o777 == 0o644
 
 
 def test_parameters_cell_required(tmp_path):

@@ -29,3 +29,12 @@ def test_save_and_load_results(tmp_path, monkeypatch):
         report.save_results("../evil", [])
     with pytest.raises(FileNotFoundError, match="run the notebook"):
         report.load_results("nothing_here")
+
+
+def test_reported_tables_are_complete():
+    for key, table in report.REPORTED.items():
+        assert table["source"] and table["rows"], key
+        for row in table["rows"]:
+            assert set(row) == set(table["columns"]), (key, row)
+    telea = report.REPORTED["seed002_table2"]["rows"][0]
+    assert telea["method"] == "Telea" and telea["psnr"] == 19.61

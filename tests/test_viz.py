@@ -130,3 +130,15 @@ def test_backend_is_agg_only_when_none_is_set_up(mplbackend, expected):
             "viz.image_grid({'x': torch.rand(1, 3, 8, 8)}); print(matplotlib.get_backend().lower())")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == expected
+
+
+def test_ratio_histogram_one_panel_per_kind():
+    from inpaint_utils.masks import ratio_stats
+
+    _, achieved = ratio_stats(("center", "circle", "patches"), size=32, ratios=(0.1, 0.3), samples=8, seed=0)
+    fig = viz.ratio_histogram(achieved, cols=2)
+    visible = [ax for ax in fig.axes if ax.axison]
+    assert [ax.get_title() for ax in visible] == ["center", "circle", "patches"]
+    assert len(fig.axes) == 4  # 2 x 2 grid, the last panel switched off
+    with pytest.raises(ValueError, match="non-empty"):
+        viz.ratio_histogram({})

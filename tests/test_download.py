@@ -1,0 +1,370 @@
+"""Dataset downloads (inpaint_utils.data.download and data_download.sh) against a fake ``kaggle`` CLI.
+
+The fake is a small Python script put first on PATH: it records its arguments and copies a zip built
+by the test into the ``-p`` folder (or fails / sleeps when told to). Nothing touches the network.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import stat
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from inpaint_utils import data
+
+ROOT = Path(__file__).resolve().parents[1]
+SECRET = "k3y-7f1c9a-do-not-print"
+KAGGLE_ID = "badasstechie/celebahq-resized-256x256"
+
+FAKE_KAGGLE = """#!{python}
+import json, os, shutil, sys, time
+args = sys.argv[1:]
+with open(os.environ["FAKE_KAGGLE_LOG"], "a") as f:
+    f.write(json.dumps(args) + "\\n")
+if os.environ.get("FAKE_KAGGLE_SLEEP"):
+    time.sleep(float(os.environ["FAKE_KAGGLE_SLEEP"]))
+code = int(os.environ.get("FAKE_KAGGLE_RC", "0"))
+if code:
+    print("403 - Forbidden - Permission 'datasets.get' was denied", file=sys.stderr)
+    sys.exit(code)
+assert args[:3] == ["datasets", "download", "-d"], args
+dest = args[args.index("-p") + 1]
+os.makedirs(dest, exist_ok=True)
+shutil.copy(os.environ["FAKE_KAGGLE_ZIP"], os.path.join(dest, args[3].split("/")[-1] + ".zip"))
+print("Downloading " + args[3].split("/")[-1] + ".zip to " + dest)
+"""
+
+
+def _png_bytes(color) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.broadcast_to(np.array(color, np.uint8), (8, 8, 3)).copy()).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _zip(path: Path, members: dict[str, bytes], infos: list[tuple[zipfile.ZipInfo, bytes]] = ()) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, payload in members.items():
+            zf.writestr(name, payload)
+        for info, payload in infos:
+            zf.writestr(info, payload)
+    return path
+
+
+GOOD = {
+    "celeba_hq_256/00000.jpg": _png_bytes((255, 0, 0)),  # png bytes under .jpg: Pillow reads by content
+    "celeba_hq_256/00001.jpg": _png_bytes((0, 255, 0)),
+    "celeba_hq_256/00002.jpg": _png_bytes((0, 0, 255)),
+}
+
+
+@pytest.fixture()
+def env(tmp_path, monkeypatch):
+    """A clean world: no credentials, data root in tmp, fake kaggle first on PATH."""
+    for var in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR", "XDG_CONFIG_HOME",
+                "INPAINT_DOWNLOAD_TIMEOUT", "FAKE_KAGGLE_RC", "FAKE_KAGGLE_SLEEP"):
+        monkeypatch.delenv(var, raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("INPAINT_DATA", str(tmp_path / "data"))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "kaggle"
+    fake.write_text(FAKE_KAGGLE.format(python=sys.executable))
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    monkeypatch.setenv("FAKE_KAGGLE_LOG", str(tmp_path / "kaggle_calls.log"))
+    monkeypatch.setenv("FAKE_KAGGLE_ZIP", str(_zip(tmp_path / "good.zip", GOOD)))
+    return tmp_path
+
+
+def _login(monkeypatch):
+    monkeypatch.setenv("KAGGLE_USERNAME", "student")
+    monkeypatch.setenv("KAGGLE_KEY", SECRET)
+
+
+def _calls(tmp_path: Path) -> list[list[str]]:
+    log = tmp_path / "kaggle_calls.log"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def _tree(path: Path) -> list[str]:
+    return sorted(p.relative_to(path).as_posix() for p in path.rglob("*")) if path.exists() else []
+
+
+# --- success, re-run, resume -------------------------------------------------------------------------
+
+def test_download_extracts_checks_and_marks(env, monkeypatch, capfd):
+    _login(monkeypatch)
+    dest = data.download("celeba-hq")
+    assert dest == (env / "data" / "celeba-hq").resolve()
+    assert _calls(env) == [["datasets", "download", "-d", KAGGLE_ID, "-p", str(dest / ".download")]]
+    assert sorted(p.name for p in (dest / "celeba_hq_256").iterdir()) == ["00000.jpg", "00001.jpg", "00002.jpg"]
+    marker = json.loads((dest / data.MARKER).read_text())
+    assert marker["sha256"] == hashlib.sha256((env / "good.zip").read_bytes()).hexdigest()
+    assert marker["kaggle_id"] == KAGGLE_ID and marker["files"] == 3
+    assert not (dest / ".download").exists()  # archive removed after a complete extraction
+    assert not [p for p in dest.iterdir() if p.name.startswith(".extract-")]
+    out = capfd.readouterr()
+    assert SECRET not in out.out + out.err
+    source = data.find_source("celeba-hq", verbose=False)  # the notebooks now find it
+    assert source.kind == "dataset" and len(source) == 3
+
+
+def test_rerun_with_marker_skips_everything(env, monkeypatch, capfd):
+    _login(monkeypatch)
+    data.download("celeba-hq")
+    capfd.readouterr()
+    monkeypatch.delenv("KAGGLE_KEY")  # not even credentials are needed now
+    assert data.main(["download", "celeba-hq"]) == 0
+    assert "already complete" in capfd.readouterr().out
+    assert len(_calls(env)) == 1
+    data.download("celeba-hq", force=False)
+    assert len(_calls(env)) == 1
+    _login(monkeypatch)
+    data.download("celeba-hq", force=True)
+    assert len(_calls(env)) == 2
+
+
+def test_archive_already_downloaded_is_not_fetched_again(env, monkeypatch, capfd):
+    dest = env / "data" / "celeba-hq"
+    (dest / ".download").mkdir(parents=True)
+    (dest / ".download" / "celebahq-resized-256x256.zip").write_bytes((env / "good.zip").read_bytes())
+    monkeypatch.setenv("PATH", str(env / "empty-path"))  # no kaggle, no credentials: not needed
+    assert data.main(["download", "celeba-hq", "--keep-archive"]) == 0
+    assert "skipping the download" in capfd.readouterr().out
+    assert _calls(env) == [] and (dest / data.MARKER).is_file()
+    assert (dest / ".download" / "celebahq-resized-256x256.zip").is_file()
+
+
+def test_partial_archive_is_replaced(env, monkeypatch, capfd):
+    _login(monkeypatch)
+    dest = env / "data" / "celeba-hq"
+    (dest / ".download").mkdir(parents=True)
+    good = (env / "good.zip").read_bytes()
+    (dest / ".download" / "celebahq-resized-256x256.zip").write_bytes(good[: len(good) // 2])
+    data.download("celeba-hq", dest=dest)
+    assert "not usable" in capfd.readouterr().out
+    assert len(_calls(env)) == 1 and (dest / data.MARKER).is_file()
+
+
+def test_dest_option_and_sha256_from_registry(env, monkeypatch):
+    _login(monkeypatch)
+    digest = hashlib.sha256((env / "good.zip").read_bytes()).hexdigest()
+    spec = data.DATASETS["celeba-hq"]
+    monkeypatch.setitem(data.DATASETS, "celeba-hq", dataclasses.replace(spec, sha256=digest))
+    assert data.main(["download", "celeba-hq", "--dest", str(env / "elsewhere")]) == 0
+    assert json.loads((env / "elsewhere" / data.MARKER).read_text())["sha256"] == digest
+
+
+def test_sha256_mismatch_is_refused(env, monkeypatch, capfd):
+    _login(monkeypatch)
+    spec = data.DATASETS["celeba-hq"]
+    monkeypatch.setitem(data.DATASETS, "celeba-hq", dataclasses.replace(spec, sha256="0" * 64))
+    assert data.main(["download", "celeba-hq"]) == 1
+    err = capfd.readouterr().err
+    assert "registry expects 0000" in err and "removed" in err
+    dest = env / "data" / "celeba-hq"
+    assert not (dest / data.MARKER).exists() and not (dest / "celeba_hq_256").exists()
+
+
+# --- credentials ---------------------------------------------------------------------------------------
+
+def test_missing_credentials_explain_how_to_create_them(env, capfd):
+    assert data.main(["download", "celeba-hq"]) == 1
+    err = capfd.readouterr().err
+    assert "no Kaggle API credentials found" in err
+    for hint in ("Settings -> API", "Create New Token", "~/.kaggle/kaggle.json", "chmod 600", "KAGGLE_KEY"):
+        assert hint in err
+    assert _calls(env) == []
+
+
+def test_only_half_of_the_env_pair(env, monkeypatch, capfd):
+    monkeypatch.setenv("KAGGLE_KEY", SECRET)
+    assert data.main(["download", "celeba-hq"]) == 1
+    err = capfd.readouterr().err
+    assert "KAGGLE_KEY is set but KAGGLE_USERNAME is not" in err and SECRET not in err
+
+
+def test_kaggle_json_in_config_dir(env, monkeypatch, capfd):
+    config_dir = env / "kcfg"
+    config_dir.mkdir()
+    token = config_dir / "kaggle.json"
+    token.write_text(json.dumps({"username": "student", "key": SECRET}))
+    token.chmod(0o644)
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(config_dir))
+    assert data.kaggle_credentials() == str(token)
+    assert "chmod 600" in capfd.readouterr().err  # readable by others: warned
+    token.chmod(0o600)
+    assert data.main(["download", "celeba-hq"]) == 0
+    out = capfd.readouterr()
+    assert SECRET not in out.out + out.err and "chmod" not in out.err
+
+
+@pytest.mark.parametrize("content", [f'{{"username": "student", "key": "{SECRET}"', json.dumps({"key": SECRET})])
+def test_broken_kaggle_json_never_shows_the_key(env, capfd, content):
+    (env / "home" / ".kaggle").mkdir()
+    (env / "home" / ".kaggle" / "kaggle.json").write_text(content)
+    assert data.main(["download", "celeba-hq"]) == 1
+    out = capfd.readouterr()
+    assert "kaggle.json" in out.err and "fresh token" in out.err
+    assert SECRET not in out.out + out.err
+
+
+# --- the kaggle CLI ------------------------------------------------------------------------------------
+
+def test_kaggle_cli_failing(env, monkeypatch, capfd):
+    _login(monkeypatch)
+    monkeypatch.setenv("FAKE_KAGGLE_RC", "1")
+    assert data.main(["download", "celeba-hq"]) == 1
+    out = capfd.readouterr()
+    assert "kaggle exited with status 1" in out.err and "403" in out.err  # ours and kaggle's own message
+    assert SECRET not in out.out + out.err
+    assert not (env / "data" / "celeba-hq" / data.MARKER).exists()
+
+
+def test_kaggle_cli_missing(env, monkeypatch, capfd):
+    _login(monkeypatch)
+    monkeypatch.setenv("PATH", str(env / "empty-path"))
+    monkeypatch.setattr(data, "_python_bin_dir", lambda: env / "no-venv")
+    assert data.main(["download", "celeba-hq"]) == 1
+    err = capfd.readouterr().err
+    assert "kaggle command-line tool is not installed" in err and "pip install kaggle" in err
+
+
+def test_kaggle_cli_timeout(env, monkeypatch, capfd):
+    _login(monkeypatch)
+    monkeypatch.setenv("FAKE_KAGGLE_SLEEP", "20")
+    monkeypatch.setenv("INPAINT_DOWNLOAD_TIMEOUT", "1")
+    assert data.main(["download", "celeba-hq"]) == 1
+    assert "did not finish downloading" in capfd.readouterr().err
+    monkeypatch.setenv("INPAINT_DOWNLOAD_TIMEOUT", "soon")
+    with pytest.raises(data.DownloadError, match="INPAINT_DOWNLOAD_TIMEOUT must be a number"):
+        data.download("celeba-hq")
+
+
+def test_unknown_dataset(env, capfd):
+    assert data.main(["download", "celebahq"]) == 1
+    assert "known datasets: animals-90, celeba-hq" in capfd.readouterr().err
+
+
+# --- damaged and malicious archives -------------------------------------------------------------------
+
+def test_corrupted_zip(env, monkeypatch, capfd):
+    _login(monkeypatch)
+    (env / "noise.zip").write_bytes(os.urandom(2048))
+    monkeypatch.setenv("FAKE_KAGGLE_ZIP", str(env / "noise.zip"))
+    assert data.main(["download", "celeba-hq"]) == 1
+    assert "is not a valid zip archive" in capfd.readouterr().err
+    dest = env / "data" / "celeba-hq"
+    assert _tree(dest) == [".download"]  # the bad archive is removed, nothing extracted
+
+
+def test_member_with_bad_crc(env, monkeypatch, capfd):
+    _login(monkeypatch)
+    payload = b"A" * 5000
+    raw = bytearray(_zip(env / "stored.zip", {}, [(_stored("celeba_hq_256/x.jpg"), payload)]).read_bytes())
+    at = raw.find(payload)
+    raw[at + 100] ^= 0xFF  # flip a byte of the stored member
+    (env / "stored.zip").write_bytes(bytes(raw))
+    monkeypatch.setenv("FAKE_KAGGLE_ZIP", str(env / "stored.zip"))
+    assert data.main(["download", "celeba-hq"]) == 1
+    assert "fails its CRC check" in capfd.readouterr().err
+    assert not (env / "data" / "celeba-hq" / "celeba_hq_256").exists()
+
+
+def _stored(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name)
+    info.compress_type = zipfile.ZIP_STORED
+    return info
+
+
+def _symlink(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name)
+    info.create_system = 3
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    return info
+
+
+@pytest.mark.parametrize("member,reason", [
+    ("../evil.txt", "'..' component"),
+    ("celeba_hq_256/../../evil.txt", "'..' component"),
+    ("..\\evil.txt", "'..' component"),
+    ("/tmp/inpaint_evil_abs.txt", "absolute path"),
+    ("C:/evil.txt", "drive letter"),
+    ("link", "symbolic link"),
+])
+def test_unsafe_members_refused_and_nothing_written(env, monkeypatch, capfd, member, reason):
+    _login(monkeypatch)
+    info = _symlink(member) if member == "link" else zipfile.ZipInfo(member)
+    payload = b"../../../../etc/passwd" if member == "link" else b"pwned"
+    bad = _zip(env / "bad.zip", GOOD, [(info, payload)])
+    with zipfile.ZipFile(bad) as zf:
+        assert member in zf.namelist()  # the archive really holds the raw name
+    monkeypatch.setenv("FAKE_KAGGLE_ZIP", str(bad))
+    assert data.main(["download", "celeba-hq"]) == 1
+    err = capfd.readouterr().err
+    assert "refusing to extract" in err and reason in err and "Nothing was extracted" in err
+    dest = env / "data" / "celeba-hq"
+    assert _tree(dest) == [".download", ".download/celebahq-resized-256x256.zip"]
+    assert not (env / "data" / "evil.txt").exists() and not (env / "evil.txt").exists()
+    assert not Path("/tmp/inpaint_evil_abs.txt").exists()
+
+
+def test_failed_extraction_leaves_no_half_tree(env, monkeypatch):
+    import shutil
+
+    calls = {"n": 0}
+    real = shutil.copyfileobj
+
+    def flaky(src, dst, length=0):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(28, "No space left on device")
+        return real(src, dst, length)
+
+    monkeypatch.setattr(shutil, "copyfileobj", flaky)
+    dest = env / "out"
+    with pytest.raises(data.DownloadError, match="No space left on device.*nothing was left half-extracted"):
+        data.safe_extract(env / "good.zip", dest)
+    assert _tree(dest) == []
+    monkeypatch.setattr(shutil, "copyfileobj", real)
+    assert data.safe_extract(env / "good.zip", dest) == 3
+    assert _tree(dest) == ["celeba_hq_256"] + [f"celeba_hq_256/0000{k}.jpg" for k in range(3)]
+
+
+# --- the shell script, end to end ----------------------------------------------------------------------
+
+def test_data_download_sh_end_to_end(env):
+    script = ROOT / "data_download.sh"
+    assert os.access(script, os.X_OK)
+    run_env = {**os.environ, "KAGGLE_USERNAME": "student", "KAGGLE_KEY": SECRET}
+    proc = subprocess.run(["bash", str(script), "celeba-hq"], env=run_env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    dest = env / "data" / "celeba-hq"
+    assert (dest / data.MARKER).is_file() and len(list((dest / "celeba_hq_256").glob("*.jpg"))) == 3
+    assert SECRET not in proc.stdout + proc.stderr
+    again = subprocess.run([str(script), "celeba-hq"], env=run_env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "already complete" in again.stdout
+    assert len(_calls(env)) == 1
+    listed = subprocess.run(["bash", str(script), "list"], env=run_env, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0 and KAGGLE_ID in listed.stdout
+    usage = subprocess.run(["bash", str(script)], env=run_env, capture_output=True, text=True, timeout=60)
+    assert usage.returncode == 2 and "usage: bash data_download.sh NAME" in usage.stderr
+    helped = subprocess.run(["bash", str(script), "-h"], env=run_env, capture_output=True, text=True, timeout=60)
+    assert helped.returncode == 0 and "Create New Token" in helped.stdout
+    no_login = {k: v for k, v in run_env.items() if k not in ("KAGGLE_USERNAME", "KAGGLE_KEY")}
+    failed = subprocess.run(["bash", str(script), "cityscapes"], env=no_login, capture_output=True, text=True,
+                            timeout=120)
+    assert failed.returncode == 1 and "Create New Token" in failed.stderr
