@@ -14,8 +14,8 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[all]"
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[all]"
 	touch $(STAMP)
 
 install: $(STAMP)

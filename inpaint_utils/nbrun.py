@@ -117,6 +117,8 @@ def strip_notebook(notebook: str | Path, executed: str | Path | None = None) -> 
                 kept += 1
                 # nbval treats a reference cell with outputs but no count as unrun: number them 1, 2, ...
                 cell["execution_count"] = kept
+        else:
+            cell["outputs"] = []
     for key in ("papermill", "widgets", "colab", "toc"):
         nb.get("metadata", {}).pop(key, None)
     text = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
