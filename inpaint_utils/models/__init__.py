@@ -1,0 +1,68 @@
+"""The course's networks, and a registry that rebuilds one from a checkpoint's (name, config dict).
+
+``context_encoder`` (Pathak et al. 2016, arXiv:1604.07379; notebooks 02 and 03). A checkpoint stores
+``model.model_name`` and ``model.config.to_dict()``; :func:`build_model` turns them back into a model::
+
+    g = build_model("context_encoder", ContextEncoderConfig.tiny())
+    same = build_model(g.model_name, g.config.to_dict())
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+import torch.nn as nn
+
+from .context_encoder import (
+    AUTHORS_FILL,
+    ChannelwiseFC,
+    ContextEncoderConfig,
+    ContextEncoderDiscriminator,
+    ContextEncoderGenerator,
+    count_parameters,
+    init_weights,
+)
+
+__all__ = [
+    "AUTHORS_FILL",
+    "ChannelwiseFC",
+    "ContextEncoderConfig",
+    "ContextEncoderDiscriminator",
+    "ContextEncoderGenerator",
+    "MODELS",
+    "build_model",
+    "count_parameters",
+    "init_weights",
+    "register_model",
+]
+
+#: name -> (model class, config class). Each model class has ``model_name`` equal to its key.
+MODELS: dict[str, tuple[type[nn.Module], type]] = {
+    "context_encoder": (ContextEncoderGenerator, ContextEncoderConfig),
+    "context_encoder_discriminator": (ContextEncoderDiscriminator, ContextEncoderConfig),
+}
+
+
+def register_model(name: str, model_cls: type[nn.Module], config_cls: type) -> None:
+    """Add a model to :data:`MODELS` (the config class needs ``from_dict``; the model takes
+    ``(config, generator=..., seed=...)``). Re-registering a name with other classes raises."""
+    if name in MODELS and MODELS[name] != (model_cls, config_cls):
+        raise ValueError(f"model name {name!r} is already registered to {MODELS[name][0].__name__}")
+    MODELS[name] = (model_cls, config_cls)
+
+
+def build_model(name: str, config: Any = None, generator: torch.Generator | None = None,
+                seed: int | None = None) -> nn.Module:
+    """A fresh model ``name`` from ``config``: a config object, a dict (as saved by ``to_dict()``) or
+    ``None`` (the paper's defaults). Built on the CPU in float32; move it yourself."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known: {sorted(MODELS)}")
+    model_cls, config_cls = MODELS[name]
+    if config is None:
+        config = config_cls()
+    elif isinstance(config, Mapping):
+        config = config_cls.from_dict(config)
+    elif not isinstance(config, config_cls):
+        raise TypeError(f"config for {name!r} must be a {config_cls.__name__}, a dict or None, "
+                        f"got {type(config).__name__}")
+    return model_cls(config, generator=generator, seed=seed)

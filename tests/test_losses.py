@@ -1,0 +1,220 @@
+"""Tests of inpaint_utils.losses: hand-computed values of the weighted L2 (10x ring), the authors'
+normalisation and gradient, BCE-with-logits terms (values, stability), the joint CE loss, gradcheck."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from inpaint_utils.losses import (
+    NORMALIZATIONS,
+    ce_generator_loss,
+    discriminator_bce,
+    generator_adversarial_bce,
+    masked_l2,
+)
+from inpaint_utils.masks import center_mask, overlap_weights
+
+
+def _ring_setup():
+    """16x16 image, centre 8x8 hole, overlap 2: inner 4x4 (16 px) weight 1, ring 64 - 16 = 48 px weight 10."""
+    mask = center_mask(16, 8)
+    weights = overlap_weights(mask, 2, 10.0)
+    assert weights.sum() == 16 * 1 + 48 * 10 == 496
+    return mask, weights
+
+
+# ------------------------------------------------------------------------------------ masked_l2
+def test_masked_l2_hand_values_for_each_normalisation():
+    _, w = _ring_setup()
+    target = torch.full((1, 3, 16, 16), 0.25)
+    pred = target + 0.5                                      # squared error 0.25 everywhere
+    # S = 0.25 * 3 channels * (16 * 1 + 48 * 10) = 372
+    assert masked_l2(pred, target, w, normalize="sum").item() == pytest.approx(372.0)
+    # elements with weight > 0: 3 * 64 = 192 -> 372 / 192
+    assert masked_l2(pred, target, w).item() == pytest.approx(372.0 / 192.0)
+    assert masked_l2(pred, target, w, normalize="elements").item() == pytest.approx(1.9375)
+    # weighted mean: 372 / (3 * 496) = 0.25, the plain squared error
+    assert masked_l2(pred, target, w, normalize="weights").item() == pytest.approx(0.25)
+    assert NORMALIZATIONS == ("elements", "weights", "sum")
+
+
+def test_ring_error_counts_ten_times():
+    mask, w = _ring_setup()
+    ring = (w == 10.0).float()
+    inner = (w == 1.0).float()
+    target = torch.zeros(1, 3, 16, 16)
+    on_ring = masked_l2(target + 0.1 * ring, target, w, normalize="sum")
+    on_inner = masked_l2(target + 0.1 * inner, target, w, normalize="sum")
+    # the same per-pixel error: 48 ring pixels x 10 vs 16 inner pixels x 1
+    assert on_ring.item() == pytest.approx(0.01 * 3 * 48 * 10)
+    assert on_inner.item() == pytest.approx(0.01 * 3 * 16)
+    # known pixels (weight 0) never count
+    outside = masked_l2(target + 0.9 * (1 - mask), target, w)
+    assert outside.item() == 0.0
+
+
+def test_authors_weights_on_the_64_window():
+    """128x128 image, 64x64 centre, overlap 4: inner 56x56 weight 1, 4-px ring weight 10."""
+    w = overlap_weights(center_mask(128, 64), 4, 10.0)[:, :, 32:96, 32:96]
+    assert w.shape == (1, 1, 64, 64) and set(w.unique().tolist()) == {1.0, 10.0}
+    assert (w[0, 0, 4:60, 4:60] == 1).all() and w.sum() == 56 * 56 + 10 * (64 * 64 - 56 * 56) == 12736
+    # "elements" divides by the window's 3 * 4096 elements, "weights" by 3 * 12736: a factor 3.11
+    pred, target = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    ratio = masked_l2(pred, target, w) / masked_l2(pred, target, w, normalize="weights")
+    assert ratio.item() == pytest.approx(12736 / 4096)
+
+
+def test_gradient_matches_the_authors_weighted_mse_gradient():
+    """train.lua: df = wtl2Matrix * MSECriterion'(pred) = (w * wtl2) * 2 (pred - target) / N."""
+    w = overlap_weights(center_mask(128, 64), 4, 10.0)[:, :, 32:96, 32:96]       # (1, 1, 64, 64)
+    gen = torch.Generator().manual_seed(0)
+    pred = torch.rand(2, 3, 64, 64, generator=gen, dtype=torch.float64).requires_grad_(True)
+    target = torch.rand(2, 3, 64, 64, generator=gen, dtype=torch.float64)
+    wtl2 = 0.999
+    (wtl2 * masked_l2(pred, target, w.double())).backward()
+    authors = (w.double() * wtl2) * 2 * (pred.detach() - target) / pred.numel()
+    assert torch.allclose(pred.grad, authors, rtol=1e-12, atol=0)
+
+
+def test_weights_broadcast_over_batch_and_channels():
+    _, w = _ring_setup()
+    gen = torch.Generator().manual_seed(1)
+    pred, target = torch.rand(4, 3, 16, 16, generator=gen), torch.rand(4, 3, 16, 16, generator=gen)
+    one = masked_l2(pred, target, w)
+    assert torch.allclose(one, masked_l2(pred, target, w.expand(4, 1, 16, 16)))
+    assert torch.allclose(one, masked_l2(pred, target, w.expand(4, 3, 16, 16)))
+
+
+@pytest.mark.parametrize("args,exc,match", [
+    ((torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 4), torch.ones(1, 1, 8, 8)), ValueError, "same shape"),
+    ((torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8), torch.ones(2, 1, 8, 8)), ValueError, "weights must have shape"),
+    ((torch.rand(3, 8, 8), torch.rand(3, 8, 8), torch.ones(1, 8, 8)), ValueError, r"pred must have shape \(B, C, H, W\)"),
+    ((torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8), -torch.ones(1, 1, 8, 8)), ValueError, "weights must be >= 0"),
+    ((torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8), torch.zeros(1, 1, 8, 8)), ValueError, "weights are all zero"),
+    ((torch.full((1, 3, 8, 8), float("nan")), torch.rand(1, 3, 8, 8), torch.ones(1, 1, 8, 8)), ValueError,
+     "pred contains NaN"),
+    ((torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8), torch.ones(1, 1, 8, 8, dtype=torch.long)), TypeError,
+     "weights must be a floating-point tensor"),
+])
+def test_masked_l2_errors(args, exc, match):
+    with pytest.raises(exc, match=match):
+        masked_l2(*args)
+    with pytest.raises(ValueError, match="normalize must be one of"):
+        masked_l2(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8), torch.ones(1, 1, 8, 8), normalize="mean")
+
+
+@pytest.mark.parametrize("normalize", NORMALIZATIONS)
+def test_masked_l2_gradcheck(normalize):
+    gen = torch.Generator().manual_seed(2)
+    pred = torch.rand(2, 3, 5, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    target = torch.rand(2, 3, 5, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    weights = torch.rand(2, 1, 5, 5, generator=gen, dtype=torch.float64)
+    weights[:, :, 0] = 0.0                                    # some zero weights
+    assert torch.autograd.gradcheck(lambda p, t: masked_l2(p, t, weights, normalize=normalize), (pred, target))
+
+
+# ------------------------------------------------------------------------------------ adversarial terms
+def test_bce_values_by_hand():
+    zeros = torch.zeros(4)
+    assert generator_adversarial_bce(zeros).item() == pytest.approx(math.log(2))
+    assert discriminator_bce(zeros, zeros).item() == pytest.approx(2 * math.log(2))
+    logits = torch.tensor([0.0, 2.0, -3.0])
+    # -log sigmoid(l) = log(1 + exp(-l))
+    expected = sum(math.log1p(math.exp(-v)) for v in (0.0, 2.0, -3.0)) / 3
+    assert generator_adversarial_bce(logits).item() == pytest.approx(expected)
+    real, fake = torch.tensor([1.0, 3.0]), torch.tensor([-1.0, 0.5, 2.0])
+    # -log sigmoid(r) averaged over reals + -log(1 - sigmoid(f)) = log(1 + exp(f)) averaged over fakes
+    d_expected = (math.log1p(math.exp(-1.0)) + math.log1p(math.exp(-3.0))) / 2 + \
+        (math.log1p(math.exp(-1.0)) + math.log1p(math.exp(0.5)) + math.log1p(math.exp(2.0))) / 3
+    assert discriminator_bce(real, fake).item() == pytest.approx(d_expected)
+    # equals BCE on probabilities where that is well defined (eq. 3 and 4 with D = sigmoid(logit))
+    p_fake = torch.sigmoid(fake)
+    assert generator_adversarial_bce(fake).item() == pytest.approx(-torch.log(p_fake).mean().item())
+    assert discriminator_bce(real, fake).item() == pytest.approx(
+        (-torch.log(torch.sigmoid(real)).mean() - torch.log(1 - p_fake).mean()).item())
+
+
+def test_bce_with_logits_is_stable_for_confident_discriminators():
+    confident = torch.tensor([-200.0, 200.0], requires_grad=True)
+    loss = generator_adversarial_bce(confident)
+    assert loss.item() == pytest.approx(100.0)               # softplus(200) / 2, no clamp at log(0)
+    loss.backward()
+    assert torch.isfinite(confident.grad).all() and confident.grad[0].item() == pytest.approx(-0.5)
+    # the naive BCE(sigmoid) saturates: log(sigmoid(-200)) underflows and is clamped to -100
+    naive = F.binary_cross_entropy(torch.sigmoid(torch.tensor([-200.0, 200.0])), torch.ones(2))
+    assert naive.item() == pytest.approx(50.0)
+    assert discriminator_bce(torch.tensor([1e4]), torch.tensor([-1e4])).item() == 0.0
+
+
+def test_bce_errors():
+    with pytest.raises(ValueError, match="d_fake_logits contains NaN"):
+        generator_adversarial_bce(torch.tensor([float("nan")]))
+    with pytest.raises(TypeError, match="d_real_logits must be a floating-point"):
+        discriminator_bce(torch.tensor([1]), torch.tensor([0.0]))
+    with pytest.raises(ValueError, match="d_fake_logits is empty"):
+        discriminator_bce(torch.tensor([1.0]), torch.tensor([]))
+
+
+def test_bce_gradcheck():
+    gen = torch.Generator().manual_seed(3)
+    real = torch.randn(5, generator=gen, dtype=torch.float64, requires_grad=True)
+    fake = torch.randn(3, 1, generator=gen, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(discriminator_bce, (real, fake))
+    assert torch.autograd.gradcheck(generator_adversarial_bce, (fake,))
+
+
+# ------------------------------------------------------------------------------------ the joint CE loss
+def test_ce_generator_loss_combines_the_terms():
+    _, w = _ring_setup()
+    target = torch.full((2, 3, 16, 16), 0.25)
+    pred = target + 0.5
+    logits = torch.tensor([0.0, 2.0])
+    total, parts = ce_generator_loss(pred, target, w, logits)
+    rec_unit = 372.0 / 192.0                                  # per image; the batch has 2x both sums
+    adv = (math.log(2) + math.log1p(math.exp(-2.0))) / 2
+    # default units="tanh": the L2 of the [-1, 1] images, 4x the [0, 1] value (the authors' range)
+    assert parts["rec"].item() == pytest.approx(4 * rec_unit)
+    assert parts["adv"].item() == pytest.approx(adv)
+    assert total.item() == pytest.approx(0.999 * 4 * rec_unit + 0.001 * adv)
+    assert parts["total"].item() == pytest.approx(total.item())
+    assert all(not v.requires_grad for v in parts.values())
+    total_u, parts_u = ce_generator_loss(pred, target, w, logits, units="unit", lambda_rec=0.5, lambda_adv=0.5)
+    assert parts_u["rec"].item() == pytest.approx(rec_unit)
+    assert total_u.item() == pytest.approx(0.5 * rec_unit + 0.5 * adv)
+    # reconstruction only
+    total_r, parts_r = ce_generator_loss(pred, target, w, None)
+    assert parts_r["adv"].item() == 0.0 and total_r.item() == pytest.approx(0.999 * 4 * rec_unit)
+
+
+def test_ce_generator_loss_checks():
+    _, w = _ring_setup()
+    x = torch.rand(1, 3, 16, 16)
+    with pytest.raises(ValueError, match=r"pred must be in \[0, 1\]"):
+        ce_generator_loss(x * 2 - 1, x, w, torch.zeros(1))
+    with pytest.raises(ValueError, match="units must be"):
+        ce_generator_loss(x, x, w, torch.zeros(1), units="pixels")
+    with pytest.raises(ValueError, match="lambda_adv must be a number >= 0"):
+        ce_generator_loss(x, x, w, torch.zeros(1), lambda_adv=-1.0)
+
+
+def test_ce_generator_loss_gradcheck():
+    gen = torch.Generator().manual_seed(4)
+    pred = torch.rand(2, 3, 4, 4, generator=gen, dtype=torch.float64, requires_grad=True)
+    target = torch.rand(2, 3, 4, 4, generator=gen, dtype=torch.float64)
+    logits = torch.randn(2, generator=gen, dtype=torch.float64, requires_grad=True)
+    weights = torch.ones(1, 1, 4, 4, dtype=torch.float64)
+    weights[..., 1:3, 1:3] = 10.0
+    assert torch.autograd.gradcheck(lambda p, l: ce_generator_loss(p, target, weights, l)[0], (pred, logits))
+
+
+def test_half_precision_inputs_are_summed_in_float32():
+    gen = torch.Generator().manual_seed(5)
+    pred, target = torch.rand(4, 3, 64, 64, generator=gen), torch.rand(4, 3, 64, 64, generator=gen)
+    w = overlap_weights(center_mask(128, 64), 4, 10.0)[:, :, 32:96, 32:96]
+    full = masked_l2(pred, target, w)
+    half = masked_l2(pred.bfloat16(), target.bfloat16(), w)
+    assert half.dtype == torch.float32
+    assert half.item() == pytest.approx(full.item(), rel=1e-2)    # only the bf16 rounding of the inputs
+    assert generator_adversarial_bce(torch.zeros(3, dtype=torch.bfloat16)).dtype == torch.float32
+    assert discriminator_bce(torch.zeros(3, dtype=torch.float16), torch.zeros(2)).dtype == torch.float32
