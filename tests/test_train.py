@@ -1,0 +1,424 @@
+"""The training loop: exact resume on CPU, Ctrl-C saves, NaN stops, logging, samples, data order, AMP
+bookkeeping; with a tiny conv generator and discriminator on 16x16 random images."""
+import csv
+import os
+import signal
+import warnings
+
+import matplotlib
+
+matplotlib.use("Agg")  # sample grids drawn off-screen
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from inpaint_utils.checkpoint import CheckpointError, latest_checkpoint  # noqa: E402
+from inpaint_utils.train import (NonFiniteLossError, StepContext, Task, TrainConfig, batch_indices,  # noqa: E402
+                                 epoch_permutation, read_metrics, train)
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models gain nothing from threads, and on a busy 2-core machine they make them crawl."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+SIZE = 16
+MODEL_CONFIG = {"image_size": SIZE, "width": 8}
+
+
+class TinyGenerator(nn.Module):
+    """Masked RGB + mask in, RGB out; BatchNorm (buffers) and Dropout (torch's global RNG) included so
+    the test covers every piece of state a resume has to restore."""
+
+    def __init__(self, width=8):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(4, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+                                 nn.Dropout(0.2), nn.Conv2d(width, 3, 3, padding=1))
+
+    def forward(self, image, mask):
+        return torch.sigmoid(self.net(torch.cat([image * (1 - mask), mask], dim=1)))
+
+
+class TinyDiscriminator(nn.Module):
+    def __init__(self, width=4):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(3, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
+                                 nn.Conv2d(width, 1, 3, padding=1))
+
+    def forward(self, x):
+        return self.net(x).mean(dim=(1, 2, 3))  # (B,)
+
+
+def random_box_masks(batch, generator):
+    """(B, 1, 16, 16) masks with one random 6x6 hole each, drawn from ``generator``."""
+    mask = torch.zeros(batch, 1, SIZE, SIZE)
+    corners = torch.randint(0, SIZE - 6, (batch, 2), generator=generator)
+    for b, (y, x) in enumerate(corners.tolist()):
+        mask[b, :, y:y + 6, x:x + 6] = 1
+    return mask
+
+
+class TinyGANTask:
+    """Context-Encoder-like: D update on the detached composite, then G update with L2 + adversarial."""
+
+    def __init__(self, init_seed=0, hooks=None):
+        torch.manual_seed(init_seed)
+        self.models = {"generator": TinyGenerator(), "discriminator": TinyDiscriminator()}
+        self.optimizers = {"generator": torch.optim.Adam(self.models["generator"].parameters(), lr=2e-3,
+                                                         betas=(0.5, 0.999)),
+                           "discriminator": torch.optim.Adam(self.models["discriminator"].parameters(), lr=2e-4,
+                                                             betas=(0.5, 0.999))}
+        self.hooks = hooks or {}
+        self.calls = []
+
+    def train_step(self, batch, step, ctx):
+        self.calls.append(step)
+        if "start" in self.hooks:
+            self.hooks["start"](step)
+        G, D = self.models["generator"], self.models["discriminator"]
+        mask = random_box_masks(len(batch), ctx.generator).to(ctx.device)
+        noise = 0.01 * torch.randn(batch.shape, generator=ctx.generator).to(ctx.device)
+        if "drawn" in self.hooks:
+            self.hooks["drawn"](step)
+        bce = nn.functional.binary_cross_entropy_with_logits
+        with ctx.autocast():
+            pred = G((batch + noise).clamp(0, 1), mask)
+            completed = mask * pred + (1 - mask) * batch
+            real, fake = D(batch), D(completed.detach())
+            d_loss = bce(real, torch.ones_like(real)) + bce(fake, torch.zeros_like(fake))
+        ctx.backward(d_loss, "discriminator")
+        ctx.step("discriminator")
+        if "after_d" in self.hooks:
+            self.hooks["after_d"](step)
+        with ctx.autocast():
+            l2 = ((pred - batch) ** 2 * mask).sum() / mask.sum()
+            fake = D(completed)
+            adv = bce(fake, torch.ones_like(fake))
+            g_loss = 0.999 * l2 + 0.001 * adv
+        if "g_loss" in self.hooks:
+            g_loss = self.hooks["g_loss"](step, g_loss)
+        ctx.backward(g_loss, "generator", name="g_loss")
+        ctx.step("generator")
+        return {"l2": l2.item(), "adv": adv.item(), "d": d_loss.item()}
+
+    def sample(self, batch, generator):
+        mask = random_box_masks(len(batch), generator).to(batch.device)
+        pred = self.models["generator"](batch, mask)
+        return {"masked": batch * (1 - mask), "output": mask * pred + (1 - mask) * batch, "target": batch}
+
+
+def images(n=24, seed=0):
+    return torch.rand(n, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(seed))
+
+
+def cfg(run_dir, num_steps=20, **kw):
+    base = dict(num_steps=num_steps, batch_size=4, seed=3, device="cpu", log_every=3, sample_every=10,
+                checkpoint_every=4, keep_last=2, run_dir=run_dir, progress=False, tensorboard=False, num_samples=3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def run(task, run_dir, num_steps=20, resume=True, data=None, **kw):
+    return train(task, images() if data is None else data, cfg(run_dir, num_steps, **kw), model_name="tiny_gan",
+                 model_config=MODEL_CONFIG, resume=resume)
+
+
+def full_state(task):
+    return ({k: {n: t.clone() for n, t in m.state_dict().items()} for k, m in task.models.items()},
+            {k: o.state_dict() for k, o in task.optimizers.items()})
+
+
+def equal_nested(a, b):
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(equal_nested(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(equal_nested(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def csv_rows(run_dir):
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def losses_only(rows):
+    return [{k: v for k, v in r.items() if k != "time_s"} for r in rows]
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """The reference: 20 uninterrupted steps."""
+    run_dir = tmp_path_factory.mktemp("straight")
+    task = TinyGANTask(init_seed=0)
+    summary = run(task, run_dir)
+    return {"state": full_state(task), "rows": csv_rows(run_dir), "summary": summary, "run_dir": run_dir}
+
+
+def assert_same_as_straight(task, run_dir, straight):
+    models, opts = full_state(task)
+    ref_models, ref_opts = straight["state"]
+    for name in ref_models:
+        for key, value in ref_models[name].items():
+            assert torch.equal(models[name][key], value), f"{name}.{key} differs from the uninterrupted run"
+    assert equal_nested(opts, ref_opts)
+    rows = csv_rows(run_dir)
+    assert [r["step"] for r in rows] == [str(s) for s in range(3, 21, 3)]  # continuous, no duplicates
+    assert losses_only(rows) == losses_only(straight["rows"])
+
+
+def test_straight_run_summary_and_files(straight):
+    s, run_dir = straight["summary"], straight["run_dir"]
+    assert s["step"] == 20 and s["start_step"] == 0 and s["resumed_from"] is None
+    assert set(s["losses"]) == {"l2", "adv", "d"} and s["images_per_s"] > 0 and s["amp_dtype"] is None
+    assert s["checkpoint"] == run_dir / "checkpoints" / "step_000020"
+    # keep_last=2 of the checkpoints at 4, 8, 12, 16, 20
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step_000016", "step_000020"]
+    assert sorted(p.name for p in (run_dir / "samples").iterdir()) == ["step_000010.png", "step_000020.png"]
+    assert s["last_sample"] == run_dir / "samples" / "step_000020.png"
+    rows = read_metrics(run_dir)
+    assert [r["step"] for r in rows] == [3, 6, 9, 12, 15, 18]
+    assert all(set(r) == {"step", "time_s", "l2", "adv", "d"} for r in rows)
+
+
+def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, straight, capsys):
+    first = TinyGANTask(init_seed=0)
+    run(first, tmp_path, num_steps=10)  # stops at 10: mid-epoch (6 steps per epoch), mid log window
+    assert latest_checkpoint(tmp_path).name == "step_000010"
+    second = TinyGANTask(init_seed=123)  # fresh objects, other initial weights: as a new process would have
+    summary = run(second, tmp_path, num_steps=20)
+    assert "resuming from" in capsys.readouterr().out and "step_000010" in str(summary["resumed_from"])
+    assert summary["start_step"] == 10 and summary["step"] == 20 and second.calls == list(range(10, 20))
+    assert_same_as_straight(second, tmp_path, straight)
+
+
+def test_a_finished_run_is_not_trained_again(tmp_path, capsys):
+    run(TinyGANTask(), tmp_path, num_steps=4)
+    task = TinyGANTask(init_seed=5)
+    summary = run(task, tmp_path, num_steps=4)
+    assert task.calls == [] and summary["step"] == 4 and summary["images_per_s"] == 0.0
+    assert "nothing to do" in capsys.readouterr().out
+
+
+def test_ctrl_c_finishes_the_step_saves_and_resumes_exactly(tmp_path, straight):
+    def interrupt(step):
+        if step == 6:
+            os.kill(os.getpid(), signal.SIGINT)  # what Jupyter's "interrupt kernel" sends
+
+    task = TinyGANTask(hooks={"start": interrupt})
+    with pytest.raises(KeyboardInterrupt, match="interrupted at step 7"):
+        run(task, tmp_path)
+    assert task.calls == list(range(7))  # step 6 was finished, nothing after it
+    assert latest_checkpoint(tmp_path).name == "step_000007"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    resumed = TinyGANTask(init_seed=9)
+    run(resumed, tmp_path)
+    assert_same_as_straight(resumed, tmp_path, straight)
+
+
+def test_keyboard_interrupt_before_any_update_saves_the_previous_step(tmp_path, straight):
+    def boom(step):
+        if step == 6:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # after the masks were drawn: the generator must be rewound
+        run(TinyGANTask(hooks={"drawn": boom}), tmp_path)
+    assert latest_checkpoint(tmp_path).name == "step_000006"
+    resumed = TinyGANTask(init_seed=9)
+    run(resumed, tmp_path)
+    assert_same_as_straight(resumed, tmp_path, straight)
+
+
+def test_keyboard_interrupt_after_a_partial_update_saves_with_a_warning(tmp_path):
+    def boom(step):
+        if step == 5:
+            raise KeyboardInterrupt
+
+    with pytest.warns(UserWarning, match=r"inside step 5 after updating \['discriminator'\]"):
+        with pytest.raises(KeyboardInterrupt):
+            run(TinyGANTask(hooks={"after_d": boom}), tmp_path)
+    assert latest_checkpoint(tmp_path).name == "step_000006"
+
+
+def test_nan_loss_stops_naming_step_and_loss_without_saving_it(tmp_path):
+    task = TinyGANTask(hooks={"g_loss": lambda step, loss: loss * float("nan") if step == 5 else loss})
+    before_g = None
+
+    def remember(step):
+        nonlocal before_g
+        if step == 5:
+            before_g = {k: v.clone() for k, v in task.models["generator"].state_dict().items()}
+
+    task.hooks["after_d"] = remember
+    with pytest.raises(NonFiniteLossError, match=r"g_loss is nan at step 5: stopping before it reaches the weights"):
+        run(task, tmp_path, checkpoint_every=2, keep_last=None)
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert names == ["step_000002", "step_000004"]  # nothing at or after the NaN
+    after_g = task.models["generator"].state_dict()
+    assert all(torch.equal(before_g[k], after_g[k]) for k in before_g)  # the NaN never reached the weights
+
+
+def test_non_finite_logged_value_stops_too(tmp_path):
+    class InfTask(TinyGANTask):
+        def train_step(self, batch, step, ctx):
+            out = super().train_step(batch, step, ctx)
+            return {**out, "ratio": float("inf")} if step == 2 else out
+
+    with pytest.raises(NonFiniteLossError, match=r"loss 'ratio' is inf at step 2"):
+        run(InfTask(), tmp_path, checkpoint_every=1, keep_last=None)
+    assert latest_checkpoint(tmp_path).name == "step_000002"
+
+
+def test_training_lowers_the_loss_on_a_learnable_task(tmp_path):
+    class Reconstruct:
+        def __init__(self):
+            torch.manual_seed(0)
+            self.models = {"net": nn.Conv2d(3, 3, 3, padding=1)}
+            self.optimizers = {"net": torch.optim.Adam(self.models["net"].parameters(), lr=1e-2)}
+
+        def train_step(self, batch, step, ctx):
+            with ctx.autocast():
+                loss = ((self.models["net"](batch) - batch) ** 2).mean()
+            ctx.backward(loss, "net")
+            ctx.step("net")
+            return {"l2": loss.item()}
+
+    train(Reconstruct(), images(8), cfg(tmp_path, 50, log_every=1, sample_every=None, checkpoint_every=None),
+          model_name="reconstruct", model_config={})
+    l2 = [r["l2"] for r in read_metrics(tmp_path)]
+    assert len(l2) == 50
+    first, last = sum(l2[:5]) / 5, sum(l2[-5:]) / 5
+    assert last < 0.5 * first, (first, last)
+
+
+def test_resume_refuses_another_model_config_or_name(tmp_path):
+    run(TinyGANTask(), tmp_path, num_steps=4)
+    with pytest.raises(CheckpointError, match=r"width: checkpoint 8, given 16"):
+        train(TinyGANTask(), images(), cfg(tmp_path, 8), model_name="tiny_gan",
+              model_config={"image_size": SIZE, "width": 16})
+    with pytest.raises(CheckpointError, match=r"holds model 'tiny_gan', but model_name='glcic'"):
+        train(TinyGANTask(), images(), cfg(tmp_path, 8), model_name="glcic", model_config=MODEL_CONFIG)
+    with pytest.raises(FileExistsError, match=r"already holds checkpoints .*resume=True"):
+        run(TinyGANTask(), tmp_path, num_steps=8, resume=False)
+
+
+def test_resume_with_other_batch_size_warns(tmp_path):
+    run(TinyGANTask(), tmp_path, num_steps=4)
+    with pytest.warns(UserWarning, match=r"batch_size: 4 -> 6"):
+        run(TinyGANTask(), tmp_path, num_steps=6, batch_size=6)
+
+
+def test_resume_from_an_explicit_checkpoint_path(tmp_path, straight):
+    resumed = TinyGANTask(init_seed=4)
+    summary = run(resumed, tmp_path, resume=straight["run_dir"] / "checkpoints" / "step_000016")
+    assert summary["start_step"] == 16 and resumed.calls == [16, 17, 18, 19]
+    ref_models, _ = straight["state"]
+    for key, value in ref_models["generator"].items():
+        assert torch.equal(resumed.models["generator"].state_dict()[key], value)
+
+
+def test_new_loss_names_add_columns(tmp_path):
+    class Phased(TinyGANTask):  # GLCIC-style: a loss that only exists from some step on
+        def train_step(self, batch, step, ctx):
+            out = super().train_step(batch, step, ctx)
+            return {"l2": out["l2"]} if step < 4 else out
+
+    run(Phased(), tmp_path, num_steps=8, log_every=2, sample_every=None)
+    rows = read_metrics(tmp_path)
+    assert [r["step"] for r in rows] == [2, 4, 6, 8]
+    assert set(rows[0]) == {"step", "time_s", "l2"} and set(rows[-1]) == {"step", "time_s", "l2", "adv", "d"}
+    with open(tmp_path / "metrics.csv") as f:
+        assert f.readline().strip() == "step,time_s,l2,adv,d"
+
+
+def test_batch_order_is_a_seeded_permutation_per_epoch():
+    n, b = 10, 3  # 3 full batches per epoch, one image dropped
+    epoch0 = [batch_indices(s, n, b, seed=1) for s in range(3)]
+    flat = sum(epoch0, [])
+    assert len(flat) == 9 and len(set(flat)) == 9
+    assert flat == epoch_permutation(n, 1, 0)[:9].tolist()
+    assert batch_indices(3, n, b, seed=1) == epoch_permutation(n, 1, 1)[:3].tolist()
+    assert batch_indices(3, n, b, seed=1) != batch_indices(0, n, b, seed=1)
+    assert batch_indices(4, n, b, seed=1) == batch_indices(4, n, b, seed=1)
+    assert batch_indices(0, n, b, seed=2) != batch_indices(0, n, b, seed=1)
+    with pytest.raises(ValueError, match="fewer than batch_size=11"):
+        batch_indices(0, n, 11, seed=1)
+
+
+def test_worker_processes_give_the_same_run(tmp_path):
+    a, b = TinyGANTask(), TinyGANTask()
+    run(a, tmp_path / "a", num_steps=6, sample_every=None)
+    run(b, tmp_path / "b", num_steps=6, sample_every=None, num_workers=2)
+    for key, value in a.models["generator"].state_dict().items():
+        assert torch.equal(b.models["generator"].state_dict()[key], value)
+
+
+def test_backward_reaches_only_the_named_optimizer_and_clips():
+    G, D = nn.Linear(4, 4), nn.Linear(4, 1)
+    opts = {"generator": torch.optim.SGD(G.parameters(), lr=1.0), "discriminator": torch.optim.SGD(D.parameters(),
+                                                                                                   lr=1.0)}
+    ctx = StepContext(opts, torch.device("cpu"), torch.Generator().manual_seed(0), grad_clip=0.1)
+    loss = D(G(torch.ones(2, 4))).sum() * 100  # the generator loss flows through D
+    ctx.backward(loss, "generator")
+    assert all(p.grad is None for p in D.parameters()) and all(p.grad is not None for p in G.parameters())
+    before = [p.detach().clone() for p in G.parameters()]
+    norm = ctx.step("generator")
+    assert norm > 0.1 and ctx.grad_norms == {"generator": norm}
+    moved = torch.sqrt(sum(((p.detach() - q) ** 2).sum() for p, q in zip(G.parameters(), before)))
+    assert moved == pytest.approx(0.1, rel=1e-4)  # SGD with lr 1: the step is the clipped gradient
+    assert all(p.grad is None for p in G.parameters()) and ctx.stepped == ["generator"]
+    with pytest.raises(KeyError, match=r"no optimizer 'critic'"):
+        ctx.step("critic")
+    with pytest.raises(NonFiniteLossError, match=r"loss of optimizer 'generator' is inf at step 0"):
+        ctx.backward(torch.tensor(float("inf"), requires_grad=True), "generator")
+
+
+def test_bf16_autocast_on_cpu(tmp_path):
+    seen = []
+
+    class Spy(TinyGANTask):
+        def train_step(self, batch, step, ctx):
+            with ctx.autocast():
+                seen.append(self.models["discriminator"](batch).dtype)
+            return super().train_step(batch, step, ctx)
+
+    summary = run(Spy(), tmp_path, num_steps=2, amp=True, sample_every=None)
+    assert summary["amp_dtype"] == "bfloat16" and seen == [torch.bfloat16, torch.bfloat16]
+
+
+def test_config_and_argument_errors(tmp_path):
+    with pytest.raises(ValueError, match=r"batch_size must be a positive int, got 0"):
+        TrainConfig(num_steps=1, batch_size=0)
+    with pytest.raises(ValueError, match=r"amp_dtype must be 'auto', 'bf16' or 'fp16', got 'fp8'"):
+        TrainConfig(num_steps=1, amp_dtype="fp8")
+    with pytest.raises(ValueError, match=r"run_name must be a plain folder name"):
+        TrainConfig(num_steps=1, run_name="../x")
+    with pytest.raises(ValueError, match=r"amp_dtype='fp16' needs a CUDA device"):
+        run(TinyGANTask(), tmp_path, num_steps=1, amp=True, amp_dtype="fp16")
+    with pytest.raises(ValueError, match=r"the dataset has 3 images, fewer than batch_size=4"):
+        run(TinyGANTask(), tmp_path, num_steps=1, data=images(3))
+    with pytest.raises(ValueError, match=r"dataset must be in \[0, 1\]"):
+        run(TinyGANTask(), tmp_path, num_steps=1, data=images() * 2)
+
+    class NoOptimizers:
+        models = {"g": nn.Linear(1, 1)}
+        optimizers = {}
+
+        def train_step(self, batch, step, ctx):
+            return {}
+
+    with pytest.raises(TypeError, match=r"task\.optimizers must be a non-empty dict"):
+        run(NoOptimizers(), tmp_path, num_steps=1)
+    assert isinstance(TinyGANTask(), Task)
+
+
+def test_default_run_dir_is_under_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("INPAINT_RUNS", str(tmp_path / "runs"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert TrainConfig(num_steps=1, run_name="ce_smoke").resolved_run_dir() == tmp_path / "runs" / "ce_smoke"
