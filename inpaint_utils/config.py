@@ -50,6 +50,44 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "smoke": {"image_size": 128, "ratio_samples": 200, "num_eval_images": 60},
         "full": {"image_size": 256, "ratio_samples": 2000, "num_eval_images": 1000},
     },
+    # Context Encoder (seed 000 / Pathak et al.): smoke is a narrower CE (same code) for a CPU.
+    "02_context_encoder": {
+        "smoke": {"image_size": 128, "base_channels": 32, "bottleneck_dim": 1000, "batch_size": 16,
+                  "num_steps": 300, "lr": 2e-4, "log_every": 10, "sample_every": 100, "checkpoint_every": 100,
+                  "num_eval_images": 60},
+        "full": {"image_size": 128, "base_channels": 64, "bottleneck_dim": 4000, "batch_size": 64,
+                 "num_steps": 50000, "lr": 2e-4, "log_every": 100, "sample_every": 1000, "checkpoint_every": 2500,
+                 "num_eval_images": None},
+    },
+    # Cascade CE and NSD (seed 003): smoke trains narrow 64 / 128 CEs (same code) for a few hundred steps in all on a
+    # CPU; full is the authors' CE at 02's full settings (so 02's centre CE is reused as the plain CE) and the paper's
+    # NSD sample (k = 250 images, n = 100 masks). threads=1: a shared 2-core CPU is faster with one OpenMP thread.
+    "03_cascade_ce_nsd": {
+        "smoke": {"image_size": 128, "base_channels": 16, "bottleneck_dim": 256, "batch_size": 8, "lr": 2e-4,
+                  "steps_center": 100, "steps_blocks": 40, "log_every": 10, "sample_every": 50,
+                  "checkpoint_every": 50, "num_eval_images": 40, "nsd_k": 8, "nsd_n": 10, "nsd_batch_size": 64,
+                  "threads": 1},
+        "full": {"image_size": 128, "base_channels": 64, "bottleneck_dim": 4000, "batch_size": 64, "lr": 2e-4,
+                 "steps_center": 50000, "steps_blocks": 50000, "log_every": 100, "sample_every": 1000,
+                 "checkpoint_every": 2500, "num_eval_images": None, "nsd_k": 250, "nsd_n": 100, "nsd_batch_size": 250,
+                 "threads": None},
+    },
+    # SD-2 inpainting and RePaint (seed 000, seed 001): smoke runs tiny random pipelines (images are noise),
+    # built offline under runs/; full runs the real models (stabilityai/stable-diffusion-2-inpainting,
+    # google/ddpm-ema-celebahq-256) with the papers' settings. threads=1: tiny models are per-op overhead.
+    "06_stable_diffusion": {
+        "smoke": {"image_size": 64, "num_images": 4, "mask_ratio": 0.25, "sd_model": "tiny", "sd_size": 128,
+                  "steps": 2, "scheduler": "pndm", "guidance_scale": 7.5, "batch_size": 8,
+                  "latency_steps": [2, 4], "latency_schedulers": ["pndm", "ddim", "dpmpp"], "latency_images": 4,
+                  "ddpm_model": "tiny", "repaint_size": 32, "repaint_steps": 10, "jump_length": 2,
+                  "jump_n_sample": 2, "repaint_images": 2, "threads": 1},
+        "full": {"image_size": 128, "num_images": 100, "mask_ratio": 0.25,
+                 "sd_model": "stabilityai/stable-diffusion-2-inpainting", "sd_size": 512, "steps": 50,
+                 "scheduler": "pndm", "guidance_scale": 7.5, "batch_size": 8,
+                 "latency_steps": [10, 25, 50], "latency_schedulers": ["pndm", "ddim", "dpmpp"], "latency_images": 16,
+                 "ddpm_model": "google/ddpm-ema-celebahq-256", "repaint_size": 256, "repaint_steps": 250,
+                 "jump_length": 10, "jump_n_sample": 10, "repaint_images": 4, "threads": None},
+    },
 }
 
 

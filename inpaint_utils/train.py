@@ -333,7 +333,8 @@ def _stack(items: list[Any]) -> torch.Tensor:
 # -------------------------------------------------------------------------------------- metrics file
 
 class _MetricsLog:
-    """``metrics.csv``: one row per ``log_every`` steps; new loss names add columns (file rewritten)."""
+    """``metrics.csv``: one row per ``log_every`` steps and one at the final step; new loss names add
+    columns (file rewritten)."""
 
     def __init__(self, path: Path, keep_until: int | None):
         self.path = path
@@ -671,7 +672,7 @@ def train(task: Task, dataset: Any, config: TrainConfig, *, model_name: str, mod
                 for k, v in losses.items():
                     log_sums[k] = log_sums.get(k, 0.0) + v
                     log_counts[k] = log_counts.get(k, 0) + 1
-                if step % config.log_every == 0 and log_counts:
+                if (step % config.log_every == 0 or step == config.num_steps) and log_counts:  # the last step too
                     last_row = {k: log_sums[k] / log_counts[k] for k in log_sums}
                     metrics.append({"step": step, "time_s": round(elapsed(), 3), **last_row})
                     if writer is not None:

@@ -23,7 +23,8 @@ import torch
 from .config import figures_dir
 from .validation import check_image, check_image_mask
 
-__all__ = ["to_numpy_image", "overlay_mask", "image_grid", "comparison_grid", "ratio_histogram", "save_figure",
+__all__ = ["to_numpy_image", "overlay_mask", "image_grid", "comparison_grid", "ratio_histogram", "plot_curves",
+           "save_figure",
            "NAMED_COLORS"]
 
 #: Colours for :func:`overlay_mask`, RGB in ``[0, 1]``.
@@ -230,6 +231,34 @@ def ratio_histogram(achieved: Mapping[str, Mapping[float, torch.Tensor]], tolera
         ax.set_xlabel("achieved - target (points)", fontsize=8)
     axes.flat[0].legend(fontsize=7, loc="upper left")
     fig.suptitle(f"area-ratio error; grey band: +-{tol_pp:g} points", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_curves(rows: Sequence[Mapping[str, float]], keys: Sequence[str], x: str = "step", logy: bool = False,
+                title: str | None = None, size: tuple[float, float] = (7.0, 3.0)):
+    """Training curves: one line per key of ``keys`` against ``x``, from rows such as those of
+    :func:`inpaint_utils.train.read_metrics` (rows missing a key are skipped for that line). Used by the
+    training notebooks (02-05)."""
+    if not rows:
+        raise ValueError("rows is empty: nothing to plot")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=size)
+    drawn = 0
+    for key in keys:
+        pts = [(r[x], r[key]) for r in rows if key in r and x in r]
+        if pts:
+            ax.plot(*zip(*pts), label=key)
+            drawn += 1
+    if not drawn:
+        raise ValueError(f"none of {list(keys)} found in the rows (their keys: {sorted(rows[0])})")
+    ax.set_xlabel(x)
+    if logy:
+        ax.set_yscale("log")
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 

@@ -397,3 +397,62 @@ def test_build_model_from_name_and_config_dict():
         build_model("glcic")
     with pytest.raises(TypeError, match="must be a ContextEncoderConfig, a dict or None"):
         build_model("context_encoder", 3)
+
+
+# ------------------------------------------------------------------------------------------------
+# ContextEncoderTask: one step of seed 000's objective in the shared training loop
+# ------------------------------------------------------------------------------------------------
+def _faces_like(n=8, size=32, seed=0):
+    """Smooth random images: learnable in a few dozen steps."""
+    g = torch.Generator().manual_seed(seed)
+    low = torch.rand(n, 3, 4, 4, generator=g)
+    return torch.nn.functional.interpolate(low, size=(size, size), mode="bilinear", align_corners=False).clamp(0, 1)
+
+
+def test_task_masks_and_weights_centre_model():
+    from inpaint_utils.models.context_encoder import ContextEncoderTask
+
+    for overlap, dropped in ((0, 16 * 16), (4, 8 * 8)):
+        cfg = ContextEncoderConfig.tiny(image_size=32, overlap=overlap)
+        task = ContextEncoderTask(ContextEncoderGenerator(cfg, seed=0), None)
+        hole, weights = task.masks(torch.rand(2, 3, 32, 32))
+        assert hole.shape == (2, 1, 32, 32) and int(hole[0].sum()) == dropped   # 16x16 window, or its 8x8 core
+        assert weights.shape == (2, 1, 16, 16)                                  # on the predicted window
+        assert int((weights[0] == 10).sum()) == 16 * 16 - 8 * 8 and int((weights[0] == 1).sum()) == 8 * 8
+
+
+def test_task_trains_with_the_shared_loop_and_lowers_the_loss(tmp_path):
+    from inpaint_utils.models.context_encoder import ContextEncoderTask
+    from inpaint_utils.train import TrainConfig, read_metrics, train
+
+    cfg = ContextEncoderConfig.tiny(image_size=32, overlap=0)
+    G, D = ContextEncoderGenerator(cfg, seed=0), ContextEncoderDiscriminator(cfg, seed=1)
+    d_before = [p.detach().clone() for p in D.parameters()]
+    task = ContextEncoderTask(G, D, lr=2e-3)
+    assert task.optimizers["discriminator"].param_groups[0]["lr"] == pytest.approx(2e-4)  # the authors' 10x ratio
+    config = TrainConfig(num_steps=60, batch_size=4, seed=0, log_every=5, sample_every=0, checkpoint_every=0,
+                         run_dir=tmp_path, progress=False)
+    summary = train(task, list(_faces_like(16)), config, model_name="context_encoder", model_config=cfg.to_dict())
+    rows = read_metrics(tmp_path)
+    assert {"rec", "adv", "d", "g_total"} <= rows[0].keys()
+    first = sum(r["rec"] for r in rows[:3]) / 3
+    last = sum(r["rec"] for r in rows[-3:]) / 3
+    assert last < 0.5 * first, (first, last)
+    assert any(not torch.equal(a, b) for a, b in zip(d_before, D.parameters()))  # D was trained
+    assert summary["step"] == 60
+    out = task.sample(_faces_like(2))
+    assert set(out) == {"input", "completed", "target"} and out["completed"].shape == (2, 3, 32, 32)
+
+
+def test_task_full_output_scores_the_composite():
+    from inpaint_utils.models.context_encoder import ContextEncoderTask
+
+    cfg = ContextEncoderConfig.tiny(image_size=32, output="full", hole_size=None)
+    G, D = ContextEncoderGenerator(cfg, seed=0), ContextEncoderDiscriminator(cfg, seed=1)
+    task = ContextEncoderTask(G, D, mask_kind="blocks", mask_ratio=0.25)
+    batch = torch.rand(3, 3, 32, 32)
+    hole, weights = task.masks(batch, torch.Generator().manual_seed(0))
+    assert weights.shape == (3, 1, 32, 32) and torch.all(weights[hole == 0] == 0)
+    pred, target, fake = task._predict(batch, hole)
+    assert torch.equal(target, batch)
+    assert torch.equal(fake * (1 - hole), batch * (1 - hole))     # D sees the composite: known pixels are real

@@ -160,16 +160,28 @@ def straight(tmp_path_factory):
     return {"state": full_state(task), "rows": csv_rows(run_dir), "summary": summary, "run_dir": run_dir}
 
 
-def assert_same_as_straight(task, run_dir, straight):
+def assert_same_as_straight(task, run_dir, straight, extended_at=None):
+    """Weights and optimiser states equal the uninterrupted run's; metrics.csv too. A run that ended
+    at ``num_steps=extended_at`` and was then extended wrote a final row there, so the log windows
+    around that step differ (rows ``extended_at`` and the next one); every other row is identical."""
     models, opts = full_state(task)
     ref_models, ref_opts = straight["state"]
     for name in ref_models:
         for key, value in ref_models[name].items():
             assert torch.equal(models[name][key], value), f"{name}.{key} differs from the uninterrupted run"
     assert equal_nested(opts, ref_opts)
-    rows = csv_rows(run_dir)
-    assert [r["step"] for r in rows] == [str(s) for s in range(3, 21, 3)]  # continuous, no duplicates
-    assert losses_only(rows) == losses_only(straight["rows"])
+    rows = losses_only(csv_rows(run_dir))
+    ref = losses_only(straight["rows"])
+    if extended_at is None:
+        assert [r["step"] for r in rows] == [str(s) for s in (*range(3, 21, 3), 20)]  # continuous, no duplicates
+        assert rows == ref
+    else:
+        steps = sorted({*range(3, 21, 3), 20, extended_at})
+        assert [r["step"] for r in rows] == [str(s) for s in steps]
+        changed = {str(extended_at), str(min(s for s in steps if s > extended_at))}
+        ref_by_step = {r["step"]: r for r in ref}
+        assert [r for r in rows if r["step"] not in changed] == [r for r in ref if r["step"] not in changed]
+        assert all(r["step"] in ref_by_step for r in rows if r["step"] not in changed)
 
 
 def test_straight_run_summary_and_files(straight):
@@ -182,7 +194,7 @@ def test_straight_run_summary_and_files(straight):
     assert sorted(p.name for p in (run_dir / "samples").iterdir()) == ["step_000010.png", "step_000020.png"]
     assert s["last_sample"] == run_dir / "samples" / "step_000020.png"
     rows = read_metrics(run_dir)
-    assert [r["step"] for r in rows] == [3, 6, 9, 12, 15, 18]
+    assert [r["step"] for r in rows] == [3, 6, 9, 12, 15, 18, 20]  # every log_every steps, and the last
     assert all(set(r) == {"step", "time_s", "l2", "adv", "d"} for r in rows)
 
 
@@ -194,7 +206,7 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, straight, cap
     summary = run(second, tmp_path, num_steps=20)
     assert "resuming from" in capsys.readouterr().out and "step_000010" in str(summary["resumed_from"])
     assert summary["start_step"] == 10 and summary["step"] == 20 and second.calls == list(range(10, 20))
-    assert_same_as_straight(second, tmp_path, straight)
+    assert_same_as_straight(second, tmp_path, straight, extended_at=10)
 
 
 def test_a_finished_run_is_not_trained_again(tmp_path, capsys):

@@ -142,3 +142,16 @@ def test_ratio_histogram_one_panel_per_kind():
     assert len(fig.axes) == 4  # 2 x 2 grid, the last panel switched off
     with pytest.raises(ValueError, match="non-empty"):
         viz.ratio_histogram({})
+
+
+def test_plot_curves_draws_one_line_per_key():
+    rows = [{"step": 1, "rec": 1.0, "d": 0.7}, {"step": 2, "rec": 0.5}, {"step": 3, "rec": 0.25, "d": 0.6}]
+    fig = viz.plot_curves(rows, ["rec", "d"], logy=True)
+    lines = fig.axes[0].get_lines()
+    assert [l.get_label() for l in lines] == ["rec", "d"]
+    assert list(lines[1].get_xdata()) == [1, 3]  # the row without "d" is skipped for that line
+    assert fig.axes[0].get_yscale() == "log"
+    with pytest.raises(ValueError, match="none of"):
+        viz.plot_curves(rows, ["nope"])
+    with pytest.raises(ValueError, match="empty"):
+        viz.plot_curves([], ["rec"])

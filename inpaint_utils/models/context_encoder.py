@@ -78,6 +78,7 @@ __all__ = [
     "ContextEncoderConfig",
     "ChannelwiseFC",
     "ContextEncoderGenerator",
+    "ContextEncoderTask",
     "ContextEncoderDiscriminator",
     "count_parameters",
     "init_weights",
@@ -519,3 +520,105 @@ class ContextEncoderDiscriminator(nn.Module):
                              f"{tuple(image.shape[-2:])}")
         x = image * 2.0 - 1.0                              # [0, 1] -> [-1, 1]
         return self.classifier(self.features(x)).flatten()   # (B,)
+
+
+# --------------------------------------------------------------------------------------------
+# training: one step of seed 000's eq. (1)-(4) for the shared loop (inpaint_utils.train)
+# --------------------------------------------------------------------------------------------
+class ContextEncoderTask:
+    """The Context Encoder's training step, a :class:`inpaint_utils.train.Task`.
+
+    Per step (the authors' ``train.lua``): build the input (hole filled with ``config.fill``), predict;
+    update the discriminator with seed 000's eq. (4) on real vs predicted (detached); update the
+    generator with eq. (1): ``lambda_rec * L_rec + lambda_adv * L_adv``, ``L_rec`` the masked L2
+    with a 4-px ring inside the hole weighted 10x (:func:`inpaint_utils.masks.overlap_weights`).
+
+    * ``output="center"``: the hole is the model's input hole (``input_hole_mask``: the 64x64 centre
+      for ``overlap=0``, its central 56x56 for the authors' ``overlap=4``); prediction, target, loss
+      and discriminator live on the centre window.
+    * ``output="full"``: each sample draws its own mask (``mask_kind``, ``mask_ratio``) from the loop's
+      generator; the loss is on the hole; the discriminator sees the composite.
+
+    ``discriminator=None`` trains the reconstruction term alone (an "L2-only" CE). Optimisers: Adam
+    with ``betas=(0.5, 0.999)``, generator ``lr`` and discriminator ``lr * d_lr_ratio``: the authors'
+    code gives the generator a 10x larger rate (``d_lr_ratio=0.1``); seed 000 states one rate, 2e-4.
+    """
+
+    def __init__(self, generator: ContextEncoderGenerator, discriminator: ContextEncoderDiscriminator | None = None,
+                 lr: float = 2e-4, d_lr_ratio: float = 0.1, betas: tuple[float, float] = (0.5, 0.999),
+                 lambda_rec: float = 0.999, lambda_adv: float = 0.001, loss_overlap: int = 4,
+                 overlap_weight: float = 10.0, mask_kind: str = "blocks", mask_ratio: float | tuple = 0.25,
+                 input_mode: str = "hole"):
+        from ..losses import ce_generator_loss, discriminator_bce  # noqa: F401  (checked importable here)
+
+        if discriminator is not None and discriminator.config.discriminator_size != generator.config.discriminator_size:
+            raise ValueError("generator and discriminator configs disagree on the discriminator's input size")
+        self.generator, self.discriminator = generator, discriminator
+        self.lambda_rec, self.lambda_adv = lambda_rec, lambda_adv
+        self.loss_overlap, self.overlap_weight = loss_overlap, overlap_weight
+        self.mask_kind, self.mask_ratio, self.input_mode = mask_kind, mask_ratio, input_mode
+        self.models: dict[str, nn.Module] = {"generator": generator}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {
+            "generator": torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)}
+        if discriminator is not None:
+            self.models["discriminator"] = discriminator
+            self.optimizers["discriminator"] = torch.optim.Adam(discriminator.parameters(), lr=lr * d_lr_ratio,
+                                                                betas=betas)
+
+    def masks(self, batch: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(hole, weights)`` for a batch: the input hole ``(B, 1, S, S)`` and the per-pixel loss
+        weights on the prediction (``(B, 1, hole, hole)`` for the centre model, full size otherwise)."""
+        from ..masks import make_mask, overlap_weights
+
+        g, b, device = self.generator, batch.shape[0], batch.device
+        if g.config.output == "center":
+            window = g.window_mask(b, device)
+            hole = erode_mask(window, g.config.overlap) if g.config.overlap else window
+            weights = g.crop_window(overlap_weights(window, self.loss_overlap, self.overlap_weight))
+        else:
+            hole = make_mask(self.mask_kind, g.config.image_size, self.mask_ratio, batch=b,
+                             generator=generator).to(device)
+            weights = overlap_weights(hole, self.loss_overlap, self.overlap_weight)
+        return hole, weights
+
+    def _predict(self, batch: torch.Tensor, hole: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(pred, target, d_input)``: the prediction, what it is compared with, and what the
+        discriminator judges (the centre window, or the composite for the full model)."""
+        g = self.generator
+        pred = g(g.make_input(batch, hole, mode=self.input_mode))
+        if g.config.output == "center":
+            return pred, g.crop_window(batch), pred
+        return pred, batch, hole * pred + (1 - hole) * batch
+
+    def train_step(self, batch: torch.Tensor, step: int, ctx) -> dict[str, float]:
+        from ..losses import ce_generator_loss, discriminator_bce
+
+        hole, weights = self.masks(batch, ctx.generator)
+        with ctx.autocast():
+            pred, target, fake = self._predict(batch, hole)
+        logs = {}
+        d = self.discriminator
+        if d is not None:                                          # eq. (4): D on real vs fake
+            with ctx.autocast():
+                d_loss = discriminator_bce(d(target if self.generator.config.output == "center" else batch),
+                                           d(fake.detach()))
+            ctx.backward(d_loss, "discriminator")
+            ctx.step("discriminator")
+            logs["d"] = d_loss.detach()
+        with ctx.autocast():                                       # eq. (1)-(3): G
+            d_fake = d(fake) if d is not None else None
+            total, parts = ce_generator_loss(pred.float(), target.float(), weights, d_fake,
+                                             lambda_rec=self.lambda_rec, lambda_adv=self.lambda_adv)
+        ctx.backward(total, "generator")
+        ctx.step("generator")
+        logs.update({"g_total": parts["total"], "rec": parts["rec"], "adv": parts["adv"]})
+        return {k: float(v) for k, v in logs.items()}
+
+    @torch.no_grad()
+    def sample(self, batch: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """``{"input", "completed", "target"}`` for the loop's sample grids."""
+        from ..viz import overlay_mask
+
+        hole, _ = self.masks(batch, generator)
+        completed = self.generator.predict_full(batch, hole, mode=self.input_mode)
+        return {"input": overlay_mask(batch, hole), "completed": completed, "target": batch}
