@@ -22,6 +22,7 @@ from .context_encoder import (
     count_parameters,
     init_weights,
 )
+from .cascade import CascadeConfig, CascadeContextEncoder, CascadeTask
 
 __all__ = [
     "AUTHORS_FILL",
@@ -34,12 +35,16 @@ __all__ = [
     "count_parameters",
     "init_weights",
     "register_model",
+    "CascadeConfig",
+    "CascadeContextEncoder",
+    "CascadeTask",
 ]
 
 #: name -> (model class, config class). Each model class has ``model_name`` equal to its key.
 MODELS: dict[str, tuple[type[nn.Module], type]] = {
     "context_encoder": (ContextEncoderGenerator, ContextEncoderConfig),
     "context_encoder_discriminator": (ContextEncoderDiscriminator, ContextEncoderConfig),
+    "cascade_context_encoder": (CascadeContextEncoder, CascadeConfig),
 }
 
 
