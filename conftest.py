@@ -14,5 +14,8 @@ atexit.register(shutil.rmtree, _tmp, ignore_errors=True)
 for _var, _sub in (("INPAINT_FIGURES", "figures"), ("INPAINT_RUNS", "runs")):
     os.environ.setdefault(_var, os.path.join(_tmp, _sub))
 os.environ.setdefault("MPLBACKEND", "Agg")
+# OpenMP threads that spin while waiting make small models many times slower when another process
+# (a notebook kernel, a second test run) shares the two cores; passive waiting costs nothing alone.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # Tests run offline: nothing may reach the Hugging Face hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -64,8 +64,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     # NSD sample (k = 250 images, n = 100 masks). threads=1: a shared 2-core CPU is faster with one OpenMP thread.
     "03_cascade_ce_nsd": {
         "smoke": {"image_size": 128, "base_channels": 16, "bottleneck_dim": 256, "batch_size": 8, "lr": 2e-4,
-                  "steps_center": 100, "steps_blocks": 40, "log_every": 10, "sample_every": 50,
-                  "checkpoint_every": 50, "num_eval_images": 40, "nsd_k": 8, "nsd_n": 10, "nsd_batch_size": 64,
+                  "steps_center": 80, "steps_blocks": 40, "log_every": 10, "sample_every": 40,
+                  "checkpoint_every": 40, "num_eval_images": 32, "nsd_k": 8, "nsd_n": 10, "nsd_batch_size": 64,
                   "threads": 1},
         "full": {"image_size": 128, "base_channels": 64, "bottleneck_dim": 4000, "batch_size": 64, "lr": 2e-4,
                  "steps_center": 50000, "steps_blocks": 50000, "log_every": 100, "sample_every": 1000,
