@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import hashlib
 import json
 import os
 import pickle
@@ -47,6 +46,8 @@ from typing import Any, Mapping
 
 import torch
 from torch import nn
+
+from .fileio import sha256_file
 
 __all__ = [
     "CheckpointError",
@@ -130,14 +131,6 @@ def _config_diff(saved: Any, given: Any) -> list[str]:
         if va != vb:
             lines.append(f"{k}: checkpoint {va!r}, given {vb!r}")
     return lines
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _fsync_file(path: Path) -> None:
@@ -243,7 +236,7 @@ def save_checkpoint(path_dir: str | os.PathLike, models: Mapping[str, nn.Module]
             f.flush()
             os.fsync(f.fileno())
         for fname in [*(f"{n}.safetensors" for n in models), STATE_FILE]:
-            files[fname] = {"sha256": _sha256(tmp / fname), "bytes": (tmp / fname).stat().st_size}
+            files[fname] = {"sha256": sha256_file(tmp / fname), "bytes": (tmp / fname).stat().st_size}
         meta = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -388,7 +381,7 @@ def _verified(path: Path, meta: dict[str, Any], fname: str) -> Path:
         raise CheckpointError(f"{path} lists no file {fname!r} in {META_FILE}: damaged checkpoint")
     if not file.is_file():
         raise CheckpointError(f"{file} is missing: the checkpoint is incomplete")
-    if file.stat().st_size != entry["bytes"] or _sha256(file) != entry["sha256"]:
+    if file.stat().st_size != entry["bytes"] or sha256_file(file) != entry["sha256"]:
         raise CheckpointError(f"{file} is corrupt: its sha256 differs from the one recorded in {META_FILE} "
                               f"(a damaged copy or an edited file); use another checkpoint")
     return file

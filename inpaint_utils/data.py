@@ -43,6 +43,7 @@ from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
 from . import config
+from .fileio import atomic_open, sha256_file
 from .report import format_table
 from .validation import check_image
 
@@ -1026,18 +1027,10 @@ def _download_timeout(timeout: float | None) -> float:
     return float(timeout)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _verify_archive(archive: Path, spec: DatasetSpec) -> str:
     """sha256 of ``archive`` after checking it against the registry (when known) and every
     member's CRC (``zipfile.testzip``). Raises :class:`DownloadError`."""
-    digest = _sha256(archive)
+    digest = sha256_file(archive)
     if spec.sha256 is not None and digest != spec.sha256.lower():
         raise DownloadError(f"{archive} has sha256 {digest}, but the registry expects {spec.sha256} "
                             f"for {spec.name} (incomplete download, or the Kaggle dataset changed)")
@@ -1146,11 +1139,9 @@ def _find_archive(download_dir: Path, spec: DatasetSpec) -> Path | None:
 
 
 def _write_marker(dest: Path, info: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=dest, prefix=".complete-", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
+    with atomic_open(dest / MARKER, "w", encoding="utf-8") as f:
         json.dump(info, f, indent=1)
         f.write("\n")
-    os.replace(tmp, dest / MARKER)
 
 
 def download(name: str, dest: str | os.PathLike | None = None, *, force: bool = False, keep_archive: bool = False,

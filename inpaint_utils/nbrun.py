@@ -20,10 +20,11 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterable
+
+from .fileio import atomic_open
 
 CHECK_MARK = "NBVAL_CHECK_OUTPUT"
 PROFILES = ("smoke", "full")
@@ -122,11 +123,8 @@ def strip_notebook(notebook: str | Path, executed: str | Path | None = None) -> 
     for key in ("papermill", "widgets", "colab", "toc"):
         nb.get("metadata", {}).pop(key, None)
     text = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=notebook.parent, suffix=".ipynb.tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
+    with atomic_open(notebook, "w", encoding="utf-8") as f:
         f.write(text)
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; a notebook is an ordinary file
-    os.replace(tmp, notebook)
     return kept
 
 

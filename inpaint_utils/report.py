@@ -12,7 +12,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
@@ -20,6 +19,7 @@ from typing import Any, Sequence
 import torch
 
 from .config import project_root, runs_dir
+from .fileio import atomic_open
 
 __all__ = ["REPORTED", "format_table", "hardware", "code_version", "save_results", "load_results"]
 
@@ -137,10 +137,8 @@ def save_results(name: str, rows: Sequence[dict[str, Any]], **meta: Any) -> Path
         **meta,
     }
     path = folder / f"{name}.json"
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".json.tmp")
-    with os.fdopen(fd, "w") as f:
+    with atomic_open(path, "w") as f:
         json.dump(record, f, indent=1, default=float)
-    os.replace(tmp, path)
     return path
 
 

@@ -85,7 +85,6 @@ import os
 import re
 import signal
 import sys
-import tempfile
 import threading
 import time
 import warnings
@@ -99,6 +98,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from .checkpoint import _jsonable, checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import get_device, runs_dir
+from .fileio import atomic_open
 from .validation import check_image
 
 __all__ = ["Task", "TrainConfig", "StepContext", "NonFiniteLossError", "train", "batch_indices",
@@ -348,18 +348,10 @@ class _MetricsLog:
         self._rewrite()
 
     def _rewrite(self) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=".metrics.", suffix=".csv.tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=self.columns, restval="")
-                writer.writeheader()
-                writer.writerows(self.rows)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, self.path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_open(self.path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self.columns, restval="")
+            writer.writeheader()
+            writer.writerows(self.rows)
 
     def append(self, values: dict[str, Any]) -> None:
         row = {k: (repr(float(v)) if isinstance(v, float) else str(v)) for k, v in values.items()}
@@ -475,19 +467,6 @@ def _check_task(task: Any) -> None:
         raise TypeError("task must have a method train_step(batch, step, ctx) -> dict[str, float]")
 
 
-def _save_png(fig: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png.tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=100, bbox_inches="tight")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 # ------------------------------------------------------------------------------------------- train
 
 def train(task: Task, dataset: Any, config: TrainConfig, *, model_name: str, model_config: Mapping[str, Any] | Any,
@@ -534,7 +513,6 @@ def train(task: Task, dataset: Any, config: TrainConfig, *, model_name: str, mod
                if amp_dtype == torch.float16 else {})
     run_dir = config.resolved_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_dir = run_dir / "checkpoints"
     for model in task.models.values():
         model.to(device)
 
@@ -638,7 +616,7 @@ def train(task: Task, dataset: Any, config: TrainConfig, *, model_name: str, mod
         path = run_dir / "samples" / f"step_{at:06d}.png"
         path.parent.mkdir(exist_ok=True)
         try:
-            _save_png(fig, path)
+            viz.save_png(fig, path)
         finally:
             import matplotlib.pyplot as plt
             plt.close(fig)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 
 from .config import figures_dir
+from .fileio import atomic_open
 from .validation import check_image, check_image_mask
 
 __all__ = ["to_numpy_image", "overlay_mask", "image_grid", "comparison_grid", "ratio_histogram", "plot_curves",
@@ -263,6 +263,14 @@ def plot_curves(rows: Sequence[Mapping[str, float]], keys: Sequence[str], x: str
     return fig
 
 
+def save_png(fig: Any, path: str | os.PathLike, dpi: int = 100) -> Path:
+    """Write ``fig`` as a PNG to ``path`` atomically (:func:`inpaint_utils.fileio.atomic_open`)."""
+    path = Path(path)
+    with atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=dpi, bbox_inches="tight")
+    return path
+
+
 def save_figure(fig: Any, name: str, dpi: int = 100, close: bool = False) -> Path:
     """Write ``fig`` to ``figures_dir() / f"{name}.png"`` atomically (a temporary file in the same
     folder, then ``os.replace``) and return the path. ``name`` is a plain file stem (letters, digits,
@@ -273,18 +281,7 @@ def save_figure(fig: Any, name: str, dpi: int = 100, close: bool = False) -> Pat
                          f"no '/', no '..', no '.png'), got {name!r}")
     if isinstance(dpi, bool) or not isinstance(dpi, (int, float)) or dpi <= 0:
         raise ValueError(f"dpi must be a positive number, got {dpi!r}")
-    folder = figures_dir()
-    path = folder / f"{name}.png"
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".png.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=dpi, bbox_inches="tight")
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a figure is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    path = save_png(fig, figures_dir() / f"{name}.png", dpi=dpi)
     if close:
         _pyplot().close(fig)
     return path

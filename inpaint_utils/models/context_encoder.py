@@ -64,7 +64,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import torch
 import torch.nn as nn
@@ -549,8 +549,6 @@ class ContextEncoderTask:
                  lambda_rec: float = 0.999, lambda_adv: float = 0.001, loss_overlap: int = 4,
                  overlap_weight: float = 10.0, mask_kind: str = "blocks", mask_ratio: float | tuple = 0.25,
                  input_mode: str = "hole"):
-        from ..losses import ce_generator_loss, discriminator_bce  # noqa: F401  (checked importable here)
-
         if discriminator is not None and discriminator.config.discriminator_size != generator.config.discriminator_size:
             raise ValueError("generator and discriminator configs disagree on the discriminator's input size")
         self.generator, self.discriminator = generator, discriminator
