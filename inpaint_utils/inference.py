@@ -1,0 +1,177 @@
+"""Every inpainting method of the course behind one call: ``fill = load_inpainter(method, checkpoint)``,
+then ``fill(image, mask)`` returns the composite (known pixels unchanged, bit for bit).
+
+Used by the ``inpaint`` command (``inpaint fill``, ``inpaint evaluate``), by notebook 07's comparison
+and by the widgets. The trained methods are rebuilt from their checkpoints alone: a checkpoint stores
+the model's name and config (:mod:`inpaint_utils.checkpoint`), :func:`inpaint_utils.models.build_model`
+builds that network and the weights are loaded with every check of ``load_checkpoint`` (name, config,
+shapes, sha256, no unpickling). Asking for ``--method glcic`` with a Context Encoder checkpoint is
+refused with a message saying what the checkpoint holds.
+
+=============  ===========================================  =====================================
+method         what                                         needs
+=============  ===========================================  =====================================
+``mean``       hole filled with the mean known colour       nothing
+``telea``      OpenCV Telea (fast marching)                 nothing
+``ns``         OpenCV Navier-Stokes                         nothing
+``ce``         Context Encoder (notebook 02)                a checkpoint (run folder or step_*)
+``cascade``    cascade CE 64 -> 128 (notebook 03)           a checkpoint
+``glcic``      GLCIC completion network (notebook 04)       a checkpoint
+``deepfill``   DeepFill v1 / contextual attention (05)      a checkpoint
+``sd2``        Stable Diffusion 2 inpainting (06)           the hub model or a local folder
+``repaint``    RePaint with a DDPM (06)                     the hub model or a local folder
+=============  ===========================================  =====================================
+
+A learned model works at its training size: an image of another size is resized to it (bilinear; the
+mask by "any hole pixel"), completed, and the prediction resized back and composited at the original
+size, so known pixels stay exact at every size.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from .validation import check_image_mask
+
+__all__ = ["METHODS", "LEARNED", "Inpainter", "load_inpainter", "load_trained_model", "run_checkpoint"]
+
+#: method -> one line for ``--help`` and error messages.
+METHODS: dict[str, str] = {
+    "mean": "mean known colour (baseline)",
+    "telea": "OpenCV Telea (baseline)",
+    "ns": "OpenCV Navier-Stokes (baseline)",
+    "ce": "Context Encoder (needs --checkpoint)",
+    "cascade": "cascade Context Encoder 64->128 (needs --checkpoint)",
+    "glcic": "GLCIC (needs --checkpoint)",
+    "deepfill": "DeepFill v1 / contextual attention (needs --checkpoint)",
+    "sd2": "Stable Diffusion 2 inpainting (hub model or --checkpoint folder)",
+    "repaint": "RePaint DDPM (hub model or --checkpoint folder)",
+}
+#: learned method -> the model name its checkpoints carry (``model.model_name``).
+LEARNED: dict[str, str] = {
+    "ce": "context_encoder",
+    "cascade": "cascade_context_encoder",
+    "glcic": "glcic",
+    "deepfill": "deepfill",
+}
+_BASELINE_NAMES = {"mean": "mean_fill", "telea": "telea", "ns": "navier_stokes"}
+
+
+def run_checkpoint(run: str | os.PathLike) -> Path:
+    """The newest checkpoint of a training run: ``run`` is a run folder, a checkpoint folder, or a run
+    name under ``runs_dir()`` (e.g. ``"02_ce_smoke"``, what the notebooks write). Raises
+    ``FileNotFoundError`` saying which notebook to run when there is none."""
+    from .checkpoint import checkpoint_info
+    from .config import runs_dir
+
+    path = Path(run)
+    if not path.exists() and not path.is_absolute() and len(path.parts) == 1:
+        path = runs_dir() / path
+    return checkpoint_info(path)["path"]
+
+
+def load_trained_model(checkpoint: str | os.PathLike, expected: str | None = None,
+                       device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Rebuild the generator saved in ``checkpoint`` (a checkpoint folder, a run folder or a run name)
+    in eval mode on ``device``; return ``(model, info)``. ``expected``: the model name the caller
+    needs (e.g. ``"glcic"``); another one is refused before any weight is read."""
+    from .checkpoint import CheckpointError, checkpoint_info, load_checkpoint
+    from .config import get_device
+    from .models import MODELS, build_model
+
+    path = run_checkpoint(checkpoint)
+    info = checkpoint_info(path)
+    name = info["model_name"]
+    if expected is not None and name != expected:
+        wanted = {v: k for k, v in LEARNED.items()}
+        hint = f" (use --method {wanted[name]})" if name in wanted else ""
+        raise CheckpointError(f"{path} holds a {name!r} model{hint}, not the {expected!r} model this method needs")
+    if name not in MODELS:
+        raise CheckpointError(f"{path} holds model {name!r}, which this code does not know; known: {sorted(MODELS)}")
+    if "generator" not in info["models"]:
+        raise CheckpointError(f"{path} has no 'generator' weights (it holds {info['models']})")
+    model = build_model(name, info["config"])
+    load_checkpoint(path, {"generator": model}, model_name=name, config=info["config"])
+    return model.to(get_device(device)).eval(), info
+
+
+def _resize_pair(image: torch.Tensor, mask: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    small = F.interpolate(image, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    # a pixel of the small mask is a hole when any full-size pixel it covers is one
+    small_mask = (F.adaptive_max_pool2d(mask, (size, size)) > 0).to(image.dtype)
+    return small.clamp(0, 1), small_mask
+
+
+@dataclass
+class Inpainter:
+    """A ready method: ``fill(image, mask) -> composite`` for ``(B, 3, H, W)`` images in ``[0, 1]`` and
+    ``(B or 1, 1, H, W)`` masks (1 = hole). ``info`` says what it is (checkpoint, step, model config)."""
+
+    method: str
+    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    info: dict[str, Any]
+    image_size: int | None = None      # the learned model's working size; None: any size
+
+    def __call__(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        check_image_mask(image, mask)
+        mask = mask.to(dtype=image.dtype, device=image.device).expand(image.shape[0], 1, *image.shape[-2:])
+        s = self.image_size
+        if s is None or tuple(image.shape[-2:]) == (s, s):
+            out = self.fn(image, mask)
+        else:
+            small, small_mask = _resize_pair(image, mask, s)
+            pred = self.fn(small, small_mask)
+            out = F.interpolate(pred, size=image.shape[-2:], mode="bilinear", align_corners=False).clamp(0, 1)
+        out = out.to(image.device, image.dtype)
+        return mask * out + (1 - mask) * image
+
+
+def _model_fn(model: torch.nn.Module) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    device = next(model.parameters()).device
+
+    def fill(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return model.predict_full(image.to(device), mask.to(device)).cpu()
+
+    return fill
+
+
+def load_inpainter(method: str, checkpoint: str | os.PathLike | None = None, device: str | torch.device = "auto",
+                   **kwargs: Any) -> Inpainter:
+    """The method ``method`` (a key of :data:`METHODS`) ready to fill. Learned methods need
+    ``checkpoint`` (a checkpoint folder, a run folder, or a run name under ``runs/``); ``sd2`` and
+    ``repaint`` take a local model folder there (default: the hub model, which must be cached or
+    reachable: they fail fast with what to do otherwise); ``kwargs`` go to the diffusion wrappers."""
+    from . import baselines
+    from .config import get_device
+
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
+    if method in _BASELINE_NAMES:
+        if checkpoint is not None:
+            raise ValueError(f"method {method!r} is a classical baseline and takes no checkpoint")
+        fn = getattr(baselines, _BASELINE_NAMES[method])
+        return Inpainter(method, fn, {"method": method})
+    if method in LEARNED:
+        if checkpoint is None:
+            raise ValueError(f"method {method!r} needs a checkpoint: train it first (notebook or `inpaint train "
+                             f"{LEARNED[method]}`) and pass the run folder or its checkpoints/step_* folder")
+        model, info = load_trained_model(checkpoint, expected=LEARNED[method], device=get_device(device))
+        size = getattr(model.config, "image_size", None)
+        meta = {"method": method, "checkpoint": str(info["path"]), "step": info["step"],
+                "model_name": info["model_name"], "config": info["config"]}
+        return Inpainter(method, _model_fn(model), meta, image_size=size)
+    from . import diffusion
+
+    wrapper = diffusion.SDInpainter if method == "sd2" else diffusion.RePaintInpainter
+    pipe = wrapper(model=None if checkpoint is None else str(checkpoint), device=device, **kwargs)
+
+    def fill(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return pipe(image, mask)[0]                     # (completed, info): the composite
+
+    return Inpainter(method, fill, {"method": method, "model": repr(pipe), "pipeline": pipe})

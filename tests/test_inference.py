@@ -1,0 +1,99 @@
+"""load_inpainter: every method behind one call, rebuilt from checkpoints, with clear refusals."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from inpaint_utils.checkpoint import CheckpointError, save_checkpoint
+from inpaint_utils.inference import METHODS, load_inpainter, load_trained_model, run_checkpoint
+from inpaint_utils.masks import make_mask
+from inpaint_utils.models import ContextEncoderConfig, ContextEncoderGenerator
+
+
+@pytest.fixture(scope="module")
+def ce_run(tmp_path_factory):
+    """A run folder holding one checkpoint of a tiny full-output Context Encoder (random weights)."""
+    run = tmp_path_factory.mktemp("runs") / "tiny_ce"
+    cfg = ContextEncoderConfig.tiny(output="full", hole_size=None)
+    g = ContextEncoderGenerator(cfg, seed=0)
+    save_checkpoint(run / "checkpoints" / "step_000003", {"generator": g}, model_name="context_encoder",
+                    config=cfg.to_dict(), step=3)
+    return run
+
+
+def _pair(size=128, batch=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    image = torch.rand(batch, 3, size, size, generator=g)
+    mask = make_mask("square", size, 0.2, batch=batch, generator=g)
+    return image, mask
+
+
+@pytest.mark.parametrize("method", ["mean", "telea", "ns"])
+def test_baselines_keep_known_pixels(method):
+    image, mask = _pair(64)
+    out = load_inpainter(method)(image, mask)
+    assert out.shape == image.shape
+    known = mask.expand_as(image) == 0
+    assert torch.equal(out[known], image[known])
+    assert not torch.equal(out, image)
+
+
+def test_learned_model_rebuilt_from_checkpoint(ce_run):
+    fill = load_inpainter("ce", ce_run, device="cpu")
+    assert fill.info["step"] == 3 and fill.info["model_name"] == "context_encoder"
+    assert fill.image_size == 128
+    image, mask = _pair(128)
+    out = fill(image, mask)
+    known = mask.expand_as(image) == 0
+    assert torch.equal(out[known], image[known])
+    # the same as calling the network directly
+    model, _ = load_trained_model(ce_run)
+    with torch.no_grad():
+        assert torch.allclose(out, model.predict_full(image, mask), atol=1e-6)
+
+
+def test_other_sizes_are_resized_and_known_pixels_stay_exact(ce_run):
+    fill = load_inpainter("ce", ce_run, device="cpu")
+    image, mask = _pair(96, batch=1, seed=1)
+    out = fill(image, mask)
+    assert out.shape == image.shape
+    known = mask.expand_as(image) == 0
+    assert torch.equal(out[known], image[known])
+    assert (out[~known] - image[~known]).abs().mean() > 0
+
+
+def test_mismatched_missing_and_absent_checkpoints(ce_run, tmp_path):
+    with pytest.raises(CheckpointError, match=r"holds a 'context_encoder' model \(use --method ce\)"):
+        load_inpainter("glcic", ce_run)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        load_inpainter("ce", tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="needs a checkpoint"):
+        load_inpainter("deepfill")
+    with pytest.raises(ValueError, match="unknown method 'lama'"):
+        load_inpainter("lama")
+    with pytest.raises(ValueError, match="takes no checkpoint"):
+        load_inpainter("telea", ce_run)
+    assert set(METHODS) >= {"telea", "ns", "ce", "glcic", "deepfill", "sd2"}
+
+
+def test_run_names_resolve_under_runs_dir(ce_run, monkeypatch):
+    monkeypatch.setenv("INPAINT_RUNS", str(ce_run.parent))
+    assert run_checkpoint("tiny_ce").name == "step_000003"
+
+
+def test_bad_mask_is_refused(ce_run):
+    fill = load_inpainter("telea")
+    image, _ = _pair(64)
+    with pytest.raises(ValueError):
+        fill(image, torch.zeros(2, 1, 32, 32))
+
+
+def test_sd2_on_a_local_tiny_pipeline(tmp_path):
+    from inpaint_utils import diffusion
+
+    folder = diffusion.build_tiny_inpaint_pipeline(tmp_path / "tiny_sd", seed=0)
+    fill = load_inpainter("sd2", folder, device="cpu", size=32, steps=2)
+    image, mask = _pair(32, batch=1)
+    out = fill(image, mask)
+    known = mask.expand_as(image) == 0
+    assert out.shape == image.shape and torch.equal(out[known], image[known])
