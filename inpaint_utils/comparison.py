@@ -10,13 +10,15 @@ cannot fill a mask (a centre Context Encoder asked for a hole outside its window
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
 from .masks import area_ratio, make_mask, max_ratio
 
-__all__ = ["comparison_masks", "compare_on_masks", "summarize", "psnr_by_ratio"]
+__all__ = ["comparison_masks", "compare_on_masks", "summarize", "psnr_by_ratio", "Replication", "REPLICATION",
+           "replication_table"]
 
 Method = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -110,3 +112,90 @@ def psnr_by_ratio(rows: Sequence[Mapping[str, Any]], key: str = "psnr_hole") -> 
         if key in row:
             curves.setdefault(row["method"], []).append((row["achieved"], row[key]))
     return {m: sorted(points) for m, points in curves.items()}
+
+
+# --------------------------------------------------------------------------------------------------
+# the replication table: each number the papers report beside ours, read from saved run results
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Replication:
+    """One paper number set and where ours comes from: the paper's row ``paper_method`` of
+    ``report.REPORTED[table]``, and the mean of our rows in ``results`` (a ``save_results`` name;
+    ``rows_key`` picks the list inside it) whose fields equal ``where``, with ``columns`` mapping each
+    paper column to our key."""
+
+    table: str
+    paper_method: str
+    paper_data: str | None
+    results: str
+    notebook: str
+    where: Mapping[str, Any]
+    columns: Mapping[str, str]
+    rows_key: str = "rows"
+
+
+_SEED000 = {"l1_pct": "l1_pct_hole", "l2_pct": "l2_pct_hole", "psnr": "psnr_hole"}
+_SEED002 = {"mse255": "mse255_hole", "l1_255": "l1_255_hole", "psnr": "psnr_hole", "lpips": "lpips_hole",
+            "tv": "tv255_hole"}
+
+#: Every reported number of seed 000 Table 1, seed 002 Table II and seed 003's NSD that a notebook of
+#: the course measures, and where that notebook saves ours.
+REPLICATION: tuple[Replication, ...] = (
+    Replication("seed000_table1", "Context Encoder", "CelebA-HQ", "02_context_encoder", "02_context_encoder",
+                {"method": "context encoder"}, _SEED000),
+    Replication("seed000_table1", "Stable Diffusion 2", "CelebA-HQ", "06_diffusion", "06_stable_diffusion",
+                {"method": "SD-2", "data": "faces"}, _SEED000),
+    Replication("seed000_table1", "Stable Diffusion 2", "Cityscapes", "06_diffusion", "06_stable_diffusion",
+                {"method": "SD-2", "data": "scenes"}, _SEED000),
+    Replication("seed003_nsd", "Context Encoder", None, "03_cascade_ce_nsd", "03_cascade_ce_nsd",
+                {"method": "Context Encoder"}, {"nsd_mean": "nsd_mean", "nsd_std": "nsd_std"}, rows_key="nsd"),
+    Replication("seed003_nsd", "Cascade CE", None, "03_cascade_ce_nsd", "03_cascade_ce_nsd",
+                {"method": "Cascade CE"}, {"nsd_mean": "nsd_mean", "nsd_std": "nsd_std"}, rows_key="nsd"),
+)
+
+
+def _paper_row(entry: Replication) -> dict[str, Any]:
+    from .report import REPORTED
+
+    for row in REPORTED[entry.table]["rows"]:
+        if row["method"] == entry.paper_method and (entry.paper_data is None or row.get("data") == entry.paper_data):
+            return row
+    raise KeyError(f"{entry.table} has no row {entry.paper_method!r} ({entry.paper_data})")
+
+
+def replication_table(entries: Sequence[Replication] = REPLICATION,
+                      loader: Callable[[str], Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Two rows per entry: the paper's numbers, then ours with the data, profile, steps, hardware,
+    command and code version of the run that produced them (``"not run"`` and the notebook to run
+    when its results are missing). Nothing of ours is typed: every value is read from the saved
+    results through ``loader`` (default :func:`inpaint_utils.report.load_results`)."""
+    from .report import REPORTED, load_results
+
+    loader = load_results if loader is None else loader
+    out: list[dict[str, Any]] = []
+    for entry in entries:
+        paper = _paper_row(entry)
+        label = f"{entry.paper_method}" + (f" ({entry.paper_data})" if entry.paper_data else "")
+        out.append({"table": entry.table, "method": label, "who": "paper",
+                    **{c: paper.get(c) for c in entry.columns},
+                    "data": paper.get("data", REPORTED[entry.table]["source"].split(":")[0])})
+        try:
+            record = loader(entry.results)
+        except FileNotFoundError:
+            out.append({"table": entry.table, "method": label, "who": "ours",
+                        "data": f"not run: execute notebook {entry.notebook} first"})
+            continue
+        found = [r for r in record.get(entry.rows_key, [])
+                 if all(str(r.get(k)) == str(v) for k, v in entry.where.items())]
+        ours: dict[str, Any] = {"table": entry.table, "method": label, "who": "ours"}
+        for col, key in entry.columns.items():
+            values = [float(r[key]) for r in found if r.get(key) is not None]
+            ours[col] = sum(values) / len(values) if values else None
+        steps = record.get("steps")
+        ours.update({"data": record.get("data") if found else f"no row {dict(entry.where)} in {entry.results}",
+                     "profile": record.get("profile"), "steps": steps if not isinstance(steps, dict) else
+                     ", ".join(f"{k} {v}" for k, v in steps.items()),
+                     "hardware": record.get("hardware"), "command": record.get("command"),
+                     "code": record.get("code_version"), "created": record.get("created")})
+        out.append(ours)
+    return out

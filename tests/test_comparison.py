@@ -73,3 +73,29 @@ def test_summaries_weight_by_n_and_curves_sort_by_ratio():
     curves = psnr_by_ratio(rows)
     assert curves["a"] == [(pytest.approx(0.1), 30.0), (pytest.approx(0.195), pytest.approx(17.5))]
     assert "b" not in curves and not math.isnan(curves["a"][0][1])
+
+
+def test_replication_reads_ours_from_saved_results_only():
+    from inpaint_utils.comparison import Replication, replication_table
+
+    entries = (Replication("seed000_table1", "Context Encoder", "CelebA-HQ", "02_context_encoder", "02_context_encoder",
+                           {"method": "context encoder"}, {"l1_pct": "l1_pct_hole", "psnr": "psnr_hole"}),
+               Replication("seed003_nsd", "Cascade CE", None, "03_cascade_ce_nsd", "03_cascade_ce_nsd",
+                           {"method": "Cascade CE"}, {"nsd_mean": "nsd_mean"}, rows_key="nsd"))
+    saved = {"02_context_encoder": {"rows": [{"method": "context encoder", "l1_pct_hole": 4.0, "psnr_hole": 19.0},
+                                             {"method": "telea", "l1_pct_hole": 9.0, "psnr_hole": 12.0}],
+                                    "profile": "smoke", "data": "shared:faces_small", "steps": 300,
+                                    "hardware": "CPU x", "command": "papermill", "code_version": "abc"}}
+
+    def loader(name):
+        if name not in saved:
+            raise FileNotFoundError(name)
+        return saved[name]
+
+    rows = replication_table(entries, loader)
+    assert [r["who"] for r in rows] == ["paper", "ours", "paper", "ours"]
+    assert rows[0]["l1_pct"] == 3.22 and rows[0]["psnr"] == 21.28            # seed 000 Table 1, CelebA-HQ
+    assert rows[1]["l1_pct"] == 4.0 and rows[1]["psnr"] == 19.0 and rows[1]["profile"] == "smoke"
+    assert rows[1]["steps"] == 300 and rows[1]["hardware"] == "CPU x"
+    assert rows[2]["nsd_mean"] == 0.56
+    assert "not run" in rows[3]["data"] and "03_cascade_ce_nsd" in rows[3]["data"] and "nsd_mean" not in rows[3]
