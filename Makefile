@@ -1,6 +1,7 @@
 # Two entry points, each doing its own set-up on a fresh machine (see README.md).
 #   make course   create .venv if absent, install, execute every notebook (PROFILE=smoke) into runs/
 #   make test     create .venv if absent, install, run pytest (unit tests + notebooks)
+#   make exercises  student copies of the notebooks (solution cells stubbed) into exercises/
 PYTHON  ?= python3
 VENV    ?= .venv
 PROFILE ?= smoke
@@ -10,7 +11,7 @@ CONSTRAINTS ?= constraints-ci.txt
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: course test install clean-runs
+.PHONY: course test install exercises clean-runs
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +26,9 @@ course: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+exercises: $(STAMP)
+	$(PY) -m inpaint_utils.exercises make --out exercises notebooks/*.ipynb
 
 clean-runs:
 	rm -rf runs/

@@ -1,0 +1,792 @@
+"""Classroom graders: check a student's implementation against the library's own and say what is wrong.
+
+Used by the graded exercises of the notebooks (notebook 01: masked L2, PSNR, a random mask generator;
+:func:`check_contextual_attention` is written for notebook 05) and by ``python -m inpaint_utils.exercises grade`` (see
+:mod:`inpaint_utils.exercises`). Each check runs a handful of small tests (known values, random inputs
+compared with the reference, shapes and dtypes, gradients, seeding), diagnoses the usual mistakes
+(L2 averaged over every pixel instead of the hole, PSNR with data range 255, mask polarity inverted,
+attention that is not masked, no softmax scale ...) and returns a :class:`CheckResult`::
+
+    from inpaint_utils import checks
+    checks.check_masked_l2(my_masked_l2, strict=True)
+
+The references are the library's functions, never a second copy: :func:`inpaint_utils.losses.masked_l2`,
+:func:`inpaint_utils.metrics.psnr`, :func:`inpaint_utils.masks.area_ratio` /
+:func:`inpaint_utils.validation.check_mask`, and ``inpaint_utils.models.deepfill.contextual_attention``.
+
+Output. Every check prints its report, ending with one machine-readable line
+``CHECK <name> PASS|FAIL <score>`` (score = the fraction of its tests passed, two decimals), which the
+grader parses. ``strict=True`` raises :class:`CheckFailed` (an ``AssertionError``) with the messages when
+a test fails, so a notebook run by papermill stops at a wrong solution. The environment variable
+``INPAINT_CHECKS_STRICT=0`` turns that raise off (the report and the line are still printed): the grader
+sets it so that one wrong exercise does not hide the checks after it.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+import os
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "CheckResult",
+    "CheckFailed",
+    "CHECK_LINE",
+    "STRICT_ENV",
+    "parse_check_lines",
+    "check_masked_l2",
+    "check_psnr",
+    "check_mask_generator",
+    "check_contextual_attention",
+]
+
+#: The machine-readable line every check prints last; ``name``, ``status`` (PASS / FAIL), ``score``.
+CHECK_LINE = re.compile(r"^CHECK (?P<name>[A-Za-z0-9_.-]+) (?P<status>PASS|FAIL) (?P<score>[0-9]+(?:\.[0-9]+)?)\s*$",
+                        re.MULTILINE)
+#: ``INPAINT_CHECKS_STRICT=0``: checks report but never raise (``exercises grade`` sets it).
+STRICT_ENV = "INPAINT_CHECKS_STRICT"
+
+
+class CheckFailed(AssertionError):
+    """A strict check failed; the message lists what was wrong and how to fix it."""
+
+
+@dataclass
+class CheckResult:
+    """What a check found: ``passed`` (every test passed), ``score`` (fraction of tests passed, 0 to 1),
+    ``messages`` (one line per test, ``"ok ..."`` or ``"FAIL ...: why, and what to do"``)."""
+
+    name: str
+    passed: bool
+    score: float
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[str]:
+        """The messages of the failed tests."""
+        return [m for m in self.messages if m.startswith("FAIL")]
+
+    def line(self) -> str:
+        """``CHECK <name> PASS|FAIL <score>``: what the grader parses."""
+        return f"CHECK {self.name} {'PASS' if self.passed else 'FAIL'} {self.score:.2f}"
+
+    def report(self) -> str:
+        """The printed report: a header, one line per test, the machine-readable line."""
+        n_ok = sum(m.startswith("ok") for m in self.messages)
+        head = f"check_{self.name}: {n_ok} of {len(self.messages)} tests passed"
+        return "\n".join([head, *(f"  {m}" for m in self.messages), self.line()])
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __repr__(self) -> str:
+        return f"CheckResult({self.name}: {'PASS' if self.passed else 'FAIL'}, score {self.score:.2f})"
+
+
+def parse_check_lines(text: str) -> list[tuple[str, bool, float]]:
+    """Every ``CHECK name PASS|FAIL score`` line in ``text``, as ``(name, passed, score)``."""
+    return [(m["name"], m["status"] == "PASS", float(m["score"])) for m in CHECK_LINE.finditer(text)]
+
+
+# --------------------------------------------------------------------------------------------------
+# The test runner
+# --------------------------------------------------------------------------------------------------
+class _Fail(Exception):
+    """A test found a wrong result; the message says what and how to fix it."""
+
+
+class _NotImplemented(Exception):
+    """The student's function still raises NotImplementedError."""
+
+
+def _fn_name(fn: Callable) -> str:
+    return getattr(fn, "__name__", None) or type(fn).__name__
+
+
+def _strict_enabled(strict: bool) -> bool:
+    if not strict:
+        return False
+    return os.environ.get(STRICT_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _call(fn: Callable, *args: Any, **kwargs: Any) -> Any:
+    """Call the student's function; NotImplementedError becomes :class:`_NotImplemented`."""
+    try:
+        return fn(*args, **kwargs)
+    except NotImplementedError as err:
+        raise _NotImplemented(str(err) or "NotImplementedError") from None
+
+
+def _run(name: str, fn: Callable, tests: Sequence[tuple[str, Callable[[], None]]], strict: bool) -> CheckResult:
+    """Run ``tests`` (title, body) in order, print the report, return the result (raise when strict)."""
+    messages: list[str] = []
+    if not callable(fn):
+        messages.append(f"FAIL callable: expected a function, got {type(fn).__name__} ({fn!r}); pass the function "
+                        f"itself, without calling it (check_{name}(my_function), not check_{name}(my_function()))")
+        tests = []
+    for i, (title, body) in enumerate(tests):
+        try:
+            body()
+        except _NotImplemented as err:
+            messages.append(f"FAIL {title}: {_fn_name(fn)} is not implemented yet (NotImplementedError: {err}); "
+                            f"write its body, then run this cell again")
+            messages += [f"FAIL {t}: not run ({_fn_name(fn)} is not implemented yet)" for t, _ in tests[i + 1:]]
+            break
+        except _Fail as err:
+            messages.append(f"FAIL {title}: {err}")
+        except Exception as err:  # the student's code raised: say where, do not crash the check
+            messages.append(f"FAIL {title}: {_fn_name(fn)} raised {type(err).__name__}: {err}")
+        else:
+            messages.append(f"ok   {title}")
+    n_ok = sum(m.startswith("ok") for m in messages)
+    total = max(len(messages), 1)
+    result = CheckResult(name=name, passed=bool(messages) and n_ok == len(messages), score=n_ok / total,
+                         messages=messages)
+    print(result.report(), flush=True)
+    if _strict_enabled(strict) and not result.passed:
+        raise CheckFailed(f"check_{name}({_fn_name(fn)}) failed:\n" + "\n".join(f"  {m}" for m in result.failures))
+    return result
+
+
+def _as_float(value: Any, what: str) -> float:
+    """A Python float from a number or a one-element tensor / array (a clear failure otherwise)."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise _Fail(f"{what} must be one number, got a tensor of shape {tuple(value.shape)} (reduce it to a scalar)")
+        return float(value.detach().reshape(()).item())
+    if isinstance(value, np.ndarray) and value.size == 1:
+        return float(value.reshape(()))
+    if isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool):
+        return float(value)
+    raise _Fail(f"{what} must be a number or a 0-d tensor, got {type(value).__name__}: {value!r}")
+
+
+def _close(a: float, b: float, rtol: float, atol: float = 0.0) -> bool:
+    if math.isinf(a) or math.isinf(b):
+        return a == b
+    return abs(a - b) <= atol + rtol * abs(b)
+
+
+def _diagnose(value: float, candidates: dict[str, float], rtol: float = 1e-3) -> str:
+    """The mistake whose value ``value`` matches, as a sentence ('' when none does)."""
+    for why, candidate in candidates.items():
+        if math.isfinite(candidate) and _close(value, candidate, rtol, 1e-9):
+            return f" Your value matches {why}."
+    return ""
+
+
+def _unchanged(name: str, before: torch.Tensor, after: torch.Tensor) -> None:
+    if not torch.equal(before, after):
+        raise _Fail(f"your function changed its input `{name}` in place; work on a copy (e.g. x = x * 1.0, not x *= ...)")
+
+
+# --------------------------------------------------------------------------------------------------
+# check_masked_l2
+# --------------------------------------------------------------------------------------------------
+def check_masked_l2(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], Any], *, strict: bool = False,
+                    rtol: float = 1e-4) -> CheckResult:
+    """Grade ``fn(pred, target, mask) -> 0-d tensor``: the mean squared error over the hole,
+    ``sum(mask * (pred - target)**2) / (C * sum(mask))`` over the whole batch (images ``(B, C, H, W)``,
+    mask ``(B or 1, 1, H, W)``, 1 = hole), as :func:`inpaint_utils.losses.masked_l2` with the mask as
+    weights. Tests: a 0-d tensor; a hand-computed value; random batches with holes of different sizes
+    and a broadcast ``(1, 1, H, W)`` mask against the reference (relative tolerance ``rtol``); known
+    pixels ignored; gradients only in the hole; inputs left unchanged.
+    """
+    from .losses import masked_l2
+    from .masks import make_mask
+
+    gen = torch.Generator().manual_seed(1234)
+    b, c, size = 3, 3, 32
+
+    def known_inputs():
+        target = torch.zeros(1, c, size, size)
+        mask = torch.zeros(1, 1, size, size)
+        mask[..., 8:24, 8:24] = 1.0                                  # a 16x16 hole: ratio 1/4
+        pred = torch.full((1, c, size, size), 0.5)                   # error 0.5 on the known pixels
+        pred[..., 8:16, 8:24] = 0.1                                  # error 0.1 in the hole's top half
+        pred[..., 16:24, 8:24] = 0.3                                 # error 0.3 in its bottom half
+        return pred, target, mask
+
+    def mistakes(pred, target, mask):
+        """Values of the usual wrong formulas on these inputs."""
+        m = mask.expand(pred.shape[0], 1, *pred.shape[-2:])
+        sq = (pred - target).square()
+        per_image = (m * sq).sum(dim=(1, 2, 3)) / (m.sum(dim=(1, 2, 3)) * pred.shape[1])
+        return {
+            "the mean over ALL pixels of mask * error^2 (the hole's error diluted by the known area): divide by "
+            "the number of hole elements, C * mask.sum(), not by every pixel": float((m * sq).mean()),
+            "the plain MSE over the whole image (the mask is ignored)": float(sq.mean()),
+            "the MSE over the KNOWN pixels: the mask convention is 1 = hole, 0 = known": float(
+                ((1 - m) * sq).sum() / ((1 - m).sum() * pred.shape[1])),
+            "the sum, not the mean, of the squared errors in the hole": float((m * sq).sum()),
+            "a division by the number of hole pixels without the channels (C times too large): divide by "
+            "C * mask.sum() (or expand the mask to C channels first)": float((m * sq).sum() / m.sum()),
+            "the root of the mean (RMSE): the L2 loss here is the mean squared error, no square root": float(
+                ((m * sq).sum() / (m.sum() * pred.shape[1])).sqrt()),
+            "the mean ABSOLUTE error (L1): square the differences": float(
+                (m * (pred - target).abs()).sum() / (m.sum() * pred.shape[1])),
+            "the mean over the images of each image's hole MSE: pool every hole element of the batch instead "
+            "(one sum over the batch, divided by C times the batch's hole pixels), as losses.masked_l2 does":
+                float(per_image.mean()),
+        }
+
+    def value_of(pred, target, mask) -> float:
+        return _as_float(_call(fn, pred, target, mask), f"{_fn_name(fn)}(pred, target, mask)")
+
+    def t_scalar():
+        pred, target, mask = known_inputs()
+        out = _call(fn, pred, target, mask)
+        if not isinstance(out, torch.Tensor):
+            raise _Fail(f"expected a torch.Tensor (0-d) so the loss can be back-propagated, got {type(out).__name__}; "
+                        f"keep the computation in torch (no .item(), float() or numpy)")
+        if out.ndim != 0:
+            raise _Fail(f"expected a 0-d tensor (one number for the batch), got shape {tuple(out.shape)}; "
+                        f"sum over every dimension")
+        if not out.is_floating_point():
+            raise _Fail(f"expected a floating-point tensor, got dtype {out.dtype}")
+
+    def t_known_value():
+        pred, target, mask = known_inputs()
+        expected = float(masked_l2(pred, target, mask))      # (0.1^2 + 0.3^2) / 2 = 0.05
+        got = value_of(pred, target, mask)
+        if not _close(got, expected, rtol):
+            raise _Fail(f"hole error 0.1 on half of a 16x16 hole and 0.3 on the other half, 0.5 on the known pixels: "
+                        f"expected (0.1^2 + 0.3^2) / 2 = {expected:.6g}, got {got:.6g}."
+                        + _diagnose(got, mistakes(pred, target, mask)))
+
+    def random_inputs():
+        pred = torch.rand(b, c, size, size, generator=gen)
+        target = torch.rand(b, c, size, size, generator=gen)
+        mask = make_mask("blocks", size, (0.1, 0.45), batch=b, generator=gen)  # holes of different sizes
+        return pred, target, mask
+
+    def t_random_batch():
+        pred, target, mask = random_inputs()
+        expected = float(masked_l2(pred, target, mask))
+        got = value_of(pred, target, mask)
+        if not _close(got, expected, rtol):
+            raise _Fail(f"random batch of {b} images with holes of different sizes: expected {expected:.6g} "
+                        f"(losses.masked_l2), got {got:.6g} (relative tolerance {rtol:g})."
+                        + _diagnose(got, mistakes(pred, target, mask)))
+
+    def t_broadcast_mask():
+        pred, target, mask = random_inputs()
+        one = mask[:1]                                                # (1, 1, H, W): one mask for the batch
+        expected = float(masked_l2(pred, target, one))
+        got = value_of(pred, target, one)
+        if not _close(got, expected, rtol):
+            hint = ""
+            if _close(got, expected * b, 1e-3):
+                hint = (f" It is {b} times too large: with a (1, 1, H, W) mask for a batch of {b}, the product counts "
+                        f"the hole {b} times but mask.sum() only once; expand the mask first "
+                        f"(mask.expand(pred.shape[0], 1, H, W)).")
+            raise _Fail(f"one (1, 1, H, W) mask for a batch of {b} (masks broadcast over the batch, as everywhere in "
+                        f"the course): expected {expected:.6g}, got {got:.6g}.{hint}"
+                        + ("" if hint else _diagnose(got, mistakes(pred, target, one))))
+
+    def t_known_pixels_ignored():
+        pred, target, mask = random_inputs()
+        before = value_of(pred, target, mask)
+        changed = torch.where(mask.bool().expand_as(pred), pred, 1.0 - pred)   # new values on the known pixels only
+        after = value_of(changed, target, mask)
+        if not _close(after, before, 1e-5, 1e-9):
+            raise _Fail(f"changing the prediction outside the hole changed the loss ({before:.6g} -> {after:.6g}); "
+                        f"only hole pixels (mask == 1) may count")
+
+    def t_gradient():
+        pred, target, mask = random_inputs()
+        pred = pred.clone().requires_grad_(True)
+        out = _call(fn, pred, target, mask)
+        if not isinstance(out, torch.Tensor) or not out.requires_grad:
+            raise _Fail("no gradient reaches pred: the result must be computed with torch operations on pred "
+                        "(no .item(), .detach(), float() or numpy), otherwise a model cannot train on it")
+        out.reshape(()).backward()
+        grad = pred.grad
+        if grad is None:
+            raise _Fail("pred.grad is None after backward(): the result is not connected to pred")
+        hole = mask.bool().expand_as(grad)
+        if bool(grad[~hole].abs().max() > 0):
+            raise _Fail("the gradient is non-zero on known pixels: the loss must depend on the hole only")
+        if not bool(grad[hole].abs().max() > 0):
+            raise _Fail("the gradient is zero in the hole: the loss does not depend on the predicted hole pixels")
+        expected = 2 * (pred.detach() - target) * hole / (hole.sum())          # d/dpred of the hole mean
+        if not torch.allclose(grad, expected, rtol=1e-3, atol=1e-7):
+            raise _Fail("the gradient differs from that of the hole mean 2 (pred - target) / (C * hole pixels)")
+
+    def t_inputs_unchanged():
+        pred, target, mask = random_inputs()
+        copies = pred.clone(), target.clone(), mask.clone()
+        _call(fn, pred, target, mask)
+        for name, before, after in zip(("pred", "target", "mask"), copies, (pred, target, mask)):
+            _unchanged(name, before, after)
+
+    return _run("masked_l2", fn, [
+        ("returns a 0-d float tensor", t_scalar),
+        ("known value (hand-computed)", t_known_value),
+        ("random batch, holes of different sizes", t_random_batch),
+        ("one (1, 1, H, W) mask for a batch", t_broadcast_mask),
+        ("known pixels are ignored", t_known_pixels_ignored),
+        ("gradient flows to pred, in the hole only", t_gradient),
+        ("inputs are left unchanged", t_inputs_unchanged),
+    ], strict)
+
+
+# --------------------------------------------------------------------------------------------------
+# check_psnr
+# --------------------------------------------------------------------------------------------------
+def _takes_mask(fn: Callable) -> bool:
+    try:
+        return "mask" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def check_psnr(fn: Callable[..., Any], *, strict: bool = False, atol_db: float = 1e-3,
+               with_mask: bool | None = None) -> CheckResult:
+    """Grade ``fn(pred, target) -> PSNR in dB`` of images in ``[0, 1]`` (data range 1), computed per
+    image and averaged over the batch, as :func:`inpaint_utils.metrics.psnr`. Tests: one number; the
+    hand-computed 20 dB of a constant error 0.1; random images against the reference (within
+    ``atol_db``); a batch of images with different errors (per-image PSNR, then the mean); identical
+    images give ``+inf`` (or at least 100 dB), not NaN or an error. With ``with_mask=True`` (default:
+    when ``fn`` has a ``mask`` parameter) also ``fn(pred, target, mask=mask)`` against
+    ``metrics.psnr(..., mask, region="hole")``.
+    """
+    from .masks import make_mask
+    from .metrics import l2, psnr
+
+    if with_mask is None:
+        with_mask = _takes_mask(fn)
+    gen = torch.Generator().manual_seed(4321)
+    size = 32
+
+    def value_of(*args, **kwargs) -> float:
+        return _as_float(_call(fn, *args, **kwargs), f"{_fn_name(fn)}(pred, target)")
+
+    def mistakes(pred, target):
+        mse = l2(pred, target, reduction="none").double()                      # (B,) MSE per image, [0, 1]
+        return {
+            "data range 255: these images are in [0, 1], so the peak value is 1, not 255 (10 log10(1 / MSE))":
+                float((10 * torch.log10(255.0 ** 2 / mse)).mean()),
+            "20 log10(1 / MSE): with the MSE use 10 log10 (or 20 log10(1 / RMSE))":
+                float((20 * torch.log10(1.0 / mse)).mean()),
+            "10 log10(1 / RMSE): with the root of the MSE use 20 log10 (or 10 log10(1 / MSE))":
+                float((10 * torch.log10(1.0 / mse.sqrt())).mean()),
+            "a natural logarithm: PSNR uses log10": float((10 * torch.log(1.0 / mse)).mean()),
+            "10 log10(MSE): the sign is flipped, PSNR = 10 log10(peak^2 / MSE)": float((10 * torch.log10(mse)).mean()),
+            "PSNR with the MSE on the 0-255 scale but peak 1: use the same scale for both (peak 1 on [0, 1])":
+                float((10 * torch.log10(1.0 / (mse * 255.0 ** 2))).mean()),
+            "the PSNR of the MSE pooled over the batch: compute PSNR per image, then average (as the papers and "
+            "metrics.psnr do)": float(10 * torch.log10(1.0 / mse.mean())),
+        }
+
+    def t_number():
+        x = torch.rand(1, 3, size, size, generator=gen)
+        _as_float(_call(fn, (x + 0.1).clamp(0, 1), x.clamp(0, 1)), f"{_fn_name(fn)}(pred, target)")
+
+    def t_known_value():
+        target = torch.full((1, 3, size, size), 0.2)
+        pred = target + 0.1                                                     # MSE 0.01 -> 20 dB
+        expected = float(psnr(pred, target))
+        got = value_of(pred, target)
+        if not _close(got, expected, 0, atol_db):
+            raise _Fail(f"constant error 0.1 (MSE 0.01) on [0, 1] images: expected 10 log10(1 / 0.01) = "
+                        f"{expected:.4f} dB, got {got:.4f}." + _diagnose(got, mistakes(pred, target)))
+
+    def t_random():
+        pred = torch.rand(1, 3, size, size, generator=gen)
+        target = torch.rand(1, 3, size, size, generator=gen)
+        expected = float(psnr(pred, target))
+        got = value_of(pred, target)
+        if not _close(got, expected, 0, atol_db):
+            raise _Fail(f"random image pair: expected {expected:.4f} dB (metrics.psnr), got {got:.4f} "
+                        f"(tolerance {atol_db:g} dB)." + _diagnose(got, mistakes(pred, target)))
+
+    def t_batch():
+        target = torch.rand(3, 3, size, size, generator=gen)
+        noise = torch.randn(3, 3, size, size, generator=gen) * torch.tensor([0.02, 0.1, 0.3]).view(3, 1, 1, 1)
+        pred = (target + noise).clamp(0, 1)                                     # very different errors per image
+        expected = float(psnr(pred, target))
+        got = value_of(pred, target)
+        if not _close(got, expected, 0, atol_db):
+            raise _Fail(f"batch of 3 images with different errors: expected the mean of the per-image PSNRs "
+                        f"{expected:.4f} dB, got {got:.4f}." + _diagnose(got, mistakes(pred, target)))
+
+    def t_identical():
+        x = torch.rand(2, 3, size, size, generator=gen)
+        try:
+            got = value_of(x.clone(), x)
+        except _Fail:
+            raise
+        except (ZeroDivisionError, ValueError, RuntimeError) as err:
+            raise _Fail(f"identical images (MSE 0) raised {type(err).__name__}: {err}; PSNR is +inf there "
+                        f"(torch: 10 * torch.log10(1 / mse) gives inf for mse = 0)") from None
+        if math.isnan(got) or not (got == math.inf or got >= 100.0):
+            raise _Fail(f"identical images (MSE 0): expected +inf (or at least 100 dB), got {got}")
+
+    def t_hole():
+        pred = torch.rand(2, 3, size, size, generator=gen)
+        target = torch.rand(2, 3, size, size, generator=gen)
+        mask = make_mask("square", size, 0.25, batch=2, generator=gen)
+        pred = torch.where(mask.bool().expand_as(pred), pred, target)          # error only in the hole
+        expected = float(psnr(pred, target, mask, region="hole"))
+        got = value_of(pred, target, mask=mask)
+        if not _close(got, expected, 0, atol_db):
+            whole = float(psnr(pred, target))
+            hint = " Your value is the PSNR over the whole image: average the squared error over the hole only." \
+                if _close(got, whole, 0, 1e-3) else ""
+            raise _Fail(f"PSNR in the hole (mask=...): expected {expected:.4f} dB (metrics.psnr(..., region='hole')), "
+                        f"got {got:.4f}.{hint}")
+
+    tests = [
+        ("returns one number", t_number),
+        ("known value: error 0.1 is 20 dB", t_known_value),
+        ("random images against metrics.psnr", t_random),
+        ("batch: per-image PSNR, then the mean", t_batch),
+        ("identical images give +inf", t_identical),
+    ]
+    if with_mask:
+        tests.append(("PSNR in the hole (mask=...)", t_hole))
+    return _run("psnr", fn, tests, strict)
+
+
+# --------------------------------------------------------------------------------------------------
+# check_mask_generator
+# --------------------------------------------------------------------------------------------------
+def check_mask_generator(fn: Callable[[int, float, torch.Generator], Any], *, size: int = 64,
+                         ratios: Sequence[float] = (0.1, 0.25, 0.4), tolerance: float = 0.02, random_masks: bool = True,
+                         strict: bool = False) -> CheckResult:
+    """Grade a mask generator ``fn(size, ratio, generator) -> mask``: float32 ``(1, 1, size, size)``
+    of 0 and 1, **1 = hole**, whose hole covers ``ratio`` of the image within ``tolerance`` (2
+    percentage points, as :func:`inpaint_utils.masks.make_mask`), drawn from ``generator`` only (the same
+    seed gives the same mask whatever the global random state) and, with ``random_masks=True``,
+    different masks for different seeds. Reference behaviour: ``masks.make_mask(kind, size, ratio,
+    generator=generator)`` passes this check for every kind whose ceiling allows ``ratios``.
+    """
+    from .masks import area_ratio
+    from .validation import check_mask
+
+    other = max(16, (size * 3) // 4)
+
+    def draw(s: int, ratio: float, seed: int) -> Any:
+        return _call(fn, s, ratio, torch.Generator().manual_seed(seed))
+
+    def tensor(s: int, ratio: float, seed: int) -> torch.Tensor:
+        out = draw(s, ratio, seed)
+        if not isinstance(out, torch.Tensor):
+            raise _Fail(f"expected a torch.Tensor, got {type(out).__name__}")
+        return out
+
+    def valid(s: int, ratio: float, seed: int) -> torch.Tensor:
+        out = tensor(s, ratio, seed)
+        if tuple(out.shape) != (1, 1, s, s) or out.dtype != torch.float32:
+            raise _Fail(f"size {s}: expected a float32 tensor of shape (1, 1, {s}, {s}), got {out.dtype} "
+                        f"{tuple(out.shape)}")
+        try:
+            check_mask(out)
+        except (TypeError, ValueError) as err:
+            raise _Fail(str(err)) from None
+        return out
+
+    def t_tensor():
+        tensor(size, ratios[0], 0)
+
+    def t_shape():
+        for s in (size, other):
+            out = tensor(s, ratios[0], 0)
+            if tuple(out.shape) != (1, 1, s, s):
+                hint = ""
+                if tuple(out.shape) in ((s, s), (1, s, s)):
+                    hint = " (add the batch and channel dimensions: mask[None, None] or .view(1, 1, H, W))"
+                elif out.ndim == 4 and tuple(out.shape[-2:]) != (s, s):
+                    hint = f" (the image side is the `size` argument, {s} here)"
+                raise _Fail(f"size={s}: expected shape (1, 1, {s}, {s}) (batch, channel, height, width), got "
+                            f"{tuple(out.shape)}{hint}")
+
+    def t_dtype():
+        out = tensor(size, ratios[0], 0)
+        if out.dtype != torch.float32:
+            raise _Fail(f"expected dtype torch.float32 (masks are float 0 / 1 so they multiply images), got "
+                        f"{out.dtype}; convert with .float()")
+
+    def t_binary():
+        out = tensor(size, ratios[0], 0)
+        values = torch.unique(out.detach().float()).tolist()
+        if not set(values) <= {0.0, 1.0}:
+            raise _Fail(f"values must be exactly 0 (known) and 1 (hole), found {values[:6]}"
+                        f"{' ...' if len(values) > 6 else ''} (threshold or round, do not blur)")
+
+    def t_polarity():
+        ratio = 0.2
+        got = float(area_ratio(valid(size, ratio, 1)))
+        if abs(got - ratio) <= tolerance:
+            return
+        if abs((1 - got) - ratio) <= tolerance:
+            raise _Fail(f"asked for a hole of {ratio:.0%} and got a KNOWN area of {1 - got:.1%}: the polarity is "
+                        f"inverted; the course's masks are 1 = hole (missing), 0 = known (return 1 - mask)")
+        raise _Fail(f"asked for ratio {ratio}, the hole (value 1) covers {got:.3f} of the image")
+
+    def t_ratio():
+        worst, where = 0.0, None
+        for ratio in ratios:
+            for seed in (0, 1, 2):
+                got = float(area_ratio(valid(size, ratio, seed)))
+                if abs(got - ratio) > worst:
+                    worst, where = abs(got - ratio), (ratio, seed, got)
+        if worst > tolerance:
+            ratio, seed, got = where
+            hint = ""
+            if _close(got, ratio * ratio, 0.1):
+                hint = (" (the area came out ratio^2: a side of ratio * size covers ratio^2 of the image; the AREA is "
+                        "the ratio, so a square's side is sqrt(ratio) * size)")
+            raise _Fail(f"ratio {ratio} (seed {seed}): the hole covers {got:.4f}, {100 * abs(got - ratio):.2f} points "
+                        f"off; allowed: {100 * tolerance:g} points{hint}")
+
+    def t_seeded():
+        torch.manual_seed(0), np.random.seed(0), random.seed(0)
+        first = valid(size, ratios[-1], 7)
+        torch.manual_seed(123), np.random.seed(123), random.seed(123)
+        second = valid(size, ratios[-1], 7)
+        if not torch.equal(first, second):
+            raise _Fail("the same generator seed gave different masks once the global random state changed: draw "
+                        "every random number from `generator` (torch.randint(..., generator=generator), "
+                        "torch.rand(..., generator=generator)), not from torch's, numpy's or Python's global RNG")
+
+    def t_random():
+        masks_ = [valid(size, ratios[-1], seed) for seed in range(5)]
+        if all(torch.equal(masks_[0], m) for m in masks_[1:]):
+            raise _Fail("five different seeds gave the same mask: place the hole at random (using `generator`)")
+
+    tests = [
+        ("returns a tensor", t_tensor),
+        ("shape (1, 1, size, size)", t_shape),
+        ("dtype float32", t_dtype),
+        ("values 0 and 1 only", t_binary),
+        ("polarity 1 = hole", t_polarity),
+        (f"area ratio within {100 * tolerance:g} points", t_ratio),
+        ("same seed, same mask (uses `generator` only)", t_seeded),
+    ]
+    if random_masks:
+        tests.append(("different seeds, different masks", t_random))
+    state = torch.get_rng_state(), np.random.get_state(), random.getstate()
+    try:
+        return _run("mask_generator", fn, tests, strict)
+    finally:  # the check reseeds the global generators to catch their use: give the notebook its state back
+        torch.set_rng_state(state[0]), np.random.set_state(state[1]), random.setstate(state[2])
+
+
+# --------------------------------------------------------------------------------------------------
+# check_contextual_attention
+# --------------------------------------------------------------------------------------------------
+def _reference_contextual_attention() -> Callable:
+    """The library's contextual attention (``inpaint_utils.models.deepfill``), imported when needed."""
+    try:
+        from .models.deepfill import contextual_attention
+    except ImportError as err:
+        raise _Fail("cannot compare: the reference inpaint_utils.models.deepfill.contextual_attention is not "
+                    f"available ({err}); reinstall the course package (pip install -e .)") from None
+    return contextual_attention
+
+
+def _valid_patch_map(mask: torch.Tensor, rate: int, ksize: int) -> torch.Tensor:
+    """``(B, h, w)`` bool: background patches (ksize x ksize at 1 / rate resolution) with no hole pixel.
+
+    The mask is downsampled by max-pooling (a block with any hole pixel is hole); the masks of the
+    synthetic tests are constant on ``rate x rate`` blocks, so nearest-neighbour sampling gives the same map.
+    """
+    low = F.max_pool2d(mask, rate) if rate > 1 else mask                         # (B, 1, h, w)
+    touched = F.max_pool2d(low, ksize, stride=1, padding=ksize // 2)            # 1 where the patch meets the hole
+    return touched[:, 0] == 0
+
+
+def check_contextual_attention(fn: Callable[..., Any], *, strict: bool = False, atol: float = 1e-4,
+                               rtol: float = 1e-3) -> CheckResult:
+    """Grade ``contextual_attention(foreground, background, mask, *, ksize=3, stride=1, rate=2, fuse_k=3,
+    softmax_scale=10.0) -> (output, offsets)`` (DeepFill v1, Yu et al. 2018): ``foreground`` and
+    ``background`` features ``(B, C, H, W)``, ``mask`` ``(B, 1, H, W)`` (1 = hole, one per sample);
+    ``output`` the shape and dtype of ``foreground``; ``offsets`` ``(B, 2, H // rate, W // rate)`` int64,
+    ``(dy, dx)`` from each position to its most attended background patch, at ``1 / rate`` resolution.
+
+    Tests: shapes and dtypes; output and offsets against ``inpaint_utils.models.deepfill.contextual_attention``
+    on random features with a different hole per sample (``atol`` / ``rtol``; offsets may differ at 1 %
+    of positions, ties); a synthetic scene whose hole holds an exact copy of a known region (the offsets
+    must point at it, the output must paste it); and, with ``foreground = background`` (the network's
+    use), no position may attend to a patch that touches the hole. A mismatch is diagnosed by running
+    the reference without masking, with ``softmax_scale=1`` and without attention propagation.
+    """
+    b, c, hs, ws = 2, 8, 32, 32
+    rate, ksize = 2, 3
+    gen = torch.Generator().manual_seed(2018)
+
+    def run(f, bg, m, **kwargs):
+        out = _call(fn, f, bg, m, **kwargs)
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            raise _Fail(f"expected a pair (output, offsets), got {type(out).__name__}"
+                        + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else ""))
+        return out
+
+    def block_mask(top: int, left: int, side: int, batch: int = 1, h: int = hs, w: int = ws) -> torch.Tensor:
+        m = torch.zeros(batch, 1, h, w)
+        m[..., top:top + side, left:left + side] = 1.0
+        return m
+
+    def random_case():
+        fg = torch.randn(b, c, hs, ws, generator=gen)
+        bg = torch.randn(b, c, hs, ws, generator=gen)
+        mask = torch.cat([block_mask(8, 8, 12), block_mask(14, 4, 10)])             # a different hole per sample
+        return fg, bg, mask
+
+    case = random_case()
+
+    def t_shapes():
+        fg, bg, mask = case
+        output, offsets = run(fg, bg, mask)
+        if not isinstance(output, torch.Tensor) or output.shape != fg.shape:
+            raise _Fail(f"output must have the foreground's shape {tuple(fg.shape)}, got "
+                        f"{tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__} "
+                        f"(paste the attended raw background patches back at full resolution with a transposed "
+                        f"convolution, stride = rate)")
+        if output.dtype != fg.dtype:
+            raise _Fail(f"output must have the foreground's dtype {fg.dtype}, got {output.dtype}")
+        want = (b, 2, hs // rate, ws // rate)
+        if not isinstance(offsets, torch.Tensor) or tuple(offsets.shape) != want:
+            raise _Fail(f"offsets must have shape {want} (B, 2 = (dy, dx), H // rate, W // rate), got "
+                        f"{tuple(offsets.shape) if isinstance(offsets, torch.Tensor) else type(offsets).__name__}")
+        if offsets.dtype != torch.int64:
+            raise _Fail(f"offsets must be int64 (whole patch positions, e.g. from argmax), got {offsets.dtype}")
+
+    def diagnose(fg, bg, mask, output) -> str:
+        """Which known mistake the student's output matches, by running the reference with it."""
+        reference = _reference_contextual_attention()
+        variants = {
+            "the reference WITHOUT the mask: the scores of background patches that touch the hole must be "
+            "excluded (multiply by the patch-validity map before and after the softmax, or set them to -inf)":
+                lambda: reference(fg, bg, torch.zeros_like(mask)),
+            "the reference with softmax_scale=1: multiply the cosine similarities by softmax_scale (10) before "
+            "the softmax, which makes the attention nearly one-hot":
+                lambda: reference(fg, bg, mask, softmax_scale=1.0),
+            "the reference without attention propagation (fuse_k=1): convolve the score map with a fuse_k x "
+            "fuse_k identity kernel, left-right then top-down":
+                lambda: reference(fg, bg, mask, fuse_k=1),
+            "sample 0's mask used for the whole batch: each sample has its own mask (DeepFill v1 assumed one "
+            "mask per batch; the course's version does not)":
+                lambda: reference(fg, bg, mask[:1].expand_as(mask)),
+        }
+        for why, make in variants.items():
+            try:
+                other, _ = make()
+            except Exception:  # noqa: BLE001 - a variant the reference refuses is simply not a diagnosis
+                continue
+            if other.shape == output.shape and torch.allclose(output, other, atol=atol, rtol=rtol):
+                return f" Your output matches {why}."
+        return ""
+
+    def t_reference():
+        fg, bg, mask = case
+        reference = _reference_contextual_attention()
+        ref_out, ref_off = reference(fg, bg, mask)
+        output, offsets = run(fg, bg, mask)
+        if not isinstance(output, torch.Tensor) or output.shape != ref_out.shape:
+            raise _Fail("output shape differs from the reference's (see the shape test)")
+        if not torch.allclose(output.detach().float(), ref_out.float(), atol=atol, rtol=rtol):
+            err = float((output.detach().float() - ref_out.float()).abs().max())
+            raise _Fail(f"random features, a different hole per sample: output differs from the reference by up to "
+                        f"{err:.3g} (allowed atol {atol:g}, rtol {rtol:g})." + diagnose(fg, bg, mask, output.detach()))
+        if not isinstance(offsets, torch.Tensor) or offsets.shape != ref_off.shape:
+            raise _Fail("offsets shape differs from the reference's (see the shape test)")
+        agree = float((offsets.long() == ref_off.long()).all(dim=1).float().mean())
+        if agree < 0.99:
+            raise _Fail(f"offsets agree with the reference at {agree:.1%} of positions (need 99 %): offsets are "
+                        f"(dy, dx) = (attended row - own row, attended column - own column) at 1 / rate resolution, "
+                        f"from the argmax of the attention scores")
+
+    def known_patch_case():
+        # Designed at 1 / rate resolution (16 x 16) and upsampled by repetition, so the downsampling inside
+        # the function sees exactly this design whatever its phase. The hole (rows / cols 2..5) of the
+        # foreground holds an exact copy of the known region 7 rows and 7 columns further (rows / cols 9..12).
+        h, w = hs // rate, ws // rate
+        low_bg = torch.randn(1, c, h, w, generator=gen)
+        low_fg = torch.randn(1, c, h, w, generator=gen)
+        shift = 7
+        low_fg[..., 1:7, 1:7] = low_bg[..., 1 + shift:7 + shift, 1 + shift:7 + shift]   # the hole and a 1-px ring
+        up = lambda x: x.repeat_interleave(rate, dim=-2).repeat_interleave(rate, dim=-1)  # noqa: E731
+        mask = block_mask(2 * rate, 2 * rate, 4 * rate)
+        return up(low_fg), up(low_bg), mask, shift
+
+    def t_known_patch():
+        fg, bg, mask, shift = known_patch_case()
+        output, offsets = run(fg, bg, mask)
+        if not isinstance(offsets, torch.Tensor) or offsets.ndim != 4 or offsets.shape[1] != 2:
+            raise _Fail("offsets must be a (B, 2, H // rate, W // rate) tensor (see the shape test)")
+        got = offsets[0, :, 2:6, 2:6].reshape(2, -1).long()                      # the 16 hole positions
+        right = (got == shift).all(dim=0)
+        if not bool(right.all()):
+            sample = got[:, (~right).nonzero()[0, 0]].tolist()
+            hint = ""
+            if sample == [-shift, -shift]:
+                hint = " The sign is flipped: offset = attended position - own position."
+            elif sample == [rate * shift, rate * shift]:
+                hint = f" That is in full-resolution pixels: give offsets at 1 / rate resolution ({shift}, {shift})."
+            elif sample == [0, 0]:
+                hint = " Hole positions attend to themselves: exclude background patches that touch the hole."
+            raise _Fail(f"the hole holds an exact copy of the known region {shift} rows and {shift} columns away: "
+                        f"every hole position should point there, offset ({shift}, {shift}); {int((~right).sum())} "
+                        f"of 16 do not (e.g. {tuple(sample)}).{hint}")
+        core = slice(3 * rate, 5 * rate)                                          # full-res pixels fed by hole patches only
+        src = slice(3 * rate + rate * shift, 5 * rate + rate * shift)
+        pasted, expected = output[0, :, core, core].detach(), bg[0, :, src, src]
+        if not torch.allclose(pasted, expected, atol=1e-2, rtol=1e-2):
+            raise _Fail(f"the offsets are right but the output in the hole is not the copied background (max error "
+                        f"{float((pasted - expected).abs().max()):.3g}): either the attention is spread over many "
+                        f"patches (is the similarity multiplied by softmax_scale = 10 before the softmax?) or the "
+                        f"paste is off (the full-resolution background patches weighted by the attention, put back "
+                        f"with a transposed convolution of stride rate and divided by the overlap count)")
+
+    def t_hole_not_attended():
+        fg = torch.randn(b, c, hs, ws, generator=gen)
+        mask = torch.cat([block_mask(8, 8, 12), block_mask(14, 4, 10)])
+        _, offsets = run(fg, fg.clone(), mask)                                    # foreground = background
+        if not isinstance(offsets, torch.Tensor) or offsets.ndim != 4 or offsets.shape[1] != 2:
+            raise _Fail("offsets must be a (B, 2, H // rate, W // rate) tensor (see the shape test)")
+        valid = _valid_patch_map(mask, rate, ksize)                               # (B, h, w)
+        h, w = valid.shape[-2:]
+        rows = torch.arange(h).view(1, h, 1) + offsets[:, 0].long()
+        cols = torch.arange(w).view(1, 1, w) + offsets[:, 1].long()
+        inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+        if not bool(inside.all()):
+            raise _Fail(f"{int((~inside).sum())} offsets point outside the image")
+        batch = torch.arange(offsets.shape[0]).view(-1, 1, 1).expand_as(rows)
+        ok = valid[batch, rows, cols]
+        hole = mask[:, 0, ::rate, ::rate] > 0                                     # (B, h, w): hole positions
+        if not bool(ok.all()):
+            raise _Fail(f"with foreground = background, {int((~ok).sum())} of {ok.numel()} positions "
+                        f"({int((~ok & hole).sum())} of them in the hole) attend to a background patch that "
+                        f"touches the hole: the attention must only use known background (mask the scores of "
+                        f"patches containing a hole pixel, before and after the softmax)")
+
+    def t_gradient():
+        fg, bg, mask = (x.clone() for x in case)
+        fg.requires_grad_(True)
+        bg.requires_grad_(True)
+        output, _ = run(fg, bg, mask)
+        if not isinstance(output, torch.Tensor) or not output.requires_grad:
+            raise _Fail("no gradient reaches the features: contextual attention sits inside the network and is "
+                        "trained end to end (keep every step a torch operation, no .detach() / numpy)")
+        output.square().sum().backward()
+        for name, x in (("foreground", fg), ("background", bg)):
+            if x.grad is None or not bool(x.grad.abs().sum() > 0):
+                raise _Fail(f"the {name} gets no gradient")
+
+    return _run("contextual_attention", fn, [
+        ("returns (output, offsets) of the right shapes and dtypes", t_shapes),
+        ("matches the reference on random features", t_reference),
+        ("known patch: offsets point at the copy, output pastes it", t_known_patch),
+        ("never attends to patches in the hole", t_hole_not_attended),
+        ("gradients reach foreground and background", t_gradient),
+    ], strict)

@@ -1,0 +1,435 @@
+"""Exercise versions of the course notebooks, and grading a class's submissions through papermill.
+
+Command line::
+
+    python -m inpaint_utils.exercises make [--out exercises] notebooks/*.ipynb
+    python -m inpaint_utils.exercises grade SUBMISSIONS_DIR [--out runs/grading] [--reference exercises]
+
+``make exercises`` runs the first for every notebook. The course notebooks hold the solutions; cells
+carry tags that say what the exercise version does with them:
+
+``solution`` on a code cell -- the cell becomes a stub:
+
+* every top-level function (``def``, with its decorators) keeps its signature, its docstring and the
+  comment lines right after the signature (write the task and hints there); the rest of its body becomes
+  ``raise NotImplementedError("TODO: <hint>")``;
+* other top-level statements are removed, except imports (kept) and assignments to names, which become
+  ``name = None  # TODO`` so that later cells still find the name (and a check says it is missing);
+* the cell's leading comment lines are kept, followed by ``# TODO: <hint>`` when the cell defines no
+  function.
+
+  ``<hint>`` is the cell's ``hint`` metadata (a string) when present, else "implement <name>" (the
+  docstring and the kept comments are the task).
+
+``solution`` on a markdown cell -- replaced by "*Your answer here.*" (a written answer to grade by hand).
+
+``grading`` on a code cell -- kept unchanged: it calls :mod:`inpaint_utils.checks` (``strict=True``) on
+the student's functions, prints ``CHECK <name> PASS|FAIL <score>`` and stops the notebook on a wrong
+solution. Write one after each exercise.
+
+Every output is cleared; the notebook's metadata records the checks of its grading cells
+(``inpaint_exercise.checks``). A notebook without a ``solution`` cell gets no exercise version.
+
+``grade`` runs every submitted notebook with papermill (:func:`inpaint_utils.nbrun.run_notebook`, smoke
+profile, a time limit each) with ``INPAINT_CHECKS_STRICT=0`` so that every grading cell runs even after a
+wrong answer, reads the ``CHECK`` lines printed by cells tagged ``grading`` (lines printed elsewhere do not
+count), and writes ``grades.csv`` (one row per student, notebook and check) and ``grades.md`` (one row
+per student and notebook). Submissions are laid out as ``SUBMISSIONS_DIR/<student>/<notebook>.ipynb``
+(a notebook directly in ``SUBMISSIONS_DIR`` is graded as the student named by its file stem). With
+``--reference`` (the folder ``make`` wrote), grading cells whose code differs from the handed-out one
+are flagged. Grading executes the students' code: run it in a throw-away account or container.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import copy
+import csv
+import io
+import json
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from .fileio import atomic_open
+
+__all__ = ["SOLUTION_TAG", "GRADING_TAG", "make_exercise", "write_exercises", "stub_cell_source", "grade",
+           "Grade", "main"]
+
+SOLUTION_TAG = "solution"
+GRADING_TAG = "grading"
+METADATA_KEY = "inpaint_exercise"
+MARKDOWN_ANSWER = "*Your answer here.*"
+_CHECK_CALL = re.compile(r"\bcheck_([A-Za-z0-9_]+)\s*\(")
+
+
+def _nbformat():
+    try:
+        import nbformat
+    except ImportError as err:  # pragma: no cover - nbformat comes with papermill and jupyter
+        raise ImportError("exercise notebooks need nbformat: pip install \"inpaint-course[dev]\" "
+                          "(or pip install nbformat)") from err
+    return nbformat
+
+
+def _source(cell: Any) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src
+
+
+def _tags(cell: Any) -> list[str]:
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+# --------------------------------------------------------------------------------------------------
+# Stubs
+# --------------------------------------------------------------------------------------------------
+def _leading_comments(lines: list[str]) -> list[str]:
+    out = []
+    for line in lines:
+        if line.strip().startswith("#") or (not line.strip() and out):
+            out.append(line)
+        else:
+            break
+    while out and not out[-1].strip():
+        out.pop()
+    return out
+
+
+def _hint_text(hint: Any, default: str) -> str:
+    text = " ".join(str(hint).split()) if hint else default
+    return text or default
+
+
+def _function_stub(node: ast.FunctionDef | ast.AsyncFunctionDef, lines: list[str], hint: str | None) -> list[str]:
+    """Decorators, signature, docstring and the comments right after them; then the TODO raise."""
+    body = node.body
+    docstring = ast.get_docstring(node, clean=True)
+    has_doc = docstring is not None and isinstance(body[0], ast.Expr)
+    first = body[1] if has_doc and len(body) > 1 else (None if has_doc else body[0])
+    start = (node.decorator_list[0].lineno if node.decorator_list else node.lineno) - 1
+    indent = " " * (body[0].col_offset if body[0].lineno > node.lineno else node.col_offset + 4)
+    message = _hint_text(hint, f"implement {node.name}" + (" (its docstring says what it returns)" if docstring else ""))
+    raise_line = f"{indent}raise NotImplementedError({json.dumps('TODO: ' + message)})"
+    if body[0].lineno == node.lineno:  # one-line body ("def f(x): return x"): rebuild the signature
+        stub = copy.deepcopy(node)
+        stub.body = [ast.Expr(ast.Constant(docstring))] if has_doc else []
+        stub.body.append(ast.parse(raise_line.strip()).body[0])
+        return (" " * node.col_offset + ast.unparse(stub)).splitlines()
+    keep_end = (body[0].end_lineno if has_doc else body[0].lineno - 1)   # signature (+ docstring), 1-based inclusive
+    kept = lines[start:keep_end]
+    if first is not None:  # comment lines between the signature / docstring and the first statement
+        between = lines[keep_end:first.lineno - 1]
+        kept += [line for line in between if line.strip().startswith("#")]
+    return kept + [raise_line]
+
+
+def _assigned_names(node: ast.stmt) -> list[str]:
+    targets: list[ast.expr] = []
+    if isinstance(node, ast.Assign):
+        targets = list(node.targets)
+    elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+        targets = [node.target]
+    names: list[str] = []
+    for target in targets:
+        for sub in ast.walk(target):
+            if isinstance(sub, ast.Name) and sub.id not in names:
+                names.append(sub.id)
+    return names
+
+
+def stub_cell_source(source: str, hint: str | None = None) -> str:
+    """The exercise version of a ``solution`` code cell's source (see the module docstring)."""
+    lines = source.splitlines()
+    comments = _leading_comments(lines)
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return "\n".join(comments + [f"# TODO: {_hint_text(hint, 'write your code here')}"])
+    out: list[str] = list(comments)
+    functions = 0
+    assigned: list[str] = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if len(out) > len(comments) and out[-1].strip():
+                out.append("")  # a blank line between two functions, none under the cell's comments
+            out += _function_stub(node, lines, hint)
+            functions += 1
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            out += lines[node.lineno - 1:node.end_lineno]
+        else:
+            assigned += [n for n in _assigned_names(node) if n not in assigned]
+    if not functions:
+        out.append(f"# TODO: {_hint_text(hint, 'write your code here')}")
+    out += [f"{name} = None  # TODO" for name in assigned]
+    return "\n".join(out).rstrip() + "\n" if out else f"# TODO: {_hint_text(hint, 'write your code here')}\n"
+
+
+def _checks_in(cells: Iterable[Any]) -> list[str]:
+    names: list[str] = []
+    for cell in cells:
+        if cell.get("cell_type") == "code" and GRADING_TAG in _tags(cell):
+            names += [n for n in _CHECK_CALL.findall(_source(cell)) if n not in names]
+    return names
+
+
+def make_exercise(nb: Any) -> tuple[Any, dict[str, Any]]:
+    """The exercise version of a notebook (an ``nbformat`` node, not changed) and a summary
+    ``{"solutions", "markdown_answers", "grading", "checks"}`` (counts and check names)."""
+    nbformat = _nbformat()
+    out = copy.deepcopy(nb)
+    counts = {"solutions": 0, "markdown_answers": 0, "grading": 0}
+    for cell in out.cells:
+        tags = _tags(cell)
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+            if SOLUTION_TAG in tags:
+                cell.source = stub_cell_source(_source(cell), cell.metadata.get("hint"))
+                counts["solutions"] += 1
+            elif GRADING_TAG in tags:
+                counts["grading"] += 1
+        elif cell.cell_type == "markdown" and SOLUTION_TAG in tags:
+            cell.source = MARKDOWN_ANSWER
+            counts["markdown_answers"] += 1
+        for key in ("papermill", "execution", "ExecuteTime", "collapsed", "scrolled"):
+            cell.metadata.pop(key, None)
+    for key in ("papermill", "widgets", "colab", "toc"):
+        out.metadata.pop(key, None)
+    checks = _checks_in(out.cells)
+    out.metadata[METADATA_KEY] = {"checks": checks}
+    nbformat.validate(out)
+    return out, {**counts, "checks": checks}
+
+
+def write_exercises(notebooks: Sequence[str | Path], out_dir: str | Path = "exercises") -> list[Path]:
+    """Write the exercise version of each notebook that has ``solution`` cells into ``out_dir`` (same
+    file name); print one line per notebook; return the written paths."""
+    nbformat = _nbformat()
+    out_dir = Path(out_dir)
+    written = []
+    for path in sorted(Path(p) for p in notebooks):
+        nb = nbformat.read(str(path), as_version=4)
+        exercise, info = make_exercise(nb)
+        if not info["solutions"] and not info["markdown_answers"]:
+            print(f"[exercises] {path.name}: no cell tagged '{SOLUTION_TAG}', skipped")
+            continue
+        if not info["grading"]:
+            print(f"[exercises] warning: {path.name} has solution cells but no cell tagged '{GRADING_TAG}'")
+        exercise.metadata[METADATA_KEY]["source"] = path.name
+        out_dir.mkdir(parents=True, exist_ok=True)
+        target = out_dir / path.name
+        with atomic_open(target, "w", encoding="utf-8") as f:
+            f.write(nbformat.writes(exercise) + "\n")
+        written.append(target)
+        print(f"[exercises] {path.name}: {info['solutions']} solution cell(s) stubbed, {info['grading']} grading "
+              f"cell(s) ({', '.join(info['checks']) or 'no checks'}) -> {target}")
+    return written
+
+
+# --------------------------------------------------------------------------------------------------
+# Grading
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class Grade:
+    """One student's notebook: ``status`` ("ok", or "; "-joined problems: "error: ...", "timeout after ...",
+    "grading cell modified or removed ..."),
+    ``checks`` ``{name: (passed, score)}`` for the checks that ran, ``expected`` the checks it should run."""
+
+    student: str
+    notebook: str
+    status: str = "ok"
+    checks: dict[str, tuple[bool, float]] = field(default_factory=dict)
+    expected: list[str] = field(default_factory=list)
+
+    @property
+    def names(self) -> list[str]:
+        return self.expected + [n for n in self.checks if n not in self.expected]
+
+    @property
+    def passed(self) -> int:
+        return sum(1 for n in self.names if self.checks.get(n, (False, 0.0))[0])
+
+
+def _submissions(root: Path, skip: Path | None) -> list[tuple[str, Path]]:
+    found = []
+    for path in sorted(root.iterdir()):
+        if path.name.startswith((".", "_")) or (skip is not None and path.resolve() == skip):
+            continue
+        if path.is_dir():
+            found += [(path.name, nb) for nb in sorted(path.glob("*.ipynb"))]
+        elif path.suffix == ".ipynb":
+            found.append((path.stem, path))
+    return found
+
+
+def _grading_output(nb: dict) -> tuple[dict[str, tuple[bool, float]], str | None]:
+    """The CHECK lines printed by grading cells, and the first error of the executed notebook."""
+    from .checks import parse_check_lines
+
+    results: dict[str, tuple[bool, float]] = {}
+    error = None
+    for cell in nb.get("cells", []):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error" and error is None:
+                error = f"{output.get('ename', 'Error')}: {output.get('evalue', '')}".strip()
+            if cell.get("cell_type") != "code" or GRADING_TAG not in _tags(cell):
+                continue
+            if output.get("output_type") == "stream":
+                text = _source({"source": output.get("text", "")})
+                for name, passed, score in parse_check_lines(text):
+                    results[name] = (passed, score)
+    return results, error
+
+
+def _grading_sources(nb: dict) -> list[str]:
+    return [_source(c).strip() for c in nb.get("cells", []) if c.get("cell_type") == "code" and GRADING_TAG in _tags(c)]
+
+
+def _notebook_name(nb: dict, path: Path) -> str:
+    """The assignment a submission belongs to: the file ``make`` wrote (kept in the notebook's metadata, so a
+    renamed file is still recognised), else the file name."""
+    source = nb.get("metadata", {}).get(METADATA_KEY, {}).get("source")
+    return str(source) if source else path.name
+
+
+def grade(submissions: str | Path, out_dir: str | Path = "runs/grading", profile: str = "smoke",
+          timeout: float = 900, reference: str | Path | None = None) -> list[Grade]:
+    """Run and grade every submitted notebook (see the module docstring); write ``grades.csv`` and
+    ``grades.md`` into ``out_dir`` and return the grades."""
+    from .checks import STRICT_ENV
+    from .nbrun import NotebookFailed, NotebookTimeout, run_notebook
+
+    root = Path(submissions)
+    if not root.is_dir():
+        raise FileNotFoundError(f"submissions folder not found: {root}")
+    out_dir = Path(out_dir).resolve()
+    grades: list[Grade] = []
+    for student, path in _submissions(root, out_dir):
+        try:
+            submitted = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            grades.append(Grade(student, path.name, status=f"not a notebook: {err}"))
+            continue
+        g = Grade(student, _notebook_name(submitted, path),
+                  expected=list(submitted.get("metadata", {}).get(METADATA_KEY, {}).get("checks")
+                                or _checks_in(submitted.get("cells", []))))
+        problems: list[str] = []
+        if reference is not None and (Path(reference) / g.notebook).is_file():
+            handed_out = json.loads((Path(reference) / g.notebook).read_text(encoding="utf-8"))
+            g.expected = list(handed_out.get("metadata", {}).get(METADATA_KEY, {}).get("checks") or g.expected)
+            original, now = _grading_sources(handed_out), _grading_sources(submitted)
+            missing = 0
+            for src in original:  # every handed-out grading cell must still be there, unchanged
+                if src in now:
+                    now.remove(src)
+                else:
+                    missing += 1
+            if missing:
+                problems.append(f"grading cell modified or removed ({missing} of {len(original)})")
+        work = out_dir / student
+        print(f"[grade] {student}: {path.name} ...", flush=True)
+        start = time.perf_counter()
+        executed = work / path.name
+        try:
+            run_notebook(path, work, profile=profile, timeout=timeout,
+                         env={STRICT_ENV: "0", "INPAINT_FIGURES": str(work / "figures"),
+                              "INPAINT_RUNS": str(work / "runs")})
+            failed = None
+        except NotebookTimeout:
+            failed = f"timeout after {timeout:.0f} s"
+        except NotebookFailed:
+            failed = "error"
+        error = None
+        if executed.is_file():
+            try:
+                g.checks, error = _grading_output(json.loads(executed.read_text(encoding="utf-8")))
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                error = "unreadable executed notebook"
+        if failed == "error":
+            problems.append(f"error: {error or 'the notebook did not run'}")
+        elif failed:
+            problems.append(failed)
+        g.status = "; ".join(problems) or "ok"
+        print(f"[grade] {student}: {g.passed} of {len(g.names)} checks passed, {g.status} "
+              f"({time.perf_counter() - start:.0f} s)", flush=True)
+        grades.append(g)
+    _write_reports(grades, out_dir)
+    return grades
+
+
+def _cell(g: Grade, name: str) -> tuple[str, str]:
+    if name not in g.checks:
+        return "not run", ""
+    passed, score = g.checks[name]
+    return ("PASS" if passed else "FAIL"), f"{score:.2f}"
+
+
+def _write_reports(grades: list[Grade], out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["student", "notebook", "status", "check", "result", "score"])
+    for g in grades:
+        for name in g.names or [""]:
+            result, score = _cell(g, name) if name else ("", "")
+            writer.writerow([g.student, g.notebook, g.status, name, result, score])
+    with atomic_open(out_dir / "grades.csv", "w", encoding="utf-8") as f:
+        f.write(buffer.getvalue())
+    lines: list[str] = []
+    for notebook in dict.fromkeys(g.notebook for g in grades):          # one table per assignment, in order
+        group = [g for g in grades if g.notebook == notebook]
+        names = list(dict.fromkeys(n for g in group for n in g.names))
+        lines += [f"## {notebook}", "", "| student | passed | " + " | ".join(names) + " | status |",
+                  "|---|---|" + "---|" * len(names) + "---|"]
+        for g in group:
+            row = [" ".join(_cell(g, n)).strip() for n in names]
+            lines.append(f"| {g.student} | {g.passed}/{len(g.names)} | " + " | ".join(row) + f" | {g.status} |")
+        lines.append("")
+    text = "\n".join(lines) + "\n" if lines else "no submitted notebook found\n"
+    with atomic_open(out_dir / "grades.md", "w", encoding="utf-8") as f:
+        f.write(text)
+    print(text, end="")
+    print(f"[grade] wrote {out_dir / 'grades.csv'} and {out_dir / 'grades.md'}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------------
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m inpaint_utils.exercises",
+                                     description="Exercise notebooks for a class, and grading through papermill.")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    make = sub.add_parser("make", help="write exercise versions (solution cells stubbed, outputs cleared)")
+    make.add_argument("notebooks", nargs="+", type=Path)
+    make.add_argument("--out", type=Path, default=Path("exercises"), help="output folder (default exercises/)")
+    grade_p = sub.add_parser("grade", help="run every submitted notebook and summarise its checks")
+    grade_p.add_argument("submissions", type=Path, help="SUBMISSIONS_DIR/<student>/<notebook>.ipynb")
+    grade_p.add_argument("--out", type=Path, default=Path("runs/grading"),
+                         help="executed notebooks, grades.csv and grades.md (default runs/grading)")
+    grade_p.add_argument("--profile", default="smoke", choices=("smoke", "full"))
+    grade_p.add_argument("--timeout", type=float, default=900, help="seconds per notebook (default 900)")
+    grade_p.add_argument("--reference", type=Path, default=None,
+                         help="the handed-out exercise notebooks: flag modified grading cells")
+    args = parser.parse_args(argv)
+    if args.cmd == "make":
+        missing = [str(p) for p in args.notebooks if not p.is_file()]
+        if missing:
+            parser.error(f"notebook(s) not found: {', '.join(missing)}")
+        written = write_exercises(args.notebooks, args.out)
+        if not written:
+            print(f"[exercises] no notebook has a cell tagged '{SOLUTION_TAG}': nothing written")
+            return 1
+        return 0
+    try:
+        grade(args.submissions, args.out, profile=args.profile, timeout=args.timeout, reference=args.reference)
+    except FileNotFoundError as err:
+        parser.error(str(err))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

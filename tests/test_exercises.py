@@ -1,0 +1,243 @@
+"""Exercise notebooks: the stubs leave no solution behind, stay valid notebooks whose grading cells fail
+until the student writes the code; ``grade`` runs a class's notebooks with papermill and summarises."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+
+from inpaint_utils import exercises
+from inpaint_utils.checks import CheckFailed
+
+ROOT = Path(__file__).resolve().parents[1]
+NB01 = ROOT / "notebooks" / "01_masking.ipynb"
+
+SOLUTION_DEF = '''# Exercise: the mean squared error over the hole.
+def my_masked_l2(pred, target, mask):
+    """The hole's mean squared error, a 0-d tensor."""
+    # Hint: a (1, 1, H, W) mask serves the whole batch.
+    mask = mask.expand(pred.shape[0], 1, *pred.shape[-2:])
+    SECRET_TOKEN = (mask * (pred - target) ** 2).sum()
+    return SECRET_TOKEN / (mask.sum() * pred.shape[1])
+'''
+SOLUTION_WHOLE = '''# How many pixels are hole?
+import torch
+hole_pixels = int(torch.ones(4, 4).sum())  # SECRET_TOKEN
+area, count = 0.5, 3
+print(hole_pixels)
+'''
+GRADING = "from inpaint_utils import checks\nchecks.check_masked_l2(my_masked_l2, strict=True)"
+
+
+def _notebook(cells: list) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = cells
+    return nb
+
+
+def _code(source: str, tags=(), outputs=(), **meta) -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_code_cell(source, metadata={"tags": list(tags), **meta} if tags or meta else {})
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=t) for t in outputs]
+    cell.execution_count = 3 if outputs else None
+    return cell
+
+
+def _synthetic() -> nbformat.NotebookNode:
+    return _notebook([
+        _code('PROFILE = "smoke"', tags=["parameters"]),
+        nbformat.v4.new_markdown_cell("## Exercise"),
+        _code(SOLUTION_DEF, tags=["solution"], outputs=["done\n"]),
+        _code(SOLUTION_WHOLE, tags=["solution"], hint="count the ones of the mask"),
+        nbformat.v4.new_markdown_cell("The hole is SECRET_TOKEN.", metadata={"tags": ["solution"]}),
+        _code(GRADING, tags=["grading"], outputs=["CHECK masked_l2 PASS 1.00\n"]),
+        _code("print('a normal cell')", outputs=["a normal cell\n"]),
+    ])
+
+
+def _sources(nb) -> str:
+    return "\n".join(c.source for c in nb.cells)
+
+
+def test_synthetic_notebook_is_stubbed():
+    original = _synthetic()
+    exercise, info = exercises.make_exercise(original)
+    nbformat.validate(exercise)
+    assert info == {"solutions": 2, "markdown_answers": 1, "grading": 1, "checks": ["masked_l2"]}
+    assert "SECRET_TOKEN" not in _sources(exercise) and "SECRET_TOKEN" in _sources(original)  # original untouched
+    stub = exercise.cells[2].source
+    assert stub.startswith("# Exercise: the mean squared error over the hole.\ndef my_masked_l2(pred, target, mask):")
+    assert '"""The hole\'s mean squared error, a 0-d tensor."""' in stub
+    assert "# Hint: a (1, 1, H, W) mask serves the whole batch." in stub
+    assert 'raise NotImplementedError("TODO: implement my_masked_l2' in stub
+    assert "mask.expand" not in stub and "\n    return" not in stub
+    whole = exercise.cells[3].source
+    assert "# How many pixels are hole?" in whole and "# TODO: count the ones of the mask" in whole
+    assert "hole_pixels = None  # TODO" in whole and "area = None" in whole and "count = None" in whole
+    assert "import torch" in whole and "print" not in whole
+    assert exercise.cells[4].source == exercises.MARKDOWN_ANSWER
+    assert exercise.cells[5].source == GRADING
+    assert all(c.outputs == [] and c.execution_count is None for c in exercise.cells if c.cell_type == "code")
+    assert exercise.metadata["inpaint_exercise"]["checks"] == ["masked_l2"]
+    # the stub runs, and its grading cell fails with the "not implemented" message
+    namespace: dict = {}
+    exec(stub, namespace)
+    with pytest.raises(CheckFailed, match="not implemented yet"):
+        exec(exercise.cells[5].source, namespace)
+    # the solution itself passes the same grading cell
+    namespace = {}
+    exec(SOLUTION_DEF, namespace)
+    exec(GRADING, namespace)
+
+
+def test_stub_edge_cases():
+    one_line = exercises.stub_cell_source("def double(x): return 2 * x\n", hint="twice x")
+    assert "def double(x):" in one_line and "TODO: twice x" in one_line and "2 * x" not in one_line
+    compile(one_line, "<stub>", "exec")
+    decorated = exercises.stub_cell_source("import functools\n\n@functools.lru_cache\ndef f(\n    x,\n):\n    return x\n")
+    assert "@functools.lru_cache\ndef f(\n    x,\n):\n    raise NotImplementedError" in decorated
+    compile(decorated, "<stub>", "exec")
+    broken = exercises.stub_cell_source("# leading\ndef f(:\n", hint="fix me")
+    assert broken.strip() == "# leading\n# TODO: fix me"
+
+
+def test_notebook_01_exercise_version():
+    original = nbformat.read(str(NB01), as_version=4)
+    exercise, info = exercises.make_exercise(original)
+    nbformat.validate(exercise)
+    assert info["solutions"] >= 3 and info["grading"] >= 3
+    assert {"masked_l2", "psnr", "mask_generator"} <= set(info["checks"])
+    solutions = [c for c in original.cells if "solution" in c.metadata.get("tags", [])]
+    stubs = [c for c in exercise.cells if "solution" in c.metadata.get("tags", [])]
+    for solution, stub in zip(solutions, stubs):
+        body = [ln.strip() for ln in solution.source.splitlines()
+                if ln.strip() and not ln.strip().startswith(("def ", "#", '"""')) and ln.startswith("    ")
+                and '"""' not in ln]
+        assert body, "a solution cell of notebook 01 has no body to hide"
+        for line in body:
+            if line in stub.source and line.startswith(("return", "mask", "side", "top", "mse")):
+                pytest.fail(f"solution code left in the exercise: {line!r}")
+        assert "raise NotImplementedError" in stub.source
+    assert not any(c.get("outputs") for c in exercise.cells if c.cell_type == "code")
+    # every grading cell fails on the stubs and passes on the solutions (run here, without a kernel)
+    for cells, should_fail in ((exercise.cells, True), (original.cells, False)):
+        namespace = {"torch": torch}
+        for cell in cells:
+            tags = cell.metadata.get("tags", [])
+            if "solution" in tags:
+                exec(cell.source, namespace)
+            elif "grading" in tags:
+                if should_fail:
+                    with pytest.raises(CheckFailed, match="not implemented yet"):
+                        exec(cell.source, namespace)
+                else:
+                    exec(cell.source, namespace)
+
+
+def test_make_command_writes_only_notebooks_with_solutions(tmp_path, capsys):
+    src = tmp_path / "src"
+    src.mkdir()
+    nbformat.write(_synthetic(), str(src / "10_ex.ipynb"))
+    nbformat.write(_notebook([_code('PROFILE = "smoke"', tags=["parameters"])]), str(src / "11_plain.ipynb"))
+    out = tmp_path / "exercises"
+    assert exercises.main(["make", "--out", str(out), str(src / "10_ex.ipynb"), str(src / "11_plain.ipynb")]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["10_ex.ipynb"]
+    written = nbformat.read(str(out / "10_ex.ipynb"), as_version=4)
+    nbformat.validate(written)
+    assert written.metadata["inpaint_exercise"] == {"checks": ["masked_l2"], "source": "10_ex.ipynb"}
+    assert "11_plain.ipynb: no cell tagged 'solution', skipped" in capsys.readouterr().out
+    assert exercises.main(["make", "--out", str(out), str(src / "11_plain.ipynb")]) == 1
+
+
+WRONG_DEF = '''def my_masked_l2(pred, target, mask):
+    return (mask * (pred - target) ** 2).mean()
+'''
+PSNR_DEF = '''import torch
+def my_psnr(pred, target):
+    return (10 * torch.log10(1.0 / ((pred - target) ** 2).mean(dim=(1, 2, 3)))).mean()
+'''
+
+
+def _submission(l2_source: str, fake_line: bool = False) -> nbformat.NotebookNode:
+    cells = [
+        _code('PROFILE = "smoke"', tags=["parameters"]),
+        _code(l2_source, tags=["solution"]),
+        _code(GRADING, tags=["grading"]),
+        _code(PSNR_DEF, tags=["solution"]),
+        _code("checks.check_psnr(my_psnr, strict=True)", tags=["grading"]),
+    ]
+    if fake_line:  # printed outside a grading cell: must not count
+        cells.append(_code("print('CHECK masked_l2 PASS 1.00')"))
+    nb = _notebook(cells)
+    nb.metadata["inpaint_exercise"] = {"checks": ["masked_l2", "psnr"], "source": "10_ex.ipynb"}
+    return nb
+
+
+@pytest.mark.notebook
+def test_grade_a_class_with_papermill(tmp_path):
+    submissions = tmp_path / "submissions"
+    for student, source, fake in (("alice", SOLUTION_DEF, False), ("bob", WRONG_DEF, True)):
+        (submissions / student).mkdir(parents=True)
+        nbformat.write(_submission(source, fake), str(submissions / student / "10_ex.ipynb"))
+    reference = tmp_path / "handed_out"
+    reference.mkdir()
+    nbformat.write(_submission(SOLUTION_DEF), str(reference / "10_ex.ipynb"))
+    out = tmp_path / "graded"
+    grades = exercises.grade(submissions, out, timeout=120, reference=reference)
+    by_student = {g.student: g for g in grades}
+    alice, bob = by_student["alice"], by_student["bob"]
+    assert alice.status == "ok" and alice.checks == {"masked_l2": (True, 1.0), "psnr": (True, 1.0)}
+    # bob's wrong L2 fails, and (strictness off while grading) his PSNR is still graded; the fake line is ignored
+    assert bob.status == "ok" and bob.checks["masked_l2"][0] is False and bob.checks["psnr"] == (True, 1.0)
+    assert 0 < bob.checks["masked_l2"][1] < 1
+    rows = list(csv.DictReader((out / "grades.csv").open()))
+    assert {(r["student"], r["check"], r["result"]) for r in rows} == {
+        ("alice", "masked_l2", "PASS"), ("alice", "psnr", "PASS"), ("bob", "masked_l2", "FAIL"), ("bob", "psnr", "PASS")}
+    table = (out / "grades.md").read_text()
+    assert "## 10_ex.ipynb" in table and "| student | passed | masked_l2 | psnr | status |" in table
+    assert "| alice | 2/2 | PASS 1.00 | PASS 1.00 | ok |" in table
+    assert "| bob | 1/2 | FAIL" in table
+    assert (out / "bob" / "10_ex.ipynb").is_file()                            # the executed copy is kept
+
+
+def test_grade_reports_broken_and_tampered_notebooks(tmp_path, monkeypatch):
+    """Without a kernel: the executed notebook is faked, so this checks the parsing and the report."""
+    from inpaint_utils import nbrun
+
+    submissions = tmp_path / "subs"
+    (submissions / "carol").mkdir(parents=True)
+    tampered = _submission(SOLUTION_DEF)
+    tampered.cells[2].source = "print('CHECK masked_l2 PASS 1.00')"          # the grading cell rewritten
+    nbformat.write(tampered, str(submissions / "carol" / "10_ex.ipynb"))
+    nbformat.write(_submission(SOLUTION_DEF), str(submissions / "dave.ipynb"))  # a top-level file: student "dave"
+    (submissions / "erin.ipynb").write_text("{not json")
+    reference = tmp_path / "ref"
+    reference.mkdir()
+    nbformat.write(_submission(SOLUTION_DEF), str(reference / "10_ex.ipynb"))
+
+    def fake_run(notebook, out_dir, profile="smoke", parameters=None, timeout=600, kernel="python3", env=None):
+        assert env["INPAINT_CHECKS_STRICT"] == "0" and profile == "smoke"
+        nb = json.loads(Path(notebook).read_text())
+        nb["cells"][2]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "CHECK masked_l2 PASS 1.00\n"}]
+        nb["cells"][4]["outputs"] = [{"output_type": "error", "ename": "NameError", "evalue": "name 'checks' is not defined",
+                                      "traceback": []}]
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        (Path(out_dir) / Path(notebook).name).write_text(json.dumps(nb))
+        raise nbrun.NotebookFailed("failed")
+
+    monkeypatch.setattr(nbrun, "run_notebook", fake_run)
+    grades = {g.student: g for g in exercises.grade(submissions, tmp_path / "out", reference=reference)}
+    assert set(grades) == {"carol", "dave", "erin"}
+    assert grades["carol"].status.startswith("grading cell modified or removed (1 of 2); error: NameError")
+    assert grades["erin"].status.startswith("not a notebook")
+    assert grades["dave"].status == "error: NameError: name 'checks' is not defined"
+    assert grades["dave"].checks == {"masked_l2": (True, 1.0)} and grades["dave"].passed == 1
+    table = (tmp_path / "out" / "grades.md").read_text()
+    assert grades["dave"].notebook == "10_ex.ipynb"                          # known from the metadata
+    assert "| dave | 1/2 | PASS 1.00 | not run | error: NameError" in table
+    with pytest.raises(FileNotFoundError):
+        exercises.grade(tmp_path / "missing", tmp_path / "out")
