@@ -2,6 +2,8 @@
 #   make course   create .venv if absent, install, execute every notebook (PROFILE=smoke) into runs/
 #   make test     create .venv if absent, install, run pytest (unit tests + notebooks)
 #   make exercises  student copies of the notebooks (solution cells stubbed) into exercises/
+#   make gpu      on a GPU machine: every notebook in the gpu profile (~1 h on one H200), then nbval;
+#                 summary in runs/gpu/summary.md (scripts/run_notebooks.sh, as the weekly GPU workflow)
 PYTHON  ?= python3
 VENV    ?= .venv
 PROFILE ?= smoke
@@ -11,7 +13,7 @@ CONSTRAINTS ?= constraints-ci.txt
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: course test install exercises clean-runs
+.PHONY: course test install exercises gpu clean-runs
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +31,9 @@ test: $(STAMP)
 
 exercises: $(STAMP)
 	$(PY) -m inpaint_utils.exercises make --out exercises notebooks/*.ipynb
+
+gpu:
+	scripts/run_notebooks.sh --profile gpu
 
 clean-runs:
 	rm -rf runs/

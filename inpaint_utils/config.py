@@ -1,8 +1,9 @@
-"""Profiles (smoke / full), paths and reproducibility for the whole course.
+"""Profiles (smoke / gpu / full), paths and reproducibility for the whole course.
 
-Every notebook's first code cell sets ``PROFILE = "smoke"`` or ``"full"`` plus a few knobs; it then calls
-:func:`settings` with its own name, so the numbers that differ between a CPU smoke run and the paper's
-GPU run live here, in one table, and nowhere else. Smoke is the same code path with smaller numbers.
+Every notebook's first code cell sets ``PROFILE = "smoke"`` (or ``"gpu"`` / ``"full"``) plus a few knobs; it then
+calls :func:`settings` with its own name, so the numbers that differ between a CPU smoke run and the paper's
+GPU run live here, in one table, and nowhere else. Smoke is the same code path with smaller numbers; ``gpu``
+sits between them: every notebook in about an hour in all on one GPU (``scripts/run_notebooks.sh --profile gpu``).
 
 Paths come from the environment so no notebook hard-codes a drive path:
 
@@ -39,16 +40,24 @@ __all__ = [
     "get_device",
 ]
 
-#: Per notebook, the numbers that differ between the two profiles. ``smoke`` must finish in a few
-#: minutes on a 2-core CPU; ``full`` holds the papers' settings for a GPU.
+#: Per notebook, the numbers that differ between the profiles. ``smoke`` must finish in a few minutes on a
+#: 2-core CPU; ``full`` holds the papers' settings for a GPU; ``gpu`` runs all notebooks in one hour on one
+#: H200 (CI's weekly run). gpu times below are estimates, not measurements: training there is bound by image
+#: loading in the main process (2.2 ms per 128-px face on the course CPU, ~1.1 ms on a free server core: ~80 ms
+#: per batch of 64), not by the GPU; scripts/run_notebooks.sh records the real times in runs/gpu/summary.md.
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "00_data_prep": {
         "smoke": {"image_size": 128, "num_preview": 8, "max_images": 400},
         "full": {"image_size": 128, "num_preview": 16, "max_images": None},
+        # ~1 min (smoke 12 s on the course CPU for 400 images; the mean colour loads each image once)
+        "gpu": {"image_size": 128, "num_preview": 16, "max_images": 2000},
     },
     "01_masking": {
         "smoke": {"image_size": 128, "ratio_samples": 200, "num_eval_images": 60},
         "full": {"image_size": 256, "ratio_samples": 2000, "num_eval_images": 1000},
+        # ~2.5 min, all on the CPU: 1000 masks per kind and ratio at 256 px (200 take 18 s here), Telea + NS on
+        # every test image of the two sets (~0.09 s per 256-px image)
+        "gpu": {"image_size": 256, "ratio_samples": 1000, "num_eval_images": None},
     },
     # Context Encoder (seed 000 / Pathak et al.): smoke is a narrower CE (same code) for a CPU.
     "02_context_encoder": {
@@ -58,6 +67,11 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "full": {"image_size": 128, "base_channels": 64, "bottleneck_dim": 4000, "batch_size": 64,
                  "num_steps": 50000, "lr": 2e-4, "log_every": 100, "sample_every": 1000, "checkpoint_every": 2500,
                  "num_eval_images": None},
+        # ~3.5 min: the authors' CE and batch, 2000 steps at ~80 ms (data-bound; the CE's ~0.2 TFLOP per step
+        # is a few ms on an H200), two 0.9 GB checkpoints, evaluation on the whole test split
+        "gpu": {"image_size": 128, "base_channels": 64, "bottleneck_dim": 4000, "batch_size": 64,
+                "num_steps": 2000, "lr": 2e-4, "log_every": 50, "sample_every": 500, "checkpoint_every": 1000,
+                "num_eval_images": None},
     },
     # Cascade CE and NSD (seed 003): smoke trains narrow 64 / 128 CEs (same code) for a few hundred steps in all on a
     # CPU; full is the authors' CE at 02's full settings (so 02's centre CE is reused as the plain CE) and the paper's
@@ -71,6 +85,48 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                  "steps_center": 50000, "steps_blocks": 50000, "log_every": 100, "sample_every": 1000,
                  "checkpoint_every": 2500, "num_eval_images": None, "nsd_k": 250, "nsd_n": 100, "nsd_batch_size": 250,
                  "threads": None},
+        # ~11 min: the authors' CEs; steps_center = 02's gpu num_steps so 02's run is reused as the plain centre CE;
+        # 2 x 2000 + 3 x 1000 training steps at ~80 ms, then NSD on k x n = 5000 codes
+        "gpu": {"image_size": 128, "base_channels": 64, "bottleneck_dim": 4000, "batch_size": 64, "lr": 2e-4,
+                "steps_center": 2000, "steps_blocks": 1000, "log_every": 50, "sample_every": 500,
+                "checkpoint_every": 1000, "num_eval_images": None, "nsd_k": 100, "nsd_n": 50, "nsd_batch_size": 250,
+                "threads": None},
+    },
+    # GLCIC (Iizuka et al. 2017): full is the paper (256 px, batch 96, T_C 90k, T_D 10k, 500k iterations, Adadelta);
+    # smoke trains the same layers at 1/8 width on 128 px faces (48-64 px holes, 64 px local patch), 144 steps split
+    # 33/11/56 % into the three phases, with the paper's Adadelta (as fast as Adam on such short runs). threads=1: on a
+    # shared 2-core CPU one OpenMP thread is faster than two that wait. num_workers: image loading in worker processes.
+    "04_glcic": {
+        "smoke": {"image_size": 128, "base_channels": 8, "batch_size": 8, "num_steps": 144, "t_c": 48, "t_d": 16,
+                  "alpha": 4e-4, "optimizer": "adadelta", "lr": None, "log_every": 8, "sample_every": 72,
+                  "checkpoint_every": 72, "num_eval_images": 40, "num_workers": 0, "threads": 1},
+        "full": {"image_size": 256, "base_channels": 64, "batch_size": 96, "num_steps": 500_000, "t_c": 90_000,
+                 "t_d": 10_000, "alpha": 4e-4, "optimizer": "adadelta", "lr": None, "log_every": 100,
+                 "sample_every": 5000, "checkpoint_every": 5000, "num_eval_images": None, "num_workers": 8,
+                 "threads": None},
+        # ~6 min of training (an estimate from FLOP counts, not measured): the paper's networks at 256 px, batch 32,
+        # 4000 steps split 40/10/50 %; a joint step is ~8.5 TFLOP (completion net ~65 GFLOP per image forward, the
+        # discriminators ~8), ~50-90 ms at bf16 on an H200; 8 workers keep the image loading (JPEG decode, resize to
+        # 256 px) off the critical path. Evaluation on the whole test split.
+        "gpu": {"image_size": 256, "base_channels": 64, "batch_size": 32, "num_steps": 4000, "t_c": 1600, "t_d": 400,
+                "alpha": 4e-4, "optimizer": "adadelta", "lr": None, "log_every": 50, "sample_every": 1000,
+                "checkpoint_every": 1000, "num_eval_images": None, "num_workers": 8, "threads": None},
+    },
+    # DeepFill v1 / contextual attention (Yu et al. 2018, seed 002): full is seed 002's Table I (256 px, 128 px hole,
+    # batch 64 as seed 002 says (v1's yml: 16), Adam 1e-4, 5 critic steps; 150k / 50k / 20k iterations for the hole /
+    # mosaic / hole_ns models). smoke: the same layers at 1/4 width on 64 px faces (32 px hole), a few dozen steps per
+    # input mode with 10x the learning rate so that they show something. gpu: v1's widths at 256 px, batch 16, sized
+    # for about 6 minutes of training on one H200 (an estimate from FLOP counts: not measured).
+    "05_contextual_attention": {
+        "smoke": {"image_size": 64, "cnum": 8, "critic_cnum": 8, "batch_size": 8, "lr": 1e-3, "critic_steps": 5,
+                  "steps_hole": 40, "steps_mosaic": 20, "steps_hole_ns": 20, "log_every": 5, "sample_every": 20,
+                  "checkpoint_every": 20, "num_eval_images": 16, "threads": 1},
+        "full": {"image_size": 256, "cnum": 32, "critic_cnum": 64, "batch_size": 64, "lr": 1e-4, "critic_steps": 5,
+                 "steps_hole": 150_000, "steps_mosaic": 50_000, "steps_hole_ns": 20_000, "log_every": 100,
+                 "sample_every": 2000, "checkpoint_every": 5000, "num_eval_images": None, "threads": None},
+        "gpu": {"image_size": 256, "cnum": 32, "critic_cnum": 64, "batch_size": 16, "lr": 1e-4, "critic_steps": 5,
+                "steps_hole": 1200, "steps_mosaic": 400, "steps_hole_ns": 200, "log_every": 20, "sample_every": 400,
+                "checkpoint_every": 400, "num_eval_images": 200, "threads": None},
     },
     # SD-2 inpainting and RePaint (seed 000, seed 001): smoke runs tiny random pipelines (images are noise),
     # built offline under runs/; full runs the real models (stabilityai/stable-diffusion-2-inpainting,
@@ -87,6 +143,35 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                  "latency_steps": [10, 25, 50], "latency_schedulers": ["pndm", "ddim", "dpmpp"], "latency_images": 16,
                  "ddpm_model": "google/ddpm-ema-celebahq-256", "repaint_size": 256, "repaint_steps": 250,
                  "jump_length": 10, "jump_n_sample": 10, "repaint_images": 4, "threads": None},
+        # ~6 min: the real models (None: $INPAINT_SD_MODEL / $INPAINT_DDPM_MODEL, else the hub ids above from the HF
+        # cache or the hub); SD-2 at 512 px on 2 sets x 6 mask kinds x 12 images (~0.8 s per image) plus the
+        # latency sweep; RePaint on 2 images per mask at 100 steps, jumps of 10 resampled 5 times (~500 UNet calls
+        # instead of the paper's ~2.4k: the notebook prints both)
+        "gpu": {"image_size": 128, "num_images": 12, "mask_ratio": 0.25, "sd_model": None, "sd_size": 512, "steps": 50,
+                "scheduler": "pndm", "guidance_scale": 7.5, "batch_size": 8,
+                "latency_steps": [10, 25, 50], "latency_schedulers": ["pndm", "ddim", "dpmpp"], "latency_images": 8,
+                "ddpm_model": None, "repaint_size": 256, "repaint_steps": 100, "jump_length": 10,
+                "jump_n_sample": 5, "repaint_images": 2, "threads": None},
+    },
+    # The comparison (all methods, the same images and masks): smoke scores a few test images with every mask kind at
+    # two ratios, reusing the checkpoints notebooks 02-05 saved; the autoencoder (a CE without its adversarial term,
+    # full-image output) is trained here. Diffusion: tiny random stand-ins in smoke, the real models in full.
+    "07_comparison": {
+        "smoke": {"image_size": 128, "num_eval_images": 6, "ratios": [0.1, 0.25], "ae_base_channels": 16,
+                  "ae_bottleneck_dim": 256, "ae_steps": 60, "ae_batch_size": 8, "sd_model": "tiny", "sd_size": 32,
+                  "sd_steps": 2, "ddpm_model": "tiny", "repaint_size": 32, "repaint_steps": 10, "jump_length": 2,
+                  "jump_n_sample": 2, "diffusion_images": 2, "threads": 1},
+        # gpu (~6 min, an estimate): 100 images, 4 ratios x 8 kinds, a 2000-step autoencoder, the real diffusion
+        # models (from $INPAINT_SD_MODEL / $INPAINT_DDPM_MODEL or the cache, as notebook 06) on 8 images.
+        "gpu": {"image_size": 128, "num_eval_images": 100, "ratios": [0.1, 0.2, 0.3, 0.4], "ae_base_channels": 64,
+                "ae_bottleneck_dim": 4000, "ae_steps": 2000, "ae_batch_size": 64, "sd_model": None, "sd_size": 512,
+                "sd_steps": 25, "ddpm_model": None, "repaint_size": 256, "repaint_steps": 50, "jump_length": 10,
+                "jump_n_sample": 2, "diffusion_images": 8, "threads": None},
+        "full": {"image_size": 128, "num_eval_images": 200, "ratios": [0.05, 0.1, 0.2, 0.3, 0.4, 0.5],
+                 "ae_base_channels": 64, "ae_bottleneck_dim": 4000, "ae_steps": 50000, "ae_batch_size": 64,
+                 "sd_model": "stabilityai/stable-diffusion-2-inpainting", "sd_size": 512, "sd_steps": 50,
+                 "ddpm_model": "google/ddpm-ema-celebahq-256", "repaint_size": 256, "repaint_steps": 250,
+                 "jump_length": 10, "jump_n_sample": 10, "diffusion_images": 20, "threads": None},
     },
 }
 

@@ -7,6 +7,7 @@ removed, except the cells marked ``# NBVAL_CHECK_OUTPUT`` whose small determinis
 Command line::
 
     python -m inpaint_utils.nbrun run --profile smoke --out runs/smoke notebooks/*.ipynb
+    python -m inpaint_utils.nbrun run --profile gpu --out runs/gpu notebooks/02_context_encoder.ipynb
     python -m inpaint_utils.nbrun run notebooks/01_masking.ipynb -p SEED=3 -p MASK_KIND=circle
     python -m inpaint_utils.nbrun strip notebooks/01_masking.ipynb --from runs/smoke/01_masking.ipynb
     python -m inpaint_utils.nbrun check notebooks/*.ipynb
@@ -27,7 +28,8 @@ from typing import Any, Iterable
 from .fileio import atomic_open
 
 CHECK_MARK = "NBVAL_CHECK_OUTPUT"
-PROFILES = ("smoke", "full")
+#: the profiles of inpaint_utils.config.PROFILES (smoke: CPU minutes; gpu: all notebooks in an hour on one GPU; full: the papers)
+PROFILES = ("smoke", "gpu", "full")
 
 __all__ = ["run_notebook", "strip_notebook", "notebook_problems", "NotebookTimeout", "NotebookFailed", "CHECK_MARK"]
 

@@ -29,8 +29,9 @@ DeepFill's five critic updates per generator update, for example::
             self.t_c, self.t_d, self.alpha = t_c, t_d, alpha
 
         def train_step(self, batch, step, ctx):
-            mask = make_mask("square", batch.shape[-1], ratio=(0.14, 0.25), batch=len(batch),
-                             generator=ctx.generator, device=ctx.device)     # 96-128 px holes in 256
+            mask = ctx.shard(make_mask("square", batch.shape[-1], ratio=(0.14, 0.25),   # 96-128 px holes in 256,
+                                       batch=ctx.global_size(batch),           # drawn for the global batch
+                                       generator=ctx.generator)).to(ctx.device)
             G, D = self.models["generator"], self.models["discriminator"]
             logs = {}
             with ctx.autocast():
@@ -73,6 +74,14 @@ CPU the resumed run is bit-identical to an uninterrupted one. Ctrl-C (an interru
 kernel) lets the current step finish, saves a checkpoint and then raises ``KeyboardInterrupt``. A NaN
 or infinite loss stops the run with :class:`NonFiniteLossError` naming the step and the loss; no
 checkpoint of such weights is ever written.
+
+Several processes (``torchrun``, or ``inpaint train --nproc N``; :mod:`inpaint_utils.distributed`): the
+same call runs unchanged in every process. ``batch_size`` is then the global batch, split equally over
+the processes (each loads only its rows of the step's batch); ``ctx.step`` averages the gradients
+before clipping; BatchNorm layers use the statistics of the global batch; the logged losses are means
+over the processes; only rank 0 writes files. A task draws per-sample randomness for the global batch
+and keeps its rows, ``ctx.shard(make_mask(..., batch=ctx.global_size(batch), generator=ctx.generator))``,
+so that N processes follow the one-process run; checkpoints do not depend on the number of processes.
 """
 from __future__ import annotations
 
@@ -96,6 +105,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
+from . import distributed
 from .checkpoint import _jsonable, checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import get_device, runs_dir
 from .fileio import atomic_open
@@ -200,26 +210,66 @@ class StepContext:
     Attributes: ``device``; ``generator`` (CPU ``torch.Generator``; draw masks and noise from it, then
     ``.to(ctx.device)``); ``current_step`` (completed steps before this one, as passed to
     ``train_step``); ``amp_dtype`` (``None`` when AMP is off); ``grad_norms`` (``{optimizer name:
-    norm before clipping}`` when ``grad_clip`` is set); ``stepped`` (optimizers stepped so far).
+    norm before clipping}`` when ``grad_clip`` is set); ``stepped`` (optimizers stepped so far);
+    ``world_size`` and ``rank`` (1 and 0 in one process).
+
+    Several processes: the batch is this process's rows of the global batch. Draw per-sample random
+    numbers for the global batch and keep this process's rows, ``ctx.shard(draw(ctx.global_size(batch)))``
+    (every process then draws the same numbers, and the run follows the one-process one); draw
+    per-batch numbers as they are. In one process both calls change nothing.
     """
 
     def __init__(self, optimizers: Mapping[str, torch.optim.Optimizer], device: torch.device,
                  generator: torch.Generator, amp_dtype: torch.dtype | None = None,
-                 scalers: Mapping[str, Any] | None = None, grad_clip: float | None = None):
+                 scalers: Mapping[str, Any] | None = None, grad_clip: float | None = None,
+                 world_size: int = 1, rank: int = 0):
         self.device = device
         self.generator = generator
         self.amp_dtype = amp_dtype
         self.current_step = 0
         self.grad_norms: dict[str, float] = {}
         self.stepped: list[str] = []
+        self.world_size, self.rank = world_size, rank
         self._optimizers = dict(optimizers)
         self._scalers = dict(scalers or {})
         self._grad_clip = grad_clip
+        self._error: str | None = None  # several processes: a non-finite loss, raised on all at ctx.step
 
     def _begin(self, step: int) -> None:
         self.current_step = step
         self.stepped = []
         self.grad_norms = {}
+        self._error = None
+
+    # ---- several processes (all of these are identities in one process)
+    def global_size(self, batch: torch.Tensor | int) -> int:
+        """Rows of the global batch: ``len(batch) * world_size`` (``batch`` a tensor or its length)."""
+        return (batch if isinstance(batch, int) else len(batch)) * self.world_size
+
+    def shard(self, x: torch.Tensor) -> torch.Tensor:
+        """This process's rows of ``x``, a tensor drawn for the global batch (``len(x)`` divisible by
+        ``world_size``): rows ``rank * b .. (rank + 1) * b - 1`` with ``b = len(x) // world_size``, the
+        same rows as the images of this process's batch. One process: ``x`` itself."""
+        if self.world_size == 1:
+            return x
+        start, stop = distributed.shard_bounds(len(x), self.rank, self.world_size)
+        return x[start:stop]
+
+    def global_sum(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` summed over the processes, without gradient (a new tensor). One process: ``x``."""
+        if self.world_size == 1:
+            return x
+        return distributed.all_reduce_sum(x.detach())
+
+    def mean_weight(self, local_count: torch.Tensor | float) -> torch.Tensor | float:
+        """``world_size * local_count / (local_count summed over processes)``: multiply a loss of the form
+        ``local_sum / local_count`` by it when the count differs between processes (a masked mean over
+        holes of different areas) so that the averaged gradient is that of ``global_sum / global_count``.
+        Means over samples need nothing (the shards are equal). One process: ``1.0``."""
+        if self.world_size == 1:
+            return 1.0
+        count = torch.as_tensor(local_count, dtype=torch.float64, device=self.device).detach()
+        return (count * self.world_size / self.global_sum(count)).float()
 
     def _optimizer(self, name: str) -> torch.optim.Optimizer:
         if name not in self._optimizers:
@@ -248,19 +298,29 @@ class StepContext:
             raise ValueError(f"optimizer {optimizer_name!r} has no parameters that require grad")
         if not bool(torch.isfinite(loss.detach()).all()):
             label = name or f"loss of optimizer {optimizer_name!r}"
-            raise NonFiniteLossError(f"{label} is {loss.detach().float().item()} at step {self.current_step}: "
-                                     f"stopping before it reaches the weights; lower the learning rate, "
-                                     f"set grad_clip, or check the inputs")
+            message = (f"{label} is {loss.detach().float().item()} at step {self.current_step}: stopping before "
+                       f"it reaches the weights; lower the learning rate, set grad_clip, or check the inputs")
+            if self.world_size == 1:
+                raise NonFiniteLossError(message)
+            # several processes: still run the backward pass (its collectives must match the other
+            # processes'); ctx.step tells every process and all of them raise before any update
+            self._error = self._error or f"process {self.rank}: {message}"
         scaler = self._scalers.get(optimizer_name)
         target = scaler.scale(loss) if scaler is not None else loss
         torch.autograd.backward(target.reshape(()), inputs=params, retain_graph=retain_graph)
 
     def step(self, optimizer_name: str) -> float | None:
-        """Clip (when ``grad_clip`` is set; returns the norm before clipping), step optimizer
-        ``optimizer_name`` (through its GradScaler under fp16) and zero its gradients."""
+        """Average the gradients over the processes (when there are several), clip (when ``grad_clip`` is
+        set; returns the norm before clipping), step optimizer ``optimizer_name`` (through its GradScaler
+        under fp16) and zero its gradients."""
         opt = self._optimizer(optimizer_name)
         scaler = self._scalers.get(optimizer_name)
         norm = None
+        if self.world_size > 1 and distributed.average_gradients(self._params(optimizer_name),
+                                                                 error=self._error is not None):
+            opt.zero_grad(set_to_none=True)
+            raise NonFiniteLossError(self._error or f"a loss was NaN or infinite in another process at step "
+                                                    f"{self.current_step}: stopping before it reaches the weights")
         if self._grad_clip is not None:
             if scaler is not None:
                 scaler.unscale_(opt)
@@ -305,11 +365,13 @@ def batch_indices(step: int, n: int, batch_size: int, seed: int) -> list[int]:
 
 
 class _StepBatches(Sampler):
-    """Batches of steps ``start .. stop - 1`` for a ``DataLoader(batch_sampler=...)``."""
+    """Batches of steps ``start .. stop - 1`` for a ``DataLoader(batch_sampler=...)``; with several
+    processes, this process's rows ``[lo, hi)`` of each global batch."""
 
-    def __init__(self, n: int, batch_size: int, seed: int, start: int, stop: int):
+    def __init__(self, n: int, batch_size: int, seed: int, start: int, stop: int, rows: tuple[int, int] | None = None):
         self.n, self.batch_size, self.seed, self.start, self.stop = n, batch_size, seed, start, stop
         self.per_epoch = n // batch_size
+        self.lo, self.hi = rows if rows is not None else (0, batch_size)
 
     def __len__(self) -> int:
         return max(0, self.stop - self.start)
@@ -320,7 +382,7 @@ class _StepBatches(Sampler):
             e, pos = divmod(step, self.per_epoch)
             if e != epoch:
                 epoch, perm = e, epoch_permutation(self.n, self.seed, e)
-            yield perm[pos * self.batch_size:(pos + 1) * self.batch_size].tolist()
+            yield perm[pos * self.batch_size + self.lo:pos * self.batch_size + self.hi].tolist()
 
 
 def _stack(items: list[Any]) -> torch.Tensor:
@@ -443,7 +505,7 @@ def _make_scaler(device: torch.device) -> Any:
         return torch.cuda.amp.GradScaler()
 
 
-def _as_float(name: str, value: Any, step: int) -> float:
+def _as_float(name: str, value: Any, step: int, finite: bool = True) -> float:
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
             raise ValueError(f"train_step returned {name!r} with shape {tuple(value.shape)}; return floats")
@@ -451,11 +513,34 @@ def _as_float(name: str, value: Any, step: int) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"train_step must return {{name: float}}, got {name!r} = {value!r}")
     value = float(value)
-    if not math.isfinite(value):
+    if finite and not math.isfinite(value):
         raise NonFiniteLossError(f"loss {name!r} is {value} at step {step}: stopping (no checkpoint of "
                                  f"these weights is written); lower the learning rate, set grad_clip, "
                                  f"or check the inputs")
     return value
+
+
+def _resume_source(resume: bool | str | os.PathLike, run_dir: Path) -> Path | None:
+    """The checkpoint to resume from (``None``: start fresh); see :func:`train`'s ``resume``."""
+    if resume is True:
+        return latest_checkpoint(run_dir)
+    if resume is False:
+        existing = latest_checkpoint(run_dir)
+        if existing is not None:
+            raise FileExistsError(f"{run_dir} already holds checkpoints (newest: {existing.name}); pass "
+                                  f"resume=True to continue it, or another run_name / delete the folder to start over")
+        return None
+    return Path(resume)
+
+
+def _process_device(device: torch.device, world: distributed.DistInfo) -> torch.device:
+    """This process's device in a group: its own GPU (``cuda:LOCAL_RANK``), and a backend that can reduce there."""
+    if world.backend == "nccl" and device.type != "cuda":
+        raise ValueError(f"the process group uses NCCL, which reduces CUDA tensors only, but device is {device}; "
+                         f"use device 'cuda' / 'auto', or start the group with gloo")
+    if device.type == "cuda" and device.index is None:
+        return torch.device("cuda", torch.cuda.current_device())
+    return device
 
 
 def _check_task(task: Any) -> None:
@@ -483,7 +568,11 @@ def train(task: Task, dataset: Any, config: TrainConfig, *, model_name: str, mod
 
     Returns ``{"step", "start_step", "losses" (means of the last logged window), "wall_time_s",
     "images_per_s", "run_dir", "checkpoint", "resumed_from", "metrics_csv", "last_sample", "device",
-    "amp_dtype"}``.
+    "amp_dtype", "world_size"}`` (the same on every process; ``images_per_s`` counts the global batch).
+
+    Under ``torchrun`` (``$WORLD_SIZE`` > 1) every process makes this same call: it joins the process
+    group (:func:`inpaint_utils.distributed.init_from_env`), ``config.batch_size`` must be divisible by the
+    number of processes, and only rank 0 writes to ``run_dir`` (a folder every machine sees, for resuming).
 
     Interrupting: in the main thread (a notebook, a script) the first Ctrl-C lets the current step
     finish, saves a checkpoint and raises ``KeyboardInterrupt``; resuming from it is exact. A second
@@ -508,11 +597,17 @@ def train(task: Task, dataset: Any, config: TrainConfig, *, model_name: str, mod
                          f"the last partial batch is dropped, so no step could run")
 
     device = get_device(config.device)
+    world = distributed.init_from_env(device)
+    if world.enabled:
+        device = _process_device(device, world)
+    shard_rows = distributed.shard_bounds(config.batch_size, world.rank, world.world_size)  # raises unless divisible
+    say = print if world.is_main else (lambda *args, **kwargs: None)
     amp_dtype = _resolve_amp(config, device)
     scalers = ({name: _make_scaler(device) for name in task.optimizers}
                if amp_dtype == torch.float16 else {})
     run_dir = config.resolved_run_dir()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if world.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     for model in task.models.values():
         model.to(device)
 
@@ -522,16 +617,7 @@ def train(task: Task, dataset: Any, config: TrainConfig, *, model_name: str, mod
     start_step, elapsed0 = 0, 0.0
     log_sums: dict[str, float] = {}
     log_counts: dict[str, int] = {}
-    source = None
-    if resume is True:
-        source = latest_checkpoint(run_dir)
-    elif resume is False:
-        existing = latest_checkpoint(run_dir)
-        if existing is not None:
-            raise FileExistsError(f"{run_dir} already holds checkpoints (newest: {existing.name}); pass "
-                                  f"resume=True to continue it, or another run_name / delete the folder to start over")
-    else:
-        source = Path(resume)
+    source = distributed.on_main(lambda: _resume_source(resume, run_dir))   # rank 0 decides, for every process
     if source is not None:
         info = load_checkpoint(source, task.models, task.optimizers, model_name=model_name, config=model_config,
                                scaler=scalers or None)
@@ -548,17 +634,20 @@ def train(task: Task, dataset: Any, config: TrainConfig, *, model_name: str, mod
         old = extra.get("train_config", {})
         changed = [f"{k}: {old.get(k)!r} -> {train_config[k]!r}" for k in _RESULT_KEYS
                    if k in old and old[k] != train_config[k]]
-        if changed:
+        if changed and world.is_main:
             warnings.warn("resuming with other settings than the checkpoint's run (the result will differ from an "
                           "uninterrupted run): " + "; ".join(changed), stacklevel=2)
         source = info["path"]
-        print(f"resuming from {source} at step {start_step}")
+        ranks = extra.get("world_size", 1)
+        say(f"resuming from {source} at step {start_step}"
+            + (f" ({ranks} process(es) before, {world.world_size} now)" if ranks != world.world_size else ""))
     else:
         torch.manual_seed(config.seed)
 
-    metrics = _MetricsLog(run_dir / "metrics.csv", keep_until=start_step if source is not None else None)
+    metrics = _MetricsLog(run_dir / "metrics.csv", keep_until=start_step if source is not None else None) \
+        if world.is_main else None
     writer = None
-    if config.tensorboard:
+    if config.tensorboard and world.is_main:
         try:
             from torch.utils.tensorboard import SummaryWriter
             writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"),
@@ -569,12 +658,13 @@ def train(task: Task, dataset: Any, config: TrainConfig, *, model_name: str, mod
     sample_fn = getattr(task, "sample", None)
     sample_every = config.sample_every if callable(sample_fn) else None
     sample_batch = None
-    if sample_every:
+    if sample_every and world.is_main:
         if sample_images is None:
             sample_images = _stack([dataset[i] for i in range(min(config.num_samples, n))])
         sample_batch = check_image(sample_images, "sample_images")[: config.num_samples].to(device)
 
-    ctx = StepContext(task.optimizers, device, generator, amp_dtype, scalers, config.grad_clip)
+    ctx = StepContext(task.optimizers, device, generator, amp_dtype, scalers, config.grad_clip,
+                      world_size=world.world_size, rank=world.rank)
     step = start_step
     last_saved = start_step if source is not None else None
     last_checkpoint = Path(source) if source is not None else None
@@ -599,7 +689,10 @@ def train(task: Task, dataset: Any, config: TrainConfig, *, model_name: str, mod
             "log_counts": dict(log_counts),
             "elapsed_s": elapsed(),
             "train_config": train_config,
+            "world_size": world.world_size,
         }
+        if not world.is_main:  # rank 0 writes; the weights are the same everywhere
+            return checkpoint_path(run_dir, at)
         return save_checkpoint(checkpoint_path(run_dir, at), task.models, task.optimizers, model_name=model_name,
                                config=model_config, step=at, extra_state=extra_state, scaler=scalers or None,
                                keep_last=config.keep_last)
@@ -607,13 +700,15 @@ def train(task: Task, dataset: Any, config: TrainConfig, *, model_name: str, mod
     def save_samples(at: int) -> Path:
         from . import viz
 
+        path = run_dir / "samples" / f"step_{at:06d}.png"
+        if not world.is_main:
+            return path
         cuda_devices = [device.index if device.index is not None else torch.cuda.current_device()] \
             if device.type == "cuda" else []
         with torch.no_grad(), torch.random.fork_rng(devices=cuda_devices), _eval_mode(task.models), ctx.autocast():
             out = sample_fn(sample_batch, torch.Generator().manual_seed(config.seed))
         rows = {k: v.detach().float().cpu() for k, v in out.items()}
         fig = viz.image_grid(rows, max_cols=config.num_samples)
-        path = run_dir / "samples" / f"step_{at:06d}.png"
         path.parent.mkdir(exist_ok=True)
         try:
             viz.save_png(fig, path)
@@ -625,12 +720,14 @@ def train(task: Task, dataset: Any, config: TrainConfig, *, model_name: str, mod
     from tqdm.auto import tqdm
 
     loader = DataLoader(dataset, batch_sampler=_StepBatches(n, config.batch_size, config.seed, start_step,
-                                                            config.num_steps),
+                                                            config.num_steps, shard_rows),
                         num_workers=config.num_workers, collate_fn=_stack, pin_memory=device.type == "cuda",
                         # its own generator: creating the iterator must not draw from torch's global RNG
                         generator=torch.Generator().manual_seed(config.seed))
     bar = tqdm(total=max(config.num_steps, start_step), initial=start_step, desc=config.run_name,
-               disable=not config.progress, dynamic_ncols=True)
+               disable=not config.progress or not world.is_main, dynamic_ncols=True)
+    restore_batchnorm = distributed.convert_batchnorm(task.models.values(), device)  # global-batch statistics
+    distributed.broadcast_state(task.models.values())                                # rank 0's weights everywhere
     phase = "between"  # or "in_step", "saving"
     try:
         with _DeferredInterrupt() as interrupt:
@@ -645,14 +742,23 @@ def train(task: Task, dataset: Any, config: TrainConfig, *, model_name: str, mod
                 phase = "between"
                 if not isinstance(losses, Mapping):
                     raise TypeError(f"train_step must return a dict {{loss name: float}}, got {type(losses).__name__}")
-                losses = {str(k): _as_float(str(k), v, step) for k, v in losses.items()}
+                losses = {str(k): _as_float(str(k), v, step, finite=not world.enabled) for k, v in losses.items()}
+                if world.enabled:  # means over the processes, and stop together (Ctrl-C or a NaN anywhere)
+                    losses, (stop, failed) = distributed.reduce_step_values(
+                        losses, [interrupt.requested, ctx._error is not None], device)
+                    if failed:
+                        raise NonFiniteLossError(ctx._error or f"a loss was NaN or infinite in another process "
+                                                               f"at step {step}")
+                    losses = {k: _as_float(k, v, step) for k, v in losses.items()}
+                    interrupt.requested = stop
                 step += 1
                 for k, v in losses.items():
                     log_sums[k] = log_sums.get(k, 0.0) + v
                     log_counts[k] = log_counts.get(k, 0) + 1
                 if (step % config.log_every == 0 or step == config.num_steps) and log_counts:  # the last step too
                     last_row = {k: log_sums[k] / log_counts[k] for k in log_sums}
-                    metrics.append({"step": step, "time_s": round(elapsed(), 3), **last_row})
+                    if metrics is not None:
+                        metrics.append({"step": step, "time_s": round(elapsed(), 3), **last_row})
                     if writer is not None:
                         for k, v in last_row.items():
                             writer.add_scalar(f"loss/{k}", v, step)
@@ -670,7 +776,8 @@ def train(task: Task, dataset: Any, config: TrainConfig, *, model_name: str, mod
                         phase = "saving"
                         last_checkpoint, last_saved = save(step), step
                         phase = "between"
-                    print(f"stopped at step {step}; checkpoint {last_checkpoint}", file=sys.stderr)
+                    say(f"stopped at step {step}; checkpoint {last_checkpoint}", file=sys.stderr)
+                    distributed.barrier()  # the others wait until rank 0's checkpoint is written
                     raise KeyboardInterrupt(f"training interrupted at step {step}; resume with train(..., resume=True)")
             if step > start_step:
                 if last_saved != step:
@@ -680,7 +787,8 @@ def train(task: Task, dataset: Any, config: TrainConfig, *, model_name: str, mod
                 if sample_every and (last_sample is None or last_sample.stem != f"step_{step:06d}"):
                     last_sample = save_samples(step)
             elif source is not None:
-                print(f"already trained to step {start_step} (num_steps={config.num_steps}): nothing to do")
+                say(f"already trained to step {start_step} (num_steps={config.num_steps}): nothing to do")
+            distributed.barrier()  # the others wait for rank 0's last checkpoint and samples
     except KeyboardInterrupt:
         if phase == "in_step":
             if ctx.stepped:  # part of the step's updates happened: keep them and count the step as done
@@ -692,12 +800,13 @@ def train(task: Task, dataset: Any, config: TrainConfig, *, model_name: str, mod
                 torch.set_rng_state(rng_before[1])
         if phase != "saving" and last_saved != step and step > start_step:
             last_checkpoint, last_saved = save(step), step
-            print(f"interrupted: checkpoint saved at step {step} to {last_checkpoint}", file=sys.stderr)
+            say(f"interrupted: checkpoint saved at step {step} to {last_checkpoint}", file=sys.stderr)
         raise
     finally:
         bar.close()
         if writer is not None:
             writer.close()
+        restore_batchnorm()
 
     wall = elapsed() - elapsed0
     done = step - start_step
@@ -714,5 +823,6 @@ def train(task: Task, dataset: Any, config: TrainConfig, *, model_name: str, mod
         "last_sample": last_sample,
         "device": str(device),
         "amp_dtype": None if amp_dtype is None else str(amp_dtype).replace("torch.", ""),
+        "world_size": world.world_size,
     }
 

@@ -15,10 +15,18 @@ def test_settings_profiles_and_overrides():
     assert config.settings("01_masking", "smoke", num_eval_images=None)["num_eval_images"] == smoke["num_eval_images"]
 
 
-def test_every_notebook_has_both_profiles_with_same_keys():
+def test_every_notebook_has_smoke_gpu_and_full_profiles_with_same_keys():
+    # gpu: the weekly GPU workflow runs every notebook in it (scripts/run_notebooks.sh --profile gpu)
     for name, table in config.PROFILES.items():
-        assert set(table) == {"smoke", "full"}, name
-        assert table["smoke"].keys() == table["full"].keys(), name
+        assert set(table) == {"smoke", "gpu", "full"}, f"{name} has profiles {sorted(table)}"
+        assert table["smoke"].keys() == table["gpu"].keys() == table["full"].keys(), name
+
+
+def test_nbrun_accepts_every_profile():
+    from inpaint_utils import nbrun
+
+    assert set(nbrun.PROFILES) == {profile for table in config.PROFILES.values() for profile in table}
+    assert config.settings("02_context_encoder", "gpu")["profile"] == "gpu"
 
 
 @pytest.mark.parametrize("call, match", [

@@ -393,8 +393,8 @@ def test_build_model_from_name_and_config_dict():
     d = build_model("context_encoder_discriminator", g.config.to_dict())
     assert isinstance(d, ContextEncoderDiscriminator) and d.model_name == "context_encoder_discriminator"
     assert build_model("context_encoder").config == ContextEncoderConfig()
-    with pytest.raises(ValueError, match="unknown model 'glcic'"):
-        build_model("glcic")
+    with pytest.raises(ValueError, match="unknown model 'lama'"):
+        build_model("lama")
     with pytest.raises(TypeError, match="must be a ContextEncoderConfig, a dict or None"):
         build_model("context_encoder", 3)
 

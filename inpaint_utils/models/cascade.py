@@ -320,7 +320,9 @@ class CascadeTask(ContextEncoderTask):
     (:meth:`CascadeContextEncoder.make_input`) instead of a constant. Only ``cascade.ce128`` has an
     optimiser; ``models["generator"]`` is the whole cascade, so checkpoints hold the 64 CE too (save
     them with ``model_name=CascadeContextEncoder.model_name``, ``model_config=cascade.config.to_dict()``).
-    Keyword arguments are :class:`ContextEncoderTask`'s (``input_mode`` must stay ``"hole"``).
+    Keyword arguments are :class:`ContextEncoderTask`'s (``input_mode`` must stay ``"hole"``). Several
+    processes: the step, its masks (drawn for the global batch, ``ctx.shard``) and its loss weighting are
+    the plain CE's; the frozen 64 CE runs in ``eval()``, so its BatchNorm needs no synchronisation.
     """
 
     def __init__(self, cascade: CascadeContextEncoder, discriminator=None, **kwargs: Any):

@@ -539,6 +539,10 @@ class ContextEncoderTask:
     * ``output="full"``: each sample draws its own mask (``mask_kind``, ``mask_ratio``) from the loop's
       generator; the loss is on the hole; the discriminator sees the composite.
 
+    Several processes (:mod:`inpaint_utils.distributed`): masks are drawn for the global batch
+    (``ctx.shard``) and ``L_rec`` is weighted by each process's share of the hole area
+    (``ctx.mean_weight``), so the run follows the one-process one.
+
     ``discriminator=None`` trains the reconstruction term alone (an "L2-only" CE). Optimisers: Adam
     with ``betas=(0.5, 0.999)``, generator ``lr`` and discriminator ``lr * d_lr_ratio``: the authors'
     code gives the generator a 10x larger rate (``d_lr_ratio=0.1``); seed 000 states one rate, 2e-4.
@@ -563,9 +567,12 @@ class ContextEncoderTask:
             self.optimizers["discriminator"] = torch.optim.Adam(discriminator.parameters(), lr=lr * d_lr_ratio,
                                                                 betas=betas)
 
-    def masks(self, batch: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def masks(self, batch: torch.Tensor, generator: torch.Generator | None = None,
+              ctx=None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(hole, weights)`` for a batch: the input hole ``(B, 1, S, S)`` and the per-pixel loss
-        weights on the prediction (``(B, 1, hole, hole)`` for the centre model, full size otherwise)."""
+        weights on the prediction (``(B, 1, hole, hole)`` for the centre model, full size otherwise).
+        With the training loop's ``ctx``, random masks are drawn for the global batch and this process
+        keeps its rows (several processes then draw what one process would; in one process no change)."""
         from ..masks import make_mask, overlap_weights
 
         g, b, device = self.generator, batch.shape[0], batch.device
@@ -574,8 +581,9 @@ class ContextEncoderTask:
             hole = erode_mask(window, g.config.overlap) if g.config.overlap else window
             weights = g.crop_window(overlap_weights(window, self.loss_overlap, self.overlap_weight))
         else:
-            hole = make_mask(self.mask_kind, g.config.image_size, self.mask_ratio, batch=b,
-                             generator=generator).to(device)
+            n = ctx.global_size(batch) if ctx is not None else b
+            hole = make_mask(self.mask_kind, g.config.image_size, self.mask_ratio, batch=n, generator=generator)
+            hole = (ctx.shard(hole) if ctx is not None else hole).to(device)
             weights = overlap_weights(hole, self.loss_overlap, self.overlap_weight)
         return hole, weights
 
@@ -591,7 +599,12 @@ class ContextEncoderTask:
     def train_step(self, batch: torch.Tensor, step: int, ctx) -> dict[str, float]:
         from ..losses import ce_generator_loss, discriminator_bce
 
-        hole, weights = self.masks(batch, ctx.generator)
+        hole, weights = self.masks(batch, ctx.generator, ctx)
+        if ctx.world_size > 1:
+            # L_rec is a mean over the hole pixels of the batch, and holes differ in area between processes:
+            # weight this process's mean by its share of the global hole area, so that the averaged
+            # gradient (and the logged mean) is that of the mean over the global batch
+            weights = weights * ctx.mean_weight((weights > 0).sum())
         with ctx.autocast():
             pred, target, fake = self._predict(batch, hole)
         logs = {}

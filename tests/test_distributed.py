@@ -1,0 +1,352 @@
+"""Data-parallel training on the CPU with 2 gloo processes (inpaint_utils.distributed + train.train).
+
+A tiny Context Encoder with BatchNorm in both networks and per-sample random-block masks (so the
+synchronised BatchNorm, the global-batch mask draws and the hole-area weighting of ``L_rec`` are all
+exercised) is trained three ways on the same global batch of 8: in one process (the reference), in
+two processes, and across a resume that changes the number of processes (2 -> 1 and 1 -> 2).
+
+The two processes are started as plain subprocesses with torchrun's environment (``RANK``,
+``WORLD_SIZE``, ``MASTER_ADDR``, ...) running this file as a script, under a time limit so that a hang
+fails the test instead of blocking CI.
+
+Tolerance: the multi-process run is the one-process computation regrouped (sums over 4 + 4 rows
+instead of 8, BatchNorm statistics from all-reduced sums, gradients averaged over two halves), so the
+two trajectories differ by float32 rounding only. Measured over 10 steps: losses within 2.4e-7
+(relative), weights within 1.8e-7 (absolute). The test allows ``rtol=1e-4`` on every logged loss and
+``atol=1e-5`` on every weight and buffer: a margin of ~50x over rounding, while each real fault fails
+at the first step by two orders of magnitude (measured with the synchronisation switched off on
+purpose: BatchNorm not synchronised 2e-2, gradients not averaged 7e-2). The step size is small (SGD,
+lr 0.01) because a GAN with ReLU kinks is chaotic: in one process, perturbing the initial weights by
+1e-7 moves the losses by 1e-3 to 1e-2 within 5-10 steps at lr 0.01 and within 3-4 steps at lr 0.05,
+so a long or fast run would compare chaos, not synchronisation.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+RTOL, WEIGHT_ATOL = 1e-4, 1e-5
+SIZE, GLOBAL_BATCH, FIRST, TOTAL = 32, 8, 6, 10
+HERE = Path(__file__).resolve()
+
+
+# ------------------------------------------------------------------------------ shared by both sides
+
+def make_task():
+    from inpaint_utils.models.context_encoder import (ContextEncoderConfig, ContextEncoderDiscriminator,
+                                                      ContextEncoderGenerator, ContextEncoderTask)
+
+    # BatchNorm in G and D; no convolution biases, as the authors trained it (a bias in front of a BatchNorm
+    # has a gradient of exactly 0 plus rounding noise: nothing to compare)
+    cfg = ContextEncoderConfig.tiny(image_size=SIZE, output="full", hole_size=None, bias=False)
+    task = ContextEncoderTask(ContextEncoderGenerator(cfg, seed=0), ContextEncoderDiscriminator(cfg, seed=1),
+                              mask_kind="blocks", mask_ratio=(0.05, 0.3))           # holes of different areas
+    # SGD instead of the task's Adam: Adam's first update is lr * sign(g) for every element, so an element
+    # whose gradient is pure rounding noise moves by +-lr in any two runs that round differently (one
+    # process with another thread count too); the weight comparison would then measure Adam, not the
+    # synchronisation. With SGD a weight differs by lr times the gradient's rounding difference.
+    task.optimizers = {name: torch.optim.SGD(model.parameters(), lr=0.01) for name, model in task.models.items()}
+    return task, cfg
+
+
+def images(n=32):
+    low = torch.rand(n, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    return torch.nn.functional.interpolate(low, size=(SIZE, SIZE), mode="bilinear", align_corners=False).clamp(0, 1)
+
+
+def run(run_dir, num_steps, task=None):
+    from inpaint_utils.train import TrainConfig, train
+
+    task, cfg = make_task() if task is None else task
+    config = TrainConfig(num_steps=num_steps, batch_size=GLOBAL_BATCH, seed=0, device="cpu", log_every=1,
+                         sample_every=FIRST, checkpoint_every=3, keep_last=None, run_dir=run_dir, progress=False,
+                         tensorboard=False, num_samples=2)
+    return train(task, images(), config, model_name="context_encoder", model_config=cfg.to_dict())
+
+
+# ------------------------------------------------------------------------------------- worker side
+
+class _FaultyTask:
+    """The tiny CE task, except that rank 1 stops answering at step 2 (``"hang"``: a stuck process) or
+    gets a Ctrl-C at step 3 (``"interrupt"``: SIGINT to itself only; 0-based steps)."""
+
+    def __init__(self, fault):
+        self.inner, self.cfg = make_task()
+        self.models, self.optimizers, self.fault = self.inner.models, self.inner.optimizers, fault
+
+    def train_step(self, batch, step, ctx):
+        if ctx.rank == 1 and step == 2 and self.fault == "hang":
+            time.sleep(300)
+        if ctx.rank == 1 and step == 3 and self.fault == "interrupt":
+            os.kill(os.getpid(), signal.SIGINT)
+        return self.inner.train_step(batch, step, ctx)
+
+
+def _record_writes(root: str, seen: list) -> None:
+    """Audit hook: every file-system write of this process under ``root``."""
+    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+    events = {"os.mkdir", "os.rename", "os.replace", "os.remove", "os.rmdir", "shutil.rmtree", "os.truncate",
+              "tempfile.mkdtemp", "tempfile.mkstemp", "os.symlink", "os.link", "os.chmod"}
+
+    def hook(event, args):
+        if event == "open":
+            path, mode, flags = args
+            writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or \
+                (isinstance(flags, int) and flags & write_flags)
+        elif event in events:
+            path, writes = args[0], True
+        else:
+            return
+        if writes and isinstance(path, (str, os.PathLike)) and os.fspath(path).startswith(root):
+            seen.append(f"{event} {os.fspath(path)}")
+
+    sys.addaudithook(hook)
+
+
+def _bn_check() -> float:
+    """Largest difference between AllReduceBatchNorm on two halves and BatchNorm2d on the whole batch
+    (output, input gradient, weight gradient, running statistics), relative to max(1, largest value)."""
+    from inpaint_utils import distributed
+
+    x = torch.randn(8, 5, 6, 6, generator=torch.Generator().manual_seed(1))
+    up = torch.randn(8, 5, 6, 6, generator=torch.Generator().manual_seed(2))
+    ref, ours = torch.nn.BatchNorm2d(5), distributed.AllReduceBatchNorm(5)
+    with torch.no_grad():
+        ref.weight.uniform_(0.5, 1.5, generator=torch.Generator().manual_seed(3))
+        ours.weight.copy_(ref.weight)
+    whole = x.clone().requires_grad_(True)
+    ref_out = ref(whole)
+    (ref_out * up).sum().backward()
+    lo, hi = distributed.shard_bounds(8, torch.distributed.get_rank(), torch.distributed.get_world_size())
+    half = x[lo:hi].clone().requires_grad_(True)
+    out = ours(half)
+    (out * up[lo:hi]).sum().backward()
+    weight_grad = distributed.all_reduce_sum(ours.weight.grad)     # each process holds its part of the sum
+    pairs = [(out, ref_out[lo:hi]), (half.grad, whole.grad[lo:hi]), (weight_grad, ref.weight.grad),
+             (ours.running_var, ref.running_var), (ours.running_mean, ref.running_mean)]
+    return max(float((a - b).abs().max() / b.abs().max().clamp(min=1.0)) for a, b in pairs)
+
+
+def worker(spec_file: str) -> None:
+    """One process of a 2-process run: the jobs of ``spec_file`` in order, after each the report so far
+    in ``report_dir/rank<r>.json``. A ``hang`` job (last) starts a new group with a short timeout."""
+    from inpaint_utils import distributed
+
+    spec = json.loads(Path(spec_file).read_text())
+    torch.set_num_threads(1)
+    report: dict = {"summaries": {}, "writes": []}
+    _record_writes(spec["watch"], report["writes"])
+    path = Path(spec["report_dir"]) / f"rank{os.environ['RANK']}.json"
+    for job in spec["jobs"]:
+        if job["kind"] == "train":
+            out = run(job["run_dir"], job["steps"])
+            report["summaries"][job["run_dir"]] = {"step": out["step"], "start_step": out["start_step"],
+                                                   "world_size": out["world_size"]}
+        elif job["kind"] == "interrupt":
+            faulty = _FaultyTask("interrupt")
+            try:
+                run(job["run_dir"], job["steps"], task=(faulty, faulty.cfg))
+                report["interrupt"] = None
+            except KeyboardInterrupt as e:
+                report["interrupt"] = str(e)
+        elif job["kind"] == "bn":
+            distributed.init_from_env("cpu")
+            report["bn_max_diff"] = _bn_check()
+        elif job["kind"] == "hang":
+            distributed.shutdown()
+            os.environ.update(MASTER_PORT=str(job["port"]), INPAINT_DIST_TIMEOUT=str(job["timeout"]))
+            hanging, start = _FaultyTask("hang"), time.monotonic()
+            try:
+                run(job["run_dir"], job["steps"], task=(hanging, hanging.cfg))
+                report["hang"] = {"error": None}
+            except Exception as e:  # noqa: BLE001 - what the test wants to see
+                report["hang"] = {"error": f"{type(e).__name__}: {e}", "seconds": time.monotonic() - start}
+            path.write_text(json.dumps(report))
+            os._exit(0)  # the group is broken: leave without waiting for the stuck process
+        path.write_text(json.dumps(report))
+    distributed.shutdown()
+
+
+# -------------------------------------------------------------------------------------- test side
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(tmp: Path, jobs: list, timeout: float, wait_for: int | None = None):
+    """Start 2 processes on this file with torchrun's environment; return ``[(returncode, output)]`` per
+    rank, killing them all once ``timeout`` seconds pass (a hang fails). ``wait_for``: only that rank must
+    finish (``None``: both); the others are then killed."""
+    report_dir = tmp / "reports"
+    report_dir.mkdir(exist_ok=True)
+    spec = tmp / f"spec_{len(list(tmp.glob('spec_*')))}.json"
+    spec.write_text(json.dumps({"jobs": jobs, "watch": str(tmp / "runs"), "report_dir": str(report_dir)}))
+    base = {**os.environ, "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(_free_port()), "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    procs = [subprocess.Popen([sys.executable, str(HERE), str(spec)], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True,
+                              env={**base, "RANK": str(r), "LOCAL_RANK": str(r)}) for r in range(2)]
+    deadline = time.monotonic() + timeout
+    results: list = [None, None]
+    try:
+        for r in ([wait_for] if wait_for is not None else range(2)):
+            out, _ = procs[r].communicate(timeout=max(1.0, deadline - time.monotonic()))
+            results[r] = (procs[r].returncode, out)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the 2-process run did not finish within {timeout:.0f} s (a hang)") from None
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+    return results, report_dir
+
+
+def latest_checkpoint(run_dir):
+    from inpaint_utils.checkpoint import latest_checkpoint as latest
+
+    return latest(run_dir)
+
+
+def _rows(run_dir, steps):
+    from inpaint_utils.train import read_metrics
+
+    return {r["step"]: r for r in read_metrics(run_dir) if r["step"] in steps}
+
+
+def _weights(run_dir, step):
+    from safetensors.torch import load_file
+
+    folder = Path(run_dir) / "checkpoints" / f"step_{step:06d}"
+    return {f"{name}.{k}": v for name in ("generator", "discriminator")
+            for k, v in load_file(str(folder / f"{name}.safetensors")).items()}
+
+
+def _compare(run_dir, ref_dir, steps, final_step):
+    got, want = _rows(run_dir, steps), _rows(ref_dir, steps)
+    assert sorted(got) == sorted(want) == sorted(steps)
+    worst = 0.0
+    for s in steps:
+        for k in ("rec", "adv", "d", "g_total"):
+            assert abs(got[s][k] - want[s][k]) <= RTOL * abs(want[s][k]), (s, k, got[s][k], want[s][k])
+            worst = max(worst, abs(got[s][k] - want[s][k]) / abs(want[s][k]))
+    a, b = _weights(run_dir, final_step), _weights(ref_dir, final_step)
+    assert a.keys() == b.keys()
+    diff = max(float((a[k].double() - b[k].double()).abs().max()) for k in a)
+    assert diff <= WEIGHT_ATOL, diff
+    return worst, diff
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The one-process reference (0 -> 10), a 2-process run (0 -> 6), the reference's step-6 checkpoint
+    resumed in 2 processes (-> 10) and the 2-process checkpoint resumed in one process (-> 10)."""
+    tmp = tmp_path_factory.mktemp("dist")
+    root = tmp / "runs"
+    ref = root / "one"
+    run(ref, TOTAL)
+    one_to_two = root / "one_to_two"
+    shutil.copytree(ref / "checkpoints" / f"step_{FIRST:06d}", one_to_two / "checkpoints" / f"step_{FIRST:06d}")
+    shutil.copy(ref / "metrics.csv", one_to_two / "metrics.csv")
+    jobs = [{"kind": "train", "run_dir": str(root / "two"), "steps": FIRST},
+            {"kind": "train", "run_dir": str(one_to_two), "steps": TOTAL},
+            {"kind": "bn"},
+            {"kind": "interrupt", "run_dir": str(root / "interrupted"), "steps": 6},
+            # last: rank 1 stops answering at step 2 of a new group with a 5 s timeout; rank 0 must fail
+            {"kind": "hang", "run_dir": str(tmp / "hang"), "steps": 4, "port": _free_port(), "timeout": 5}]
+    start = time.monotonic()
+    results, report_dir = launch(tmp, jobs, timeout=150, wait_for=0)   # rank 1 is stuck at the end: killed
+    print(f"2-process launch: {time.monotonic() - start:.1f} s")
+    code, out = results[0]
+    assert code == 0, f"rank 0 failed:\n{out[-4000:]}"
+    reports = [json.loads((report_dir / f"rank{r}.json").read_text()) for r in range(2)]
+    two_to_one = root / "two_to_one"
+    shutil.copytree(root / "two", two_to_one)
+    run(two_to_one, TOTAL)
+    return {"ref": ref, "two": root / "two", "one_to_two": one_to_two, "two_to_one": two_to_one,
+            "reports": reports, "launch_s": time.monotonic() - start}
+
+
+def test_two_processes_follow_the_one_process_trajectory(runs):
+    worst, diff = _compare(runs["two"], runs["ref"], range(1, FIRST + 1), FIRST)
+    print(f"2 processes vs 1, steps 1-{FIRST}: largest relative loss difference {worst:.2e}, "
+          f"largest weight difference {diff:.2e}")
+    summaries = runs["reports"][0]["summaries"]
+    assert summaries[str(runs["two"])] == {"step": FIRST, "start_step": 0, "world_size": 2}
+    assert sorted(p.name for p in (runs["two"] / "checkpoints").iterdir()) == ["step_000003", "step_000006"]
+    assert sorted(p.name for p in (runs["two"] / "samples").iterdir()) == ["step_000006.png"]
+
+
+def test_all_reduce_batchnorm_equals_batchnorm_on_the_global_batch(runs):
+    for report in runs["reports"]:
+        assert report["bn_max_diff"] < 2e-6, report["bn_max_diff"]    # float32 rounding
+
+
+def test_resume_with_another_number_of_processes(runs):
+    steps = range(FIRST + 1, TOTAL + 1)
+    w21, d21 = _compare(runs["two_to_one"], runs["ref"], steps, TOTAL)      # 2-process checkpoint, 1 process
+    w12, d12 = _compare(runs["one_to_two"], runs["ref"], steps, TOTAL)      # 1-process checkpoint, 2 processes
+    print(f"resumed 2 -> 1: {w21:.2e} / {d21:.2e}; resumed 1 -> 2: {w12:.2e} / {d12:.2e}")
+    assert runs["reports"][1]["summaries"][str(runs["one_to_two"])] == {"step": TOTAL, "start_step": FIRST,
+                                                                         "world_size": 2}
+
+
+def test_ctrl_c_in_one_process_stops_all_at_the_same_step_with_a_checkpoint(runs):
+    # rank 1 is interrupted during its 4th step: both finish it, rank 0 saves step 4 (not a multiple of
+    # checkpoint_every), both raise
+    for report in runs["reports"]:
+        assert report["interrupt"] == "training interrupted at step 4; resume with train(..., resume=True)"
+    assert latest_checkpoint(runs["ref"].parent / "interrupted").name == "step_000004"
+
+
+def test_only_rank_zero_writes_files(runs):
+    rank0, rank1 = (r["writes"] for r in runs["reports"])
+    assert any("checkpoints" in w for w in rank0) and any("metrics.csv" in w for w in rank0)  # the hook sees writes
+    assert rank1 == []
+
+
+def test_a_stuck_process_makes_the_others_fail_after_the_timeout(runs):
+    hang = runs["reports"][0]["hang"]
+    assert hang["error"] is not None and "timed out" in hang["error"].lower(), hang
+    assert 4 < hang["seconds"] < 60, hang           # the 5 s timeout, not the 300 s the stuck process sleeps
+    assert "hang" not in runs["reports"][1]         # rank 1 was still stuck when the launcher stopped it
+
+
+def test_step_context_helpers_change_nothing_in_one_process():
+    from inpaint_utils.distributed import shard_bounds
+    from inpaint_utils.train import StepContext
+
+    ctx = StepContext({}, torch.device("cpu"), torch.Generator())
+    x = torch.arange(6.0)
+    assert ctx.shard(x) is x and ctx.global_size(x) == 6 and ctx.global_size(3) == 3
+    assert ctx.mean_weight(torch.tensor(17)) == 1.0 and ctx.global_sum(x) is x
+    assert ctx.world_size == 1 and ctx.rank == 0
+    two = StepContext({}, torch.device("cpu"), torch.Generator(), world_size=2, rank=1)
+    assert torch.equal(two.shard(x), x[3:]) and two.global_size(x) == 12
+    assert shard_bounds(8, 0, 2) == (0, 4) and shard_bounds(8, 1, 2) == (4, 8)
+    with pytest.raises(ValueError, match="cannot be split equally over 2 processes"):
+        shard_bounds(7, 0, 2)
+
+
+if __name__ == "__main__":
+    worker(sys.argv[1])
