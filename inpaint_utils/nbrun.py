@@ -74,8 +74,12 @@ def run_notebook(notebook: str | Path, out_dir: str | Path, profile: str = "smok
            "--cwd", str(notebook.parent), "--no-progress-bar", "--log-output"]
     for key, value in params.items():
         cmd += ["-y", json.dumps({key: value})]
+    # what produced the results the notebook saves (report.save_results reads it in the kernel)
+    described = " ".join(["python -m inpaint_utils.nbrun run", f"--profile {profile}",
+                          *(f"-p {k}={json.dumps(v)}" for k, v in (parameters or {}).items()),
+                          os.path.relpath(notebook) if notebook.is_relative_to(Path.cwd()) else str(notebook)])
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, **(env or {})}, start_new_session=True)
+                            env={**os.environ, "INPAINT_COMMAND": described, **(env or {})}, start_new_session=True)
     try:
         log, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -21,7 +21,7 @@ import torch
 from .config import project_root, runs_dir
 from .fileio import atomic_open
 
-__all__ = ["REPORTED", "format_table", "hardware", "code_version", "save_results", "load_results"]
+__all__ = ["REPORTED", "format_table", "hardware", "code_version", "command_line", "save_results", "load_results"]
 
 
 #: The numbers the source papers report (DESIGN.md, "Reported numbers to replicate"), printed beside
@@ -117,6 +117,17 @@ def code_version() -> str:
         return "unknown"
 
 
+def command_line() -> str:
+    """The command behind this process: ``$INPAINT_COMMAND`` when a runner set it (``nbrun`` sets the
+    papermill line with its parameters), else ``sys.argv``; in a kernel started by hand, says so."""
+    given = os.environ.get("INPAINT_COMMAND")
+    if given:
+        return given
+    if sys.argv and sys.argv[0].endswith("ipykernel_launcher.py"):
+        return "an interactive notebook kernel (JupyterLab / Colab, parameters as in its first cell)"
+    return " ".join(sys.argv)
+
+
 def save_results(name: str, rows: Sequence[dict[str, Any]], **meta: Any) -> Path:
     """Write ``rows`` and their provenance to ``runs/results/<name>.json`` atomically; return the path.
 
@@ -133,7 +144,7 @@ def save_results(name: str, rows: Sequence[dict[str, Any]], **meta: Any) -> Path
         "hardware": hardware(),
         "code_version": code_version(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(sys.argv),
+        "command": command_line(),
         **meta,
     }
     path = folder / f"{name}.json"

@@ -38,3 +38,15 @@ def test_reported_tables_are_complete():
             assert set(row) == set(table["columns"]), (key, row)
     telea = report.REPORTED["seed002_table2"]["rows"][0]
     assert telea["method"] == "Telea" and telea["psnr"] == 19.61
+
+
+def test_command_line_names_the_runner(monkeypatch):
+    from inpaint_utils.report import command_line
+
+    monkeypatch.setenv("INPAINT_COMMAND", "python -m inpaint_utils.nbrun run --profile smoke notebooks/02.ipynb")
+    assert command_line().endswith("notebooks/02.ipynb")
+    monkeypatch.delenv("INPAINT_COMMAND")
+    monkeypatch.setattr("sys.argv", ["/x/site-packages/ipykernel_launcher.py", "-f", "/tmp/k.json"])
+    assert "interactive notebook kernel" in command_line()
+    monkeypatch.setattr("sys.argv", ["inpaint", "evaluate", "--method", "telea"])
+    assert command_line() == "inpaint evaluate --method telea"
