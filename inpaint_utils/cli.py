@@ -1,8 +1,14 @@
-"""The ``inpaint`` command: train the course's models on a folder of images, on one or several GPUs.
+"""The ``inpaint`` command: train the course's models on a folder of images (one or several GPUs), fill a
+hole in an image with any method, score a method on held-out images, and time the methods.
 
 Installed by ``pip install -e .`` (``[project.scripts]`` in ``pyproject.toml``); without installing,
 ``python -m inpaint_utils.cli`` is the same command::
 
+    inpaint fill photo.png hole.png -o filled.png --method glcic --checkpoint 04_glcic_smoke   # a run under runs/
+    inpaint evaluate --method ce --checkpoint 02_ce_smoke --collection faces --baselines --json ce.json
+    inpaint benchmark --methods telea,ns,ce --checkpoint ce=02_ce_smoke --size 128 --batch 8
+
+    inpaint train glcic --data data/celeba-hq --profile gpu
     inpaint train context_encoder --data data/celeba-hq --profile full             # one GPU (or the CPU)
     inpaint train context_encoder --data data/celeba-hq --profile full --nproc 8   # 8 GPUs of this machine
     inpaint train context_encoder --data DIR --steps 300 --batch-size 16 --image-size 128 --run-name ce_try
@@ -22,20 +28,25 @@ testing). On several machines run torchrun yourself on each, with the same rende
         -m inpaint_utils.cli train context_encoder --data /shared/celeba-hq --profile full
     # or a fixed rank per machine: --nnodes 2 --node_rank 0|1 --master_addr HOST --master_port 29500
 
-Adding a method to ``train`` takes a builder and one :data:`METHODS` entry::
+``train`` knows ``context_encoder``, ``glcic`` and ``deepfill`` (seed 002's hole mode). Adding a method
+takes a builder and one :data:`METHODS` entry (see :func:`build_glcic`)::
 
-    def build_glcic(settings, dataset, seed):            # settings: the profile + command-line overrides
+    def build_mine(settings, dataset, seed):             # settings: the profile + command-line overrides
         G, D = ...                                        # build the networks from settings
-        return Recipe(GLCICTask(G, D, ...), "glcic", G.config.to_dict())
+        return Recipe(MyTask(G, D, ...), G.model_name, G.config.to_dict())
 
-    METHODS["glcic"] = Method("04_glcic", build_glcic, preprocess="256", description="GLCIC, notebook 04")
+    METHODS["mine"] = Method("08_mine", build_mine, preprocess="256", description="my method, notebook 08")
 
-Other subcommands (``fill``, ``evaluate``, ``benchmark``): write ``add_<name>_parser(subparsers)``
-setting ``func`` with ``set_defaults`` (see :func:`add_train_parser`) and call it in :func:`build_parser`.
+Each subcommand is ``add_<name>_parser(subparsers)`` setting ``func`` with ``set_defaults`` (see
+:func:`add_train_parser`), called in :func:`build_parser`. Exit status (all subcommands): 0 done; 2 bad
+usage or input: a missing or unreadable file, a mask of another size than the image, a checkpoint that is
+missing or holds another model, found before anything is computed or written; 1 a failure while
+computing or writing; 130 interrupted. Errors are one line on stderr, ``inpaint COMMAND: error: ...``.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import subprocess
@@ -44,7 +55,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-__all__ = ["Method", "Recipe", "METHODS", "build_context_encoder", "build_parser", "add_train_parser", "main"]
+__all__ = ["Method", "Recipe", "METHODS", "build_context_encoder", "build_glcic", "build_deepfill", "build_parser",
+           "add_train_parser", "add_fill_parser", "add_evaluate_parser", "add_benchmark_parser", "main"]
 
 PROFILE_NAMES = ("smoke", "full", "gpu")
 #: TrainConfig fields read from a method's settings when present there
@@ -93,10 +105,45 @@ def build_context_encoder(settings: dict[str, Any], dataset: Any, seed: int) -> 
     return Recipe(ContextEncoderTask(generator, discriminator, lr=settings["lr"]), generator.model_name, cfg.to_dict())
 
 
+def build_glcic(settings: dict[str, Any], dataset: Any, seed: int) -> Recipe:
+    """Notebook 04's GLCIC: completion network + context discriminator at the profile's width, the hole
+    filled with the training images' mean pixel, ``GLCICTask`` with the profile's phases (``t_c``,
+    ``t_d``; not rescaled by ``--steps``, as in the notebook), ``alpha``, optimizer and lr."""
+    from . import data
+    from .models.glcic import CompletionNetwork, GLCICConfig, GLCICDiscriminator, GLCICTask
+
+    fill = tuple(data.mean_color(dataset, max_images=500).tolist())
+    cfg = GLCICConfig(image_size=settings["image_size"], base_channels=settings["base_channels"], fill=fill)
+    generator = CompletionNetwork(cfg, seed=seed)
+    discriminator = GLCICDiscriminator(cfg, seed=seed + 1)
+    task = GLCICTask(generator, discriminator, t_c=settings["t_c"], t_d=settings["t_d"], alpha=settings["alpha"],
+                     optimizer=settings["optimizer"], lr=settings["lr"])
+    return Recipe(task, generator.model_name, cfg.to_dict())
+
+
+def build_deepfill(settings: dict[str, Any], dataset: Any, seed: int) -> Recipe:
+    """Notebook 05's DeepFill v1 (contextual attention), seed 002's ``hole`` input mode (the grey-filled
+    hole: the mode ``inpaint fill --method deepfill`` runs): generator + WGAN-GP critics at the profile's
+    widths, ``DeepFillTask`` with its lr and critic steps. The profile has steps per input mode
+    (``steps_hole``); without ``--steps`` the run takes ``steps_hole``."""
+    from .models.deepfill import DeepFillConfig, DeepFillCritic, DeepFillGenerator, DeepFillTask
+
+    settings.setdefault("num_steps", settings["steps_hole"])
+    cfg = DeepFillConfig(image_size=settings["image_size"], cnum=settings["cnum"], critic_cnum=settings["critic_cnum"])
+    generator = DeepFillGenerator(cfg, seed=seed)
+    critic = DeepFillCritic(cfg, seed=seed + 1)
+    task = DeepFillTask(generator, critic, lr=settings["lr"], critic_steps=settings["critic_steps"], input_mode="hole")
+    return Recipe(task, generator.model_name, cfg.to_dict())
+
+
 #: ``inpaint train METHOD``: name -> :class:`Method`
 METHODS: dict[str, Method] = {
     "context_encoder": Method("02_context_encoder", build_context_encoder,
                               description="Context Encoder (Pathak et al. 2016), centre hole; notebook 02"),
+    "glcic": Method("04_glcic", build_glcic,
+                    description="GLCIC (Iizuka et al. 2017), random rectangular holes; notebook 04"),
+    "deepfill": Method("05_contextual_attention", build_deepfill,
+                       description="DeepFill v1 / contextual attention (Yu et al. 2018), hole mode; notebook 05"),
 }
 
 
@@ -128,7 +175,8 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--nproc", type=int, default=1, help="processes on this machine: one per GPU, or CPU processes with --device cpu")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: cuda when present, else cpu")
     p.add_argument("--seed", type=int, default=0, help="seeds the networks, the data order and the masks")
-    p.add_argument("--num-workers", type=int, default=0, help="data-loading worker processes per training process")
+    p.add_argument("--num-workers", type=int, default=None,
+                   help="data-loading worker processes per training process (default: the profile's, else 0)")
     p.set_defaults(func=run_train)
     return p
 
@@ -168,17 +216,12 @@ def _check_data(folder: Path) -> None:
 def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from . import config, data, distributed, train
 
-    for name in ("steps", "batch_size", "image_size"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise _UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+    _check_positive(args, "steps", "batch_size", "image_size")
     if args.nproc < 1:
         raise _UsageError(f"--nproc must be at least 1, got {args.nproc}")
-    if args.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise _UsageError("--device cuda but CUDA is not available here; use --device auto or cpu")
+    if args.num_workers is not None and args.num_workers < 0:
+        raise _UsageError(f"--num-workers must be 0 or more, got {args.num_workers}")
+    _check_device(args.device)
     _check_data(args.data)
     if args.nproc > 1 and "LOCAL_RANK" not in os.environ:  # not yet inside torchrun: start the processes
         return _relaunch(args.nproc, argv, args.device)
@@ -194,7 +237,8 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         run_name = args.run_name or f"{args.method}_{args.profile}"
         train_config = train.TrainConfig(
             num_steps=settings["num_steps"], batch_size=settings["batch_size"], seed=args.seed, device=args.device,
-            run_name=run_name, num_workers=args.num_workers, progress=sys.stderr.isatty(),
+            run_name=run_name, progress=sys.stderr.isatty(),
+            num_workers=args.num_workers if args.num_workers is not None else settings.get("num_workers", 0),
             **{k: settings[k] for k in _LOOP_KEYS if k in settings})
         world = distributed.init_from_env(args.device)
         if world.is_main:
@@ -213,12 +257,350 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         distributed.shutdown()
 
 
+# ------------------------------------------------------------------------------------------ shared
+
+#: ``--device`` choices of every subcommand
+DEVICES = ("auto", "cpu", "cuda")
+#: ``inpaint fill -o`` suffix -> Pillow format; any other suffix is refused before anything is computed
+OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+_DIFFUSION = ("sd2", "repaint")
+
+
+def _check_device(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise _UsageError("--device cuda but CUDA is not available here; use --device auto or cpu")
+
+
+def _check_positive(args: argparse.Namespace, *names: str) -> None:
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise _UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+
+
+def _check_output(path: Path, option: str) -> None:
+    """A file can be written at ``path``: its folder exists and it is not a folder itself."""
+    if path.is_dir():
+        raise _UsageError(f"{option} {path}: is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise _UsageError(f"{option} {path}: folder {path.parent} does not exist")
+
+
+def _load_method(method: str, checkpoint: str | None, device: str, seed: int) -> Any:
+    """:func:`inpaint_utils.inference.load_inpainter` with its refusals (no checkpoint, a checkpoint of
+    another model, a damaged one, a diffusion model that is not available) as usage errors (exit 2)."""
+    from .checkpoint import CheckpointError
+    from .diffusion import ModelUnavailableError
+    from .inference import load_inpainter
+
+    kwargs = {"seed": seed} if method in _DIFFUSION else {}
+    try:
+        return load_inpainter(method, checkpoint, device=device, **kwargs)
+    except (CheckpointError, FileNotFoundError, ValueError, ModelUnavailableError) as e:
+        given = f"--method {method}" + (f" --checkpoint {checkpoint}" if checkpoint else "")
+        raise _UsageError(f"{given}: {e}") from e
+
+
+def _provenance(argv: Sequence[str], **meta: Any) -> dict[str, Any]:
+    """What :func:`inpaint_utils.report.save_results` records beside the rows: hardware, code version,
+    time and the command (``inpaint`` + ``argv``), plus ``meta``."""
+    from datetime import datetime, timezone
+
+    from .report import code_version, hardware
+
+    return {"hardware": hardware(), "code_version": code_version(),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "command": shlex.join(["inpaint", *argv]), **meta}
+
+
+# -------------------------------------------------------------------------------------------- fill
+
+def add_fill_parser(subparsers: Any) -> argparse.ArgumentParser:
+    from .inference import METHODS as FILL_METHODS
+
+    p = subparsers.add_parser(
+        "fill", help="fill the hole of one image with any method",
+        description="Fill the hole of IMAGE marked by MASK (white = hole, black = keep; the image's size) with "
+                    "METHOD and write the result to -o OUT (.png or .jpg). Known pixels are kept exactly; OUT is "
+                    "replaced in one step, so an existing OUT is untouched when anything fails.",
+        epilog="methods: " + "; ".join(f"{k}: {v}" for k, v in FILL_METHODS.items()))
+    p.add_argument("image", type=Path, metavar="IMAGE",
+                   help="the image (any mode Pillow reads: grey, RGBA on white, 16-bit, ...)")
+    p.add_argument("mask", type=Path, metavar="MASK", help="the hole: white (>= 50 %% grey) = hole, black = keep")
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT",
+                   help="where to write the result: .png, .jpg or .jpeg")
+    p.add_argument("--method", required=True, choices=list(FILL_METHODS), metavar="METHOD",
+                   help="one of: " + ", ".join(FILL_METHODS))
+    p.add_argument("--checkpoint", default=None,
+                   help="learned methods: a run folder, a checkpoint folder (step_*) or a run name under runs/; "
+                        "sd2 / repaint: a local model folder (default: the hub model)")
+    p.add_argument("--device", choices=DEVICES, default="auto", help="default: cuda when present, else cpu")
+    p.add_argument("--seed", type=int, default=0, help="seeds the random parts (the diffusion methods' noise)")
+    p.add_argument("--invert-mask", action="store_true", help="the mask file marks the hole in black")
+    p.add_argument("--quality", type=int, default=95, help="JPEG quality, 1-100 (default 95)")
+    p.set_defaults(func=run_fill)
+    return p
+
+
+def run_fill(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    import numpy as np
+    from PIL import Image
+
+    from . import config, data, masks
+    from .fileio import atomic_open
+
+    out: Path = args.output
+    fmt = OUTPUT_FORMATS.get(out.suffix.lower())
+    if fmt is None:
+        raise _UsageError(f"-o {out}: unknown output format {out.suffix or '(no suffix)'!r}; "
+                          f"use one of {', '.join(OUTPUT_FORMATS)}")
+    _check_output(out, "-o")
+    if not 1 <= args.quality <= 100:
+        raise _UsageError(f"--quality must be in 1..100, got {args.quality}")
+    _check_device(args.device)
+    try:
+        image = data.load_image(args.image)                                      # (3, H, W) in [0, 1]
+    except (FileNotFoundError, data.ImageReadError) as e:
+        raise _UsageError(str(e)) from e
+    try:
+        mask = masks.load_mask(args.mask, hole_is_white=not args.invert_mask)   # (1, 1, h, w), 1 = hole
+    except (FileNotFoundError, ValueError) as e:
+        raise _UsageError(str(e)) from e
+    (h, w), (mh, mw) = image.shape[-2:], mask.shape[-2:]
+    if (mh, mw) != (h, w):
+        raise _UsageError(f"mask {args.mask} is {mw}x{mh} pixels but image {args.image} is {w}x{h}: give a mask of "
+                          f"the image's size (masks are not resized)")
+    holes = int(mask.sum())
+    if holes == 0:
+        hint = "" if args.invert_mask else "; if your mask marks the hole in black, add --invert-mask"
+        raise _UsageError(f"mask {args.mask} has no hole pixels (white = hole, black = keep): nothing to fill{hint}")
+    config.seed_everything(args.seed)
+    inpainter = _load_method(args.method, args.checkpoint, args.device, args.seed)
+
+    completed = inpainter(image[None], mask)[0]                                  # (3, H, W)
+    array = np.round(completed.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0).astype(np.uint8)  # (H, W, 3)
+    options = {"quality": args.quality} if fmt == "JPEG" else {}
+    with atomic_open(out, "wb") as f:
+        Image.fromarray(array).save(f, format=fmt, **options)
+    where = f" (checkpoint {inpainter.info['checkpoint']}, step {inpainter.info['step']})" \
+        if "checkpoint" in inpainter.info else ""
+    print(f"inpaint fill: {args.method}{where} filled {holes} pixels ({100 * holes / (h * w):.1f} % of {w}x{h}) "
+          f"of {args.image} -> {out}", flush=True)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- evaluate
+
+#: the columns ``inpaint evaluate`` prints (those present: LPIPS only when it was computed)
+EVALUATE_COLUMNS = ("method", "n", "psnr_hole", "ssim_hole", "l1_pct_hole", "l2_pct_hole", "lpips_hole",
+                    "mse255_hole", "l1_255_hole", "tv255_hole", "psnr_image", "ssim_image")
+
+
+def add_evaluate_parser(subparsers: Any) -> argparse.ArgumentParser:
+    from .data import COLLECTIONS
+    from .inference import METHODS as FILL_METHODS
+    from .masks import MASK_KINDS
+
+    p = subparsers.add_parser(
+        "evaluate", help="score a method on held-out images",
+        description="Score METHOD on the test split of a folder (or of a collection of the shared images) with "
+                    "masks drawn from --seed, the same split as the notebooks (80/10/10 %, seeded): the hole is "
+                    "zeroed before the method sees it and the composite is scored in both papers' conventions "
+                    "(seed 000: L1/L2 in %% and PSNR; seed 002: 0-255 MSE/L1, PSNR, LPIPS, TV).")
+    p.add_argument("--method", required=True, choices=list(FILL_METHODS), metavar="METHOD",
+                   help="one of: " + ", ".join(FILL_METHODS))
+    p.add_argument("--checkpoint", default=None, help="as for `inpaint fill`")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, help="folder of images (.jpg, .jpeg, .png; searched recursively)")
+    source.add_argument("--collection", choices=list(COLLECTIONS),
+                        help="a collection of the shared images (scikit-image's samples when the folder is absent)")
+    p.add_argument("--baselines", action="store_true", help="also score telea and ns on the same images and masks")
+    p.add_argument("--mask-kind", choices=MASK_KINDS, default="center", help="default: center")
+    p.add_argument("--ratio", type=float, default=0.25, help="hole area / image area, in (0, 1) (default 0.25)")
+    p.add_argument("--num-images", type=int, default=100,
+                   help="at most this many test images, a seeded subset of the split (default 100)")
+    p.add_argument("--size", type=int, default=None,
+                   help="side of the square images (resize + centre crop); default: the model's training size, "
+                        "else 128")
+    p.add_argument("--seed", type=int, default=0, help="seeds the split and the masks (default 0)")
+    p.add_argument("--lpips", action=argparse.BooleanOptionalAction, default=None,
+                   help="score LPIPS (default: when its weights are found)")
+    p.add_argument("--json", type=Path, default=None, help="also write the rows and their provenance to this file")
+    p.add_argument("--batch-size", type=int, default=16, help="images per method call (default 16)")
+    p.add_argument("--device", choices=DEVICES, default="auto", help="default: cuda when present, else cpu")
+    p.set_defaults(func=run_evaluate)
+    return p
+
+
+def run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    import torch
+
+    from . import data, masks, metrics, report
+    from .fileio import atomic_open
+    from .validation import check_ratio
+
+    _check_positive(args, "num_images", "size", "batch_size")
+    try:
+        check_ratio(args.ratio, "--ratio")
+    except (TypeError, ValueError) as e:
+        raise _UsageError(str(e)) from e
+    if args.json is not None:
+        _check_output(args.json, "--json")
+    _check_device(args.device)
+    if args.data is not None:
+        _check_data(args.data)
+    inpainter = _load_method(args.method, args.checkpoint, args.device, args.seed)
+    size = args.size or inpainter.image_size or 128
+    try:
+        if args.data is not None:
+            dataset = data.ImageFolder(args.data, size=size, preprocess="256", split="test", seed=args.seed,
+                                       max_images=args.num_images)
+            where = f"folder {args.data}"
+        else:
+            source = data.find_source(None, args.collection, verbose=False)
+            dataset = source.dataset(size=size, preprocess="256", split="test", seed=args.seed,
+                                     max_images=args.num_images)
+            where = source.summary().removeprefix("data source: ")
+        mask = masks.make_mask(args.mask_kind, size, args.ratio, batch=len(dataset),
+                               generator=torch.Generator().manual_seed(args.seed))       # (N, 1, S, S)
+    except ValueError as e:
+        raise _UsageError(str(e)) from e
+    lpips_model: Any = False
+    if args.lpips is not False:
+        try:
+            lpips_model = metrics.load_lpips()
+        except FileNotFoundError as e:
+            if args.lpips:
+                raise _UsageError(f"--lpips: {e}") from e
+            print(f"inpaint evaluate: LPIPS left out (its weights are not here; --no-lpips silences this): "
+                  f"{str(e).splitlines()[0]}", file=sys.stderr)
+    methods = {args.method: inpainter}
+    if args.baselines:
+        methods.update({b: _load_method(b, None, "cpu", args.seed) for b in ("telea", "ns") if b != args.method})
+
+    images = data.first_images(dataset, len(dataset))                             # (N, 3, S, S)
+    rows, _ = metrics.compare_methods(methods, images, mask, conventions=("seed000", "seed002"),
+                                      lpips_model=lpips_model, batch_size=args.batch_size,
+                                      progress=sys.stderr.isatty())
+    achieved = float(masks.area_ratio(mask).mean())
+    mask_text = f"{args.mask_kind} holes, ratio {args.ratio:g} (achieved {achieved:.3f}), seed {args.seed}"
+    print(f"inpaint evaluate: {where}, test split (seed {args.seed}), {len(images)} images {size}x{size}; "
+          f"{mask_text}; {report.hardware()}")
+    if "checkpoint" in inpainter.info:
+        print(f"{args.method}: checkpoint {inpainter.info['checkpoint']}, step {inpainter.info['step']}")
+    print("hole: PSNR dB, SSIM, L1 and L2 in % of [0, 1] (seed 000), MSE, L1 and TV on 0-255 (seed 002); "
+          "image: PSNR, SSIM")
+    print(report.format_table(rows, [c for c in EVALUATE_COLUMNS if c in rows[0]]))
+    if args.json is not None:
+        record = {"name": args.json.stem, "rows": rows,
+                  **_provenance(argv, method=args.method, checkpoint=inpainter.info.get("checkpoint"),
+                                step=inpainter.info.get("step"), data=where, split=f"test (seed {args.seed})",
+                                image_size=size, num_images=len(images), mask=mask_text, mask_kind=args.mask_kind,
+                                ratio=args.ratio, achieved_ratio=achieved, seed=args.seed,
+                                lpips=lpips_model is not False)}
+        with atomic_open(args.json, "w") as f:
+            json.dump(record, f, indent=1, default=float)
+        print(f"results -> {args.json}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------- benchmark
+
+def add_benchmark_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "benchmark", help="time the methods (ms per image)",
+        description="Time each method on a batch of random images with one seeded square hole (25 %%): one "
+                    "warm-up call, then the median of --repeats calls (CUDA synchronised around each), end to end "
+                    "from CPU tensors as `inpaint fill` runs them. Prints ms per image and images per second.")
+    p.add_argument("--methods", required=True, help="comma-separated, e.g. telea,ns,ce")
+    p.add_argument("--checkpoint", action="append", default=[], metavar="METHOD=PATH",
+                   help="the checkpoint (or model folder) of a method; repeat for several")
+    p.add_argument("--size", type=int, default=128, help="image side (default 128)")
+    p.add_argument("--batch", type=int, default=8, help="images per call (default 8)")
+    p.add_argument("--repeats", type=int, default=5, help="timed calls per method (default 5)")
+    p.add_argument("--device", choices=DEVICES, default="auto", help="default: cuda when present, else cpu")
+    p.add_argument("--seed", type=int, default=0, help="seeds the images and the hole")
+    p.set_defaults(func=run_benchmark)
+    return p
+
+
+def _median_seconds(fn: Callable[[], Any], repeats: int, cuda: bool) -> float:
+    """Median wall time of ``repeats`` calls of ``fn`` after one warm-up call (not counted)."""
+    import statistics
+    import time
+
+    import torch
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize()
+
+    fn()
+    sync()
+    runs = []
+    for _ in range(repeats):
+        sync()
+        start = time.perf_counter()
+        fn()
+        sync()
+        runs.append(time.perf_counter() - start)
+    return statistics.median(runs)
+
+
+def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    import torch
+
+    from . import config, masks, report
+    from .inference import LEARNED, METHODS as FILL_METHODS
+
+    _check_positive(args, "size", "batch", "repeats")
+    names = list(dict.fromkeys(m.strip() for m in args.methods.split(",") if m.strip()))
+    unknown = [m for m in names if m not in FILL_METHODS]
+    if not names or unknown:
+        raise _UsageError(f"--methods: unknown method(s) {', '.join(unknown) or '(none given)'}; "
+                          f"choose from {', '.join(FILL_METHODS)}")
+    checkpoints: dict[str, str] = {}
+    for item in args.checkpoint:
+        method, sep, path = item.partition("=")
+        if not sep or not path or method not in names:
+            raise _UsageError(f"--checkpoint {item!r}: expected METHOD=PATH with METHOD one of --methods "
+                              f"({', '.join(names)})")
+        checkpoints[method] = path
+    _check_device(args.device)
+    device = config.get_device(args.device)
+    inpainters = {m: _load_method(m, checkpoints.get(m), args.device, args.seed) for m in names}
+    generator = torch.Generator().manual_seed(args.seed)
+    try:
+        images = torch.rand(args.batch, 3, args.size, args.size, generator=generator)      # (B, 3, S, S)
+        mask = masks.make_mask("square", args.size, 0.25, generator=generator)           # (1, 1, S, S)
+    except ValueError as e:
+        raise _UsageError(f"--size {args.size}: {e}") from e
+
+    rows = []
+    for name, inpainter in inpainters.items():
+        on = device.type if name in LEARNED or name in _DIFFUSION else "cpu"     # the baselines run on the CPU
+        seconds = _median_seconds(lambda: inpainter(images, mask), args.repeats, cuda=on == "cuda")
+        rows.append({"method": name, "device": on, "size": args.size, "batch": args.batch,
+                     "ms_per_batch": 1000 * seconds, "ms_per_image": 1000 * seconds / args.batch,
+                     "images_per_s": args.batch / seconds})
+    print(f"inpaint benchmark: {args.batch} random images {args.size}x{args.size}, one square hole (25 %), "
+          f"median of {args.repeats} calls after a warm-up; {report.hardware()}")
+    print(report.format_table(rows))
+    return 0
+
+
 # -------------------------------------------------------------------------------------------- main
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="inpaint", description="The inpainting course's command line.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_train_parser(sub)
+    add_fill_parser(sub)
+    add_evaluate_parser(sub)
+    add_benchmark_parser(sub)
     return parser
 
 

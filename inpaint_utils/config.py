@@ -119,7 +119,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     # for about 6 minutes of training on one H200 (an estimate from FLOP counts: not measured).
     "05_contextual_attention": {
         "smoke": {"image_size": 64, "cnum": 8, "critic_cnum": 8, "batch_size": 8, "lr": 1e-3, "critic_steps": 5,
-                  "steps_hole": 40, "steps_mosaic": 20, "steps_hole_ns": 20, "log_every": 5, "sample_every": 20,
+                  "steps_hole": 60, "steps_mosaic": 20, "steps_hole_ns": 20, "log_every": 5, "sample_every": 20,
                   "checkpoint_every": 20, "num_eval_images": 16, "threads": 1},
         "full": {"image_size": 256, "cnum": 32, "critic_cnum": 64, "batch_size": 64, "lr": 1e-4, "critic_steps": 5,
                  "steps_hole": 150_000, "steps_mosaic": 50_000, "steps_hole_ns": 20_000, "log_every": 100,

@@ -1,4 +1,4 @@
-"""Training losses of the Context Encoder (and the adversarial terms the other GANs reuse).
+"""Training losses of the Context Encoder and DeepFill v1 (and the adversarial terms the other GANs reuse).
 
 Used by notebooks ``02_context_encoder`` and ``03_cascade_ce_nsd`` through
 :mod:`inpaint_utils.train`. Sources: seed 000, equations (1)-(4) (joint loss
@@ -7,6 +7,10 @@ Pathak et al. 2016 (arXiv:1604.07379), section 3.2, and the authors' Torch code 
 the details the papers leave out: ``lambda_rec = 0.999``, ``lambda_adv = 0.001`` (``wtl2``), the
 10x weight on the 4-px overlap ring (``overlapL2Weight``, :func:`inpaint_utils.masks.overlap_weights`),
 and how the weighted L2 is normalised (:func:`masked_l2`).
+
+DeepFill v1 (Yu et al. 2018, arXiv:1801.07892; seed 002's Table I; notebook ``05_contextual_attention``):
+the spatially discounted L1 (:func:`spatial_discount_weights` with :func:`masked_l1`, ``gamma`` 0.9) and
+WGAN-GP (:func:`wgan_critic_loss`, :func:`wgan_generator_loss`, :func:`gradient_penalty`, ``lambda`` 10).
 
 Adversarial terms take **logits** (the discriminators end without a sigmoid) and use
 ``binary_cross_entropy_with_logits``: ``-log sigmoid(l)`` is evaluated as ``softplus(-l)``, which
@@ -25,9 +29,14 @@ from .validation import check_image
 __all__ = [
     "NORMALIZATIONS",
     "masked_l2",
+    "masked_l1",
     "generator_adversarial_bce",
     "discriminator_bce",
     "ce_generator_loss",
+    "spatial_discount_weights",
+    "wgan_critic_loss",
+    "wgan_generator_loss",
+    "gradient_penalty",
 ]
 
 #: Accepted values of ``normalize`` in :func:`masked_l2`.
@@ -51,6 +60,41 @@ def _loss_dtype(x: torch.Tensor) -> torch.dtype:
 def _check_finite(x: torch.Tensor, name: str) -> None:
     if not bool(torch.isfinite(x.detach()).all()):
         raise ValueError(f"{name} contains NaN or inf values")
+
+
+def _weighted_error(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor, normalize: str,
+                    power: int) -> torch.Tensor:
+    """``sum(weights * |pred - target| ** power)`` (power 1 or 2), normalised as :func:`masked_l2` says."""
+    _check_float(pred, "pred")
+    _check_float(target, "target")
+    _check_float(weights, "weights")
+    if normalize not in NORMALIZATIONS:
+        raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+    if pred.ndim != 4:
+        raise ValueError(f"pred must have shape (B, C, H, W), got {tuple(pred.shape)}")
+    if pred.shape != target.shape:
+        raise ValueError(f"pred and target must have the same shape, got {tuple(pred.shape)} and "
+                         f"{tuple(target.shape)}")
+    b, c, h, w = pred.shape
+    if (weights.ndim != 4 or weights.shape[0] not in (1, b) or weights.shape[1] not in (1, c)
+            or tuple(weights.shape[-2:]) != (h, w)):
+        raise ValueError(f"weights must have shape (B or 1, 1 or C, H, W) = ({b} or 1, 1 or {c}, {h}, {w}), "
+                         f"got {tuple(weights.shape)}")
+    _check_finite(pred, "pred")
+    _check_finite(target, "target")
+    _check_finite(weights, "weights")
+    if bool((weights.detach() < 0).any()):
+        raise ValueError(f"weights must be >= 0, got a minimum of {float(weights.detach().min()):.4g}")
+    dtype = _loss_dtype(pred)                      # at least float32, also under autocast (bf16 / fp16)
+    weights = weights.to(dtype).expand(b, c, h, w)                               # (B, C, H, W)
+    diff = pred.to(dtype) - target.to(dtype)
+    total = (weights * (diff.square() if power == 2 else diff.abs())).sum()
+    if normalize == "sum":
+        return total
+    denom = weights.sum() if normalize == "weights" else (weights > 0).sum().to(dtype)
+    if bool(denom.detach() == 0):
+        raise ValueError("weights are all zero: there is no pixel to reconstruct (check the mask; 1 = hole)")
+    return total / denom
 
 
 def masked_l2(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor,
@@ -79,35 +123,7 @@ def masked_l2(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor,
     *and* the mean by ``wtl2`` again (``0.999**2``), so its effective ``lambda_rec`` differs from the
     authors'; here ``lambda_rec`` is applied once, in :func:`ce_generator_loss`.
     """
-    _check_float(pred, "pred")
-    _check_float(target, "target")
-    _check_float(weights, "weights")
-    if normalize not in NORMALIZATIONS:
-        raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
-    if pred.ndim != 4:
-        raise ValueError(f"pred must have shape (B, C, H, W), got {tuple(pred.shape)}")
-    if pred.shape != target.shape:
-        raise ValueError(f"pred and target must have the same shape, got {tuple(pred.shape)} and "
-                         f"{tuple(target.shape)}")
-    b, c, h, w = pred.shape
-    if (weights.ndim != 4 or weights.shape[0] not in (1, b) or weights.shape[1] not in (1, c)
-            or tuple(weights.shape[-2:]) != (h, w)):
-        raise ValueError(f"weights must have shape (B or 1, 1 or C, H, W) = ({b} or 1, 1 or {c}, {h}, {w}), "
-                         f"got {tuple(weights.shape)}")
-    _check_finite(pred, "pred")
-    _check_finite(target, "target")
-    _check_finite(weights, "weights")
-    if bool((weights.detach() < 0).any()):
-        raise ValueError(f"weights must be >= 0, got a minimum of {float(weights.detach().min()):.4g}")
-    dtype = _loss_dtype(pred)                      # at least float32, also under autocast (bf16 / fp16)
-    weights = weights.to(dtype).expand(b, c, h, w)                               # (B, C, H, W)
-    total = (weights * (pred.to(dtype) - target.to(dtype)).square()).sum()
-    if normalize == "sum":
-        return total
-    denom = weights.sum() if normalize == "weights" else (weights > 0).sum().to(dtype)
-    if bool(denom.detach() == 0):
-        raise ValueError("weights are all zero: there is no pixel to reconstruct (check the mask; 1 = hole)")
-    return total / denom
+    return _weighted_error(pred, target, weights, normalize, power=2)
 
 
 def generator_adversarial_bce(d_fake_logits: torch.Tensor) -> torch.Tensor:
@@ -168,3 +184,102 @@ def ce_generator_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.T
         adv = generator_adversarial_bce(d_fake_logits)
         total = lambda_rec * rec + lambda_adv * adv
     return total, {"rec": rec.detach(), "adv": adv.detach(), "total": total.detach()}
+
+
+# --------------------------------------------------------------------------------------------
+# DeepFill v1: spatially discounted L1 and WGAN-GP
+# --------------------------------------------------------------------------------------------
+def masked_l1(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor,
+              normalize: str = "elements") -> torch.Tensor:
+    """Weighted absolute error ``sum(weights * |pred - target|)``, normalised as in :func:`masked_l2`
+    (default ``"elements"``: divided by the number of elements with a non-zero weight). With the
+    :func:`spatial_discount_weights` of a mask it is DeepFill's discounted L1 over the hole (v1: the mean
+    over the hole's patch); with ``1 - mask`` the mean L1 over the known pixels (v1's ``ae_loss``)."""
+    return _weighted_error(pred, target, weights, normalize, power=1)
+
+
+def spatial_discount_weights(mask: torch.Tensor, gamma: float = 0.9) -> torch.Tensor:
+    """DeepFill's spatial discounting (Yu et al. 2018, section 3.1): every hole pixel gets weight
+    ``gamma ** l``, ``l`` its distance to the nearest known pixel; known pixels get 0. ``(B, 1, H, W)``.
+
+    ``l`` is the chessboard distance (8-neighbourhood), so a hole pixel touching the known region has
+    ``l = 1`` (weight ``gamma``) and, in a square hole, ``l`` grows by one per ring towards the centre.
+    The image border is not a known pixel. The v1 code computes the weights once for its fixed-size hole
+    patch, as ``gamma ** min(i, H - i, j, W - j)`` (so the top and left rows get ``gamma ** 0``, the bottom
+    and right ones ``gamma ** 1``); ours is the paper's definition for any mask. A sample without a known
+    pixel raises ``ValueError``.
+    """
+    from .validation import check_mask
+
+    check_mask(mask)
+    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0 < gamma <= 1:
+        raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
+    known = 1.0 - mask.detach().float()                                           # (B, 1, H, W)
+    if bool((known.flatten(1).amax(dim=1) == 0).any()):
+        raise ValueError("a mask with no known pixel has no distance to the known region")
+    weights = torch.zeros_like(known)
+    reached, level = known, 0
+    while bool((reached < 1).any()):
+        level += 1
+        grown = F.max_pool2d(reached, 3, stride=1, padding=1)                   # one more ring (chessboard)
+        weights = weights + (grown - reached) * float(gamma) ** level
+        reached = grown
+    return weights.to(mask.dtype)
+
+
+def wgan_critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """The WGAN critic loss ``E[D(fake)] - E[D(real)]`` (v1's ``gan_wgan_loss``: the critic minimises it;
+    its negative estimates the Wasserstein distance). Scores ``(B,)``; a 0-d tensor in float32 or wider."""
+    for name, x in (("real_scores", real_scores), ("fake_scores", fake_scores)):
+        _check_float(x, name)
+        _check_finite(x, name)
+    return fake_scores.to(_loss_dtype(fake_scores)).mean() - real_scores.to(_loss_dtype(real_scores)).mean()
+
+
+def wgan_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
+    """The WGAN generator loss ``-E[D(fake)]``; a 0-d tensor."""
+    _check_float(fake_scores, "fake_scores")
+    _check_finite(fake_scores, "fake_scores")
+    return -fake_scores.to(_loss_dtype(fake_scores)).mean()
+
+
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None,
+                     mask: torch.Tensor | None = None, target_norm: float = 1.0,
+                     alpha: torch.Tensor | None = None) -> torch.Tensor:
+    """WGAN-GP's penalty (Gulrajani et al. 2017), ``E[(||grad D(x_hat)|| - 1) ** 2]`` on random
+    interpolates ``x_hat = real + alpha (fake - real)``, ``alpha ~ U(0, 1)`` per sample (drawn from
+    ``generator`` on the CPU, or given as ``alpha`` ``(B,)``). ``critic``: a callable
+    ``(B, C, H, W) -> (B,)`` scores. ``mask``
+    ``(B or 1, 1, H, W)``: the norm is taken over the masked pixels only (v1's ``gradients_penalty(...,
+    mask=mask)``: the hole); ``None`` takes every pixel. Differentiable (``create_graph``) so the critic
+    is trained through it; multiply by ``lambda`` (10) yourself. A 0-d float32 (or wider) tensor.
+
+    The norm is ``sqrt(sum(g ** 2) + 1e-12)``: the tiny constant keeps the second derivative finite when a
+    gradient is exactly 0 (e.g. a masked-out region).
+    """
+    _check_float(real, "real")
+    _check_float(fake, "fake")
+    if real.shape != fake.shape or real.ndim != 4:
+        raise ValueError(f"real and fake must have the same shape (B, C, H, W), got {tuple(real.shape)} and "
+                         f"{tuple(fake.shape)}")
+    b = real.shape[0]
+    if alpha is None:
+        alpha = torch.rand(b, generator=generator)
+    if not isinstance(alpha, torch.Tensor) or alpha.shape != (b,):
+        raise ValueError(f"alpha must be a tensor of shape ({b},), got "
+                         f"{tuple(alpha.shape) if isinstance(alpha, torch.Tensor) else type(alpha).__name__}")
+    alpha = alpha.to(device=real.device, dtype=real.dtype).view(b, 1, 1, 1)
+    x_hat = (real.detach() + alpha * (fake.detach() - real.detach())).requires_grad_(True)
+    scores = critic(x_hat)
+    if not isinstance(scores, torch.Tensor) or scores.shape != (b,):
+        raise ValueError(f"critic must return scores of shape ({b},), got "
+                         f"{tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__}")
+    (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
+    sq = grad.to(_loss_dtype(grad)).square()
+    if mask is not None:
+        if mask.ndim != 4 or mask.shape[0] not in (1, b) or mask.shape[1] != 1 or mask.shape[-2:] != real.shape[-2:]:
+            raise ValueError(f"mask must have shape (B or 1, 1, H, W) = ({b} or 1, 1, {real.shape[-2]}, "
+                             f"{real.shape[-1]}), got {tuple(mask.shape)}")
+        sq = sq * mask.to(sq.dtype)
+    norms = (sq.flatten(1).sum(dim=1) + 1e-12).sqrt()                              # (B,)
+    return (norms - float(target_norm)).square().mean()

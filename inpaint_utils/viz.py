@@ -2,6 +2,10 @@
 
 Used by every notebook (00 data preview, 01 masks, 02-06 results, 07 comparison). Figures are saved
 with :func:`save_figure` into :func:`inpaint_utils.config.figures_dir` (``$INPAINT_FIGURES``).
+Notebook 05 adds the contextual-attention views: offsets coloured on the optical-flow colour wheel
+(:func:`flow_to_color`, computed with torch on the tensors' device, only when called), its legend
+(:func:`color_wheel_legend`, :func:`add_color_wheel`), arrows from hole pixels to where they attend
+(:func:`plot_attention_arrows`) and per-pixel attention heat maps (:func:`attention_heatmap`).
 
 Backend: this module never forces a backend where one is set up (Jupyter's inline backend, a desktop
 GUI backend, ``$MPLBACKEND``). Only when matplotlib has no backend chosen yet *and* there is no display
@@ -24,7 +28,8 @@ from .fileio import atomic_open
 from .validation import check_image, check_image_mask
 
 __all__ = ["to_numpy_image", "overlay_mask", "image_grid", "comparison_grid", "ratio_histogram", "plot_curves",
-           "save_figure",
+           "save_figure", "flow_to_color", "color_wheel_legend", "add_color_wheel", "plot_attention_arrows",
+           "attention_heatmap",
            "NAMED_COLORS"]
 
 #: Colours for :func:`overlay_mask`, RGB in ``[0, 1]``.
@@ -285,3 +290,149 @@ def save_figure(fig: Any, name: str, dpi: int = 100, close: bool = False) -> Pat
     if close:
         _pyplot().close(fig)
     return path
+
+
+# --------------------------------------------------------------------------------------------------
+# contextual attention (notebook 05): offsets as colours, arrows and heat maps
+# --------------------------------------------------------------------------------------------------
+def _check_offsets(offsets: torch.Tensor) -> torch.Tensor:
+    if not isinstance(offsets, torch.Tensor):
+        raise TypeError(f"offsets must be a torch.Tensor (B, 2, h, w), got {type(offsets).__name__}")
+    if offsets.ndim != 4 or offsets.shape[1] != 2:
+        raise ValueError(f"offsets must have shape (B, 2, h, w) holding (dy, dx), got {tuple(offsets.shape)}")
+    if offsets.dtype == torch.bool or offsets.is_complex():
+        raise TypeError(f"offsets must be an integer or float tensor, got dtype {offsets.dtype}")
+    return offsets
+
+
+def flow_to_color(offsets: torch.Tensor, max_norm: float | None = None) -> torch.Tensor:
+    """Offsets ``(B, 2, h, w)`` holding ``(dy, dx)`` -> RGB ``(B, 3, h, w)`` in ``[0, 1]`` on the same device,
+    on the optical-flow colour wheel: **hue = direction**, **saturation = distance** (value 1), so a zero
+    offset is white. Directions in image coordinates (y down): right (``dx > 0``) is red (hue 0), down
+    is yellow-green (hue 1/4), left cyan (1/2), up violet (3/4). ``max_norm`` is the distance shown
+    fully saturated (default: the largest offset in the batch, at least 1); longer offsets are clipped.
+    Pure torch, no numpy: call it when you want a picture, not on every forward pass."""
+    _check_offsets(offsets)
+    flow = offsets.detach().float()
+    dy, dx = flow[:, 0], flow[:, 1]                                                   # (B, h, w)
+    radius = torch.sqrt(dy * dy + dx * dx)
+    if max_norm is None:
+        scale = radius.max().clamp_min(1.0) if radius.numel() else radius.new_tensor(1.0)
+    else:
+        if isinstance(max_norm, bool) or not isinstance(max_norm, (int, float)) or not 0 < max_norm < float("inf"):
+            raise ValueError(f"max_norm must be a positive finite number or None, got {max_norm!r}")
+        scale = radius.new_tensor(float(max_norm))
+    hue = torch.remainder(torch.atan2(dy, dx) / (2 * np.pi), 1.0)                      # (B, h, w) in [0, 1)
+    sat = (radius / scale).clamp(0.0, 1.0)
+    channels = []
+    for n in (5.0, 3.0, 1.0):                                                          # HSV -> R, G, B (v = 1)
+        k = torch.remainder(n + hue * 6.0, 6.0)
+        channels.append(1.0 - sat * torch.clamp(torch.minimum(k, 4.0 - k), 0.0, 1.0))
+    return torch.stack(channels, dim=1)                                                # (B, 3, h, w)
+
+
+def color_wheel_legend(size: int = 64) -> torch.Tensor:
+    """The legend of :func:`flow_to_color`: a ``(3, size, size)`` image in ``[0, 1]`` whose pixel at offset
+    ``(dy, dx)`` from the centre has the colour of that offset (full saturation on the rim); white outside
+    the disc."""
+    if isinstance(size, bool) or not isinstance(size, int) or size < 8:
+        raise ValueError(f"size must be an int >= 8, got {size!r}")
+    c = (size - 1) / 2.0
+    ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32) - c, torch.arange(size, dtype=torch.float32) - c,
+                            indexing="ij")
+    radius = size / 2.0
+    rgb = flow_to_color(torch.stack([ys, xs])[None], max_norm=radius)[0]              # (3, size, size)
+    inside = (ys.square() + xs.square()) <= radius ** 2
+    return torch.where(inside, rgb, torch.ones_like(rgb))
+
+
+def add_color_wheel(fig: Any, width: float = 1.1, size: int = 96):
+    """Add the :func:`color_wheel_legend` to the right of ``fig``: the figure grows by ``width`` inches and
+    the legend (titled "offset") sits in that new margin, vertically centred; return its axis."""
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
+        raise ValueError(f"width must be a positive number of inches, got {width!r}")
+    w, h = fig.get_size_inches()
+    fig.set_size_inches(w + width, h, forward=True)
+    for ax in fig.axes:                                     # keep the existing axes where they were, in inches
+        x0, y0, aw, ah = ax.get_position().bounds
+        ax.set_position([x0 * w / (w + width), y0, aw * w / (w + width), ah])
+    side = min(0.8 * width, 0.8 * h)
+    left = (w + 0.1 * width) / (w + width)
+    ax = fig.add_axes([left, 0.5 - side / (2 * h), side / (w + width), side / h])
+    ax.imshow(to_numpy_image(color_wheel_legend(size)), interpolation="bilinear")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title("offset\n(right = red)", fontsize=7)
+    return ax
+
+
+def plot_attention_arrows(image: torch.Tensor, offsets: torch.Tensor, mask: torch.Tensor | None = None,
+                          points: Sequence[tuple[int, int]] | None = None, num_points: int = 9, ax: Any = None,
+                          color: str = "yellow", title: str | None = None):
+    """Draw ``image`` (``(3, H, W)`` or ``(1, 3, H, W)``) with an arrow from each of ``points`` (``(y, x)``
+    image pixels) to the centre of the cell it attends most, read from ``offsets`` (``(2, h, w)`` or
+    ``(1, 2, h, w)``, ``(dy, dx)`` in cells of ``H / h`` pixels). ``points=None`` spreads ``num_points``
+    points on a grid inside the hole's bounding box (needs ``mask``, ``(1, H, W)`` or ``(1, 1, H, W)``).
+    Returns the figure."""
+    img = image[0] if image.ndim == 4 else image
+    off = offsets[0] if offsets.ndim == 4 else offsets
+    check_image(img[None], "image")
+    _check_offsets(off[None])
+    height, width = img.shape[-2:]
+    h, w = off.shape[-2:]
+    if height % h or width % w or height // h != width // w:
+        raise ValueError(f"the offsets grid {h}x{w} must divide the image {height}x{width} by one factor")
+    cell = height // h
+    if points is None:
+        if mask is None:
+            raise ValueError("give points=[(y, x), ...] or the mask to pick points in its hole")
+        m = (mask.reshape(mask.shape[-2:]) > 0).cpu()
+        if tuple(m.shape) != (height, width) or not bool(m.any()):
+            raise ValueError(f"mask must be {height}x{width} with at least one hole pixel")
+        rows, cols = m.any(dim=1).nonzero().flatten(), m.any(dim=0).nonzero().flatten()
+        n = max(1, int(round(num_points ** 0.5)))
+        fr = torch.linspace(0.2, 0.8, n) if n > 1 else torch.tensor([0.5])
+        ys = (rows[0] + fr * (rows[-1] - rows[0])).round().long()
+        xs = (cols[0] + fr * (cols[-1] - cols[0])).round().long()
+        points = [(int(y), int(x)) for y in ys for x in xs if bool(m[y, x])]
+    plt = _pyplot()
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4, 4))
+    else:
+        fig = ax.figure
+    ax.imshow(to_numpy_image(img), interpolation="nearest")
+    off_cpu = off.detach().long().cpu()
+    for y, x in points:
+        if not (0 <= y < height and 0 <= x < width):
+            raise ValueError(f"point {(y, x)} is outside the {height}x{width} image")
+        cy, cx = y // cell, x // cell
+        ty = (cy + int(off_cpu[0, cy, cx]) + 0.5) * cell
+        tx = (cx + int(off_cpu[1, cy, cx]) + 0.5) * cell
+        sy, sx = (cy + 0.5) * cell, (cx + 0.5) * cell
+        ax.annotate("", xy=(tx, ty), xytext=(sx, sy),
+                    arrowprops={"arrowstyle": "->", "color": color, "lw": 1.2})
+        ax.plot([sx], [sy], "o", color=color, ms=3)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def attention_heatmap(image: torch.Tensor, weights: torch.Tensor, alpha: float = 0.6,
+                      cmap: str = "inferno") -> torch.Tensor:
+    """``image`` ``(3, H, W)`` blended with a heat map of ``weights`` ``(h, w)`` (e.g. one location's row
+    of :func:`inpaint_utils.models.deepfill.contextual_attention_weights`), upsampled to ``H x W``
+    (nearest) and normalised to its maximum: a ``(3, H, W)`` image in ``[0, 1]`` for the grids."""
+    check_image(image[None], "image")
+    if weights.ndim != 2:
+        raise ValueError(f"weights must be a 2-d map (h, w), got {tuple(weights.shape)}")
+    if not 0.0 <= float(alpha) <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
+    import matplotlib
+
+    heat = torch.nn.functional.interpolate(weights.detach().float().cpu()[None, None], size=image.shape[-2:],
+                                           mode="nearest")[0, 0]
+    heat = heat / heat.max().clamp_min(1e-12)
+    colored = torch.from_numpy(matplotlib.colormaps[cmap](heat.numpy())[..., :3]).float().permute(2, 0, 1)
+    return ((1 - alpha) * image.detach().float().cpu() + alpha * colored).clamp(0.0, 1.0)

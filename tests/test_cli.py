@@ -1,5 +1,8 @@
 """The ``inpaint`` command (inpaint_utils.cli): train from a folder of images in-process, resume, clear
-errors for bad input, the torchrun relaunch of ``--nproc N``, and the method registry."""
+errors for bad input, the torchrun relaunch of ``--nproc N``, and the method registry; ``train glcic`` and
+``train deepfill``; ``fill`` (every input mode, tiny random checkpoints, refusals, atomic output),
+``evaluate`` (table and JSON) and ``benchmark`` (one row per method; no timing assertions)."""
+import json
 import subprocess
 import sys
 import tomllib
@@ -128,3 +131,321 @@ def test_entry_point_and_module_run():
     done = subprocess.run([sys.executable, "-m", "inpaint_utils.cli", "train", "--help"], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0 and "--nproc" in done.stdout and "--rdzv_backend c10d" in done.stdout
+
+
+# ------------------------------------------------------------------ train glcic / deepfill
+
+@pytest.mark.parametrize("method, size, notebook", [("glcic", 64, "04_glcic"),                # GLCIC: multiples of 64
+                                                     ("deepfill", 16, "05_contextual_attention")])  # 8k, >= 16
+def test_train_glcic_and_deepfill_build_the_notebooks_models(images, runs, capsys, method, size, notebook):
+    from inpaint_utils.models import build_model
+
+    argv = ["train", method, "--data", str(images), "--steps", "2", "--batch-size", "2", "--image-size", str(size),
+            "--run-name", f"cli_{method}"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"at {size} px" in out and "2 steps, global batch 2" in out and "done: step 2" in out
+    ckpt = latest_checkpoint(runs / f"cli_{method}")
+    info = checkpoint_info(ckpt)
+    assert info["model_name"] == method and info["step"] == 2
+    smoke = config.settings(notebook, "smoke")
+    saved = info["config"]
+    assert saved["image_size"] == size
+    width = ("base_channels",) if method == "glcic" else ("cnum", "critic_cnum")
+    assert all(saved[k] == smoke[k] for k in width)
+    # the generator rebuilds from the checkpoint, and `inpaint fill` uses it
+    load_checkpoint(ckpt, {"generator": build_model(method, saved)}, model_name=method, config=saved)
+
+
+def test_deepfill_without_steps_takes_the_hole_mode_steps():
+    settings = config.settings("05_contextual_attention", "smoke", image_size=16, cnum=2, critic_cnum=1)
+    assert "num_steps" not in settings
+    recipe = cli.build_deepfill(settings, None, seed=0)
+    assert settings["num_steps"] == settings["steps_hole"]
+    assert recipe.model_name == "deepfill" and recipe.task.input_mode == "hole"
+    settings = config.settings("05_contextual_attention", "smoke", image_size=16, cnum=2, critic_cnum=1)
+    settings["num_steps"] = 7                                                # as run_train sets --steps
+    cli.build_deepfill(settings, None, seed=0)
+    assert settings["num_steps"] == 7                                        # --steps wins
+
+
+# --------------------------------------------------------------------------------------- fill
+
+def _save_rgb(path, size=(48, 64), seed=0):
+    rng = np.random.default_rng(seed)
+    pixels = (rng.random((*size, 3)) * 255).astype(np.uint8)
+    Image.fromarray(pixels).save(path)
+    return pixels
+
+
+def _save_mask(path, size=(48, 64), box=(10, 30, 20, 40)):
+    mask = np.zeros(size, np.uint8)
+    top, bottom, left, right = box
+    mask[top:bottom, left:right] = 255
+    Image.fromarray(mask).save(path)
+    return mask > 0
+
+
+@pytest.fixture
+def pair(tmp_path):
+    """An RGB PNG 64x48 and its mask (a 20x20 white square), as files, with their arrays."""
+    image, mask = tmp_path / "image.png", tmp_path / "mask.png"
+    return image, mask, _save_rgb(image), _save_mask(mask)
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """One tiny random-initialised checkpoint per learned method: {"ce" | "glcic" | "deepfill": run folder}."""
+    from inpaint_utils.checkpoint import save_checkpoint
+    from inpaint_utils.models import CompletionNetwork, DeepFillConfig, DeepFillGenerator, GLCICConfig
+
+    root = tmp_path_factory.mktemp("ckpts")
+    nets = {"ce": ContextEncoderGenerator(ContextEncoderConfig.tiny(output="full", hole_size=None), seed=0),
+            "glcic": CompletionNetwork(GLCICConfig.tiny(), seed=0),
+            "deepfill": DeepFillGenerator(DeepFillConfig.tiny(), seed=0)}
+    out = {}
+    for method, net in nets.items():
+        out[method] = root / f"tiny_{method}"
+        save_checkpoint(out[method] / "checkpoints" / "step_000001", {"generator": net}, model_name=net.model_name,
+                        config=net.config.to_dict(), step=1)
+    return out
+
+
+def test_fill_telea_writes_a_png_keeping_the_known_pixels(pair, tmp_path, capsys):
+    image, mask, pixels, hole = pair
+    out = tmp_path / "filled.png"
+    assert cli.main(["fill", str(image), str(mask), "-o", str(out), "--method", "telea"]) == 0
+    assert "telea filled 400 pixels" in capsys.readouterr().out
+    with Image.open(out) as img:
+        assert img.format == "PNG" and img.mode == "RGB"
+        result = np.asarray(img)
+    assert result.shape == pixels.shape
+    assert np.array_equal(result[~hole], pixels[~hole])                       # known pixels: exact
+    assert not np.array_equal(result[hole], pixels[hole])                     # the hole was filled
+    assert not list(tmp_path.glob(".*.tmp"))                                  # no temporary file left
+
+
+def test_fill_jpeg_output_from_the_extension(pair, tmp_path):
+    image, mask, pixels, _ = pair
+    out = tmp_path / "filled.JPG"
+    assert cli.main(["fill", str(image), str(mask), "-o", str(out), "--method", "ns"]) == 0
+    with Image.open(out) as img:
+        assert img.format == "JPEG" and img.size == (64, 48)
+
+
+@pytest.mark.parametrize("method", ["ce", "glcic", "deepfill"])
+def test_fill_with_a_learned_checkpoint(pair, tmp_path, checkpoints, capsys, method):
+    image, mask, pixels, hole = pair
+    out = tmp_path / f"{method}.png"
+    argv = ["fill", str(image), str(mask), "-o", str(out), "--method", method, "--checkpoint", str(checkpoints[method]),
+            "--device", "cpu"]
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert f"{method} (checkpoint" in printed and "step_000001, step 1" in printed
+    result = np.asarray(Image.open(out))
+    assert np.array_equal(result[~hole], pixels[~hole])
+    assert not np.array_equal(result[hole], pixels[hole])
+
+
+def test_fill_with_the_checkpoint_of_another_model_names_both(pair, tmp_path, checkpoints, capsys):
+    image, mask, _, _ = pair
+    out = tmp_path / "out.png"
+    argv = ["fill", str(image), str(mask), "-o", str(out), "--method", "glcic", "--checkpoint", str(checkpoints["ce"])]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("inpaint fill: error:") and err.count("\n") == 1 and "Traceback" not in err
+    assert "'context_encoder'" in err and "'glcic'" in err and "use --method ce" in err
+    assert not out.exists()
+
+
+def test_fill_missing_checkpoint(pair, tmp_path, capsys):
+    image, mask, _, _ = pair
+    out = tmp_path / "out.png"
+    base = ["fill", str(image), str(mask), "-o", str(out), "--method", "deepfill"]
+    assert cli.main([*base, "--checkpoint", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert "no checkpoint" in err and str(tmp_path / "nowhere") in err
+    assert cli.main(base) == 2
+    assert "needs a checkpoint" in capsys.readouterr().err
+    assert cli.main(["fill", str(image), str(mask), "-o", str(out), "--method", "telea", "--checkpoint", "x"]) == 2
+    assert "takes no checkpoint" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_fill_corrupt_and_missing_images(pair, tmp_path, capsys):
+    image, mask, _, _ = pair
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(image.read_bytes()[:300])
+    out = tmp_path / "out.png"
+    assert cli.main(["fill", str(truncated), str(mask), "-o", str(out), "--method", "telea"]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot read image {truncated}" in err and "truncated" in err and "Traceback" not in err
+    assert cli.main(["fill", str(tmp_path / "none.png"), str(mask), "-o", str(out), "--method", "telea"]) == 2
+    assert "image file not found" in capsys.readouterr().err
+    bad_mask = tmp_path / "bad_mask.png"
+    bad_mask.write_bytes(b"not a png")
+    assert cli.main(["fill", str(image), str(bad_mask), "-o", str(out), "--method", "telea"]) == 2
+    assert "cannot read a mask image" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_fill_grayscale_and_rgba_images(tmp_path):
+    hole = _save_mask(tmp_path / "mask.png")
+    rng = np.random.default_rng(1)
+    grey = (rng.random((48, 64)) * 255).astype(np.uint8)
+    Image.fromarray(grey, mode="L").save(tmp_path / "grey.png")
+    rgba = (rng.random((48, 64, 4)) * 255).astype(np.uint8)
+    rgba[..., 3] = 255
+    rgba[:5, :5, 3] = 0                                                      # transparent corner: white
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "rgba.png")
+    for name in ("grey", "rgba"):
+        out = tmp_path / f"{name}_out.png"
+        assert cli.main(["fill", str(tmp_path / f"{name}.png"), str(tmp_path / "mask.png"), "-o", str(out),
+                         "--method", "telea"]) == 0
+        result = np.asarray(Image.open(out))
+        assert result.shape == (48, 64, 3)
+        expected = np.repeat(grey[..., None], 3, 2) if name == "grey" else rgba[..., :3].copy()
+        if name == "rgba":
+            expected[:5, :5] = 255
+        assert np.array_equal(result[~hole], expected[~hole])
+
+
+def test_fill_mask_of_another_size_or_empty_leaves_an_existing_output_alone(pair, tmp_path, capsys):
+    image, _, _, _ = pair
+    out = tmp_path / "out.png"
+    out.write_bytes(b"the previous result")
+    small = tmp_path / "small.png"
+    _save_mask(small, size=(40, 64))
+    assert cli.main(["fill", str(image), str(small), "-o", str(out), "--method", "telea"]) == 2
+    err = capsys.readouterr().err
+    assert "is 64x40 pixels but image" in err and "64x48" in err and "not resized" in err
+    empty = tmp_path / "empty.png"
+    Image.fromarray(np.zeros((48, 64), np.uint8)).save(empty)
+    assert cli.main(["fill", str(image), str(empty), "-o", str(out), "--method", "telea"]) == 2
+    err = capsys.readouterr().err
+    assert "no hole pixels" in err and "add --invert-mask" in err
+    assert out.read_bytes() == b"the previous result"
+    # the same all-black file with --invert-mask is all hole: nothing known to fill from -> runtime error (1)
+    assert cli.main(["fill", str(image), str(empty), "-o", str(out), "--method", "telea", "--invert-mask"]) == 1
+    assert "whole image" in capsys.readouterr().err
+    assert out.read_bytes() == b"the previous result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.png", "image.png", "mask.png", "out.png", "small.png"]
+
+
+def test_fill_refuses_an_unknown_extension_before_computing(pair, tmp_path, monkeypatch, capsys):
+    from inpaint_utils import data
+
+    image, mask, _, _ = pair
+    monkeypatch.setattr(data, "load_image", lambda path: pytest.fail("the image was read"))
+    for name in ("out.gif", "out"):
+        assert cli.main(["fill", str(image), str(mask), "-o", str(tmp_path / name), "--method", "telea"]) == 2
+        assert "unknown output format" in capsys.readouterr().err
+    assert cli.main(["fill", str(image), str(mask), "-o", str(tmp_path / "no" / "out.png"), "--method", "telea"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_fill_failing_write_keeps_the_old_output(pair, tmp_path, monkeypatch, capsys):
+    image, mask, _, _ = pair
+    out = tmp_path / "out.png"
+    out.write_bytes(b"old bytes")
+
+    def broken_save(self, fp, format=None, **kwargs):
+        fp.write(b"\x89PNG half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Image.Image, "save", broken_save)
+    assert cli.main(["fill", str(image), str(mask), "-o", str(out), "--method", "telea"]) == 1
+    assert "disk full" in capsys.readouterr().err
+    assert out.read_bytes() == b"old bytes"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+# ----------------------------------------------------------------------------------- evaluate
+
+@pytest.fixture
+def test_images(tmp_path):
+    """30 small PNGs: the test split (10 %, seed 0) holds 3."""
+    folder = tmp_path / "eval_images"
+    folder.mkdir()
+    rng = np.random.default_rng(2)
+    for i in range(30):
+        pixels = np.kron(rng.random((4, 4, 3)), np.ones((10, 10, 1)))            # 40 x 40 blocks of colour
+        Image.fromarray((pixels * 255).astype(np.uint8)).save(folder / f"im_{i:02d}.png")
+    return folder
+
+
+def test_evaluate_prints_a_table_and_writes_json(test_images, tmp_path, checkpoints, capsys):
+    from inpaint_utils.data import ImageFolder
+
+    out = tmp_path / "results.json"
+    argv = ["evaluate", "--method", "glcic", "--checkpoint", str(checkpoints["glcic"]), "--data", str(test_images),
+            "--baselines", "--mask-kind", "square", "--ratio", "0.2", "--no-lpips", "--json", str(out)]
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    n = len(ImageFolder(test_images, size=64, split="test", seed=0))
+    assert n == 3
+    assert f"{n} images 64x64" in printed and "square holes, ratio 0.2" in printed      # the model's size
+    table = printed[printed.index("method "):].splitlines()
+    assert table[0].split()[:3] == ["method", "n", "psnr_hole"] and "lpips_hole" not in table[0]
+    assert [line.split()[0] for line in table[2:5]] == ["glcic", "telea", "ns"]
+    record = json.loads(out.read_text())
+    assert [r["method"] for r in record["rows"]] == ["glcic", "telea", "ns"]
+    assert all(r["n"] == n and np.isfinite(r["psnr_hole"]) for r in record["rows"])
+    assert record["image_size"] == 64 and record["mask_kind"] == "square" and record["seed"] == 0
+    assert record["checkpoint"].endswith("step_000001") and record["lpips"] is False
+    assert {"hardware", "code_version", "created"} <= record.keys()
+    assert record["command"].startswith("inpaint evaluate --method glcic")
+    # the same seed gives the same numbers
+    assert cli.main([*argv[:-1], str(tmp_path / "again.json")]) == 0
+    capsys.readouterr()
+    assert json.loads((tmp_path / "again.json").read_text())["rows"] == record["rows"]
+
+
+def test_evaluate_errors(images, test_images, capsys):
+    base = ["evaluate", "--method", "telea", "--no-lpips"]
+    assert cli.main([*base, "--data", str(images)]) == 2                       # 6 images: the test split is empty
+    assert "split 'test'" in capsys.readouterr().err
+    assert cli.main([*base, "--data", str(test_images), "--ratio", "1.5"]) == 2
+    assert "--ratio must be in the open interval" in capsys.readouterr().err
+    assert cli.main([*base, "--data", str(test_images), "--collection", "faces"]) == 2   # one source only
+    assert "not allowed with argument" in capsys.readouterr().err
+    assert cli.main([*base, "--data", str(test_images), "--size", "64", "--mask-kind", "circle",
+                     "--ratio", "0.9"]) == 2
+    assert "too large" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------- benchmark
+
+def test_benchmark_prints_one_row_per_method(checkpoints, capsys):
+    argv = ["benchmark", "--methods", "telea,ns,mean,ce", "--checkpoint", f"ce={checkpoints['ce']}", "--size", "32",
+            "--batch", "2", "--repeats", "1", "--device", "cpu"]
+    assert cli.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("method"))
+    assert lines[header].split() == ["method", "device", "size", "batch", "ms_per_batch", "ms_per_image",
+                                     "images_per_s"]
+    rows = [line.split() for line in lines[header + 2:]]
+    assert [r[0] for r in rows] == ["telea", "ns", "mean", "ce"]
+    assert all(float(r[5]) > 0 and float(r[6]) > 0 for r in rows)
+
+
+def test_benchmark_usage_errors(checkpoints, capsys):
+    assert cli.main(["benchmark", "--methods", "telea,lama"]) == 2
+    assert "unknown method(s) lama" in capsys.readouterr().err
+    assert cli.main(["benchmark", "--methods", "telea", "--checkpoint", f"ce={checkpoints['ce']}"]) == 2
+    assert "expected METHOD=PATH" in capsys.readouterr().err
+    assert cli.main(["benchmark", "--methods", "glcic", "--checkpoint", f"glcic={checkpoints['ce']}"]) == 2
+    assert "'context_encoder'" in capsys.readouterr().err
+
+
+def test_installed_console_script_fills(pair, tmp_path):
+    script = Path(sys.executable).parent / "inpaint"
+    if not script.is_file():
+        pytest.skip(f"{script} absent: run `pip install -e . --no-deps`")
+    image, mask, pixels, hole = pair
+    out = tmp_path / "script.png"
+    done = subprocess.run([str(script), "fill", str(image), str(mask), "-o", str(out), "--method", "telea"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "telea filled 400 pixels" in done.stdout
+    assert np.array_equal(np.asarray(Image.open(out))[~hole], pixels[~hole])

@@ -218,3 +218,94 @@ def test_half_precision_inputs_are_summed_in_float32():
     assert half.item() == pytest.approx(full.item(), rel=1e-2)    # only the bf16 rounding of the inputs
     assert generator_adversarial_bce(torch.zeros(3, dtype=torch.bfloat16)).dtype == torch.float32
     assert discriminator_bce(torch.zeros(3, dtype=torch.float16), torch.zeros(2)).dtype == torch.float32
+
+
+# ------------------------------------------------------------------------------------ DeepFill v1 losses
+def test_spatial_discount_weights_on_a_known_mask():
+    from inpaint_utils.losses import spatial_discount_weights
+
+    mask = torch.zeros(2, 1, 10, 10)
+    mask[0, :, 2:8, 2:8] = 1                       # 6x6 hole: rings at distance 1, 2, 3
+    mask[1, :, 0:3, 0:4] = 1                       # in the corner: the image border is not known
+    w = spatial_discount_weights(mask, gamma=0.9)
+    assert w.shape == mask.shape
+    expected = torch.zeros(10, 10)
+    for level, (lo, hi) in enumerate(((2, 8), (3, 7), (4, 6)), start=1):
+        expected[lo:hi, lo:hi] = 0.9 ** level
+    torch.testing.assert_close(w[0, 0], expected)
+    assert float(w[0].sum()) == pytest.approx(20 * 0.9 + 12 * 0.81 + 4 * 0.729, abs=1e-5)
+    # corner hole: distance to the known pixels at row 3 / column 4 only
+    rows, cols = torch.meshgrid(torch.arange(3), torch.arange(4), indexing="ij")
+    dist = torch.minimum(3 - rows, 4 - cols).float()
+    torch.testing.assert_close(w[1, 0, :3, :4], 0.9 ** dist)
+    assert float(w[1, 0, 3:].abs().sum() + w[1, 0, :, 4:].abs().sum()) == 0.0
+    with pytest.raises(ValueError, match="no known pixel"):
+        spatial_discount_weights(torch.ones(1, 1, 4, 4))
+    with pytest.raises(ValueError, match="gamma"):
+        spatial_discount_weights(mask, gamma=1.5)
+
+
+def test_masked_l1_hand_values():
+    from inpaint_utils.losses import masked_l1
+
+    pred = torch.zeros(1, 3, 4, 4)
+    target = torch.zeros(1, 3, 4, 4)
+    target[..., 0, 0] = 0.5                        # |err| 0.5 on 3 elements of pixel (0, 0)
+    target[..., 1, 1] = 1.0                        # |err| 1 on pixel (1, 1)
+    weights = torch.zeros(1, 1, 4, 4)
+    weights[..., 0, 0], weights[..., 1, 1], weights[..., 2, 2] = 2.0, 1.0, 1.0
+    # elements: sum = 3 * (2 * 0.5 + 1 * 1) = 6 over 3 weighted pixels x 3 channels = 9 elements
+    assert float(masked_l1(pred, target, weights)) == pytest.approx(6 / 9)
+    assert float(masked_l1(pred, target, weights, normalize="weights")) == pytest.approx(6 / 12)
+    assert float(masked_l1(pred, target, weights, normalize="sum")) == pytest.approx(6)
+
+
+def test_wgan_losses_by_hand():
+    from inpaint_utils.losses import wgan_critic_loss, wgan_generator_loss
+
+    real, fake = torch.tensor([1.0, 3.0]), torch.tensor([-1.0, 0.0])
+    assert float(wgan_critic_loss(real, fake)) == pytest.approx(-0.5 - 2.0)
+    assert float(wgan_generator_loss(fake)) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="NaN"):
+        wgan_generator_loss(torch.tensor([float("nan")]))
+
+
+def test_gradient_penalty_of_a_linear_critic():
+    """D(x) = <w, x> has gradient w everywhere: the penalty is (||w|| - 1)^2 whatever the interpolates,
+    and with a mask the norm covers the masked pixels only."""
+    from inpaint_utils.losses import gradient_penalty
+
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(1, 3, 4, 4, generator=g, requires_grad=True)
+
+    def critic(x):
+        return (x * w).flatten(1).sum(dim=1)
+
+    real, fake = torch.rand(5, 3, 4, 4, generator=g), torch.rand(5, 3, 4, 4, generator=g)
+    gp = gradient_penalty(critic, real, fake, generator=torch.Generator().manual_seed(1))
+    assert float(gp.detach()) == pytest.approx(float((w.detach().norm() - 1) ** 2), rel=1e-5)
+    mask = torch.zeros(1, 1, 4, 4)
+    mask[..., 1:3, 1:3] = 1
+    gp_masked = gradient_penalty(critic, real, fake, mask=mask, alpha=torch.full((5,), 0.3))
+    expected = ((w.detach() ** 2 * mask).sum().sqrt() - 1) ** 2
+    assert float(gp_masked.detach()) == pytest.approx(float(expected), rel=1e-5)
+    # differentiable with respect to the critic's parameters: d/dw (||w|| - 1)^2 = 2 (||w|| - 1) w / ||w||
+    (grad_w,) = torch.autograd.grad(gp, w)
+    n = w.detach().norm()
+    torch.testing.assert_close(grad_w, 2 * (n - 1) * w.detach() / n, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="scores of shape"):
+        gradient_penalty(lambda x: x.sum(), real, fake)
+    with pytest.raises(ValueError, match="alpha"):
+        gradient_penalty(critic, real, fake, alpha=torch.zeros(3))
+
+
+def test_gradient_penalty_of_a_quadratic_critic_uses_the_interpolates():
+    """D(x) = sum(x^2) / 2 has gradient x: with alpha fixed the penalty is known in closed form."""
+    from inpaint_utils.losses import gradient_penalty
+
+    real, fake = torch.zeros(2, 1, 1, 2), torch.ones(2, 1, 1, 2)
+    gp = gradient_penalty(lambda x: 0.5 * x.square().flatten(1).sum(dim=1), real, fake,
+                          alpha=torch.tensor([0.5, 1.0]))
+    # interpolates (0.5, 0.5) and (1, 1): gradient norms sqrt(0.5) and sqrt(2)
+    expected = ((0.5 ** 0.5 - 1) ** 2 + (2 ** 0.5 - 1) ** 2) / 2
+    assert float(gp.detach()) == pytest.approx(expected, rel=1e-5)

@@ -155,3 +155,56 @@ def test_plot_curves_draws_one_line_per_key():
         viz.plot_curves(rows, ["nope"])
     with pytest.raises(ValueError, match="empty"):
         viz.plot_curves([], ["rec"])
+
+
+# --- contextual attention views (notebook 05) -------------------------------------------------------
+def test_flow_to_color_known_directions():
+    # right, down, left, up, no offset; (dy, dx) in image coordinates (y down)
+    offsets = torch.tensor([[0, 3], [3, 0], [0, -3], [-3, 0], [0, 0]]).view(5, 2, 1, 1)
+    rgb = viz.flow_to_color(offsets).view(5, 3)
+    torch.testing.assert_close(rgb[0], torch.tensor([1.0, 0.0, 0.0]))   # right: red (hue 0)
+    torch.testing.assert_close(rgb[1], torch.tensor([0.5, 1.0, 0.0]))   # down: hue 1/4
+    torch.testing.assert_close(rgb[2], torch.tensor([0.0, 1.0, 1.0]))   # left: cyan (hue 1/2)
+    torch.testing.assert_close(rgb[3], torch.tensor([0.5, 0.0, 1.0]))   # up: hue 3/4
+    torch.testing.assert_close(rgb[4], torch.tensor([1.0, 1.0, 1.0]))   # zero: white
+    # saturation grows with the distance; max_norm fixes the scale
+    half = viz.flow_to_color(torch.tensor([0, 1]).view(1, 2, 1, 1), max_norm=2.0).view(3)
+    torch.testing.assert_close(half, torch.tensor([1.0, 0.5, 0.5]))
+    assert viz.flow_to_color(torch.zeros(2, 2, 4, 4, dtype=torch.long)).shape == (2, 3, 4, 4)
+    with pytest.raises(ValueError, match=r"\(B, 2, h, w\)"):
+        viz.flow_to_color(torch.zeros(1, 3, 4, 4))
+    with pytest.raises(ValueError, match="max_norm"):
+        viz.flow_to_color(offsets, max_norm=0)
+
+
+def test_color_wheel_legend_matches_flow_to_color():
+    legend = viz.color_wheel_legend(33)
+    assert legend.shape == (3, 33, 33) and float(legend.min()) >= 0 and float(legend.max()) <= 1
+    torch.testing.assert_close(legend[:, 16, 16], torch.ones(3))                    # centre: zero offset
+    s = 16 / 16.5                                                                   # right rim: dx 16, radius 16.5
+    torch.testing.assert_close(legend[:, 16, 32], torch.tensor([1.0, 1 - s, 1 - s]))  # nearly saturated red
+    torch.testing.assert_close(legend[:, 0, 0], torch.ones(3))                      # corner, outside: white
+    fig = viz.image_grid({"flow": legend[None].expand(3, -1, -1, -1)})
+    width = fig.get_size_inches()[0]
+    ax = viz.add_color_wheel(fig, width=1.0)
+    assert ax in fig.axes and fig.get_size_inches()[0] == pytest.approx(width + 1.0)
+    assert all(ax.get_position().x0 >= other.get_position().x1 for other in fig.axes if other is not ax)
+
+
+def test_attention_arrows_and_heatmap():
+    image = _images(1, 32)
+    offsets = torch.zeros(1, 2, 4, 4, dtype=torch.long)
+    offsets[0, :, 2, 2] = torch.tensor([-2, 1])                                     # cell (2, 2) -> (0, 3)
+    fig = viz.plot_attention_arrows(image, offsets, points=[(20, 20)])
+    ann = [c for c in fig.axes[0].get_children() if type(c).__name__ == "Annotation"]
+    assert len(ann) == 1 and ann[0].xy == (3.5 * 8, 0.5 * 8) and ann[0].xyann == (2.5 * 8, 2.5 * 8)
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 8:24, 8:24] = 1
+    fig = viz.plot_attention_arrows(image, offsets, mask=mask, num_points=4)
+    ann = [c for c in fig.axes[0].get_children() if type(c).__name__ == "Annotation"]
+    assert len(ann) == 4
+    with pytest.raises(ValueError, match="points"):
+        viz.plot_attention_arrows(image, offsets)
+    heat = viz.attention_heatmap(image[0], torch.tensor([[0.0, 1.0], [0.0, 0.0]]))
+    assert heat.shape == (3, 32, 32) and float(heat.min()) >= 0 and float(heat.max()) <= 1
+    assert not torch.equal(heat[:, :16, 16:], heat[:, 16:, :16])                   # the hot cell stands out

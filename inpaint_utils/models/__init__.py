@@ -1,6 +1,9 @@
 """The course's networks, and a registry that rebuilds one from a checkpoint's (name, config dict).
 
-``context_encoder`` (Pathak et al. 2016, arXiv:1604.07379; notebooks 02 and 03). A checkpoint stores
+``context_encoder`` (Pathak et al. 2016, arXiv:1604.07379; notebooks 02 and 03); ``deepfill`` and
+``deepfill_critic`` (Yu et al. 2018, arXiv:1801.07892, contextual attention; notebook 05); ``glcic`` and
+``glcic_discriminator`` (Iizuka et al. 2017, completion network and context discriminators; notebook 04).
+A checkpoint stores
 ``model.model_name`` and ``model.config.to_dict()``; :func:`build_model` turns them back into a model::
 
     g = build_model("context_encoder", ContextEncoderConfig.tiny())
@@ -23,6 +26,8 @@ from .context_encoder import (
     init_weights,
 )
 from .cascade import CascadeConfig, CascadeContextEncoder, CascadeTask
+from .deepfill import DeepFillConfig, DeepFillCritic, DeepFillGenerator, DeepFillTask, contextual_attention
+from .glcic import CompletionNetwork, GLCICConfig, GLCICDiscriminator, GLCICTask, poisson_blend
 
 __all__ = [
     "AUTHORS_FILL",
@@ -38,6 +43,16 @@ __all__ = [
     "CascadeConfig",
     "CascadeContextEncoder",
     "CascadeTask",
+    "DeepFillConfig",
+    "DeepFillCritic",
+    "DeepFillGenerator",
+    "DeepFillTask",
+    "contextual_attention",
+    "CompletionNetwork",
+    "GLCICConfig",
+    "GLCICDiscriminator",
+    "GLCICTask",
+    "poisson_blend",
 ]
 
 #: name -> (model class, config class). Each model class has ``model_name`` equal to its key.
@@ -45,6 +60,10 @@ MODELS: dict[str, tuple[type[nn.Module], type]] = {
     "context_encoder": (ContextEncoderGenerator, ContextEncoderConfig),
     "context_encoder_discriminator": (ContextEncoderDiscriminator, ContextEncoderConfig),
     "cascade_context_encoder": (CascadeContextEncoder, CascadeConfig),
+    "deepfill": (DeepFillGenerator, DeepFillConfig),
+    "deepfill_critic": (DeepFillCritic, DeepFillConfig),
+    "glcic": (CompletionNetwork, GLCICConfig),
+    "glcic_discriminator": (GLCICDiscriminator, GLCICConfig),
 }
 
 

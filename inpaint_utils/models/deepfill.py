@@ -1,0 +1,809 @@
+"""DeepFill v1: a coarse-to-fine inpainting generator with **contextual attention**, and WGAN-GP critics.
+
+Paper: J. Yu, Z. Lin, J. Yang, X. Shen, X. Lu, T. S. Huang, *Generative Image Inpainting with Contextual
+Attention*, CVPR 2018, arXiv:1801.07892 (section 3, figures 2-4). Seed 002 (the GLCIC / CA replication
+report) trains it with the hyper-parameters of its Table I and scores it in its Table II. Used by notebooks
+``05_contextual_attention`` and ``07_comparison``. The layer list mirrors the authors' TensorFlow release
+v1.0.0 (``inpaint_model.py``, ``inpaint_ops.py``; ``master`` is DeepFill v2), read for understanding only.
+
+Layers (``k5`` a 5x5 convolution, ``s2`` stride 2, ``d4`` dilation 4; every convolution has a bias and,
+unless noted, an ELU; "up" is a 2x nearest-neighbour upsampling followed by a 3x3 convolution; ``c`` =
+``config.cnum``, 32 in v1; sizes for a 256x256 input)::
+
+    input: image in [-1, 1] with the hole filled, a ones channel, the mask              5 x 256
+    coarse network                                       refinement network (input: the coarse result pasted
+      conv k5      5 ->  c    256                          into the hole, a ones channel, the mask: 5 x 256)
+      conv s2      c -> 2c    128                          dilated branch           attention branch
+      conv        2c -> 2c    128                          conv k5  5 ->  c  256    conv k5  5 ->  c  256
+      conv s2     2c -> 4c     64                          conv s2  c ->  c  128    conv s2  c ->  c  128
+      conv x2     4c -> 4c     64                          conv     c -> 2c  128    conv     c -> 2c  128
+      conv d2,d4,d8,d16  4c    64                          conv s2 2c -> 2c   64    conv s2 2c -> 4c   64
+      conv x2     4c -> 4c     64                          conv    2c -> 4c   64    conv    4c -> 4c   64
+      up          4c -> 2c    128                          conv    4c -> 4c   64    conv    4c -> 4c   64 (ReLU)
+      conv        2c -> 2c    128                          conv d2,d4,d8,d16  64    contextual attention 64
+      up          2c ->  c    256                                                   conv x2 4c -> 4c   64
+      conv         c -> c/2   256                          concat (8c) -> conv 4c, conv 4c, up 2c, conv 2c,
+      conv       c/2 ->  3    256 (no activation)          up c, conv c/2, conv 3 (no activation)    256
+      clip to [-1, 1]                                      clip to [-1, 1]
+
+    critics (WGAN-GP, 5x5 stride-2 convolutions with LeakyReLU 0.2, then a linear layer to one score;
+    ``d`` = ``config.critic_cnum``, 64 in v1)
+      global, on the whole 256x256 composite: d, 2d, 4d, 4d  (16x16x4d) -> linear -> 1
+      local, on the 128x128 patch around the hole: d, 2d, 4d, 8d  (8x8x8d) -> linear -> 1
+
+Parameter counts of the v1 configuration (``DeepFillConfig()``; the arithmetic is in
+``tests/test_deepfill.py``): generator 3,601,542 (coarse network 1,448,227, refinement network
+2,153,315; the attention layer has none), critics 7,072,770 (global 2,733,441 + local 4,339,329, of
+which 65,537 and 32,769 in the final linear layers on the 16x16x256 and 8x8x512 features).
+Initialisation: Glorot-uniform weights and zero biases, TensorFlow's defaults that v1 relies on.
+
+Where we differ from the v1 code, and why (DESIGN.md "Peers"):
+
+* contextual attention takes **one mask per sample** (v1 uses the first sample's mask for the whole
+  batch: colour artefacts when masks differ) and works at any size divisible by ``4 * rate``;
+* cosine similarity normalises both the foreground and the background patch (the paper's equation; v1
+  normalises only the background patches, which makes the softmax temperature depend on the feature
+  norm);
+* the softmax runs over the known background patches only (the paper; v1 sets the scores of hole
+  patches to 0 *before* the softmax, so they still take a share of its denominator), and hole patches
+  are removed before the attention propagation too, so no hole content leaks into the result;
+* the propagation follows the paper's equations (shifts within a row, then within a column); v1 shifts
+  along the flattened score matrix, which wraps around at the end of each row;
+* patches are pasted back with the ``(rate * ksize)``-wide full-resolution patches that were matched,
+  averaged by the exact overlap count (v1 pastes ``2 * rate``-wide patches and divides by 4);
+* the downscaled masks are max-pooled (a block with any hole pixel is hole; v1 samples the nearest
+  pixel, which can let a patch that touches the hole count as known);
+* the attention map is computed on the device, and only when asked (:func:`inpaint_utils.viz.flow_to_color`);
+  v1 and its PyTorch port build the flow image in numpy on every forward pass.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..masks import INPUT_MODES, make_input, make_mask
+from ..validation import check_image, check_image_mask, check_mask
+from .context_encoder import _rng
+
+__all__ = [
+    "contextual_attention",
+    "contextual_attention_weights",
+    "attention_coherence",
+    "ContextualAttention",
+    "DeepFillConfig",
+    "CoarseNetwork",
+    "RefineNetwork",
+    "DeepFillGenerator",
+    "DeepFillCritic",
+    "DeepFillTask",
+    "hole_boxes",
+    "crop_patches",
+    "glorot_init",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# contextual attention (paper section 3.1, figure 3)
+# --------------------------------------------------------------------------------------------
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_ca_args(foreground, background, mask, ksize, stride, rate, fuse_k, softmax_scale) -> torch.Tensor:
+    """Validate the arguments of :func:`contextual_attention`; return the mask expanded to the batch."""
+    for name, t in (("foreground", foreground), ("background", background)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor (B, C, H, W), got {type(t).__name__}")
+        if t.ndim != 4:
+            raise ValueError(f"{name} must have shape (B, C, H, W), got {tuple(t.shape)}")
+        if not t.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
+    if foreground.shape != background.shape:
+        raise ValueError(f"foreground {tuple(foreground.shape)} and background {tuple(background.shape)} must have "
+                         f"the same shape (the layer matches every location against patches of the same map)")
+    for name, v in (("ksize", ksize), ("stride", stride), ("rate", rate), ("fuse_k", fuse_k)):
+        if not _is_int(v) or v < 1:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    if ksize % 2 == 0 or fuse_k % 2 == 0:
+        raise ValueError(f"ksize and fuse_k must be odd (centred patches / propagation windows), got "
+                         f"ksize={ksize}, fuse_k={fuse_k}")
+    if not isinstance(softmax_scale, numbers.Real) or isinstance(softmax_scale, bool) \
+            or not math.isfinite(softmax_scale) or softmax_scale <= 0:
+        raise ValueError(f"softmax_scale must be a positive finite number, got {softmax_scale!r}")
+    b, _, h, w = foreground.shape
+    if h % rate or w % rate:
+        raise ValueError(f"feature size {h}x{w} must be divisible by rate={rate} (the matching runs on the "
+                         f"rate-downscaled map)")
+    check_mask(mask, size=(h, w), batch=b, name="mask")
+    return mask.to(device=foreground.device).expand(b, 1, h, w)
+
+
+def _attention(foreground, background, mask, ksize, stride, rate, fuse_k, softmax_scale):
+    """The attention scores ``(B, h*w, L)`` over the ``L`` background patches (rows of samples without a
+    known patch are 0), the validity of each patch ``(B, L)``, and the grids ``(h, w)``, ``(hb, wb)``."""
+    mask = _check_ca_args(foreground, background, mask, ksize, stride, rate, fuse_k, softmax_scale)
+    p = ksize // 2
+    # Downscale by `rate` for matching (v1: nearest neighbour, i.e. the top-left pixel of each block).
+    f = foreground[:, :, ::rate, ::rate]                                             # (B, C, h, w)
+    bg = background[:, :, ::rate, ::rate]                                            # (B, C, h, w)
+    hole = F.max_pool2d(mask.float(), rate) if rate > 1 else mask.float()            # (B, 1, h, w), any hole -> hole
+    bsz, _, h, w = f.shape
+    hb, wb = (h - 1) // stride + 1, (w - 1) // stride + 1                            # background patch grid
+
+    # Match: background ksize x ksize patches as filters, cosine similarity with every foreground patch.
+    wide = torch.promote_types(foreground.dtype, torch.float32)                     # scores in >= float32
+
+    def normalised(patches: torch.Tensor) -> torch.Tensor:                           # (B, C k k, N)
+        norm = patches.to(wide).square().sum(dim=1, keepdim=True).clamp_min(1e-8).sqrt()  # >= 1e-4, no NaN
+        return patches / norm.to(patches.dtype)
+
+    w_patches = normalised(F.unfold(bg, ksize, padding=p, stride=stride))           # (B, C k k, L)
+    f_patches = normalised(F.unfold(f, ksize, padding=p))                           # (B, C k k, h w)
+    scores = torch.bmm(f_patches.transpose(1, 2), w_patches).to(wide)               # (B, h w, L) cosine
+    # Known background: patches whose whole footprint is known (the zero padding counts as known, as in v1).
+    valid = F.unfold(hole, ksize, padding=p, stride=stride).amax(dim=1) == 0        # (B, L)
+    scores = scores * valid[:, None, :]                                             # hole patches out first
+
+    # Attention propagation (paper eq. 3): s'(x, y, x', y') = sum_i s(x + i, y, x' + i, y'), left-right,
+    # then the same top-down: a fuse_k x fuse_k identity kernel on each (x, x') and (y, y') plane.
+    if fuse_k > 1:
+        q = fuse_k // 2
+        s = scores.view(bsz, h, w, hb, wb).permute(0, 1, 3, 2, 4)                   # (B, h, hb, w, wb)
+        padded = F.pad(s, (q, q, q, q))                                             # zeros beyond x and x'
+        s = sum(padded[..., i:i + w, i:i + wb] for i in range(fuse_k))              # left-right
+        padded = F.pad(s.permute(0, 3, 4, 1, 2), (q, q, q, q))                      # (B, w, wb, h + 2q, hb + 2q)
+        s = sum(padded[..., i:i + h, i:i + hb] for i in range(fuse_k))              # top-down
+        scores = s.permute(0, 3, 1, 4, 2).reshape(bsz, h * w, hb * wb)              # (B, h, w, hb, wb) -> (B, h w, L)
+
+    # Softmax over the known patches only; a sample without any known patch gets all-zero attention.
+    logits = (scores * float(softmax_scale)).masked_fill(~valid[:, None, :], torch.finfo(scores.dtype).min)
+    attn = torch.softmax(logits, dim=2) * valid[:, None, :]                          # (B, h w, L)
+    return attn, valid, (h, w), (hb, wb)
+
+
+def contextual_attention(foreground: torch.Tensor, background: torch.Tensor, mask: torch.Tensor, *,
+                         ksize: int = 3, stride: int = 1, rate: int = 2, fuse_k: int = 3,
+                         softmax_scale: float = 10.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The contextual attention layer (Yu et al. 2018, section 3.1), batched, with one mask per sample.
+
+    Args:
+        foreground: features ``(B, C, H, W)`` to fill (every location gets an output; the hole's matter).
+        background: features ``(B, C, H, W)`` to copy from (the model passes the same map twice).
+        mask: ``(B or 1, 1, H, W)`` float at the feature resolution, **1 = hole**, 0 = known.
+        ksize: side of the matched patches on the downscaled map (3).
+        stride: step between background patches on the downscaled map (1).
+        rate: downscaling factor for matching (2): matching runs on ``(H / rate, W / rate)``, the pasted
+            patches are the ``rate * ksize`` full-resolution ones.
+        fuse_k: attention-propagation window (3; 1 switches propagation off).
+        softmax_scale: the softmax's ``lambda`` (10).
+
+    Returns:
+        ``(output, offsets)``: ``output`` has the shape of ``foreground``; ``offsets`` is a long tensor
+        ``(B, 2, H // rate, W // rate)`` with ``(dy, dx)`` from every downscaled location to the centre of
+        its most attended background patch, in downscaled pixels (multiply by ``rate`` for feature pixels).
+
+    Steps, all batched (``unfold`` / ``bmm`` / ``fold``; no loop over samples):
+
+    1. downscale ``foreground`` and ``background`` by ``rate`` (nearest: the top-left pixel of each
+       block, as v1) and the mask by max-pooling (a block with any hole pixel is hole);
+    2. cosine similarity of every foreground ``ksize x ksize`` patch with every background patch (patch
+       norms clamped at 1e-4, so all-zero patches give 0, never NaN);
+    3. background patches whose footprint touches the hole are dropped per sample (their scores are
+       removed before the propagation and excluded from the softmax);
+    4. attention propagation: ``fuse_k``-wide identity kernel, left-right, then top-down (paper eq. 3);
+    5. softmax over the known patches with scale ``softmax_scale``;
+    6. paste: the full-resolution ``(rate * ksize)``-wide background patches, weighted by the attention,
+       are summed back with a transposed convolution (``fold``) and divided by the overlap count.
+
+    A sample without a single fully known background patch (a hole covering almost the whole map) gets
+    the defined fallback ``output = 0`` and ``offsets = 0`` for that sample (no error, no NaN): the
+    network's other branch carries it. Offsets are defined at every location; only those inside the hole
+    are meaningful for inpainting.
+    """
+    attn, valid, (h, w), (hb, wb) = _attention(foreground, background, mask, ksize, stride, rate, fuse_k,
+                                               softmax_scale)
+    bsz, c, height, width = background.shape
+    p, k_raw = ksize // 2, rate * ksize
+    # Paste: full-resolution (rate * ksize)-wide patches centred on each low-resolution patch.
+    raw = F.unfold(background, k_raw, padding=rate * p, stride=rate * stride)       # (B, C K K, L)
+    cols = torch.bmm(raw, attn.to(raw.dtype).transpose(1, 2))                       # (B, C K K, h w)
+    out = F.fold(cols, (height, width), k_raw, padding=rate * p, stride=rate)       # (B, C, H, W) sums
+    count = F.fold(torch.ones(1, k_raw * k_raw, h * w, dtype=raw.dtype, device=raw.device), (height, width),
+                   k_raw, padding=rate * p, stride=rate)                            # (1, 1, H, W) overlaps
+    out = out / count
+
+    # Offsets: (dy, dx) from each low-resolution location to its most attended patch's centre.
+    idx = attn.argmax(dim=2)                                                        # (B, h w)
+    ys = torch.arange(h, device=idx.device).repeat_interleave(w)                    # (h w,)
+    xs = torch.arange(w, device=idx.device).repeat(h)
+    dy = (idx // wb) * stride - ys
+    dx = (idx % wb) * stride - xs
+    offsets = torch.stack([dy, dx], dim=1).view(bsz, 2, h, w)                       # (B, 2, h, w)
+    offsets = offsets * valid.any(dim=1).view(bsz, 1, 1, 1)                         # fallback: 0
+    return out, offsets.long()
+
+
+def contextual_attention_weights(foreground: torch.Tensor, background: torch.Tensor, mask: torch.Tensor, *,
+                                 ksize: int = 3, stride: int = 1, rate: int = 2, fuse_k: int = 3,
+                                 softmax_scale: float = 10.0) -> torch.Tensor:
+    """The attention weights of :func:`contextual_attention` (same arguments) as a 5-d tensor
+    ``(B, h, w, hb, wb)``: for every downscaled location ``(y, x)``, how much it attends to the
+    background patch centred at ``(stride * y', stride * x')``. Rows sum to 1 (0 for a sample without a
+    known patch). For the notebook's "where does this pixel look" heat maps."""
+    attn, _, (h, w), (hb, wb) = _attention(foreground, background, mask, ksize, stride, rate, fuse_k,
+                                           softmax_scale)
+    return attn.view(attn.shape[0], h, w, hb, wb)
+
+
+def attention_coherence(offsets: torch.Tensor, mask: torch.Tensor, rate: int = 2) -> torch.Tensor:
+    """How coherent the attention is inside the hole: per sample ``(B,)``, the fraction of horizontally
+    adjacent pairs of hole cells whose offsets are equal (both copy from one contiguous region).
+    ``offsets`` ``(B, 2, h, w)`` from :func:`contextual_attention`, ``mask`` ``(B or 1, 1, h * rate, w * rate)``
+    the mask it was given. Samples without such a pair give 0."""
+    check_mask(mask)
+    hole = (F.max_pool2d(mask.float(), rate) > 0)[:, 0]                             # (B, h, w) hole cells
+    if hole.shape[-2:] != offsets.shape[-2:]:
+        raise ValueError(f"mask {tuple(mask.shape)} at rate {rate} gives {tuple(hole.shape[-2:])} cells, offsets "
+                         f"have {tuple(offsets.shape[-2:])}")
+    pairs = hole[..., 1:] & hole[..., :-1]                                          # (B, h, w - 1)
+    same = (offsets[..., 1:] == offsets[..., :-1]).all(dim=1) & pairs
+    return same.flatten(1).sum(dim=1) / pairs.flatten(1).sum(dim=1).clamp_min(1)
+
+
+class ContextualAttention(nn.Module):
+    """:func:`contextual_attention` as a module (no parameters); the settings are attributes.
+
+    ``forward(foreground, background, mask) -> (output, offsets)``.
+    """
+
+    def __init__(self, ksize: int = 3, stride: int = 1, rate: int = 2, fuse_k: int = 3, softmax_scale: float = 10.0):
+        super().__init__()
+        self.ksize, self.stride, self.rate, self.fuse_k, self.softmax_scale = ksize, stride, rate, fuse_k, softmax_scale
+        # fail at construction, not at the first forward pass
+        _check_ca_args(torch.zeros(1, 1, rate, rate), torch.zeros(1, 1, rate, rate), torch.zeros(1, 1, rate, rate),
+                       ksize, stride, rate, fuse_k, softmax_scale)
+
+    def forward(self, foreground: torch.Tensor, background: torch.Tensor,
+                mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return contextual_attention(foreground, background, mask, ksize=self.ksize, stride=self.stride,
+                                    rate=self.rate, fuse_k=self.fuse_k, softmax_scale=self.softmax_scale)
+
+    def extra_repr(self) -> str:
+        return (f"ksize={self.ksize}, stride={self.stride}, rate={self.rate}, fuse_k={self.fuse_k}, "
+                f"softmax_scale={self.softmax_scale}")
+
+
+# --------------------------------------------------------------------------------------------
+# configuration
+# --------------------------------------------------------------------------------------------
+@dataclass
+class DeepFillConfig:
+    """Hyper-parameters of DeepFill v1; the defaults are the authors' (v1.0.0) and seed 002's.
+
+    Attributes:
+        image_size: input side (256); divisible by ``4 * rate`` (the attention runs at 1/4 resolution
+            and downscales by ``rate`` again).
+        hole_size: side of the square training hole and of the local critic's patch (default
+            ``image_size // 2``: 128 in 256, seed 002 / v1).
+        cnum: width of the generator (32 in v1); every layer scales with it.
+        critic_cnum: width of the critics (64 in v1).
+        ksize, stride, rate, fuse_k, softmax_scale: the contextual attention (3, 1, 2, 3, 10).
+        fill: the input's hole value for ``mode="hole"``: 0.5 (v1 zeroes the hole in [-1, 1]), a float,
+            ``"mean"`` or an ``(r, g, b)`` tuple in [0, 1] (see :func:`inpaint_utils.masks.make_input`).
+    """
+
+    image_size: int = 256
+    hole_size: int | None = None
+    cnum: int = 32
+    critic_cnum: int = 64
+    ksize: int = 3
+    stride: int = 1
+    rate: int = 2
+    fuse_k: int = 3
+    softmax_scale: float = 10.0
+    fill: Any = 0.5
+
+    def __post_init__(self) -> None:
+        if not _is_int(self.rate) or self.rate < 1:
+            raise ValueError(f"rate must be a positive int, got {self.rate!r}")
+        if not _is_int(self.image_size) or self.image_size < 8 * self.rate or self.image_size % (4 * self.rate):
+            raise ValueError(f"image_size must be an int divisible by 4 * rate = {4 * self.rate} and at least "
+                             f"{8 * self.rate}, got {self.image_size!r}")
+        if self.hole_size is None:
+            self.hole_size = self.image_size // 2
+        if not _is_int(self.hole_size) or not 4 <= self.hole_size < self.image_size:
+            raise ValueError(f"hole_size must be an int in [4, image_size), got {self.hole_size!r}")
+        if not _is_int(self.cnum) or self.cnum < 2:
+            raise ValueError(f"cnum must be an int >= 2 (the last layers use cnum // 2), got {self.cnum!r}")
+        if not _is_int(self.critic_cnum) or self.critic_cnum < 1:
+            raise ValueError(f"critic_cnum must be a positive int, got {self.critic_cnum!r}")
+        ContextualAttention(self.ksize, self.stride, self.rate, self.fuse_k, self.softmax_scale)  # checks them
+        self.softmax_scale = float(self.softmax_scale)
+        if isinstance(self.fill, list):
+            self.fill = tuple(self.fill)
+        if isinstance(self.fill, str):
+            if self.fill != "mean":
+                raise ValueError(f"fill must be 'mean', a float in [0, 1] or an (r, g, b) tuple, got {self.fill!r}")
+        elif isinstance(self.fill, tuple):
+            if len(self.fill) != 3 or not all(isinstance(v, numbers.Real) and 0 <= v <= 1 for v in self.fill):
+                raise ValueError(f"fill as a tuple must be (r, g, b) in [0, 1], got {self.fill!r}")
+            self.fill = tuple(float(v) for v in self.fill)
+        elif not (isinstance(self.fill, numbers.Real) and not isinstance(self.fill, bool) and 0 <= self.fill <= 1):
+            raise ValueError(f"fill must be 'mean', a float in [0, 1] or an (r, g, b) tuple, got {self.fill!r}")
+
+    @property
+    def feature_size(self) -> int:
+        """Side of the attention branch's features (``image_size / 4``)."""
+        return self.image_size // 4
+
+    @property
+    def offsets_size(self) -> int:
+        """Side of the offsets grid (``image_size / (4 rate)``)."""
+        return self.image_size // (4 * self.rate)
+
+    def ca_settings(self) -> dict[str, Any]:
+        return {"ksize": self.ksize, "stride": self.stride, "rate": self.rate, "fuse_k": self.fuse_k,
+                "softmax_scale": self.softmax_scale}
+
+    @classmethod
+    def tiny(cls, **overrides) -> "DeepFillConfig":
+        """The same topology, narrow (cnum 8, critic 8) at 64x64, for tests and smoke runs."""
+        settings = {"image_size": 64, "cnum": 8, "critic_cnum": 8}
+        settings.update(overrides)
+        return cls(**settings)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "DeepFillConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown DeepFillConfig keys {unknown}; known: {sorted(names)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+# --------------------------------------------------------------------------------------------
+# building blocks (v1's gen_conv / gen_deconv / dis_conv)
+# --------------------------------------------------------------------------------------------
+def glorot_init(module: nn.Module, generator: torch.Generator | None = None) -> nn.Module:
+    """TensorFlow's defaults, which v1 keeps: Glorot-uniform weights (``U(-a, a)``,
+    ``a = sqrt(6 / (fan_in + fan_out))``, fans counting the kernel's area), zero biases. In place."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            receptive = m.weight[0, 0].numel() if m.weight.ndim > 2 else 1
+            fan_in, fan_out = m.weight.shape[1] * receptive, m.weight.shape[0] * receptive
+            bound = math.sqrt(6.0 / (fan_in + fan_out))
+            with torch.no_grad():
+                m.weight.uniform_(-bound, bound, generator=generator)
+                if m.bias is not None:
+                    m.bias.zero_()
+    return module
+
+
+def _gen_conv(c_in: int, c_out: int, k: int = 3, stride: int = 1, dilation: int = 1,
+              activation: str | None = "elu") -> nn.Sequential:
+    """v1's ``gen_conv``: conv (``SAME`` padding) + ELU (or ReLU, or none)."""
+    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, k, stride=stride, padding=dilation * (k - 1) // 2,
+                                         dilation=dilation)]
+    if activation == "elu":
+        layers.append(nn.ELU())
+    elif activation == "relu":
+        layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def _gen_deconv(c_in: int, c_out: int) -> nn.Sequential:
+    """v1's ``gen_deconv``: 2x nearest-neighbour upsampling, then a 3x3 ``gen_conv``."""
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), *_gen_conv(c_in, c_out, 3))
+
+
+def _dilated(c: int) -> list[nn.Sequential]:
+    """The four dilated 3x3 convolutions (rates 2, 4, 8, 16) of both networks."""
+    return [_gen_conv(c, c, 3, dilation=d) for d in (2, 4, 8, 16)]
+
+
+def _merge_decoder(c_in: int, c: int) -> nn.Sequential:
+    """conv 4c, conv 4c, up 2c, conv 2c, up c, conv c/2, conv 3 (no activation): both networks' tails."""
+    return nn.Sequential(_gen_conv(c_in, 4 * c), _gen_conv(4 * c, 4 * c),
+                         _gen_deconv(4 * c, 2 * c), _gen_conv(2 * c, 2 * c),
+                         _gen_deconv(2 * c, c), _gen_conv(c, c // 2),
+                         _gen_conv(c // 2, 3, activation=None))
+
+
+class CoarseNetwork(nn.Module):
+    """Stage 1 (v1 ``conv1`` ... ``conv17``): ``(B, 5, S, S)`` in -> ``(B, 3, S, S)`` in ``[-1, 1]`` (clipped)."""
+
+    def __init__(self, cnum: int = 32):
+        super().__init__()
+        c = cnum
+        self.encoder = nn.Sequential(
+            _gen_conv(5, c, 5),                                  # conv1                 S
+            _gen_conv(c, 2 * c, 3, stride=2),                    # conv2_downsample      S/2
+            _gen_conv(2 * c, 2 * c),                             # conv3
+            _gen_conv(2 * c, 4 * c, 3, stride=2),                # conv4_downsample      S/4
+            _gen_conv(4 * c, 4 * c), _gen_conv(4 * c, 4 * c),    # conv5, conv6
+            *_dilated(4 * c))                                    # conv7-10_atrous
+        self.decoder = _merge_decoder(4 * c, c)                  # conv11 ... conv17     S
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x)).clamp(-1.0, 1.0)   # (B, 3, S, S)
+
+
+class RefineNetwork(nn.Module):
+    """Stage 2: a dilated-convolution branch ("hallucination") and a contextual-attention branch,
+    concatenated and decoded. ``forward(x, mask_s) -> (image in [-1, 1], offsets)``; ``x`` is
+    ``(B, 5, S, S)``, ``mask_s`` the hole at ``S / 4``."""
+
+    def __init__(self, cnum: int = 32, ca: ContextualAttention | None = None):
+        super().__init__()
+        c = cnum
+        self.conv_branch = nn.Sequential(
+            _gen_conv(5, c, 5),                                  # xconv1                S
+            _gen_conv(c, c, 3, stride=2),                        # xconv2_downsample     S/2
+            _gen_conv(c, 2 * c),                                 # xconv3
+            _gen_conv(2 * c, 2 * c, 3, stride=2),                # xconv4_downsample     S/4
+            _gen_conv(2 * c, 4 * c), _gen_conv(4 * c, 4 * c),    # xconv5, xconv6
+            *_dilated(4 * c))                                    # xconv7-10_atrous
+        self.attention_encoder = nn.Sequential(
+            _gen_conv(5, c, 5),                                  # pmconv1               S
+            _gen_conv(c, c, 3, stride=2),                        # pmconv2_downsample    S/2
+            _gen_conv(c, 2 * c),                                 # pmconv3
+            _gen_conv(2 * c, 4 * c, 3, stride=2),                # pmconv4_downsample    S/4
+            _gen_conv(4 * c, 4 * c),                             # pmconv5
+            _gen_conv(4 * c, 4 * c, activation="relu"))          # pmconv6 (ReLU)
+        self.attention = ca if ca is not None else ContextualAttention()
+        self.attention_decoder = nn.Sequential(_gen_conv(4 * c, 4 * c), _gen_conv(4 * c, 4 * c))  # pmconv9, 10
+        self.decoder = _merge_decoder(8 * c, c)                  # allconv11 ... allconv17
+
+    def forward(self, x: torch.Tensor, mask_s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hallu = self.conv_branch(x)                              # (B, 4c, S/4, S/4)
+        feats = self.attention_encoder(x)                        # (B, 4c, S/4, S/4)
+        pm, offsets = self.attention(feats, feats, mask_s)       # same, and (B, 2, S/4r, S/4r)
+        pm = self.attention_decoder(pm)
+        out = self.decoder(torch.cat([hallu, pm], dim=1))        # (B, 3, S, S)
+        return out.clamp(-1.0, 1.0), offsets
+
+
+def _check_size(image: torch.Tensor, size: int, what: str) -> None:
+    if tuple(image.shape[-2:]) != (size, size):
+        raise ValueError(f"{what} must be {size}x{size} for this model (config.image_size), got "
+                         f"{tuple(image.shape[-2:])}")
+
+
+# --------------------------------------------------------------------------------------------
+# the generator
+# --------------------------------------------------------------------------------------------
+class DeepFillGenerator(nn.Module):
+    """DeepFill v1's two-stage generator (the module docstring has the layer list).
+
+    ``forward(image, mask) -> (coarse, refined, offsets)``: ``image`` is the **network input**
+    ``(B, 3, S, S)`` in ``[0, 1]``, i.e. the image with its hole already filled (by :meth:`make_input`:
+    grey, a mosaic or Navier-Stokes, seed 002's three modes); ``mask`` ``(B or 1, 1, S, S)``, 1 = hole.
+    ``coarse`` and ``refined`` are the two stages' raw outputs in ``[0, 1]`` (no composite),
+    ``offsets`` the contextual attention's ``(B, 2, S / (4 rate), S / (4 rate))`` long tensor.
+    Use :meth:`predict_full` for a composite.
+    """
+
+    model_name = "deepfill"
+
+    def __init__(self, config: DeepFillConfig | None = None, generator: torch.Generator | None = None,
+                 seed: int | None = None):
+        super().__init__()
+        cfg = config if config is not None else DeepFillConfig()
+        if not isinstance(cfg, DeepFillConfig):
+            raise TypeError(f"config must be a DeepFillConfig, got {type(cfg).__name__}")
+        self.config = cfg
+        self.coarse = CoarseNetwork(cfg.cnum)
+        self.refine = RefineNetwork(cfg.cnum, ContextualAttention(**cfg.ca_settings()))
+        glorot_init(self, _rng(generator, seed))
+
+    def _stage_inputs(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        ones = torch.ones_like(mask)
+        return torch.cat([x, ones, mask], dim=1)                 # (B, 5, S, S): v1's [x, ones, ones * mask]
+
+    def feature_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        """The hole at the attention branch's resolution ``(B, 1, S/4, S/4)``: a 4x4 block with any hole
+        pixel is hole (max-pooling; v1 samples the nearest pixel)."""
+        return F.max_pool2d(mask, 4)
+
+    def _prepare(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        check_image_mask(image, mask)
+        _check_size(image, self.config.image_size, "image")
+        mask = mask.to(dtype=image.dtype, device=image.device).expand(image.shape[0], 1, *image.shape[-2:])
+        return image * 2.0 - 1.0, mask                           # [0, 1] -> [-1, 1], v1's range
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        xin, mask = self._prepare(image, mask)
+        x1 = self.coarse(self._stage_inputs(xin, mask))          # (B, 3, S, S) in [-1, 1]
+        x = x1 * mask + xin * (1.0 - mask)                       # stage 2 input: the coarse result pasted in
+        x2, offsets = self.refine(self._stage_inputs(x, mask), self.feature_mask(mask))
+        return (x1 + 1.0) * 0.5, (x2 + 1.0) * 0.5, offsets
+
+    def attention_features(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The contextual attention's input ``(features, mask_s)`` for a network input ``image`` (as in
+        :meth:`forward`), to look at the attention with other settings (:func:`contextual_attention_weights`)."""
+        xin, mask = self._prepare(image, mask)
+        x1 = self.coarse(self._stage_inputs(xin, mask))
+        x = x1 * mask + xin * (1.0 - mask)
+        return self.refine.attention_encoder(self._stage_inputs(x, mask)), self.feature_mask(mask)
+
+    def make_input(self, image: torch.Tensor, mask: torch.Tensor, mode: str = "hole", fill=None) -> torch.Tensor:
+        """The network input: ``image`` with its ``mask`` pixels replaced, by ``mode`` (seed 002):
+        ``"hole"`` (``fill``, default ``config.fill``: v1's grey), ``"mosaic"`` or ``"hole_ns"``
+        (:func:`inpaint_utils.masks.make_input`)."""
+        return make_input(image, mask, mode=mode, fill=self.config.fill if fill is None else fill)
+
+    def predict_full(self, image: torch.Tensor, mask: torch.Tensor, mode: str = "hole", fill=None) -> torch.Tensor:
+        """Inpaint ``image`` ``(B, 3, S, S)`` where ``mask`` is 1 and return the composite
+        ``mask * refined + (1 - mask) * image``: known pixels are returned unchanged, bit for bit.
+        The input is built with :meth:`make_input` (``mode``: hole / mosaic / hole_ns), so the hole's
+        true pixels never reach the network in ``"hole"`` mode. Gradients flow; wrap in ``torch.no_grad()``."""
+        check_image_mask(image, mask)
+        _check_size(image, self.config.image_size, "image")
+        mask = mask.to(dtype=image.dtype, device=image.device)
+        _, refined, _ = self(self.make_input(image, mask, mode=mode, fill=fill), mask)
+        return mask * refined + (1.0 - mask) * image
+
+
+# --------------------------------------------------------------------------------------------
+# the critics (WGAN-GP, global and local, v1's build_wgan_*_discriminator)
+# --------------------------------------------------------------------------------------------
+def _dis_conv(c_in: int, c_out: int) -> nn.Sequential:
+    """v1's ``dis_conv``: 5x5 stride-2 convolution (``SAME``-sized), LeakyReLU 0.2."""
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 5, stride=2, padding=2), nn.LeakyReLU(0.2))
+
+
+def _after_convs(size: int, n: int = 4) -> int:
+    for _ in range(n):
+        size = (size + 1) // 2                                   # 5x5, stride 2, padding 2: ceil(size / 2)
+    return size
+
+
+class DeepFillCritic(nn.Module):
+    """The two WGAN critics of v1 in one module (one optimizer, as v1's ``discriminator`` scope).
+
+    ``forward(image, patch) -> (global_score, local_score)``, each ``(B,)``: ``image`` the whole
+    ``(B, 3, S, S)`` image, ``patch`` the ``(B, 3, hole_size, hole_size)`` patch around the hole
+    (:func:`crop_patches`), both in ``[0, 1]`` (converted to ``[-1, 1]`` inside).
+    """
+
+    model_name = "deepfill_critic"
+
+    def __init__(self, config: DeepFillConfig | None = None, generator: torch.Generator | None = None,
+                 seed: int | None = None):
+        super().__init__()
+        cfg = config if config is not None else DeepFillConfig()
+        if not isinstance(cfg, DeepFillConfig):
+            raise TypeError(f"config must be a DeepFillConfig, got {type(cfg).__name__}")
+        self.config = cfg
+        d = cfg.critic_cnum
+        # global critic: conv1-conv4 64, 128, 256, 256 -> flatten -> dense 1          (B, 3, S, S) -> (B,)
+        self.global_features = nn.Sequential(_dis_conv(3, d), _dis_conv(d, 2 * d), _dis_conv(2 * d, 4 * d),
+                                             _dis_conv(4 * d, 4 * d))
+        self.global_fc = nn.Linear(4 * d * _after_convs(cfg.image_size) ** 2, 1)
+        # local critic: conv1-conv4 64, 128, 256, 512 -> flatten -> dense 1    (B, 3, hole, hole) -> (B,)
+        self.local_features = nn.Sequential(_dis_conv(3, d), _dis_conv(d, 2 * d), _dis_conv(2 * d, 4 * d),
+                                            _dis_conv(4 * d, 8 * d))
+        self.local_fc = nn.Linear(8 * d * _after_convs(cfg.hole_size) ** 2, 1)
+        glorot_init(self, _rng(generator, seed))
+
+    def score_global(self, image: torch.Tensor) -> torch.Tensor:
+        """The global critic's score ``(B,)`` of whole images in ``[0, 1]``."""
+        check_image(image, "image")
+        _check_size(image, self.config.image_size, "image")
+        return self.global_fc(self.global_features(image * 2.0 - 1.0).flatten(1)).flatten()
+
+    def score_local(self, patch: torch.Tensor) -> torch.Tensor:
+        """The local critic's score ``(B,)`` of hole patches ``(B, 3, hole_size, hole_size)`` in ``[0, 1]``."""
+        check_image(patch, "patch")
+        if tuple(patch.shape[-2:]) != (self.config.hole_size, self.config.hole_size):
+            raise ValueError(f"patch must be {self.config.hole_size}x{self.config.hole_size} (config.hole_size), "
+                             f"got {tuple(patch.shape[-2:])}")
+        return self.local_fc(self.local_features(patch * 2.0 - 1.0).flatten(1)).flatten()
+
+    def forward(self, image: torch.Tensor, patch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.score_global(image), self.score_local(patch)
+
+
+# --------------------------------------------------------------------------------------------
+# local patches: the hole's bounding box, cropped per sample without a loop
+# --------------------------------------------------------------------------------------------
+def hole_boxes(mask: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-left corners ``(top, left)``, each ``(B,)`` long, of the ``size x size`` window centred on
+    each sample's hole bounding box (clamped inside the image): v1's local patch. A sample without a
+    hole pixel raises."""
+    check_mask(mask)
+    b, _, h, w = mask.shape
+    if not _is_int(size) or not 1 <= size <= min(h, w):
+        raise ValueError(f"size must be an int in [1, {min(h, w)}], got {size!r}")
+    rows = mask.detach().amax(dim=3)[:, 0] > 0                    # (B, H) rows holding a hole pixel
+    cols = mask.detach().amax(dim=2)[:, 0] > 0                    # (B, W)
+    empty = ~rows.any(dim=1)
+    if bool(empty.any()):
+        raise ValueError(f"mask of sample(s) {empty.nonzero().flatten().tolist()[:5]} has no hole pixel: no local patch")
+    idx_h = torch.arange(h, device=mask.device)
+    idx_w = torch.arange(w, device=mask.device)
+    top0 = torch.where(rows, idx_h, h).amin(dim=1)
+    bottom = torch.where(rows, idx_h, -1).amax(dim=1)
+    left0 = torch.where(cols, idx_w, w).amin(dim=1)
+    right = torch.where(cols, idx_w, -1).amax(dim=1)
+    top = ((top0 + bottom + 1 - size) // 2).clamp(0, h - size)
+    left = ((left0 + right + 1 - size) // 2).clamp(0, w - size)
+    return top, left
+
+
+def crop_patches(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: int) -> torch.Tensor:
+    """``x[b, :, top[b]:top[b]+size, left[b]:left[b]+size]`` for every sample at once (gather, no loop):
+    ``(B, C, H, W) -> (B, C, size, size)``; gradients flow to ``x``."""
+    b = x.shape[0]
+    ar = torch.arange(size, device=x.device)
+    rows = (top.to(x.device)[:, None] + ar)[:, :, None]                    # (B, size, 1)
+    cols = (left.to(x.device)[:, None] + ar)[:, None, :]                   # (B, 1, size)
+    batch = torch.arange(b, device=x.device)[:, None, None]                # (B, 1, 1)
+    return x.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)    # (B, C, size, size)
+
+
+# --------------------------------------------------------------------------------------------
+# training: seed 002 / v1's objective for the shared loop (inpaint_utils.train)
+# --------------------------------------------------------------------------------------------
+class DeepFillTask:
+    """DeepFill v1's training step, a :class:`inpaint_utils.train.Task` with models
+    ``{"generator", "critic"}``.
+
+    Per step (v1's ``build_graph_with_losses`` with seed 002's Table I weights):
+
+    1. every sample draws its own square ``hole_size`` hole at a random position (``ctx.generator``;
+       128x128 in 256x256) and the input is built by ``input_mode`` (hole / mosaic / hole_ns);
+    2. the generator runs once: ``coarse``, ``refined``; ``completed = mask * refined + (1 - mask) * image``;
+    3. ``critic_steps`` (5) critic updates, each on the WGAN loss of the global critic (whole image) plus
+       the local critic (the ``hole_size`` patch around each hole), real images vs the composite, plus
+       ``wgan_gp_lambda`` (10) times the gradient penalties (v1: the gradient norm taken over the hole
+       only, on random interpolates in [-1, 1]);
+    4. one generator update on ``l1_loss_alpha * l1 + ae_loss_alpha * ae + gan_loss_alpha * adv`` with
+       ``l1 = coarse_l1_alpha * L1_sd(coarse) + L1_sd(refined)`` (spatially discounted L1 over the hole,
+       ``gamma`` 0.9), ``ae`` the same on the known pixels (undiscounted), and
+       ``adv = global_wgan_loss_alpha * (-D_global) + (-D_local)``. L1 terms are in v1's ``[-1, 1]`` units.
+
+    **Batches.** The five critic updates of one step reuse this step's batch, masks and generator output
+    (one generator forward pass per step). v1 draws a fresh batch (and runs the generator again) for each
+    critic update, so per generator update its critic sees five times as many distinct images; ours is
+    5x cheaper per step and sees the same images five times. Adam, ``lr`` 1e-4, betas (0.5, 0.9) for both.
+    ``critic=None`` trains the L1 terms alone.
+
+    Random numbers (holes, the penalty's interpolation weights) come from ``ctx.generator``, drawn for the
+    global batch and sharded when the loop runs in several processes (``ctx.global_size`` / ``ctx.shard``),
+    so N processes follow the one-process run; every hole has the same area, so the per-process L1 means
+    need no reweighting.
+    """
+
+    def __init__(self, generator: DeepFillGenerator, critic: DeepFillCritic | None = None, lr: float = 1e-4,
+                 betas: tuple[float, float] = (0.5, 0.9), critic_steps: int = 5, coarse_l1_alpha: float = 1.2,
+                 l1_loss_alpha: float = 1.2, ae_loss_alpha: float = 1.2, global_wgan_loss_alpha: float = 1.0,
+                 gan_loss_alpha: float = 0.001, wgan_gp_lambda: float = 10.0, gamma: float = 0.9,
+                 input_mode: str = "hole"):
+        if input_mode not in INPUT_MODES:
+            raise ValueError(f"input_mode must be one of {INPUT_MODES}, got {input_mode!r}")
+        if not _is_int(critic_steps) or critic_steps < 1:
+            raise ValueError(f"critic_steps must be a positive int, got {critic_steps!r}")
+        if critic is not None and critic.config.to_dict() != generator.config.to_dict():
+            raise ValueError("generator and critic were built from different DeepFillConfigs")
+        self.generator, self.critic = generator, critic
+        self.critic_steps, self.input_mode, self.gamma = critic_steps, input_mode, gamma
+        self.coarse_l1_alpha, self.l1_loss_alpha, self.ae_loss_alpha = coarse_l1_alpha, l1_loss_alpha, ae_loss_alpha
+        self.global_wgan_loss_alpha, self.gan_loss_alpha = global_wgan_loss_alpha, gan_loss_alpha
+        self.wgan_gp_lambda = wgan_gp_lambda
+        self.models: dict[str, nn.Module] = {"generator": generator}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {
+            "generator": torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)}
+        if critic is not None:
+            self.models["critic"] = critic
+            self.optimizers["critic"] = torch.optim.Adam(critic.parameters(), lr=lr, betas=betas)
+
+    def masks(self, batch: torch.Tensor | int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One square ``hole_size`` hole per sample at a random position: ``(B, 1, S, S)`` (on the batch's
+        device when ``batch`` is a tensor; ``batch`` may also be the number of masks)."""
+        cfg = self.generator.config
+        ratio = cfg.hole_size ** 2 / cfg.image_size ** 2
+        n = batch if isinstance(batch, int) else batch.shape[0]
+        masks = make_mask("square", cfg.image_size, ratio, batch=n, generator=generator)
+        return masks if isinstance(batch, int) else masks.to(batch.device)
+
+    def critic_loss(self, image: torch.Tensor, completed: torch.Tensor, mask: torch.Tensor,
+                    top: torch.Tensor, left: torch.Tensor, alphas: tuple[torch.Tensor, torch.Tensor] | None = None,
+                    generator: torch.Generator | None = None):
+        """The critics' WGAN-GP loss on real ``image`` vs ``completed`` (detach it yourself) and its
+        parts. ``alphas``: the interpolation weights ``(B,)`` of the global and the local penalty (drawn
+        from ``generator`` when ``None``)."""
+        from ..losses import gradient_penalty, wgan_critic_loss
+
+        d, size = self.critic, self.generator.config.hole_size
+        real_patch, fake_patch = crop_patches(image, top, left, size), crop_patches(completed, top, left, size)
+        real_g, real_l = d(image, real_patch)
+        fake_g, fake_l = d(completed, fake_patch)
+        wgan = wgan_critic_loss(real_g, fake_g) + wgan_critic_loss(real_l, fake_l)
+        if alphas is None:
+            alphas = (torch.rand(image.shape[0], generator=generator), torch.rand(image.shape[0], generator=generator))
+        # Gradient penalties on interpolates in [-1, 1] (v1's units), normed over the hole only (v1).
+        gp_g = gradient_penalty(lambda x: d.score_global((x + 1.0) * 0.5), image * 2 - 1, completed * 2 - 1,
+                                mask=mask, alpha=alphas[0])
+        gp_l = gradient_penalty(lambda x: d.score_local((x + 1.0) * 0.5), real_patch * 2 - 1,
+                                fake_patch * 2 - 1, mask=crop_patches(mask, top, left, size), alpha=alphas[1])
+        gp = gp_g + gp_l
+        return wgan + self.wgan_gp_lambda * gp, {"d_wgan": wgan.detach(), "gp": gp.detach()}
+
+    def generator_loss(self, image, mask, coarse, refined, completed, top, left):
+        """The generator's loss (v1 / seed 002 weights) and its parts (detached)."""
+        from ..losses import masked_l1, spatial_discount_weights, wgan_generator_loss
+
+        weights = spatial_discount_weights(mask, self.gamma)                          # (B, 1, S, S), 0 outside
+        known = (1.0 - mask).expand_as(weights)
+        units = 2.0                                                                   # L1 in [-1, 1] units (v1)
+        l1 = units * (self.coarse_l1_alpha * masked_l1(coarse, image, weights) + masked_l1(refined, image, weights))
+        ae = units * (self.coarse_l1_alpha * masked_l1(coarse, image, known) + masked_l1(refined, image, known))
+        total = self.l1_loss_alpha * l1 + self.ae_loss_alpha * ae
+        parts = {"l1": l1.detach(), "ae": ae.detach()}
+        if self.critic is not None:
+            patch = crop_patches(completed, top, left, self.generator.config.hole_size)
+            fake_g, fake_l = self.critic(completed, patch)
+            adv = self.global_wgan_loss_alpha * wgan_generator_loss(fake_g) + wgan_generator_loss(fake_l)
+            total = total + self.gan_loss_alpha * adv
+            parts["g_adv"] = adv.detach()
+        parts["g_total"] = total.detach()
+        return total, parts
+
+    @staticmethod
+    def _per_sample(ctx, batch: torch.Tensor, draw):
+        """``draw(n)`` for the global batch, this process's rows (the loop's multi-process convention;
+        one process: ``draw(len(batch))``)."""
+        if hasattr(ctx, "global_size") and hasattr(ctx, "shard"):
+            return ctx.shard(draw(ctx.global_size(batch)))
+        return draw(batch.shape[0])
+
+    def train_step(self, batch: torch.Tensor, step: int, ctx) -> dict[str, float]:
+        g = self.generator
+        mask = self._per_sample(ctx, batch, lambda n: self.masks(n, ctx.generator)).to(batch.device)
+        inp = g.make_input(batch, mask, mode=self.input_mode)
+        with ctx.autocast():
+            coarse, refined, _ = g(inp, mask)
+        coarse, refined = coarse.float(), refined.float()
+        completed = mask * refined + (1.0 - mask) * batch
+        top, left = hole_boxes(mask, g.config.hole_size)
+        logs: dict[str, torch.Tensor] = {}
+        if self.critic is not None:
+            fake = completed.detach()
+            for _ in range(self.critic_steps):          # same batch and composite for each critic update
+                alphas = self._per_sample(ctx, batch, lambda n: torch.rand(2, n, generator=ctx.generator).T).T
+                with ctx.autocast():
+                    d_loss, d_parts = self.critic_loss(batch, fake, mask, top, left, (alphas[0], alphas[1]))
+                ctx.backward(d_loss, "critic", name="critic loss")
+                ctx.step("critic")
+            logs.update(d_parts)
+        with ctx.autocast():
+            g_loss, g_parts = self.generator_loss(batch, mask, coarse, refined, completed, top, left)
+        ctx.backward(g_loss, "generator", name="generator loss")
+        ctx.step("generator")
+        logs.update(g_parts)
+        return {k: float(v) for k, v in logs.items()}
+
+    @torch.no_grad()
+    def sample(self, batch: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """``{"input", "coarse", "completed", "attention", "target"}`` for the loop's sample grids
+        (``attention``: the offsets coloured with :func:`inpaint_utils.viz.flow_to_color`, upsampled)."""
+        from ..viz import flow_to_color, overlay_mask
+
+        g = self.generator
+        mask = self.masks(batch, generator)
+        inp = g.make_input(batch, mask, mode=self.input_mode)
+        coarse, refined, offsets = g(inp, mask)
+        flow = F.interpolate(flow_to_color(offsets), size=batch.shape[-2:], mode="nearest")
+        return {"input": overlay_mask(inp, mask, alpha=0.3), "coarse": mask * coarse + (1 - mask) * batch,
+                "completed": mask * refined + (1 - mask) * batch, "attention": flow, "target": batch}
