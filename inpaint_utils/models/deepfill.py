@@ -764,9 +764,7 @@ class DeepFillTask:
     def _per_sample(ctx, batch: torch.Tensor, draw):
         """``draw(n)`` for the global batch, this process's rows (the loop's multi-process convention;
         one process: ``draw(len(batch))``)."""
-        if hasattr(ctx, "global_size") and hasattr(ctx, "shard"):
-            return ctx.shard(draw(ctx.global_size(batch)))
-        return draw(batch.shape[0])
+        return ctx.shard(draw(ctx.global_size(batch)))
 
     def train_step(self, batch: torch.Tensor, step: int, ctx) -> dict[str, float]:
         g = self.generator
