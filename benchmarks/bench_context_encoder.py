@@ -18,9 +18,6 @@ the table says so. ``--nsd-sample-k 0`` (the default on a GPU) measures the whol
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from typing import Callable
 
 import torch
 
@@ -36,25 +33,6 @@ from inpaint_utils.models import (
 )
 from inpaint_utils.models.context_encoder import ContextEncoderTask
 from inpaint_utils.train import StepContext
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _time(fn: Callable[[], object], repeat: int, device: torch.device) -> float:
-    """Median seconds of ``repeat`` calls of ``fn`` after one warm-up, synchronised on CUDA."""
-    fn()
-    _sync(device)
-    runs = []
-    for _ in range(repeat):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        runs.append(time.perf_counter() - start)
-    return statistics.median(runs)
 
 
 def _millions(n: int) -> str:
@@ -109,7 +87,7 @@ def main() -> None:
                 with torch.no_grad():
                     G.predict_full(image, hole)
 
-            sec = _time(infer, args.repeat, device)
+            sec = report.median_seconds(infer, args.repeat, device)
             rows.append({"model": name, "measure": "inference predict_full", "batch": batch,
                          "ms/image": 1000 * sec / batch, "images/s": batch / sec, "note": ""})
 
@@ -130,7 +108,7 @@ def main() -> None:
                 task.train_step(batch, step[0], ctx)
                 step[0] += 1
 
-            sec = _time(one_step, args.train_steps, device)
+            sec = report.median_seconds(one_step, args.train_steps, device)
             rows.append({"model": name, "measure": what, "batch": args.train_batch,
                          "ms/image": 1000 * sec / args.train_batch, "images/s": args.train_batch / sec,
                          "note": "bf16 autocast" if amp_dtype else "fp32"})
@@ -150,7 +128,7 @@ def main() -> None:
                 metrics.nsd(encode, images, nsd_masks, fill=cfg.fill, with_mask=with_mask, device=device,
                             batch_size=args.nsd_batch, progress=False)
 
-            sec = _time(run_nsd, 1, device) * args.k / sample_k
+            sec = report.median_seconds(run_nsd, 1, device) * args.k / sample_k
             estimated = sample_k < args.k
             rows.append({"model": name, "measure": f"{what} k={args.k} n={args.n}", "batch": args.nsd_batch,
                          "ms/image": 1000 * sec / (args.k * args.n), "images/s": args.k * args.n / sec,

@@ -25,9 +25,6 @@ checkout::
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -83,25 +80,6 @@ def loop_contextual_attention(fg: torch.Tensor, bg: torch.Tensor, mask: torch.Te
     return torch.cat(outs), torch.stack(offs)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _time(fn: Callable[[], object], repeat: int, device: torch.device) -> float:
-    """Median seconds of ``repeat`` calls after one warm-up."""
-    fn()
-    _sync(device)
-    runs = []
-    for _ in range(repeat):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        runs.append(time.perf_counter() - start)
-    return statistics.median(runs)
-
-
 def _inputs(batch: int, channels: int, size: int, device: torch.device, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     fg = torch.randn(batch, channels, size, size, generator=g).relu().to(device)       # ReLU features (pmconv6)
@@ -147,8 +125,8 @@ def main() -> None:
                     out, _ = fn(x, x, mask)
                     out.sum().backward()
 
-                row[f"{label}_fwd_ms"] = 1000 * _time(forward, repeat, device)
-                row[f"{label}_fwd_bwd_ms"] = 1000 * _time(forward_backward, repeat, device)
+                row[f"{label}_fwd_ms"] = 1000 * report.median_seconds(forward, repeat, device)
+                row[f"{label}_fwd_bwd_ms"] = 1000 * report.median_seconds(forward_backward, repeat, device)
             row["speedup_fwd"] = row["loop_fwd_ms"] / row["batched_fwd_ms"]
             row["speedup_fwd_bwd"] = row["loop_fwd_bwd_ms"] / row["batched_fwd_bwd_ms"]
             rows.append(row)

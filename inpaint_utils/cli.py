@@ -527,29 +527,6 @@ def add_benchmark_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _median_seconds(fn: Callable[[], Any], repeats: int, cuda: bool) -> float:
-    """Median wall time of ``repeats`` calls of ``fn`` after one warm-up call (not counted)."""
-    import statistics
-    import time
-
-    import torch
-
-    def sync() -> None:
-        if cuda:
-            torch.cuda.synchronize()
-
-    fn()
-    sync()
-    runs = []
-    for _ in range(repeats):
-        sync()
-        start = time.perf_counter()
-        fn()
-        sync()
-        runs.append(time.perf_counter() - start)
-    return statistics.median(runs)
-
-
 def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
     import torch
 
@@ -582,7 +559,7 @@ def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
     rows = []
     for name, inpainter in inpainters.items():
         on = device.type if name in LEARNED or name in _DIFFUSION else "cpu"     # the baselines run on the CPU
-        seconds = _median_seconds(lambda: inpainter(images, mask), args.repeats, cuda=on == "cuda")
+        seconds = report.median_seconds(lambda: inpainter(images, mask), args.repeats, on)
         rows.append({"method": name, "device": on, "size": args.size, "batch": args.batch,
                      "ms_per_batch": 1000 * seconds, "ms_per_image": 1000 * seconds / args.batch,
                      "images_per_s": args.batch / seconds})

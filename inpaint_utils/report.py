@@ -21,7 +21,8 @@ import torch
 from .config import project_root, runs_dir
 from .fileio import atomic_open
 
-__all__ = ["REPORTED", "format_table", "hardware", "code_version", "command_line", "save_results", "load_results"]
+__all__ = ["REPORTED", "format_table", "hardware", "code_version", "command_line", "median_seconds", "save_results",
+           "load_results"]
 
 
 #: The numbers the source papers report (DESIGN.md, "Reported numbers to replicate"), printed beside
@@ -102,6 +103,30 @@ def hardware() -> str:
     else:
         device = f"CPU {platform.processor() or platform.machine()}"
     return f"{device}, {os.cpu_count()} cores, torch {torch.__version__}, Python {platform.python_version()}"
+
+
+def median_seconds(fn, repeat: int, device: torch.device | str = "cpu") -> float:
+    """Median wall time of ``repeat`` calls of ``fn`` after one warm-up call (not counted), synchronised
+    before and after each call on CUDA: the timing of every benchmark table and of ``inpaint benchmark``."""
+    import statistics
+    import time
+
+    cuda = torch.device(device).type == "cuda"
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize(device)
+
+    fn()
+    sync()
+    runs = []
+    for _ in range(repeat):
+        sync()
+        start = time.perf_counter()
+        fn()
+        sync()
+        runs.append(time.perf_counter() - start)
+    return statistics.median(runs)
 
 
 def code_version() -> str:
