@@ -7,6 +7,8 @@ they raise with a message that names the argument and the offending value.
 from __future__ import annotations
 
 import math
+import numbers
+from typing import Any
 
 import torch
 
@@ -74,3 +76,21 @@ def check_ratio(ratio: float, name: str = "ratio") -> float:
     if math.isnan(value) or not 0.0 < value < 1.0:
         raise ValueError(f"{name} must be in the open interval (0, 1), got {ratio!r}")
     return value
+
+
+def check_fill_setting(fill: Any) -> Any:
+    """A model config's hole ``fill``: ``"mean"``, a float in ``[0, 1]`` or an ``(r, g, b)`` tuple (a list,
+    as read back from JSON, becomes one) in ``[0, 1]``; returned normalised, or ``ValueError``."""
+    if isinstance(fill, list):
+        fill = tuple(fill)
+    if isinstance(fill, str):
+        if fill != "mean":
+            raise ValueError(f"fill must be 'mean', a float in [0, 1] or an (r, g, b) tuple, got {fill!r}")
+    elif isinstance(fill, tuple):
+        if len(fill) != 3 or not all(isinstance(v, numbers.Real) and 0 <= v <= 1 for v in fill):
+            raise ValueError(f"fill as a tuple must be (r, g, b) with values in [0, 1], got {fill!r}")
+        fill = tuple(float(v) for v in fill)
+    elif not (isinstance(fill, numbers.Real) and not isinstance(fill, bool) and 0 <= fill <= 1):
+        raise ValueError(f"fill must be 'mean', a float in [0, 1] or an (r, g, b) tuple, got {fill!r}")
+    return fill
+

@@ -71,7 +71,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..masks import center_mask, erode_mask, make_input
-from ..validation import check_image, check_image_mask
+from ..validation import check_fill_setting, check_image, check_image_mask
 
 __all__ = [
     "AUTHORS_FILL",
@@ -205,17 +205,7 @@ class ContextEncoderConfig:
         if self.output == "center" and 2 * self.overlap >= self.hole_size:
             raise ValueError(f"overlap {self.overlap} leaves no hole inside the {self.hole_size}x{self.hole_size} "
                              f"window (needs 2 * overlap < hole_size)")
-        if isinstance(self.fill, list):
-            self.fill = tuple(self.fill)
-        if isinstance(self.fill, str):
-            if self.fill != "mean":
-                raise ValueError(f"fill must be 'mean', a float in [0, 1] or an (r, g, b) tuple, got {self.fill!r}")
-        elif isinstance(self.fill, tuple):
-            if len(self.fill) != 3 or not all(isinstance(v, numbers.Real) and 0 <= v <= 1 for v in self.fill):
-                raise ValueError(f"fill as a tuple must be (r, g, b) with values in [0, 1], got {self.fill!r}")
-            self.fill = tuple(float(v) for v in self.fill)
-        elif not (isinstance(self.fill, numbers.Real) and not isinstance(self.fill, bool) and 0 <= self.fill <= 1):
-            raise ValueError(f"fill must be 'mean', a float in [0, 1] or an (r, g, b) tuple, got {self.fill!r}")
+        self.fill = check_fill_setting(self.fill)
 
     # ---- derived sizes
     @property

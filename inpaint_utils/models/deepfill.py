@@ -68,7 +68,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..masks import INPUT_MODES, make_input, make_mask
-from ..validation import check_image, check_image_mask, check_mask
+from ..validation import check_fill_setting, check_image, check_image_mask, check_mask
 from .context_encoder import _rng
 
 __all__ = [
@@ -325,17 +325,7 @@ class DeepFillConfig:
             raise ValueError(f"critic_cnum must be a positive int, got {self.critic_cnum!r}")
         ContextualAttention(self.ksize, self.stride, self.rate, self.fuse_k, self.softmax_scale)  # checks them
         self.softmax_scale = float(self.softmax_scale)
-        if isinstance(self.fill, list):
-            self.fill = tuple(self.fill)
-        if isinstance(self.fill, str):
-            if self.fill != "mean":
-                raise ValueError(f"fill must be 'mean', a float in [0, 1] or an (r, g, b) tuple, got {self.fill!r}")
-        elif isinstance(self.fill, tuple):
-            if len(self.fill) != 3 or not all(isinstance(v, numbers.Real) and 0 <= v <= 1 for v in self.fill):
-                raise ValueError(f"fill as a tuple must be (r, g, b) in [0, 1], got {self.fill!r}")
-            self.fill = tuple(float(v) for v in self.fill)
-        elif not (isinstance(self.fill, numbers.Real) and not isinstance(self.fill, bool) and 0 <= self.fill <= 1):
-            raise ValueError(f"fill must be 'mean', a float in [0, 1] or an (r, g, b) tuple, got {self.fill!r}")
+        self.fill = check_fill_setting(self.fill)
 
     @property
     def feature_size(self) -> int:
