@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Download a dataset of the course from Kaggle into data/<name>/ (or $INPAINT_DATA/<name>/).
 # A thin wrapper: the logic (credentials check, kaggle CLI with a timeout, archive check, safe
-# extraction, the .complete marker that makes a re-run a no-op) is in inpaint_utils/data.py.
+# extraction, the .complete marker that makes a re-run a no-op) is in inpaint_utils/data/downloads.py.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -412,7 +412,7 @@ def test_source_3_without_shared_folder_and_in_memory(dirs, monkeypatch, capsys)
     monkeypatch.setenv("INPAINT_SHARED", str(dirs / "does-not-exist"))
     assert data.find_source().kind == "skimage"
     assert "[no shared folder]" in capsys.readouterr().out
-    monkeypatch.setattr(data, "_skimage_data_dir", lambda: dirs / "no-files")
+    monkeypatch.setattr(data.sources, "_skimage_data_dir", lambda: dirs / "no-files")
     source = data.skimage_source()
     assert not source.files and len(source.images) >= 5
     ds = source.dataset(size=16, split="train", seed=0)

@@ -236,7 +236,7 @@ def test_kaggle_cli_failing(env, monkeypatch, capfd):
 def test_kaggle_cli_missing(env, monkeypatch, capfd):
     _login(monkeypatch)
     monkeypatch.setenv("PATH", str(env / "empty-path"))
-    monkeypatch.setattr(data, "_python_bin_dir", lambda: env / "no-venv")
+    monkeypatch.setattr(data.downloads, "_python_bin_dir", lambda: env / "no-venv")
     assert data.main(["download", "celeba-hq"]) == 1
     err = capfd.readouterr().err
     assert "kaggle command-line tool is not installed" in err and "pip install kaggle" in err

@@ -1,0 +1,73 @@
+"""Datasets, image loading, splits, the papers' preprocessing and the offline fallback.
+
+A package along its seams (every public name is importable from ``inpaint_utils.data`` itself):
+``registry`` (the datasets), ``reading`` (image files), ``preprocessing`` (resize / crop),
+``datasets`` (splits, :class:`ImageFolder`), ``sources`` (dataset -> shared folder -> scikit-image),
+``stats`` (sizes, mean colour), ``downloads`` (Kaggle), ``command`` (``python -m inpaint_utils.data``).
+
+Introduced in ``notebooks/00_data_prep.ipynb``; every later notebook gets its images from here.
+
+* :data:`DATASETS` is the registry of the datasets the seed papers train on (CelebA-HQ, Cityscapes and
+  Places365 in seed 000, the Context Encoder / Stable Diffusion 2 report; Animals-90 and an ImageNet
+  subset in seed 002, the GLCIC / contextual-attention replication), with their Kaggle ids.
+* :func:`download` (``bash data_download.sh NAME`` or ``python -m inpaint_utils.data download NAME``)
+  fetches one with the ``kaggle`` CLI into ``data/<name>/``, checks the archive, extracts it safely and
+  writes ``data/<name>/.complete`` last, so a re-run does nothing.
+* :func:`load_image` reads a file of any Pillow mode as a float ``(3, H, W)`` tensor in ``[0, 1]``;
+  :func:`preprocess` applies the papers' resize / crop recipes; :class:`ImageFolder` is the dataset
+  with deterministic train / val / test splits.
+* :func:`find_source` implements DESIGN.md "Data paths": the downloaded dataset when present, else the
+  shared folder of real images (``../shared/data``), else scikit-image's bundled samples, and it says
+  which one it used. CI and the smoke profile never download anything.
+"""
+from __future__ import annotations
+
+from .registry import DATASETS, MARKER, DatasetSpec, get_dataset_spec, registry_rows
+from .reading import IMAGE_SUFFIXES, ImageReadError, image_size, list_images, load_image, pil_to_tensor
+from .preprocessing import PREPROCESS_MODES, center_crop, make_transform, preprocess, resize_short_side
+from .datasets import SPLITS, ImageFolder, InMemoryImages, split_indices
+from .sources import (COLLECTIONS, SKIMAGE_SAMPLES, DataSource, dataset_source, find_source, make_dataset,
+                      shared_source, skimage_source)
+from .stats import first_images, image_sizes, mean_color, size_summary
+from .downloads import DownloadError, download, kaggle_credentials, safe_extract
+from .command import main
+
+__all__ = [
+    "DatasetSpec",
+    "DATASETS",
+    "get_dataset_spec",
+    "registry_rows",
+    "ImageReadError",
+    "IMAGE_SUFFIXES",
+    "load_image",
+    "pil_to_tensor",
+    "image_size",
+    "list_images",
+    "PREPROCESS_MODES",
+    "preprocess",
+    "resize_short_side",
+    "center_crop",
+    "make_transform",
+    "split_indices",
+    "SPLITS",
+    "ImageFolder",
+    "InMemoryImages",
+    "COLLECTIONS",
+    "SKIMAGE_SAMPLES",
+    "DataSource",
+    "dataset_source",
+    "shared_source",
+    "skimage_source",
+    "find_source",
+    "make_dataset",
+    "first_images",
+    "image_sizes",
+    "size_summary",
+    "mean_color",
+    "DownloadError",
+    "MARKER",
+    "kaggle_credentials",
+    "download",
+    "safe_extract",
+    "main",
+]

@@ -1,0 +1,324 @@
+"""Downloading a registered dataset with the Kaggle CLI: verified archive, safe extraction, a marker written last (part of :mod:`inpaint_utils.data`)."""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Callable
+
+
+from .. import config
+from ..fileio import atomic_open, sha256_file
+from .registry import MARKER, DatasetSpec, get_dataset_spec
+
+
+_DOWNLOAD_DIR = ".download"
+DEFAULT_TIMEOUT_S = 3600.0
+
+
+class DownloadError(RuntimeError):
+    """A download step failed; the message says which and what to do. It never holds a key."""
+
+
+_CREDENTIALS_HELP = (
+    "Create a token once: sign in at https://www.kaggle.com -> Settings -> API -> 'Create New Token' "
+    "(this downloads kaggle.json); put it at ~/.kaggle/kaggle.json (or in the folder named by "
+    "$KAGGLE_CONFIG_DIR) and run `chmod 600 ~/.kaggle/kaggle.json`. Or export KAGGLE_USERNAME and "
+    "KAGGLE_KEY (or KAGGLE_API_TOKEN) in your shell."
+)
+
+
+def _kaggle_json_candidates() -> list[Path]:
+    config_dir = os.environ.get("KAGGLE_CONFIG_DIR", "").strip()
+    if config_dir:
+        return [Path(config_dir).expanduser() / "kaggle.json"]
+    home = Path.home()
+    xdg = os.environ.get("XDG_CONFIG_HOME", "").strip() or str(home / ".config")
+    return [home / ".kaggle" / "kaggle.json", Path(xdg) / "kaggle" / "kaggle.json"]
+
+
+def kaggle_credentials() -> str:
+    """Where the Kaggle API credentials come from (a description, never the key itself).
+
+    Accepted, as the kaggle CLI does: ``KAGGLE_USERNAME`` + ``KAGGLE_KEY``, ``KAGGLE_API_TOKEN``,
+    ``$KAGGLE_CONFIG_DIR/kaggle.json`` or ``~/.kaggle/kaggle.json`` (with ``username`` and ``key``),
+    ``~/.kaggle/access_token``. Raises :class:`DownloadError` saying how to create them.
+    """
+    user, key = os.environ.get("KAGGLE_USERNAME", "").strip(), os.environ.get("KAGGLE_KEY", "").strip()
+    if user and key:
+        return "environment variables KAGGLE_USERNAME and KAGGLE_KEY"
+    if os.environ.get("KAGGLE_API_TOKEN", "").strip():
+        return "environment variable KAGGLE_API_TOKEN"
+    partial = ""
+    if bool(user) != bool(key):
+        have, missing = ("KAGGLE_USERNAME", "KAGGLE_KEY") if user else ("KAGGLE_KEY", "KAGGLE_USERNAME")
+        partial = f" ({have} is set but {missing} is not.)"
+    candidates = _kaggle_json_candidates()
+    for path in candidates:
+        if not path.is_file():
+            continue
+        try:
+            content = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            raise DownloadError(f"{path} exists but is not a readable JSON file; replace it with a fresh token. "
+                                + _CREDENTIALS_HELP) from None
+        if not (isinstance(content, dict) and content.get("username") and content.get("key")):
+            raise DownloadError(f"{path} lacks a 'username' and a 'key' entry; replace it with a fresh token. "
+                                + _CREDENTIALS_HELP)
+        if os.name == "posix" and path.stat().st_mode & 0o077:
+            print(f"warning: {path} can be read by other users; run: chmod 600 {path}", file=sys.stderr)
+        return str(path)
+    token_file = Path.home() / ".kaggle" / "access_token"
+    if token_file.is_file() and token_file.stat().st_size > 0:
+        return str(token_file)
+    looked = ", ".join(str(p) for p in candidates)
+    raise DownloadError(f"no Kaggle API credentials found (looked for KAGGLE_USERNAME/KAGGLE_KEY, "
+                        f"KAGGLE_API_TOKEN and {looked}).{partial} " + _CREDENTIALS_HELP)
+
+
+def _python_bin_dir() -> Path:
+    return Path(sys.executable).parent
+
+
+def _find_kaggle_cli() -> str:
+    """The ``kaggle`` executable: on ``PATH``, else beside the running Python (an unactivated venv)."""
+    found = shutil.which("kaggle")
+    if found:
+        return found
+    found = shutil.which("kaggle", path=str(_python_bin_dir()))
+    if found:
+        return found
+    raise DownloadError("the kaggle command-line tool is not installed (not on PATH nor in "
+                        f"{_python_bin_dir()}). Install it with: pip install kaggle "
+                        "(or: pip install -e '.[data]' in this project)")
+
+
+def _download_timeout(timeout: float | None) -> float:
+    if timeout is None:
+        value = os.environ.get("INPAINT_DOWNLOAD_TIMEOUT", "").strip()
+        if not value:
+            return DEFAULT_TIMEOUT_S
+        try:
+            timeout = float(value)
+        except ValueError:
+            raise DownloadError(f"INPAINT_DOWNLOAD_TIMEOUT must be a number of seconds, got {value!r}") from None
+    if not math.isfinite(timeout) or timeout <= 0:
+        raise DownloadError(f"the download timeout must be a positive number of seconds, got {timeout!r}")
+    return float(timeout)
+
+
+def _verify_archive(archive: Path, spec: DatasetSpec) -> str:
+    """sha256 of ``archive`` after checking it against the registry (when known) and every
+    member's CRC (``zipfile.testzip``). Raises :class:`DownloadError`."""
+    digest = sha256_file(archive)
+    if spec.sha256 is not None and digest != spec.sha256.lower():
+        raise DownloadError(f"{archive} has sha256 {digest}, but the registry expects {spec.sha256} "
+                            f"for {spec.name} (incomplete download, or the Kaggle dataset changed)")
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            bad = zf.testzip()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as e:
+        raise DownloadError(f"{archive} is not a valid zip archive ({type(e).__name__}: {e})") from None
+    except Exception as e:  # zlib.error and friends on a damaged member
+        raise DownloadError(f"{archive} is damaged ({type(e).__name__}: {e})") from None
+    if bad is not None:
+        raise DownloadError(f"{archive} is damaged: member {bad!r} fails its CRC check")
+    return digest
+
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def _member_parts(name: str) -> list[str]:
+    return [p for p in re.split(r"[\\/]+", name) if p not in ("", ".")]
+
+
+def _unsafe_reason(info: zipfile.ZipInfo, base: Path) -> str | None:
+    name = info.filename
+    if not name or "\x00" in name:
+        return "empty name or NUL character"
+    if name.startswith(("/", "\\")):
+        return "absolute path"
+    if _DRIVE.match(name):
+        return "drive letter"
+    parts = _member_parts(name)
+    if ".." in parts:
+        return "'..' component"
+    kind = stat.S_IFMT(info.external_attr >> 16)
+    if kind == stat.S_IFLNK:
+        return "symbolic link"
+    if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+        return "special file (device, fifo or socket)"
+    target = base.joinpath(*parts).resolve() if parts else base
+    if target != base and base not in target.parents:
+        return "resolves outside the destination"
+    return None
+
+
+def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> int:
+    """Extract zip ``archive`` into folder ``dest`` and return the number of files written.
+
+    Every member is checked first; members with an absolute path, a drive letter, a ``..``
+    component, a symbolic link (or other special file) or a path resolving outside ``dest`` make
+    the whole archive refused with :class:`DownloadError`, and nothing is written. Members are
+    extracted into a temporary folder inside ``dest`` and moved into place only when all of them are
+    out, so a failure leaves no half-extracted tree; top-level entries of the same name already in
+    ``dest`` are replaced.
+    """
+    archive, dest = Path(archive), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    base = dest.resolve()
+    with zipfile.ZipFile(archive) as zf:
+        infos = zf.infolist()
+        bad = [(i.filename, why) for i in infos if (why := _unsafe_reason(i, base)) is not None]
+        if bad:
+            listed = "; ".join(f"{name!r} ({why})" for name, why in bad[:5]) + ("; ..." if len(bad) > 5 else "")
+            raise DownloadError(f"refusing to extract {archive}: {len(bad)} unsafe member(s): {listed}. "
+                                "Nothing was extracted.")
+        needed = sum(i.file_size for i in infos)
+        free = shutil.disk_usage(base).free
+        if needed > free:
+            raise DownloadError(f"extracting {archive} needs {needed / 1e9:.1f} GB but only {free / 1e9:.1f} GB "
+                                f"are free under {base}")
+        tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=base))
+        try:
+            count = 0
+            for info in infos:
+                parts = _member_parts(info.filename)
+                if not parts:
+                    continue
+                target = tmp.joinpath(*parts)
+                if info.is_dir() or stat.S_ISDIR(info.external_attr >> 16):
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+                count += 1
+            for entry in sorted(tmp.iterdir()):
+                final = base / entry.name
+                if final.is_symlink() or final.is_file():
+                    final.unlink()
+                elif final.is_dir():
+                    shutil.rmtree(final)
+                os.replace(entry, final)
+        except Exception as e:
+            raise DownloadError(f"extracting {archive} into {dest} failed ({type(e).__name__}: {e}); "
+                                "nothing was left half-extracted") from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return count
+
+
+def _find_archive(download_dir: Path, spec: DatasetSpec) -> Path | None:
+    expected = download_dir / f"{spec.kaggle_id.split('/')[-1]}.zip"
+    if expected.is_file():
+        return expected
+    zips = sorted(download_dir.glob("*.zip"), key=lambda p: p.stat().st_mtime) if download_dir.is_dir() else []
+    return zips[-1] if zips else None
+
+
+def _write_marker(dest: Path, info: dict[str, Any]) -> None:
+    with atomic_open(dest / MARKER, "w", encoding="utf-8") as f:
+        json.dump(info, f, indent=1)
+        f.write("\n")
+
+
+def download(name: str, dest: str | os.PathLike | None = None, *, force: bool = False, keep_archive: bool = False,
+             timeout: float | None = None, log: Callable[[str], None] = print) -> Path:
+    """Download dataset ``name`` with the kaggle CLI into ``dest`` (default ``data_root()/name``).
+
+    Steps, each reported through ``log``: (1) ``dest/.complete`` present -> nothing to do (``force``
+    redoes everything); (2) an archive already in ``dest/.download`` that checks out -> no download;
+    (3) else check the Kaggle credentials and run ``kaggle datasets download -d <id> -p
+    dest/.download`` with a timeout (``timeout`` or ``$INPAINT_DOWNLOAD_TIMEOUT``, default 3600 s);
+    (4) verify the archive (sha256 when the registry has one, always every member's CRC); (5)
+    :func:`safe_extract` into ``dest``; (6) write ``dest/.complete`` (JSON with the archive's sha256)
+    last; the archive is then deleted unless ``keep_archive``. Returns ``dest``; failures raise
+    :class:`DownloadError` (an unknown ``name`` raises ``KeyError``).
+    """
+    spec = get_dataset_spec(name)
+    dest = (Path(dest) if dest is not None else config.data_root() / spec.name).expanduser().resolve()
+    marker = dest / MARKER
+    download_dir = dest / _DOWNLOAD_DIR
+    if marker.is_file() and not force:
+        try:
+            digest = json.loads(marker.read_text(encoding="utf-8")).get("sha256", "?")
+        except (OSError, json.JSONDecodeError, AttributeError):
+            digest = "?"
+        log(f"{spec.name}: already complete in {dest} ({MARKER} present, archive sha256 {str(digest)[:16]}...); "
+            "skipping download and extraction (use --force to redo)")
+        return dest
+    if force:
+        marker.unlink(missing_ok=True)
+        shutil.rmtree(download_dir, ignore_errors=True)
+
+    digest = None
+    archive = _find_archive(download_dir, spec)
+    if archive is not None:
+        log(f"{spec.name}: found {archive}; checking it")
+        try:
+            digest = _verify_archive(archive, spec)
+            log(f"{spec.name}: the archive checks out (sha256 {digest[:16]}...); skipping the download")
+        except DownloadError as e:
+            log(f"{spec.name}: the archive already there is not usable ({e}); downloading it again")
+            archive.unlink(missing_ok=True)
+            archive = None
+
+    if digest is None:
+        where = kaggle_credentials()
+        cli = _find_kaggle_cli()
+        limit = _download_timeout(timeout)
+        download_dir.mkdir(parents=True, exist_ok=True)
+        log(f"{spec.name}: downloading {spec.url} with kaggle credentials from {where} "
+            f"(timeout {limit:g} s; INPAINT_DOWNLOAD_TIMEOUT changes it)")
+        cmd = [cli, "datasets", "download", "-d", spec.kaggle_id, "-p", str(download_dir)]
+        try:
+            proc = subprocess.run(cmd, timeout=limit, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise DownloadError(f"kaggle did not finish downloading {spec.kaggle_id} within {limit:g} s; run again "
+                                "to retry, or raise INPAINT_DOWNLOAD_TIMEOUT") from None
+        except OSError as e:
+            raise DownloadError(f"cannot run the kaggle CLI {cli}: {e.strerror or e}") from None
+        if proc.returncode != 0:
+            raise DownloadError(f"kaggle exited with status {proc.returncode} while downloading {spec.kaggle_id} "
+                                f"(see its message above). Check your network, your token, and that the dataset "
+                                f"page {spec.url} opens when you are signed in.")
+        archive = _find_archive(download_dir, spec)
+        if archive is None:
+            raise DownloadError(f"kaggle reported success but left no .zip archive in {download_dir}")
+        log(f"{spec.name}: checking {archive.name} (every member's CRC"
+            f"{' and the registry sha256' if spec.sha256 else ''})")
+        try:
+            digest = _verify_archive(archive, spec)
+        except DownloadError as e:
+            archive.unlink(missing_ok=True)
+            raise DownloadError(f"{e}. The archive was removed; run again to download it afresh.") from None
+
+    log(f"{spec.name}: extracting into {dest}")
+    count = safe_extract(archive, dest)
+    _write_marker(dest, {
+        "dataset": spec.name,
+        "kaggle_id": spec.kaggle_id,
+        "archive": archive.name,
+        "sha256": digest,
+        "files": count,
+        "completed": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    })
+    if not keep_archive:
+        archive.unlink(missing_ok=True)
+        try:
+            download_dir.rmdir()
+        except OSError:
+            pass
+    log(f"{spec.name}: done, {count} files in {dest} (sha256 {digest[:16]}... recorded in {marker})")
+    return dest

@@ -1,0 +1,211 @@
+"""Where the images come from: a downloaded dataset, else the shared folder, else scikit-image's samples (part of :mod:`inpaint_utils.data`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from .. import config
+from .datasets import ImageFolder, InMemoryImages
+from .preprocessing import _apply_crop
+from .reading import list_images, load_image, pil_to_tensor
+from .registry import get_dataset_spec
+
+
+#: Collections of the shared folder (``../shared/data``, see its README): sub-folders, searched
+#: recursively. ``faces``: the CelebA / CelebA-HQ faces of at least 128 px (56 + 48 + 8 + 32 = 144);
+#: ``faces_small``: 1000 CelebA faces at 89 x 109; ``scenes``: CamVid test (233, 256 x 192), BSDS500
+#: (500, 481 x 321) and Urban100 (100, max side 256); ``all``: the three together.
+COLLECTIONS: dict[str, tuple[str, ...]] = {
+    "faces": ("faces_celebahq_stargan2", "faces_celebamaskhq_sean", "faces_celebahq_ddnm",
+              "faces_celeba_aligned_178x218"),
+    "faces_small": ("faces_celeba_small_89x109",),
+    "scenes": ("camvid_256/test", "bsds500", "sr_testsets/Urban100_256"),
+}
+COLLECTIONS["all"] = COLLECTIONS["faces"] + COLLECTIONS["faces_small"] + COLLECTIONS["scenes"]
+
+_COLLECTION_TEXT = {
+    "faces": "CelebA-HQ / CelebAMask-HQ / CelebA faces (>= 128 px) from public repositories",
+    "faces_small": "CelebA aligned faces at half resolution (89 x 109)",
+    "scenes": "street and natural scenes: CamVid test, BSDS500, Urban100",
+    "all": "every face and scene folder of the shared set",
+}
+
+#: scikit-image samples used as the last fallback: (name, bundled file). Colour photos first; the
+#: grey ones (camera, coins, moon) are repeated to three channels.
+SKIMAGE_SAMPLES: tuple[tuple[str, str], ...] = (
+    ("astronaut", "astronaut.png"),
+    ("chelsea", "chelsea.png"),
+    ("coffee", "coffee.png"),
+    ("rocket", "rocket.jpg"),
+    ("hubble_deep_field", "hubble_deep_field.jpg"),
+    ("immunohistochemistry", "ihc.png"),
+    ("retina", "retina.jpg"),
+    ("camera", "camera.png"),
+    ("coins", "coins.png"),
+    ("moon", "moon.png"),
+)
+
+
+@dataclass(frozen=True, eq=False)
+class DataSource:
+    """Where a notebook's images come from.
+
+    ``kind`` is ``"dataset"`` (downloaded into ``data/<name>``), ``"shared"`` (a collection of the
+    shared folder) or ``"skimage"`` (scikit-image's bundled samples). ``files`` are image paths;
+    ``images`` in-memory ``(3, H, W)`` tensors (used when a sample ships without a file).
+    """
+
+    kind: str
+    name: str
+    files: tuple[Path, ...] = ()
+    images: tuple[torch.Tensor, ...] = ()
+    image_names: tuple[str, ...] = ()
+    description: str = ""
+    root: Path | None = None
+    crop: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.files) + len(self.images)
+
+    def summary(self) -> str:
+        """One line: which source and how many images."""
+        n = len(self)
+        if self.kind == "dataset":
+            return f"data source: dataset {self.name!r} in {self.root} ({n} images)"
+        if self.kind == "shared":
+            return f"data source: shared folder {self.root}, collection {self.name!r} ({n} images)"
+        return f"data source: scikit-image bundled samples ({n} images: {', '.join(self.image_names)})"
+
+    def load(self, index: int) -> torch.Tensor:
+        """Image ``index`` of the source at its own size, ``(3, H, W)`` (the source's crop applied)."""
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"index {index} out of range for a source of {n} images")
+        index %= n
+        if index < len(self.files):
+            return _apply_crop(load_image(self.files[index]), self.crop)
+        return _apply_crop(self.images[index - len(self.files)].float(), self.crop)
+
+    def dataset(self, size: int | None = 128, preprocess: str | None = "256", split: str = "all",
+                fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0, max_images: int | None = None,
+                verify: str = "quick") -> Dataset:
+        """An :class:`ImageFolder` over the source's files, or an :class:`InMemoryImages` over its
+        in-memory samples; the arguments are theirs (``verify`` applies to files only)."""
+        if self.files:
+            return ImageFolder(list(self.files), size=size, preprocess=preprocess, split=split, fractions=fractions,
+                               seed=seed, max_images=max_images, crop=self.crop, verify=verify)
+        if self.images:
+            return InMemoryImages(list(self.images), names=list(self.image_names), size=size, preprocess=preprocess,
+                                  split=split, fractions=fractions, seed=seed, max_images=max_images, crop=self.crop)
+        raise ValueError(f"data source {self.kind}:{self.name} holds no images")
+
+
+def make_dataset(source: DataSource, **kwargs: Any) -> Dataset:
+    """``source.dataset(**kwargs)``: the same dataset interface for all three kinds of source."""
+    if not isinstance(source, DataSource):
+        raise TypeError(f"source must be a DataSource (see find_source), got {type(source).__name__}")
+    return source.dataset(**kwargs)
+
+
+def dataset_source(name: str) -> DataSource | None:
+    """The downloaded dataset ``name`` under :func:`config.data_root` when it holds images, else
+    ``None``. Files are those matching the registry's ``image_glob`` (any image under the folder if
+    that pattern finds none)."""
+    spec = get_dataset_spec(name)
+    root = config.data_root() / spec.name
+    files = list_images(root, spec.image_glob) or list_images(root)
+    if not files:
+        return None
+    return DataSource("dataset", spec.name, files=tuple(files), description=spec.description, root=root,
+                      crop=spec.crop)
+
+
+def shared_source(collection: str = "faces") -> DataSource | None:
+    """Collection ``collection`` of the shared folder (:func:`config.shared_data_root`), or ``None``
+    when that folder is absent or the collection's folders hold no images."""
+    if collection not in COLLECTIONS:
+        raise KeyError(f"unknown collection {collection!r}; known collections: {', '.join(COLLECTIONS)}")
+    root = config.shared_data_root()
+    if root is None:
+        return None
+    files: list[Path] = []
+    for sub in COLLECTIONS[collection]:
+        files += list_images(root / sub)
+    if not files:
+        return None
+    return DataSource("shared", collection, files=tuple(files), description=_COLLECTION_TEXT[collection], root=root)
+
+
+def _skimage_data_dir() -> Path:
+    import skimage.data
+
+    return Path(skimage.data.__file__).parent
+
+
+def skimage_source() -> DataSource:
+    """scikit-image's bundled sample photos (:data:`SKIMAGE_SAMPLES`): the files shipped in the
+    wheel where present, else the arrays its loaders return (in memory)."""
+    data_dir = _skimage_data_dir()
+    files: list[Path] = []
+    names: list[str] = []
+    for name, filename in SKIMAGE_SAMPLES:
+        if (data_dir / filename).is_file():
+            files.append(data_dir / filename)
+            names.append(name)
+    if files:
+        return DataSource("skimage", "skimage", files=tuple(files), image_names=tuple(names),
+                          description="scikit-image bundled sample photos", root=data_dir)
+    import skimage.data
+
+    images: list[torch.Tensor] = []
+    for name, _ in SKIMAGE_SAMPLES:
+        try:
+            array = getattr(skimage.data, name)()
+        except Exception:  # a sample that would need a download: skip it
+            continue
+        images.append(pil_to_tensor(Image.fromarray(np.asarray(array))))
+        names.append(name)
+    if not images:
+        raise RuntimeError("no scikit-image sample image could be loaded; reinstall scikit-image")
+    return DataSource("skimage", "skimage", images=tuple(images), image_names=tuple(names),
+                      description="scikit-image bundled sample photos (in memory)")
+
+
+def find_source(dataset: str | None = None, collection: str | None = None, verbose: bool = True) -> DataSource:
+    """The images a notebook uses (DESIGN.md "Data paths"), and one printed line saying which.
+
+    1. ``data_root()/<dataset>`` when ``dataset`` is given and that folder holds images;
+    2. else the shared folder's ``collection`` (one of :data:`COLLECTIONS`; ``None`` picks the
+       dataset's natural stand-in: ``faces`` for ``celeba-hq`` and when no dataset is named,
+       ``scenes`` for the other datasets);
+    3. else scikit-image's bundled samples.
+    """
+    note = ""
+    if dataset is not None:
+        spec = get_dataset_spec(dataset)
+        if collection is None:
+            collection = spec.fallback_collection
+        found = dataset_source(dataset)
+        if found is not None:
+            if verbose:
+                print(found.summary())
+            return found
+        note = (f" [dataset {dataset!r} not found in {config.data_root() / spec.name}; "
+                f"get it with: bash data_download.sh {spec.name}]")
+    if collection is None:
+        collection = "faces"
+    source = shared_source(collection)
+    if source is None:
+        shared = config.shared_data_root()
+        why = "no shared folder" if shared is None else f"no images for collection {collection!r} in {shared}"
+        source = skimage_source()
+        note += f" [{why}]"
+    if verbose:
+        print(source.summary() + note)
+    return source
