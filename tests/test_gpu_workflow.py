@@ -117,3 +117,74 @@ def test_a_failing_notebook_does_not_stop_the_others_and_the_summary_says_which(
     assert "this notebook fails" in (out / "logs" / "a_bad.log").read_text()
     executed = json.loads((out / "b_good.ipynb").read_text())
     assert any("profile smoke" in "".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
+
+
+# ------------------------------------------------------------------ scripts/gpu_check.sh (the device check)
+
+GPU_CHECK = ROOT / "scripts" / "gpu_check.sh"
+
+
+def gpu_check(*args, timeout=60):
+    return subprocess.run(["bash", str(GPU_CHECK), *args], capture_output=True, text=True, timeout=timeout)
+
+
+def _dry_run_steps() -> dict[str, list[str]]:
+    import shlex
+    done = gpu_check("--dry-run", "--python", sys.executable, "--steps", "7")
+    assert done.returncode == 0, done.stderr
+    return {line.split()[0]: shlex.split(line[len(line.split()[0]):]) for line in done.stdout.splitlines()[1:]}
+
+
+def test_gpu_check_syntax_help_and_bad_options():
+    assert os.access(GPU_CHECK, os.X_OK)
+    assert subprocess.run(["bash", "-n", str(GPU_CHECK)], capture_output=True, timeout=30).returncode == 0
+    assert "--dry-run" in gpu_check("--help").stdout
+    for bad in (["--steps", "0"], ["--steps", "x"], ["--step-timeout", "-3"], ["--frobnicate"]):
+        done = gpu_check(*bad, "--dry-run")
+        assert done.returncode == 2, bad
+
+
+def test_gpu_check_covers_the_training_notebooks_benchmarks_and_one_process_training():
+    steps = _dry_run_steps()
+    assert list(steps) == ["env", "pytest-gpu", "nb-02", "nb-03", "nb-04", "nb-05", "bench-ce", "bench-ca", "train-nproc1"]
+    for name in ("nb-02", "nb-03", "nb-04", "nb-05"):
+        assert steps[name][steps[name].index("--profile") + 1] == "gpu"
+    assert steps["pytest-gpu"][-3:] == ["-m", "gpu", "tests"]
+    train = steps["train-nproc1"]
+    assert train[train.index("--nproc") + 1] == "1" and train[train.index("--steps") + 1] == "7"
+    assert "cuda" in steps["bench-ce"] and "cuda" in steps["bench-ca"]
+
+
+def test_gpu_check_passes_only_parameters_the_notebooks_have():
+    import ast
+    steps = _dry_run_steps()
+    for name in ("nb-02", "nb-03", "nb-04", "nb-05"):
+        cmd = steps[name]
+        nb = next(a for a in cmd if a.endswith(".ipynb"))
+        cells = json.loads((ROOT / nb).read_text())["cells"]
+        params = next(c for c in cells if "parameters" in c["metadata"].get("tags", []))
+        names = {t.id for node in ast.parse("".join(params["source"])).body if isinstance(node, ast.Assign)
+                 for t in node.targets if isinstance(t, ast.Name)}
+        passed = {cmd[i + 1].split("=")[0] for i, a in enumerate(cmd) if a == "-p"}
+        assert passed and passed <= names, f"{nb}: {sorted(passed - names)} are not parameters of the notebook"
+
+
+def test_gpu_check_uses_only_options_the_benchmarks_and_cli_accept():
+    steps = _dry_run_steps()
+    for name in ("bench-ce", "bench-ca", "train-nproc1"):
+        cmd = steps[name]
+        options = [a for a in cmd if a.startswith("--")]
+        helpcmd = cmd[:cmd.index("--data")] + ["--help"] if name == "train-nproc1" else cmd[:2] + ["--help"]
+        done = subprocess.run([sys.executable if a == sys.executable else a for a in helpcmd], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert all(o in done.stdout for o in options), (name, [o for o in options if o not in done.stdout])
+
+
+def test_gpu_check_refuses_without_a_gpu(tmp_path):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is visible: the refusal is for machines without one")
+    done = gpu_check("--python", sys.executable, "--out", str(tmp_path / "out"))
+    assert done.returncode == 2 and "no CUDA GPU visible" in done.stderr
+    assert not (tmp_path / "out").exists()
