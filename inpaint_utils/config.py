@@ -129,29 +129,33 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                 "checkpoint_every": 400, "num_eval_images": 200, "threads": None},
     },
     # SD-2 inpainting and RePaint (seed 000, seed 001): smoke runs tiny random pipelines (images are noise),
-    # built offline under runs/; full runs the real models (stabilityai/stable-diffusion-2-inpainting,
-    # google/ddpm-ema-celebahq-256) with the papers' settings. threads=1: tiny models are per-op overhead.
+    # built offline under runs/; full runs the real models (SD-2 inpainting from its community mirror
+    # sd2-community/stable-diffusion-2-inpainting, the original stabilityai/ one having been deleted from the hub;
+    # RePaint with a face DDPM, google/ddpm-ema-celebahq-256, on faces and a scene DDPM, google/ddpm-church-256, on
+    # scenes) with the papers' settings. threads=1: tiny models are per-op overhead.
     "06_stable_diffusion": {
         "smoke": {"image_size": 64, "num_images": 4, "mask_ratio": 0.25, "sd_model": "tiny", "sd_size": 128,
                   "steps": 2, "scheduler": "pndm", "guidance_scale": 7.5, "batch_size": 8,
                   "latency_steps": [2, 4], "latency_schedulers": ["pndm", "ddim", "dpmpp"], "latency_images": 4,
-                  "ddpm_model": "tiny", "repaint_size": 32, "repaint_steps": 10, "jump_length": 2,
-                  "jump_n_sample": 2, "repaint_images": 2, "threads": 1},
+                  "ddpm_model": "tiny", "ddpm_scene_model": "tiny", "repaint_size": 32, "repaint_steps": 10,
+                  "jump_length": 2, "jump_n_sample": 2, "repaint_images": 2, "threads": 1},
         "full": {"image_size": 128, "num_images": 100, "mask_ratio": 0.25,
-                 "sd_model": "stabilityai/stable-diffusion-2-inpainting", "sd_size": 512, "steps": 50,
+                 "sd_model": "sd2-community/stable-diffusion-2-inpainting", "sd_size": 512, "steps": 50,
                  "scheduler": "pndm", "guidance_scale": 7.5, "batch_size": 8,
                  "latency_steps": [10, 25, 50], "latency_schedulers": ["pndm", "ddim", "dpmpp"], "latency_images": 16,
-                 "ddpm_model": "google/ddpm-ema-celebahq-256", "repaint_size": 256, "repaint_steps": 250,
+                 "ddpm_model": "google/ddpm-ema-celebahq-256", "ddpm_scene_model": "google/ddpm-church-256",
+                 "repaint_size": 256, "repaint_steps": 250,
                  "jump_length": 10, "jump_n_sample": 10, "repaint_images": 4, "threads": None},
-        # ~6 min: the real models (None: $INPAINT_SD_MODEL / $INPAINT_DDPM_MODEL, else the hub ids above from the HF
+        # ~6 min: the real models (None: $INPAINT_SD_MODEL / $INPAINT_DDPM_MODEL / $INPAINT_DDPM_SCENE_MODEL, else the
+        # hub ids above from the HF
         # cache or the hub); SD-2 at 512 px on 2 sets x 6 mask kinds x 12 images (~0.8 s per image) plus the
         # latency sweep; RePaint on 2 images per mask at 100 steps, jumps of 10 resampled 5 times (~500 UNet calls
         # instead of the paper's ~2.4k: the notebook prints both)
         "gpu": {"image_size": 128, "num_images": 12, "mask_ratio": 0.25, "sd_model": None, "sd_size": 512, "steps": 50,
                 "scheduler": "pndm", "guidance_scale": 7.5, "batch_size": 8,
                 "latency_steps": [10, 25, 50], "latency_schedulers": ["pndm", "ddim", "dpmpp"], "latency_images": 8,
-                "ddpm_model": None, "repaint_size": 256, "repaint_steps": 100, "jump_length": 10,
-                "jump_n_sample": 5, "repaint_images": 2, "threads": None},
+                "ddpm_model": None, "ddpm_scene_model": None, "repaint_size": 256, "repaint_steps": 100,
+                "jump_length": 10, "jump_n_sample": 5, "repaint_images": 2, "threads": None},
     },
     # The comparison (all methods, the same images and masks): smoke scores a few test images with every mask kind at
     # two ratios, reusing the checkpoints notebooks 02-05 saved; the autoencoder (a CE without its adversarial term,
@@ -169,7 +173,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                 "jump_n_sample": 2, "diffusion_images": 8, "threads": None},
         "full": {"image_size": 128, "num_eval_images": 200, "ratios": [0.05, 0.1, 0.2, 0.3, 0.4, 0.5],
                  "ae_base_channels": 64, "ae_bottleneck_dim": 4000, "ae_steps": 50000, "ae_batch_size": 64,
-                 "sd_model": "stabilityai/stable-diffusion-2-inpainting", "sd_size": 512, "sd_steps": 50,
+                 "sd_model": "sd2-community/stable-diffusion-2-inpainting", "sd_size": 512, "sd_steps": 50,
                  "ddpm_model": "google/ddpm-ema-celebahq-256", "repaint_size": 256, "repaint_steps": 250,
                  "jump_length": 10, "jump_n_sample": 10, "diffusion_images": 20, "threads": None},
     },

@@ -3,11 +3,14 @@
 Used by notebook ``06_stable_diffusion`` (and ``07_comparison``, ``benchmarks/bench_diffusion.py``).
 
 * **Stable Diffusion 2 inpainting** (Rombach et al. 2022, *High-Resolution Image Synthesis with Latent
-  Diffusion Models*, arXiv:2112.10752; the ``stabilityai/stable-diffusion-2-inpainting`` checkpoint) run
+  Diffusion Models*, arXiv:2112.10752; the ``stabilityai/stable-diffusion-2-inpainting`` checkpoint, deleted
+  from the hub in November 2025: the default is the community mirror
+  ``sd2-community/stable-diffusion-2-inpainting``, which states it is not affiliated with Stability AI) run
   through ``diffusers.StableDiffusionInpaintPipeline`` as seed 000 (section 3.2) did: empty prompt,
   128x128 inputs upscaled to 512x512 and the result scaled back. :class:`SDInpainter`.
-* **RePaint** (Lugmayr et al. 2022, arXiv:2201.09865): a pixel-space DDPM (the public CelebA-HQ model
-  ``google/ddpm-ema-celebahq-256``) whose known pixels are replaced at every step, with resampling
+* **RePaint** (Lugmayr et al. 2022, arXiv:2201.09865): a pixel-space DDPM (faces: the public CelebA-HQ
+  model ``google/ddpm-ema-celebahq-256``; scenes: the LSUN church model ``google/ddpm-church-256``, since
+  a face DDPM cannot paint a street: :data:`DEFAULT_DDPM_MODELS`) whose known pixels are replaced at every step, with resampling
   (jump length 10, 10 resamplings, 250 steps in seed 001 and the paper). diffusers' ``RePaintPipeline``
   and ``RePaintScheduler``. :class:`RePaintInpainter`, :func:`repaint_schedule`.
 
@@ -23,9 +26,11 @@ Conventions, at the edge, once:
   as ``info["raw"]`` so that notebooks can show that error and score both.
 
 Offline by construction. A model is a hub id or a local folder. :func:`resolve_model` finds a hub id
-in the local Hugging Face cache; when it is not there and the hub cannot be used (``HF_HUB_OFFLINE=1``,
-or the hub does not answer within a few seconds) it raises :class:`ModelUnavailableError` at once,
-saying how to download the model or point to a local copy; it never hangs. ``model="tiny"`` builds (once)
+in the local Hugging Face cache; when it is not there it asks the hub about the repository
+(``huggingface_hub``'s ``model_info``, a few seconds at most) and any refusal (offline: ``HF_HUB_OFFLINE``;
+missing, deleted or renamed: ``RepositoryNotFoundError``; gated: ``GatedRepoError``; no such revision;
+unreachable) raises :class:`ModelUnavailableError` at once with the id, the reason and what to do; the
+download itself translates the same errors. It never hangs. ``model="tiny"`` builds (once)
 a tiny, randomly initialised pipeline of the same architecture under ``runs_dir()`` and loads it like a
 download: every code path runs on a CPU in seconds, but **its images are noise**
 (:func:`build_tiny_inpaint_pipeline`, :func:`build_tiny_ddpm`). ``$INPAINT_SD_MODEL`` /
@@ -45,14 +50,12 @@ import math
 import os
 import re
 import shutil
-import socket
 import tempfile
 import threading
 import time
 import warnings
 from pathlib import Path
 from typing import Any, Iterator, Sequence
-from urllib.parse import urlparse
 
 import torch
 import torch.nn.functional as F
@@ -63,6 +66,10 @@ from .validation import check_image, check_image_mask, check_mask
 __all__ = [
     "DEFAULT_SD_MODEL",
     "DEFAULT_DDPM_MODEL",
+    "ORIGINAL_SD_MODEL",
+    "DEFAULT_SCENE_DDPM_MODEL",
+    "DEFAULT_DDPM_MODELS",
+    "ddpm_model_for",
     "TINY",
     "SCHEDULERS",
     "ModelUnavailableError",
@@ -87,10 +94,18 @@ __all__ = [
     "RePaintInpainter",
 ]
 
-#: The model of seed 000: SD-2 fine-tuned for inpainting (9-channel UNet: latents, mask, masked-image latents).
-DEFAULT_SD_MODEL = "stabilityai/stable-diffusion-2-inpainting"
+#: The model of seed 000: SD-2 fine-tuned for inpainting (9-channel UNet: latents, mask, masked-image latents),
+#: as published by Stability AI. Deleted from the Hugging Face hub in November 2025 (404).
+ORIGINAL_SD_MODEL = "stabilityai/stable-diffusion-2-inpainting"
+#: The default: the community mirror of :data:`ORIGINAL_SD_MODEL` (the same weights; its model card states it
+#: is not affiliated with Stability AI).
+DEFAULT_SD_MODEL = "sd2-community/stable-diffusion-2-inpainting"
 #: A public pixel-space DDPM on CelebA-HQ 256x256 (Ho et al. 2020), the face model RePaint uses.
 DEFAULT_DDPM_MODEL = "google/ddpm-ema-celebahq-256"
+#: A public pixel-space DDPM on LSUN church outdoor 256x256 (Ho et al. 2020): RePaint's model for scenes.
+DEFAULT_SCENE_DDPM_MODEL = "google/ddpm-church-256"
+#: Collection -> the DDPM RePaint uses on it (DESIGN.md: faces need a face DDPM, scenes a scene one).
+DEFAULT_DDPM_MODELS = {"faces": DEFAULT_DDPM_MODEL, "scenes": DEFAULT_SCENE_DDPM_MODEL}
 #: ``model="tiny"``: a tiny random pipeline built under ``runs_dir()`` (its images are noise).
 TINY = "tiny"
 #: File written into the tiny models' folders; its presence marks random weights.
@@ -161,27 +176,48 @@ def _hub_endpoint() -> str:
     return endpoint
 
 
-def _hub_reachable(timeout: float = 3.0) -> tuple[bool, str]:
-    """Whether a TCP connection to the hub's endpoint opens within ``timeout`` seconds (DNS included:
-    the probe runs in a daemon thread, so a resolver that hangs cannot hold the caller)."""
-    url = urlparse(_hub_endpoint())
-    host = url.hostname or "huggingface.co"
-    port = url.port or (443 if url.scheme != "http" else 80)
-    result: dict[str, Any] = {}
+def _hub_refusal(model: str, err: BaseException) -> str:
+    """The reason, in words, that the hub refused or failed ``model`` (``huggingface_hub``'s errors), with
+    what to do where there is something to do."""
+    from huggingface_hub import errors as hf
 
-    def probe() -> None:
-        try:
-            socket.create_connection((host, port), timeout=timeout).close()
-            result["ok"] = True
-        except OSError as err:
-            result["error"] = f"{type(err).__name__}: {err}"
+    page = f"{_hub_endpoint().rstrip('/')}/{model}"
+    if isinstance(err, hf.GatedRepoError):
+        return (f"the repository is gated: open {page} while signed in and accept its conditions, then log in "
+                f"here (`hf auth login`, or set HF_TOKEN)")
+    if isinstance(err, hf.DisabledRepoError):
+        return f"the repository was disabled on the hub ({page})"
+    if isinstance(err, hf.RepositoryNotFoundError):
+        moved = (f"; {ORIGINAL_SD_MODEL} was deleted from the hub in November 2025: use the community mirror "
+                 f"{DEFAULT_SD_MODEL} (the default; it states it is not affiliated with Stability AI)"
+                 if model == ORIGINAL_SD_MODEL else "")
+        return (f"the hub has no repository {model!r} (deleted, renamed, private or mistyped: check {page}; a "
+                f"private one needs `hf auth login`){moved}")
+    if isinstance(err, hf.RevisionNotFoundError):
+        return f"the revision asked for does not exist in {model!r} (see the branches and tags at {page})"
+    if isinstance(err, hf.LocalEntryNotFoundError):
+        return ("no copy is in the Hugging Face cache and the hub may not be used now (offline: HF_HUB_OFFLINE, "
+                "local_files_only or no network)")
+    if isinstance(err, hf.EntryNotFoundError):
+        return f"the repository lacks a file a diffusers model needs ({err}): is {model!r} the right kind of model?"
+    if isinstance(err, hf.HfHubHTTPError):
+        status = getattr(getattr(err, "response", None), "status_code", "?")
+        return f"the hub answered HTTP {status} for {model!r} ({str(err).splitlines()[0]})"
+    return f"the hub ({_hub_endpoint()}) cannot be reached ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else err!r})"
 
-    thread = threading.Thread(target=probe, daemon=True, name="hub-probe")
-    thread.start()
-    thread.join(timeout + 0.5)
-    if result.get("ok"):
-        return True, ""
-    return False, result.get("error", f"no answer from {host}:{port} within {timeout:g} s")
+
+def _check_on_hub(model: str, kind: str, timeout: float) -> None:
+    """Ask the hub about repository ``model`` (``HfApi.model_info``, at most ``timeout`` seconds) before any
+    download; a refusal raises :class:`ModelUnavailableError` with the id, the reason and what to do."""
+    try:
+        from huggingface_hub import HfApi
+    except ImportError as err:
+        raise ModelUnavailableError(_howto(model, kind, f"huggingface_hub is not installed ({err}); "
+                                                         f"{_INSTALL_HINT}")) from err
+    try:
+        HfApi(endpoint=_hub_endpoint()).model_info(model, timeout=timeout)
+    except Exception as err:  # every failure is a reason not to start a download now
+        raise ModelUnavailableError(_howto(model, kind, _hub_refusal(model, err))) from err
 
 
 def _howto(model: str, kind: str, reason: str) -> str:
@@ -219,6 +255,20 @@ def _default_model(kind: str) -> str:
     return os.environ.get(_ENV_MODEL[kind], "").strip() or _DEFAULT_MODEL[kind]
 
 
+def ddpm_model_for(collection: str, model: str | os.PathLike | None = None) -> str | os.PathLike:
+    """The DDPM RePaint should use on ``collection`` (``"faces"`` or ``"scenes"``, the course's two
+    collections): ``model`` when given, else ``$INPAINT_DDPM_MODEL`` (faces) / ``$INPAINT_DDPM_SCENE_MODEL``
+    (scenes), else :data:`DEFAULT_DDPM_MODELS`. A face DDPM on a street scene is out of its domain
+    (DESIGN.md), so scenes get a scene model rather than the face one."""
+    if model is not None:
+        return model
+    if collection not in DEFAULT_DDPM_MODELS:
+        raise ValueError(f"collection must be one of {', '.join(DEFAULT_DDPM_MODELS)} (or pass model=...), "
+                         f"got {collection!r}")
+    env = "INPAINT_DDPM_MODEL" if collection == "faces" else "INPAINT_DDPM_SCENE_MODEL"
+    return os.environ.get(env, "").strip() or DEFAULT_DDPM_MODELS[collection]
+
+
 def resolve_model(model: str | os.PathLike | None = None, kind: str = "sd", *,
                   cache_dir: str | os.PathLike | None = None, allow_download: bool | None = None,
                   probe_timeout: float = 3.0) -> Path | str:
@@ -227,8 +277,10 @@ def resolve_model(model: str | os.PathLike | None = None, kind: str = "sd", *,
     Returns a local folder (``Path``) for: ``"tiny"`` (built under ``runs_dir()`` if absent), an existing
     folder, or a hub id found in the Hugging Face cache (``cache_dir``, default ``$HF_HOME``'s). Returns
     the hub id itself (``str``) only when it may be downloaded now: ``allow_download`` is true (default:
-    not :func:`hub_offline`) and the hub answers within ``probe_timeout`` seconds. Otherwise raises
-    :class:`ModelUnavailableError` with the commands to download it or point to a local copy.
+    not :func:`hub_offline`) and the hub knows the repository (``model_info`` answers within
+    ``probe_timeout`` seconds). Otherwise raises :class:`ModelUnavailableError` with the id, the reason
+    (offline, missing / deleted / renamed, gated, unreachable: :func:`_hub_refusal`) and the commands to
+    download it or point to a local copy.
     ``kind`` is ``"sd"`` (an inpainting pipeline) or ``"ddpm"`` (a pixel-space DDPM for RePaint);
     ``model=None`` means ``$INPAINT_SD_MODEL`` / ``$INPAINT_DDPM_MODEL`` or the default hub id.
     """
@@ -261,10 +313,7 @@ def resolve_model(model: str | os.PathLike | None = None, kind: str = "sd", *,
     if not allow_download:
         why = ("HF_HUB_OFFLINE is set" if hub_offline() else "downloads are switched off (allow_download=False)")
         raise ModelUnavailableError(_howto(text, kind, f"{why}, {nowhere}"))
-    ok, error = _hub_reachable(probe_timeout)
-    if not ok:
-        raise ModelUnavailableError(_howto(text, kind, f"the hub ({_hub_endpoint()}) cannot be reached ({error}), "
-                                                       f"{nowhere}"))
+    _check_on_hub(text, kind, probe_timeout)
     return text
 
 
@@ -274,7 +323,10 @@ def _local_folder(model: str | os.PathLike | None, kind: str, allow_download: bo
     if isinstance(where, Path):
         return where
     diffusers = require_diffusers()
-    return Path(diffusers.DiffusionPipeline.download(where))
+    try:
+        return Path(diffusers.DiffusionPipeline.download(where))
+    except Exception as err:  # gated files, a revision gone, the network lost mid-way: the same one-line reasons
+        raise ModelUnavailableError(_howto(where, kind, _hub_refusal(where, err))) from err
 
 
 @contextlib.contextmanager

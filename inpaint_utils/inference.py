@@ -38,7 +38,8 @@ import torch.nn.functional as F
 
 from .validation import check_image_mask
 
-__all__ = ["METHODS", "LEARNED", "Inpainter", "load_inpainter", "load_trained_model", "run_checkpoint"]
+__all__ = ["METHODS", "LEARNED", "MAKES", "Inpainter", "load_inpainter", "load_methods", "how_to_make",
+           "load_trained_model", "run_checkpoint"]
 
 #: method -> one line for ``--help`` and error messages.
 METHODS: dict[str, str] = {
@@ -60,6 +61,14 @@ LEARNED: dict[str, str] = {
     "deepfill": "deepfill",
 }
 _BASELINE_NAMES = {"mean": "mean_fill", "telea": "telea", "ns": "navier_stokes"}
+#: learned method -> (the notebook that trains it, the ``inpaint train`` method or ``None`` when only the
+#: notebook does).
+MAKES: dict[str, tuple[str, str | None]] = {
+    "ce": ("02_context_encoder", "context_encoder"),
+    "cascade": ("03_cascade_ce_nsd", None),
+    "glcic": ("04_glcic", "glcic"),
+    "deepfill": ("05_contextual_attention", "deepfill"),
+}
 
 
 def run_checkpoint(run: str | os.PathLike) -> Path:
@@ -175,3 +184,51 @@ def load_inpainter(method: str, checkpoint: str | os.PathLike | None = None, dev
         return pipe(image, mask)[0]                     # (completed, info): the composite
 
     return Inpainter(method, fill, {"method": method, "model": repr(pipe), "pipeline": pipe})
+
+
+def how_to_make(method: str, checkpoint: str | os.PathLike | None = None) -> str:
+    """The command that makes what ``load_inpainter(method, checkpoint)`` needs: the notebook (and the
+    ``inpaint train`` line) that writes a learned method's checkpoint, the download of a diffusion model."""
+    if method in MAKES:
+        notebook, train_name = MAKES[method]
+        run = Path(checkpoint).name if checkpoint is not None else None
+        text = f"run notebooks/{notebook}.ipynb"
+        if train_name is not None:
+            text += f", or: inpaint train {train_name} --data DIR" + (f" --run-name {run}" if run else "")
+        return text
+    if method in ("sd2", "repaint"):
+        from . import diffusion
+
+        kind = "sd" if method == "sd2" else "ddpm"
+        model = str(checkpoint) if checkpoint is not None else diffusion._default_model(kind)
+        if model == diffusion.TINY:
+            return "pip install \"inpaint-course[diffusion]\" (the tiny model is built locally)"
+        env = "INPAINT_SD_MODEL" if method == "sd2" else "INPAINT_DDPM_MODEL"
+        local = f"models/{model.rstrip('/').split('/')[-1]}"
+        return f"hf download {model} --local-dir {local}, then set {env}={local}"
+    return "nothing: it needs no checkpoint"
+
+
+def load_methods(requests: dict[str, tuple], device: str | torch.device = "auto"
+                 ) -> tuple[dict[str, Inpainter], list[dict[str, str]]]:
+    """Load every method of ``requests`` (display name -> ``(method, checkpoint)`` or ``(method,
+    checkpoint, kwargs)``, as :func:`load_inpainter` takes them) and return ``(loaded, not_loaded)``.
+
+    A method whose checkpoint or model is missing (``FileNotFoundError``), whose diffusion model cannot be
+    had (``ModelUnavailableError``), or whose library is not installed (``ImportError``) is not dropped
+    silently: it is a row of ``not_loaded`` with ``method`` (its name), ``reason`` (one line) and
+    ``to make it`` (:func:`how_to_make`). Any other error (a checkpoint of another model, a damaged
+    one) is raised: that is a mistake to fix, not a run to do."""
+    from .diffusion import ModelUnavailableError
+
+    loaded: dict[str, Inpainter] = {}
+    not_loaded: list[dict[str, str]] = []
+    for name, request in requests.items():
+        method, checkpoint, *rest = request
+        kwargs = rest[0] if rest else {}
+        try:
+            loaded[name] = load_inpainter(method, checkpoint, device=device, **kwargs)
+        except (FileNotFoundError, ModelUnavailableError, ImportError) as err:
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            not_loaded.append({"method": name, "reason": reason, "to make it": how_to_make(method, checkpoint)})
+    return loaded, not_loaded

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import platform
+import re
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -21,8 +22,8 @@ import torch
 from .config import project_root, runs_dir
 from .fileio import atomic_open
 
-__all__ = ["REPORTED", "format_table", "hardware", "code_version", "command_line", "median_seconds", "save_results",
-           "load_results"]
+__all__ = ["REPORTED", "format_table", "hardware", "versions", "portable", "code_version", "command_line",
+           "median_seconds", "save_results", "load_results"]
 
 
 #: The numbers the source papers report (DESIGN.md, "Reported numbers to replicate"), printed beside
@@ -105,6 +106,83 @@ def hardware() -> str:
     return f"{device}, {os.cpu_count()} cores, torch {torch.__version__}, Python {platform.python_version()}"
 
 
+#: Distribution name(s) -> the key :func:`versions` records (the first installed name wins).
+_VERSIONED = {"torch": ("torch",), "numpy": ("numpy",), "diffusers": ("diffusers",),
+              "opencv": ("opencv-python-headless", "opencv-python", "opencv-contrib-python",
+                         "opencv-contrib-python-headless"),
+              "lpips": ("lpips",)}
+
+
+def versions() -> dict[str, str | None]:
+    """The versions of the libraries a result depends on (torch, numpy, diffusers, opencv, lpips; ``None``
+    when not installed) and Python's, read from the installed distributions (nothing is imported)."""
+    from importlib import metadata
+
+    found: dict[str, str | None] = {}
+    for key, names in _VERSIONED.items():
+        found[key] = None
+        for name in names:
+            try:
+                found[key] = metadata.version(name)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+    found["python"] = platform.python_version()
+    return found
+
+
+# An absolute POSIX path inside a string: a "/" not preceded by a word character, ":" or "/" (so "L1/L2",
+# "80/10/10" and URLs are left alone) and followed by a name.
+_ABS_PATH = re.compile(r"(?<![\w:/.~-])/[^\s/'\",;()\[\]{}]+(?:/[^\s/'\",;()\[\]{}]*)*")
+
+
+def _path_roots() -> list[tuple[str, str]]:
+    """(absolute folder, what to write instead), longest first: the project (paths become relative to it),
+    the runs, data and shared folders named by their variables, then the home folder."""
+    from .config import data_root, project_root, shared_data_root
+
+    project = project_root().resolve()
+    roots = [(project, ""), (runs_dir(), "$INPAINT_RUNS/"), (data_root(), "$INPAINT_DATA/"),
+             (shared_data_root(), "$INPAINT_SHARED/"), (Path.home(), "~/")]
+    pairs = []
+    for folder, name in roots:
+        if folder is None or (name and Path(folder).resolve().is_relative_to(project)):
+            continue                                   # inside the project: relative to it, e.g. runs/...
+        for variant in {str(folder), str(Path(folder).resolve())}:
+            if variant not in ("/", ""):
+                pairs.append((variant.rstrip("/"), name))
+    return sorted(pairs, key=lambda pair: len(pair[0]), reverse=True)
+
+
+def _portable_text(text: str, roots: list[tuple[str, str]]) -> str:
+    def replace(match: re.Match) -> str:
+        path = match.group(0)
+        for folder, name in roots:
+            if path == folder:
+                return name.rstrip("/") or "."
+            if path.startswith(folder + "/"):
+                return name + path[len(folder) + 1:]
+        return ".../" + path.rstrip("/").rsplit("/", 1)[-1]      # elsewhere on that machine: its name only
+    return _ABS_PATH.sub(replace, text)
+
+
+def portable(value: Any, _roots: list[tuple[str, str]] | None = None) -> Any:
+    """``value`` (a result record: dicts, lists, strings, numbers) with no absolute path of this machine:
+    a path inside the project becomes relative to it, one under the runs / data / shared folders or the
+    home folder starts with ``$INPAINT_RUNS/``, ``$INPAINT_DATA/``, ``$INPAINT_SHARED/`` or ``~/``, any
+    other keeps only its last name (``.../name``). Applied to every string, keys included."""
+    roots = _path_roots() if _roots is None else _roots
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if isinstance(value, str):
+        return _portable_text(value, roots)
+    if isinstance(value, dict):
+        return {portable(k, roots) if isinstance(k, str) else k: portable(v, roots) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable(v, roots) for v in value]
+    return value
+
+
 def median_seconds(fn, repeat: int, device: torch.device | str = "cpu") -> float:
     """Median wall time of ``repeat`` calls of ``fn`` after one warm-up call (not counted), synchronised
     before and after each call on CUDA: the timing of every benchmark table and of ``inpaint benchmark``."""
@@ -153,11 +231,16 @@ def command_line() -> str:
     return " ".join(sys.argv)
 
 
+def _json_default(value: Any) -> Any:
+    return os.fspath(value) if isinstance(value, os.PathLike) else float(value)
+
+
 def save_results(name: str, rows: Sequence[dict[str, Any]], **meta: Any) -> Path:
     """Write ``rows`` and their provenance to ``runs/results/<name>.json`` atomically; return the path.
 
-    ``meta`` should name at least ``profile`` and ``data``; hardware, code version, time and the
-    command line are added here.
+    ``meta`` should name at least ``profile`` and ``data``; hardware, library versions
+    (:func:`versions`), code version, time and the command line are added here. Every field goes through
+    :func:`portable`: the file holds no absolute path of the machine that made it.
     """
     if not name or "/" in name or "\\" in name or name.startswith("."):
         raise ValueError(f"results name must be a plain file stem, got {name!r}")
@@ -167,14 +250,16 @@ def save_results(name: str, rows: Sequence[dict[str, Any]], **meta: Any) -> Path
         "name": name,
         "rows": [dict(r) for r in rows],
         "hardware": hardware(),
+        "versions": versions(),
         "code_version": code_version(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": command_line(),
         **meta,
     }
+    record = portable(json.loads(json.dumps(record, default=_json_default)))
     path = folder / f"{name}.json"
     with atomic_open(path, "w") as f:
-        json.dump(record, f, indent=1, default=float)
+        json.dump(record, f, indent=1)
     return path
 
 

@@ -414,6 +414,31 @@ def test_evaluate_errors(images, test_images, capsys):
     assert "too large" in capsys.readouterr().err
 
 
+def test_evaluate_split_all_scores_every_image_and_the_json_has_no_absolute_path(test_images, tmp_path, capsys):
+    out = tmp_path / "all.json"
+    argv = ["evaluate", "--method", "telea", "--no-lpips", "--size", "32", "--data", str(test_images),
+            "--split", "all", "--json", str(out)]
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "every image (seed 0), 30 images 32x32" in printed                 # not the 3 of the test split
+    record = json.loads(out.read_text())
+    assert record["rows"][0]["n"] == 30 and record["split"] == "all (seed 0)"
+    assert {"numpy", "diffusers", "opencv", "lpips"} <= record["versions"].keys()
+    text = out.read_text()
+    assert str(tmp_path) not in text and str(Path.home()) not in text
+    assert "eval_images" in record["data"]                                     # the folder keeps its name
+    assert cli.main([*argv[:-4], "--data", str(test_images)]) == 0            # default: the test split
+    assert "test split (seed 0), 3 images" in capsys.readouterr().out
+
+
+def test_version(capsys):
+    from inpaint_utils import __version__
+
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"inpaint {__version__} (inpaint-course)"
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"] == __version__
+
+
 # ---------------------------------------------------------------------------------- benchmark
 
 def test_benchmark_prints_one_row_per_method(checkpoints, capsys):

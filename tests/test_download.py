@@ -13,6 +13,7 @@ import os
 import stat
 import subprocess
 import sys
+import types
 import zipfile
 from pathlib import Path
 
@@ -85,6 +86,7 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
     monkeypatch.setenv("FAKE_KAGGLE_LOG", str(tmp_path / "kaggle_calls.log"))
     monkeypatch.setenv("FAKE_KAGGLE_ZIP", str(_zip(tmp_path / "good.zip", GOOD)))
+    monkeypatch.setitem(sys.modules, "kagglehub", None)  # backend "auto" is the kaggle CLI unless a test stubs it
     return tmp_path
 
 
@@ -368,3 +370,117 @@ def test_data_download_sh_end_to_end(env):
     failed = subprocess.run(["bash", str(script), "cityscapes"], env=no_login, capture_output=True, text=True,
                             timeout=120)
     assert failed.returncode == 1 and "Create New Token" in failed.stderr
+
+
+# --- kagglehub (a stub module: Colab ships the real one) ---------------------------------------------
+
+class StubKagglehub(types.ModuleType):
+    """``kagglehub.dataset_download(handle)`` as the real one behaves: it extracts the dataset into
+    ``$KAGGLEHUB_CACHE/datasets/<owner>/<name>/versions/1`` (skipping a tree already there) and returns
+    that folder. ``members`` are written as files; ``links`` as symbolic links; ``error`` is raised."""
+
+    def __init__(self, members=GOOD, links=(), error=None):
+        super().__init__("kagglehub")
+        self.members, self.links, self.error, self.calls, self.fetched = members, dict(links), error, [], 0
+
+    def dataset_download(self, handle, path=None, *, force_download=False):
+        cache = os.environ.get("KAGGLEHUB_CACHE") or str(Path.home() / ".cache" / "kagglehub")
+        self.calls.append((handle, cache))
+        if self.error is not None:
+            raise self.error
+        root = Path(cache, "datasets", *handle.split("/"), "versions", "1")
+        done = root.with_name("1.complete")                            # kagglehub's own marker, beside the tree
+        if force_download or not done.exists():
+            self.fetched += 1
+            for name, payload in self.members.items():
+                (root / name).parent.mkdir(parents=True, exist_ok=True)
+                (root / name).write_bytes(payload)
+            for name, target in self.links.items():
+                (root / name).parent.mkdir(parents=True, exist_ok=True)
+                (root / name).symlink_to(target)
+            done.write_text("")
+        return str(root)
+
+
+def test_kagglehub_when_installed_downloads_into_the_destination_only(env, monkeypatch, capfd):
+    hub = StubKagglehub()
+    monkeypatch.setitem(sys.modules, "kagglehub", hub)
+    monkeypatch.delenv("KAGGLEHUB_CACHE", raising=False)
+    home_before = _tree(env / "home")
+    dest = data.download("celeba-hq")                                  # no credentials needed (public dataset)
+    assert hub.calls == [(KAGGLE_ID, str(dest / ".download"))]         # its cache pointed inside dest
+    assert _calls(env) == []                                           # the kaggle CLI was not used
+    assert "KAGGLEHUB_CACHE" not in os.environ                         # restored
+    assert sorted(p.name for p in (dest / "celeba_hq_256").iterdir()) == ["00000.jpg", "00001.jpg", "00002.jpg"]
+    marker = json.loads((dest / data.MARKER).read_text())
+    assert marker["backend"] == "kagglehub" and marker["files"] == 3 and len(marker["tree_sha256"]) == 64
+    assert not (dest / ".download").exists()
+    assert _tree(env / "home") == home_before                          # nothing written outside dest
+    assert sorted(p.name for p in env.iterdir()) == sorted(["bin", "home", "data", "good.zip"])
+    assert data.find_source("celeba-hq", verbose=False).kind == "dataset"
+    capfd.readouterr()
+    data.download("celeba-hq")                                         # a re-run skips everything
+    assert len(hub.calls) == 1 and "already complete" in capfd.readouterr().out
+    data.download("celeba-hq", force=True)
+    assert len(hub.calls) == 2 and hub.fetched == 2
+
+
+def test_kagglehub_tree_already_in_its_cache_is_not_fetched_again(env, monkeypatch):
+    hub = StubKagglehub()
+    monkeypatch.setitem(sys.modules, "kagglehub", hub)
+    dest = env / "data" / "celeba-hq"
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(dest / ".download"))   # a run stopped after kagglehub finished
+    hub.dataset_download(KAGGLE_ID)
+    monkeypatch.delenv("KAGGLEHUB_CACHE")
+    data.download("celeba-hq")
+    assert len(hub.calls) == 2 and hub.fetched == 1
+    assert (dest / "celeba_hq_256" / "00002.jpg").is_file()
+
+
+def test_kagglehub_empty_cache_left_by_a_stopped_run_is_fetched_again(env, monkeypatch, capfd):
+    hub = StubKagglehub()
+    monkeypatch.setitem(sys.modules, "kagglehub", hub)
+    dest = env / "data" / "celeba-hq"
+    version = dest / ".download" / "datasets" / Path(KAGGLE_ID) / "versions" / "1"
+    version.mkdir(parents=True)                  # the tree moved out, the marker never written:
+    version.with_name("1.complete").write_text("")  # kagglehub's cache says complete but is empty
+    data.download("celeba-hq")
+    assert hub.fetched == 1 and "is empty" in capfd.readouterr().out
+    assert (dest / data.MARKER).is_file()
+    assert sorted(p.name for p in (dest / "celeba_hq_256").iterdir()) == ["00000.jpg", "00001.jpg", "00002.jpg"]
+
+
+@pytest.mark.parametrize("case", ["link", "not an image", "no image"])
+def test_kagglehub_bad_tree_is_refused_and_nothing_moved(env, monkeypatch, case):
+    if case == "link":
+        hub = StubKagglehub(links={"celeba_hq_256/00003.jpg": "/etc/passwd"})
+        match = "symbolic link"
+    elif case == "not an image":
+        hub = StubKagglehub(members={**GOOD, "celeba_hq_256/00003.jpg": b"<html>rate limited</html>"})
+        match = "not a readable image"
+    else:
+        hub = StubKagglehub(members={"readme.txt": b"hello"})
+        match = "no image"
+    monkeypatch.setitem(sys.modules, "kagglehub", hub)
+    dest = env / "data" / "celeba-hq"
+    with pytest.raises(data.DownloadError, match=match):
+        data.download("celeba-hq")
+    assert not (dest / data.MARKER).exists() and not (dest / "celeba_hq_256").exists()
+
+
+def test_kagglehub_failure_and_backend_choice(env, monkeypatch, capfd):
+    hub = StubKagglehub(error=ConnectionError("Max retries exceeded"))
+    monkeypatch.setitem(sys.modules, "kagglehub", hub)
+    with pytest.raises(data.DownloadError, match=r"kagglehub could not download .*ConnectionError.*signed in"):
+        data.download("celeba-hq")
+    _login(monkeypatch)
+    dest = data.download("celeba-hq", backend="kaggle")                # the CLI even with kagglehub present
+    assert len(_calls(env)) == 1 and len(hub.calls) == 1
+    assert json.loads((dest / data.MARKER).read_text())["sha256"]
+    monkeypatch.setitem(sys.modules, "kagglehub", None)
+    with pytest.raises(data.DownloadError, match="kagglehub is not installed: pip install kagglehub"):
+        data.download("cityscapes", backend="kagglehub")
+    with pytest.raises(data.DownloadError, match="backend must be one of"):
+        data.download("cityscapes", backend="hub")
+    assert data.main(["download", "cityscapes", "--backend", "kagglehub"]) == 1
+    assert "kagglehub is not installed" in capfd.readouterr().err

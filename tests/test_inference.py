@@ -97,3 +97,29 @@ def test_sd2_on_a_local_tiny_pipeline(tmp_path):
     out = fill(image, mask)
     known = mask.expand_as(image) == 0
     assert out.shape == image.shape and torch.equal(out[known], image[known])
+
+
+def test_load_methods_lists_each_method_it_could_not_load_with_reason_and_command(ce_run, monkeypatch, tmp_path):
+    from inpaint_utils import inference
+
+    monkeypatch.setenv("INPAINT_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    loaded, missing = inference.load_methods({
+        "CE (02)": ("ce", ce_run),
+        "cascade CE (03)": ("cascade", "03_cascade_blocks_smoke"),
+        "GLCIC (04)": ("glcic", "04_glcic_smoke"),
+        "SD-2": ("sd2", "someone/not-cached", {"steps": 2}),
+    }, device="cpu")
+    assert list(loaded) == ["CE (02)"]
+    assert [m["method"] for m in missing] == ["cascade CE (03)", "GLCIC (04)", "SD-2"]   # none dropped
+    by = {m["method"]: m for m in missing}
+    assert all(m["reason"] and "\n" not in m["reason"] for m in missing)
+    assert "no checkpoint" in by["GLCIC (04)"]["reason"] or "04_glcic_smoke" in by["GLCIC (04)"]["reason"]
+    assert by["GLCIC (04)"]["to make it"] == ("run notebooks/04_glcic.ipynb, or: inpaint train glcic --data DIR "
+                                              "--run-name 04_glcic_smoke")
+    assert by["cascade CE (03)"]["to make it"] == "run notebooks/03_cascade_ce_nsd.ipynb"
+    assert "HF_HUB_OFFLINE" in by["SD-2"]["reason"]
+    assert by["SD-2"]["to make it"].startswith("hf download someone/not-cached --local-dir models/not-cached")
+    with pytest.raises(CheckpointError, match="holds a 'context_encoder' model"):   # a mistake is raised, not listed
+        inference.load_methods({"GLCIC": ("glcic", ce_run)})

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -50,3 +51,28 @@ def test_command_line_names_the_runner(monkeypatch):
     assert "interactive notebook kernel" in command_line()
     monkeypatch.setattr("sys.argv", ["inpaint", "evaluate", "--method", "telea"])
     assert command_line() == "inpaint evaluate --method telea"
+
+
+def test_results_record_versions_and_no_absolute_path(tmp_path, monkeypatch):
+    import torch
+
+    runs, data, elsewhere = tmp_path / "runs", tmp_path / "data", tmp_path / "elsewhere"
+    monkeypatch.setenv("INPAINT_RUNS", str(runs))
+    monkeypatch.setenv("INPAINT_DATA", str(data))
+    ckpt = runs / "02_ce_smoke" / "checkpoints" / "step_000010"
+    from inpaint_utils.config import project_root
+
+    path = report.save_results(
+        "paths_test", [{"method": "ce", "checkpoint": ckpt}], profile="smoke",
+        data=f"dataset celeba-hq in {data / 'celeba-hq'}", figure=project_root() / "figures" / "a.png",
+        other=[str(elsewhere / "x" / "img.png"), "L1/L2 in %, split 80/10/10, https://example.org/a/b"])
+    text = path.read_text()
+    assert str(tmp_path) not in text and str(project_root()) not in text and str(Path.home()) not in text
+    record = json.loads(text)
+    assert record["rows"][0]["checkpoint"] == "$INPAINT_RUNS/02_ce_smoke/checkpoints/step_000010"
+    assert record["data"] == "dataset celeba-hq in $INPAINT_DATA/celeba-hq"
+    assert record["figure"] == "figures/a.png"                                   # relative to the project
+    assert record["other"] == [".../img.png", "L1/L2 in %, split 80/10/10, https://example.org/a/b"]
+    assert set(record["versions"]) == {"torch", "numpy", "diffusers", "opencv", "lpips", "python"}
+    assert record["versions"]["torch"] == torch.__version__.split("+")[0]
+    assert record["versions"]["numpy"] is not None and record["versions"]["opencv"] is not None

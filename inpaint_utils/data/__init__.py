@@ -10,9 +10,11 @@ Introduced in ``notebooks/00_data_prep.ipynb``; every later notebook gets its im
 * :data:`DATASETS` is the registry of the datasets the seed papers train on (CelebA-HQ, Cityscapes and
   Places365 in seed 000, the Context Encoder / Stable Diffusion 2 report; Animals-90 and an ImageNet
   subset in seed 002, the GLCIC / contextual-attention replication), with their Kaggle ids.
-* :func:`download` (``bash data_download.sh NAME`` or ``python -m inpaint_utils.data download NAME``)
-  fetches one with the ``kaggle`` CLI into ``data/<name>/``, checks the archive, extracts it safely and
-  writes ``data/<name>/.complete`` last, so a re-run does nothing.
+* :func:`download` (``data.download("celeba-hq")`` in a notebook, ``bash data_download.sh NAME`` or
+  ``python -m inpaint_utils.data download NAME``) fetches one into ``data/<name>/`` with ``kagglehub``
+  where it is installed (Colab ships it), else with the ``kaggle`` CLI (``data_download.sh`` always),
+  checks the archive (or the tree kagglehub extracted), extracts it safely and writes
+  ``data/<name>/.complete`` last, so a re-run does nothing.
 * :func:`load_image` reads a file of any Pillow mode as a float ``(3, H, W)`` tensor in ``[0, 1]``;
   :func:`preprocess` applies the papers' resize / crop recipes; :class:`ImageFolder` is the dataset
   with deterministic train / val / test splits.

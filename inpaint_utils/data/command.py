@@ -9,13 +9,14 @@ from typing import Sequence
 
 from .. import config
 from ..report import format_table
-from .downloads import DownloadError, download
+from .downloads import BACKENDS, DownloadError, download
 from .registry import DATASETS, registry_rows
 from .sources import COLLECTIONS, find_source
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``download NAME [--dest DIR] [--force] [--keep-archive] [--timeout S]``, ``list``, ``source``."""
+    """``download NAME [--dest DIR] [--force] [--keep-archive] [--timeout S] [--backend B]``, ``list``,
+    ``source``."""
     parser = argparse.ArgumentParser(prog="python -m inpaint_utils.data",
                                      description="Datasets of the inpainting course (see DATASETS).")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -25,6 +26,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     dl.add_argument("--force", action="store_true", help="download and extract again even if complete")
     dl.add_argument("--keep-archive", action="store_true", help="keep the .zip after extraction")
     dl.add_argument("--timeout", type=float, default=None, help="seconds (default $INPAINT_DOWNLOAD_TIMEOUT or 3600)")
+    dl.add_argument("--backend", choices=BACKENDS, default="auto",
+                    help="kagglehub, kaggle (the CLI), or auto: kagglehub when installed (default)")
     sub.add_parser("list", help="list the registered datasets")
     src = sub.add_parser("source", help="say which images a notebook would use")
     src.add_argument("--dataset", default=None)
@@ -44,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         download(args.name, args.dest, force=args.force, keep_archive=args.keep_archive, timeout=args.timeout,
-                 log=lambda s: print(s, flush=True))
+                 backend=args.backend, log=lambda s: print(s, flush=True))
     except KeyError as e:
         print(f"error: {e.args[0]}", file=sys.stderr)
         return 1

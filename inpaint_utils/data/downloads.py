@@ -1,7 +1,10 @@
-"""Downloading a registered dataset with the Kaggle CLI: verified archive, safe extraction, a marker written last (part of :mod:`inpaint_utils.data`)."""
+"""Downloading a registered dataset with ``kagglehub`` (where it is installed, as on Colab) or the Kaggle CLI:
+verified archive or checked tree, safe extraction, a marker written last (part of :mod:`inpaint_utils.data`)."""
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import importlib
 import json
 import math
 import os
@@ -23,6 +26,8 @@ from .registry import MARKER, DatasetSpec, get_dataset_spec
 
 _DOWNLOAD_DIR = ".download"
 DEFAULT_TIMEOUT_S = 3600.0
+#: ``download(backend=...)``: ``auto`` is kagglehub when it can be imported, else the kaggle CLI.
+BACKENDS = ("auto", "kagglehub", "kaggle")
 
 
 class DownloadError(RuntimeError):
@@ -233,12 +238,149 @@ def _write_marker(dest: Path, info: dict[str, Any]) -> None:
         f.write("\n")
 
 
-def download(name: str, dest: str | os.PathLike | None = None, *, force: bool = False, keep_archive: bool = False,
-             timeout: float | None = None, log: Callable[[str], None] = print) -> Path:
-    """Download dataset ``name`` with the kaggle CLI into ``dest`` (default ``data_root()/name``).
+def _import_kagglehub() -> Any | None:
+    """The ``kagglehub`` module, or ``None`` when it is not installed (Colab ships it; ``pip install kagglehub``)."""
+    try:
+        return importlib.import_module("kagglehub")
+    except ImportError:
+        return None
 
-    Steps, each reported through ``log``: (1) ``dest/.complete`` present -> nothing to do (``force``
-    redoes everything); (2) an archive already in ``dest/.download`` that checks out -> no download;
+
+def _choose_backend(backend: str) -> tuple[str, Any | None]:
+    if backend not in BACKENDS:
+        raise DownloadError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    module = _import_kagglehub() if backend in ("auto", "kagglehub") else None
+    if backend == "kagglehub" and module is None:
+        raise DownloadError("backend='kagglehub' but kagglehub is not installed: pip install kagglehub "
+                            "(or use backend='kaggle', the kaggle CLI)")
+    return ("kagglehub", module) if module is not None else ("kaggle", None)
+
+
+def _check_tree(root: Path, base: Path) -> tuple[int, str]:
+    """What can be checked of a tree kagglehub extracted itself (it keeps no archive to verify): ``root``
+    lies inside ``base``; no entry is a symbolic link or a special file; there is at least one image;
+    every image file is non-empty and Pillow recognises its header. Returns (number of files, sha256 of
+    the sorted listing of relative paths and sizes). Raises :class:`DownloadError`."""
+    from PIL import Image, UnidentifiedImageError
+
+    from .reading import IMAGE_SUFFIXES
+
+    real = root.resolve()
+    if real != base and base not in real.parents:
+        raise DownloadError(f"kagglehub returned {root}, outside the destination {base}; nothing was moved")
+    listing, bad, images = hashlib.sha256(), [], 0
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            bad.append(f"{rel!r} (symbolic link)")
+            continue
+        if path.is_dir():
+            continue
+        if not path.is_file():
+            bad.append(f"{rel!r} (special file)")
+            continue
+        size = path.stat().st_size
+        listing.update(f"{rel}\t{size}\n".encode())
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            images += 1
+            try:
+                with Image.open(path):
+                    pass
+            except (UnidentifiedImageError, OSError) as e:
+                bad.append(f"{rel!r} (not a readable image: {type(e).__name__})")
+    if bad:
+        listed = "; ".join(bad[:5]) + ("; ..." if len(bad) > 5 else "")
+        raise DownloadError(f"refusing the tree kagglehub extracted in {root}: {len(bad)} bad entries: {listed}. "
+                            "Nothing was moved into place; run again with force=True to download it afresh.")
+    if images == 0:
+        raise DownloadError(f"kagglehub extracted no image (.jpg, .jpeg, .png) into {root}; "
+                            "run again with force=True to download it afresh")
+    return sum(1 for p in root.rglob("*") if p.is_file()), listing.hexdigest()
+
+
+def _move_into(root: Path, dest: Path) -> None:
+    """Move the entries of ``root`` into ``dest`` (same file system: renames), replacing same-named ones."""
+    for entry in sorted(root.iterdir()):
+        final = dest / entry.name
+        if final.is_symlink() or final.is_file():
+            final.unlink()
+        elif final.is_dir():
+            shutil.rmtree(final)
+        os.replace(entry, final)
+
+
+def _download_with_kagglehub(kagglehub: Any, spec: DatasetSpec, dest: Path, log: Callable[[str], None]) -> Path:
+    """kagglehub's ``dataset_download`` with its cache (``$KAGGLEHUB_CACHE``) pointed into
+    ``dest/.download``, so that nothing is written outside ``dest``; a tree already in that cache (a run
+    stopped before the move) is not fetched again (kagglehub's own check). Then :func:`_check_tree`, the
+    move into ``dest``, the marker last, and the emptied cache removed."""
+    download_dir = dest / _DOWNLOAD_DIR
+    download_dir.mkdir(parents=True, exist_ok=True)
+    log(f"{spec.name}: downloading {spec.url} with kagglehub into {download_dir} (its cache, KAGGLEHUB_CACHE)")
+    root = _kagglehub_fetch(kagglehub, spec, download_dir)
+    if not any(root.iterdir()):
+        # kagglehub's cache says complete but is empty: an earlier run moved the tree out and stopped
+        # before writing the marker. Fetch it again rather than trust a half-known destination.
+        log(f"{spec.name}: kagglehub's cache in {download_dir} is empty (an earlier run stopped before the "
+            "marker); downloading again")
+        root = _kagglehub_fetch(kagglehub, spec, download_dir, force_download=True)
+    log(f"{spec.name}: checking the tree kagglehub extracted (inside {dest}, no links or special files, "
+        "every image readable)")
+    count, digest = _check_tree(root, dest)
+    _move_into(root, dest)
+    _write_marker(dest, {
+        "dataset": spec.name,
+        "kaggle_id": spec.kaggle_id,
+        "backend": "kagglehub",
+        "tree_sha256": digest,
+        "files": count,
+        "completed": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    })
+    shutil.rmtree(download_dir, ignore_errors=True)       # kagglehub's cache, empty now that the tree moved
+    log(f"{spec.name}: done, {count} files in {dest} (listing sha256 {digest[:16]}... recorded in {dest / MARKER})")
+    return dest
+
+
+def _kagglehub_fetch(kagglehub: Any, spec: DatasetSpec, download_dir: Path, **kwargs: Any) -> Path:
+    """``kagglehub.dataset_download(kaggle_id)`` with ``$KAGGLEHUB_CACHE`` set to ``download_dir`` for the
+    call (restored after); its failures as one :class:`DownloadError` saying what to check."""
+    saved = os.environ.get("KAGGLEHUB_CACHE")
+    os.environ["KAGGLEHUB_CACHE"] = str(download_dir)
+    try:
+        got = kagglehub.dataset_download(spec.kaggle_id, **kwargs)
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # kagglehub raises requests / its own HTTP errors; say what to do in one line
+        raise DownloadError(f"kagglehub could not download {spec.kaggle_id} ({type(e).__name__}: {e}). Check your "
+                            f"network and that {spec.url} opens when you are signed in; a dataset that needs a "
+                            "login needs kagglehub.login() or KAGGLE_USERNAME / KAGGLE_KEY.") from None
+    finally:
+        if saved is None:
+            os.environ.pop("KAGGLEHUB_CACHE", None)
+        else:
+            os.environ["KAGGLEHUB_CACHE"] = saved
+    root = Path(got)
+    if not root.is_dir():
+        raise DownloadError(f"kagglehub returned {got!r}, which is not a folder")
+    return root
+
+
+def download(name: str, dest: str | os.PathLike | None = None, *, force: bool = False, keep_archive: bool = False,
+             timeout: float | None = None, backend: str = "auto", log: Callable[[str], None] = print) -> Path:
+    """Download dataset ``name`` into ``dest`` (default ``data_root()/name``) with ``kagglehub`` when it
+    is installed (``backend="auto"``, as on Colab, or ``"kagglehub"``), else with the kaggle CLI
+    (``backend="kaggle"``, what ``data_download.sh`` uses).
+
+    kagglehub extracts the dataset itself, so there is no archive to verify: its cache is pointed into
+    ``dest/.download`` (nothing is written outside ``dest``), then the tree is checked as far as it can
+    be (inside ``dest``, no symbolic links or special files, at least one image, every image's header
+    readable: :func:`_check_tree`), moved into ``dest``, and ``dest/.complete`` written last with the
+    sha256 of its file listing. ``timeout`` and ``keep_archive`` do not apply (kagglehub has no timeout
+    and keeps no archive).
+
+    Kaggle CLI steps, each reported through ``log``: (1) ``dest/.complete`` present -> nothing to do
+    (``force`` redoes everything, for both backends); (2) an archive already in ``dest/.download`` that
+    checks out -> no download;
     (3) else check the Kaggle credentials and run ``kaggle datasets download -d <id> -p
     dest/.download`` with a timeout (``timeout`` or ``$INPAINT_DOWNLOAD_TIMEOUT``, default 3600 s);
     (4) verify the archive (sha256 when the registry has one, always every member's CRC); (5)
@@ -252,15 +394,19 @@ def download(name: str, dest: str | os.PathLike | None = None, *, force: bool = 
     download_dir = dest / _DOWNLOAD_DIR
     if marker.is_file() and not force:
         try:
-            digest = json.loads(marker.read_text(encoding="utf-8")).get("sha256", "?")
+            done = json.loads(marker.read_text(encoding="utf-8"))
+            digest = done.get("sha256") or done.get("tree_sha256", "?")
         except (OSError, json.JSONDecodeError, AttributeError):
             digest = "?"
-        log(f"{spec.name}: already complete in {dest} ({MARKER} present, archive sha256 {str(digest)[:16]}...); "
+        log(f"{spec.name}: already complete in {dest} ({MARKER} present, sha256 {str(digest)[:16]}...); "
             "skipping download and extraction (use --force to redo)")
         return dest
     if force:
         marker.unlink(missing_ok=True)
         shutil.rmtree(download_dir, ignore_errors=True)
+    chosen, kagglehub = _choose_backend(backend)
+    if chosen == "kagglehub":
+        return _download_with_kagglehub(kagglehub, spec, dest, log)
 
     digest = None
     archive = _find_archive(download_dir, spec)
