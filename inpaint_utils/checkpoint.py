@@ -64,6 +64,7 @@ __all__ = [
     "load_checkpoint",
     "checkpoint_info",
     "latest_checkpoint",
+    "verify_checkpoint",
     "prune_checkpoints",
     "checkpoint_path",
     "meta_digest",
@@ -323,11 +324,28 @@ def _checkpoints_dir(run_dir: str | os.PathLike) -> Path:
     return run_dir if _step_dirs(run_dir) and not (run_dir / "checkpoints").is_dir() else run_dir / "checkpoints"
 
 
-def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+def latest_checkpoint(run_dir: str | os.PathLike, verify: bool = False) -> Path | None:
     """The complete checkpoint of the highest step under ``run_dir/checkpoints`` (or ``run_dir`` itself
-    when it directly holds ``step_*`` folders), or ``None``. Temporary folders are ignored."""
+    when it directly holds ``step_*`` folders), or ``None``. Temporary folders are ignored.
+
+    ``verify=True``: the newest one that passes :func:`verify_checkpoint`; each newer damaged one is
+    skipped with a warning saying why. When every checkpoint is damaged, the newest one's
+    :class:`CheckpointError` is raised (rather than ``None``, which would mean "start afresh")."""
     found = _step_dirs(_checkpoints_dir(run_dir))
-    return found[-1][1] if found else None
+    if not verify:
+        return found[-1][1] if found else None
+    first_error: CheckpointError | None = None
+    for _, path in reversed(found):
+        try:
+            verify_checkpoint(path)
+        except CheckpointError as e:
+            first_error = first_error or e
+            warnings.warn(f"skipping the damaged checkpoint {path.name}: {e}", stacklevel=2)
+            continue
+        return path
+    if first_error is not None:
+        raise CheckpointError(f"every checkpoint under {run_dir} is damaged; the newest: {first_error}")
+    return None
 
 
 def prune_checkpoints(checkpoints_dir: str | os.PathLike, keep_last: int) -> list[Path]:
@@ -413,6 +431,19 @@ def _verified(path: Path, meta: dict[str, Any], fname: str) -> Path:
         raise CheckpointError(f"{file} is corrupt: its sha256 differs from the one recorded in {META_FILE} "
                               f"(a damaged copy or an edited file); use another checkpoint")
     return file
+
+
+def verify_checkpoint(path_dir: str | os.PathLike) -> dict[str, Any]:
+    """Check a checkpoint without loading it into a model: its ``checkpoint.json`` (format, digest) and
+    the sha256 of every file it lists. Returns :func:`checkpoint_info`; raises :class:`CheckpointError`
+    naming what is damaged."""
+    meta = checkpoint_info(path_dir)
+    files = meta["files"]
+    if not isinstance(files, dict) or not files:
+        raise CheckpointError(f"{meta['path'] / META_FILE} lists no files: damaged checkpoint")
+    for fname in files:
+        _verified(meta["path"], meta, fname)
+    return meta
 
 
 def _load_state_file(file: Path, map_location: Any) -> dict[str, Any]:
