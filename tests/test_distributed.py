@@ -218,6 +218,20 @@ def worker(spec_file: str) -> None:
             out, loaded = run_model(job["model"], job["run_dir"])
             report.setdefault("loaded", {})[job["model"]] = loaded
             report["summaries"][job["run_dir"]] = {"step": out["step"], "world_size": out["world_size"]}
+        elif job["kind"] == "nccl":  # one GPU per process: the CUDA path of convert_batchnorm and NCCL
+            world = distributed.init_from_env("cuda")
+            device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+            torch.cuda.set_device(device)
+            net = torch.nn.Sequential(torch.nn.Conv2d(3, 5, 3), torch.nn.BatchNorm2d(5)).to(device)
+            restore = distributed.convert_batchnorm([net], device)
+            x = torch.randn(8, 3, 6, 6, generator=torch.Generator().manual_seed(1)).to(device)
+            lo, hi = distributed.shard_bounds(8, world.rank, world.world_size)
+            out, synced = net(x[lo:hi]), type(net[1]).__name__
+            restore()
+            ref = torch.nn.functional.batch_norm(net[0](x), None, None, training=True)[lo:hi]
+            report["nccl"] = {"backend": world.backend, "synced": synced,
+                              "diff": float((out - ref * net[1].weight.view(1, -1, 1, 1)
+                                             - net[1].bias.view(1, -1, 1, 1)).abs().max())}
         elif job["kind"] == "bn":
             distributed.init_from_env("cpu")
             report["bn_max_diff"] = _bn_check()
@@ -432,6 +446,18 @@ def test_each_process_loads_only_its_own_rows_of_the_batch(model_runs, model):
     half = GLOBAL_BATCH // 2
     for rank, report in enumerate(model_runs["reports"]):
         assert report["loaded"][model] == [i for b in batches for i in b[rank * half:(rank + 1) * half]], rank
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA GPUs (NCCL takes one GPU per process)")
+def test_nccl_and_sync_batchnorm_on_two_gpus(tmp_path):
+    results, report_dir = launch(tmp_path, [{"kind": "nccl"}], timeout=300)
+    for rank, (code, out) in enumerate(results):
+        assert code == 0, f"rank {rank} failed:\n{out[-4000:]}"
+    for r in range(2):
+        report = json.loads((report_dir / f"rank{r}.json").read_text())["nccl"]
+        assert report["backend"] == "nccl" and report["synced"] == "SyncBatchNorm"
+        assert report["diff"] < 1e-4, report          # the global batch's statistics, not the half's
 
 
 def test_step_context_helpers_change_nothing_in_one_process():

@@ -1,6 +1,7 @@
 """The training loop: exact resume on CPU, Ctrl-C saves, NaN stops, logging, samples, data order, AMP
 bookkeeping; with a tiny conv generator and discriminator on 16x16 random images."""
 import csv
+import math
 import os
 import signal
 import warnings
@@ -578,3 +579,18 @@ def test_every_checkpoint_damaged_is_an_error_not_a_fresh_start(tmp_path):
             pytest.raises(CheckpointError, match="every checkpoint under .* is damaged"):
         run(TinyGANTask(), tmp_path, num_steps=8)
     assert latest_checkpoint(tmp_path).name == "step_000004"      # left where it was
+
+
+# ---------------------------------------------------------------------------------------- GPU paths
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_fp16_on_cuda_uses_a_grad_scaler_per_optimizer_and_resumes_it(tmp_path):
+    out = run(TinyGANTask(), tmp_path, num_steps=8, device="cuda", amp=True, amp_dtype="fp16")
+    assert out["amp_dtype"] == "float16" and out["device"].startswith("cuda") and out["step"] == 8
+    assert all(math.isfinite(v) for v in out["losses"].values())
+    state = torch.load(latest_checkpoint(tmp_path) / "training_state.pt", weights_only=True)
+    assert set(state["scaler"]) == {"generator", "discriminator"}
+    assert all(s["scale"] > 0 for s in state["scaler"].values())
+    resumed = run(TinyGANTask(), tmp_path, num_steps=12, device="cuda", amp=True, amp_dtype="fp16")
+    assert resumed["start_step"] == 8 and resumed["step"] == 12
