@@ -3,6 +3,7 @@ errors for bad input, the torchrun relaunch of ``--nproc N``, and the method reg
 ``train deepfill``; ``fill`` (every input mode, tiny random checkpoints, refusals, atomic output),
 ``evaluate`` (table and JSON) and ``benchmark`` (one row per method; no timing assertions)."""
 import json
+import os
 import subprocess
 import sys
 import tomllib
@@ -153,6 +154,23 @@ def test_nproc_relaunches_through_torchrun_without_nproc(images, monkeypatch):
     assert cmd[5:7] == ["-m", "inpaint_utils.cli"]
     # torchrun would read --nproc as its own --nproc-per-node: the processes get the rest unchanged
     assert cmd[7:] == ["train", "context_encoder", "--data", str(images), "--device", "cpu", "--steps", "3"]
+
+
+def test_nproc_2_on_the_cpu_trains_for_real(images, tmp_path):
+    """`inpaint train --nproc 2 --device cpu`: torchrun, two gloo processes, one run folder."""
+    env = {**os.environ, "INPAINT_RUNS": str(tmp_path / "runs"), "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env.pop("LOCAL_RANK", None)
+    argv = ["train", "context_encoder", "--data", str(images), "--steps", "2", "--batch-size", "4", "--image-size",
+            "32", "--run-name", "two", "--nproc", "2", "--device", "cpu"]
+    done = subprocess.run([sys.executable, "-m", "inpaint_utils.cli", *argv], capture_output=True, text=True,
+                          timeout=400, env=env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "starting 2 processes" in done.stdout and "over 2 processes" in done.stdout
+    assert "done: step 2" in done.stdout and "on cpu x 2" in done.stdout
+    run_dir = tmp_path / "runs" / "two"
+    assert latest_checkpoint(run_dir).name == "step_000002" and [r["step"] for r in read_metrics(run_dir)] == [2]
+    assert not (run_dir / "train.lock").exists()
 
 
 def test_every_method_names_a_profile_table():
