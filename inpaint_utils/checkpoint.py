@@ -6,7 +6,8 @@ Used by :mod:`inpaint_utils.train` (every training notebook: 02 Context Encoder,
 A checkpoint is one folder::
 
     step_000100/
-        checkpoint.json          model name, config, step, code and torch versions, time, file list + sha256
+        checkpoint.json          model name, config, step, code and torch versions, time, file list + sha256,
+                                 and the sha256 of all of that (``meta_sha256``)
         generator.safetensors    one file per model: its ``state_dict()`` (parameters and buffers)
         discriminator.safetensors
         training_state.pt        optimizer and GradScaler states, RNG states, step counters (torch.save)
@@ -17,6 +18,12 @@ drift apart, so the model name, its config and the code version travel with the 
 it is loaded into, saying exactly what differs, *before* it changes anything. Weights are safetensors
 (no code can hide in them); ``training_state.pt`` is read with ``torch.load(weights_only=True)``, so a
 file holding anything but tensors and plain Python values is refused rather than unpickled.
+``checkpoint.json`` itself carries ``meta_sha256``, the sha256 of its canonical form (every key but
+that one, sorted, compact separators; :func:`meta_digest`), so an edited ``config`` or ``step`` is
+refused like a flipped weight byte. Checkpoints of format 1 (written before the JSON had a digest) are
+still loaded, with a warning that their JSON is unchecked: their weights and training state are still
+checked against the recorded sha256, and refusing them would throw away runs that took hours to train;
+resuming such a run writes format-2 checkpoints from then on.
 
 Writing is atomic: everything goes into a hidden temporary sibling folder, each file is fsync'ed,
 then the folder is renamed into place. An existing checkpoint at the same path is moved aside only
@@ -34,12 +41,14 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import hashlib
 import json
 import os
 import pickle
 import re
 import shutil
 import tempfile
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
@@ -55,14 +64,17 @@ __all__ = [
     "load_checkpoint",
     "checkpoint_info",
     "latest_checkpoint",
+    "verify_checkpoint",
     "prune_checkpoints",
     "checkpoint_path",
+    "meta_digest",
     "META_FILE",
     "STATE_FILE",
 ]
 
 FORMAT = "inpaint-course-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: checkpoint.json holds meta_sha256, the digest of the rest of it
+DIGEST_KEY = "meta_sha256"
 META_FILE = "checkpoint.json"
 STATE_FILE = "training_state.pt"
 _STEP_RE = re.compile(r"^step_(\d+)$")
@@ -109,6 +121,14 @@ def _jsonable(value: Any, key: str = "config") -> Any:
         return str(value)
     raise TypeError(f"{key} = {value!r} ({type(value).__name__}) cannot be stored in a checkpoint's JSON; "
                     f"use numbers, strings, booleans, None, lists and dicts")
+
+
+def meta_digest(meta: Mapping[str, Any]) -> str:
+    """The sha256 of a checkpoint description: its JSON without :data:`DIGEST_KEY` (and without the
+    ``path`` that :func:`checkpoint_info` adds), keys sorted, compact separators, UTF-8."""
+    body = {k: v for k, v in meta.items() if k not in (DIGEST_KEY, "path")}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -250,6 +270,7 @@ def save_checkpoint(path_dir: str | os.PathLike, models: Mapping[str, nn.Module]
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "files": files,
         }
+        meta[DIGEST_KEY] = meta_digest(meta)
         with open(tmp / META_FILE, "w") as f:
             json.dump(meta, f, indent=1)
             f.flush()
@@ -303,11 +324,28 @@ def _checkpoints_dir(run_dir: str | os.PathLike) -> Path:
     return run_dir if _step_dirs(run_dir) and not (run_dir / "checkpoints").is_dir() else run_dir / "checkpoints"
 
 
-def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+def latest_checkpoint(run_dir: str | os.PathLike, verify: bool = False) -> Path | None:
     """The complete checkpoint of the highest step under ``run_dir/checkpoints`` (or ``run_dir`` itself
-    when it directly holds ``step_*`` folders), or ``None``. Temporary folders are ignored."""
+    when it directly holds ``step_*`` folders), or ``None``. Temporary folders are ignored.
+
+    ``verify=True``: the newest one that passes :func:`verify_checkpoint`; each newer damaged one is
+    skipped with a warning saying why. When every checkpoint is damaged, the newest one's
+    :class:`CheckpointError` is raised (rather than ``None``, which would mean "start afresh")."""
     found = _step_dirs(_checkpoints_dir(run_dir))
-    return found[-1][1] if found else None
+    if not verify:
+        return found[-1][1] if found else None
+    first_error: CheckpointError | None = None
+    for _, path in reversed(found):
+        try:
+            verify_checkpoint(path)
+        except CheckpointError as e:
+            first_error = first_error or e
+            warnings.warn(f"skipping the damaged checkpoint {path.name}: {e}", stacklevel=2)
+            continue
+        return path
+    if first_error is not None:
+        raise CheckpointError(f"every checkpoint under {run_dir} is damaged; the newest: {first_error}")
+    return None
 
 
 def prune_checkpoints(checkpoints_dir: str | os.PathLike, keep_last: int) -> list[Path]:
@@ -367,6 +405,14 @@ def checkpoint_info(path_dir: str | os.PathLike) -> dict[str, Any]:
     if meta.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"{path} has checkpoint format {meta.get('format_version')}, newer than this code "
                               f"({FORMAT_VERSION}); update inpaint_utils")
+    if meta.get("format_version", 0) >= 2:
+        if meta.get(DIGEST_KEY) != meta_digest(meta):
+            raise CheckpointError(f"{path / META_FILE} is corrupt: its content differs from its {DIGEST_KEY} "
+                                  f"(an edited config or step, or a damaged copy); use another checkpoint")
+    else:
+        warnings.warn(f"{path} has checkpoint format {meta.get('format_version', 0)}, whose {META_FILE} (config, "
+                      f"step) has no digest and is not checked (its weights are); resume or re-save it to "
+                      f"write format {FORMAT_VERSION}", stacklevel=2)
     for key in ("model_name", "config", "step", "models", "files"):
         if key not in meta:
             raise CheckpointError(f"{path / META_FILE} lacks {key!r}: damaged or not written by save_checkpoint")
@@ -385,6 +431,19 @@ def _verified(path: Path, meta: dict[str, Any], fname: str) -> Path:
         raise CheckpointError(f"{file} is corrupt: its sha256 differs from the one recorded in {META_FILE} "
                               f"(a damaged copy or an edited file); use another checkpoint")
     return file
+
+
+def verify_checkpoint(path_dir: str | os.PathLike) -> dict[str, Any]:
+    """Check a checkpoint without loading it into a model: its ``checkpoint.json`` (format, digest) and
+    the sha256 of every file it lists. Returns :func:`checkpoint_info`; raises :class:`CheckpointError`
+    naming what is damaged."""
+    meta = checkpoint_info(path_dir)
+    files = meta["files"]
+    if not isinstance(files, dict) or not files:
+        raise CheckpointError(f"{meta['path'] / META_FILE} lists no files: damaged checkpoint")
+    for fname in files:
+        _verified(meta["path"], meta, fname)
+    return meta
 
 
 def _load_state_file(file: Path, map_location: Any) -> dict[str, Any]:

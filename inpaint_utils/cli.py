@@ -90,14 +90,24 @@ class Method:
     description: str = ""
 
 
+def _fill_colour(settings: dict[str, Any], dataset: Any) -> tuple[float, ...]:
+    """The colour the hole is filled with: ``settings["fill"]`` when the run being resumed has one (its
+    checkpoint's, so that adding images to ``--data`` does not change the model), else the mean pixel
+    of the training images."""
+    from . import data
+
+    if settings.get("fill") is not None:
+        return tuple(float(v) for v in settings["fill"])
+    return tuple(data.mean_color(dataset, max_images=500).tolist())
+
+
 def build_context_encoder(settings: dict[str, Any], dataset: Any, seed: int) -> Recipe:
     """Notebook 02's Context Encoder: the centre 64x64 hole (of 128) filled with the training images'
-    mean colour, generator + discriminator, ``ContextEncoderTask`` with the profile's widths and lr."""
-    from . import data
+    mean colour (:func:`_fill_colour`), generator + discriminator, ``ContextEncoderTask`` with the profile's widths and lr."""
     from .models.context_encoder import (ContextEncoderConfig, ContextEncoderDiscriminator, ContextEncoderGenerator,
                                          ContextEncoderTask)
 
-    fill = tuple(data.mean_color(dataset, max_images=500).tolist())
+    fill = _fill_colour(settings, dataset)
     cfg = ContextEncoderConfig(image_size=settings["image_size"], base_channels=settings["base_channels"],
                                bottleneck_dim=settings["bottleneck_dim"], overlap=0, fill=fill)
     generator = ContextEncoderGenerator(cfg, seed=seed)
@@ -109,10 +119,9 @@ def build_glcic(settings: dict[str, Any], dataset: Any, seed: int) -> Recipe:
     """Notebook 04's GLCIC: completion network + context discriminator at the profile's width, the hole
     filled with the training images' mean pixel, ``GLCICTask`` with the profile's phases (``t_c``,
     ``t_d``; not rescaled by ``--steps``, as in the notebook), ``alpha``, optimizer and lr."""
-    from . import data
     from .models.glcic import CompletionNetwork, GLCICConfig, GLCICDiscriminator, GLCICTask
 
-    fill = tuple(data.mean_color(dataset, max_images=500).tolist())
+    fill = _fill_colour(settings, dataset)
     cfg = GLCICConfig(image_size=settings["image_size"], base_channels=settings["base_channels"], fill=fill)
     generator = CompletionNetwork(cfg, seed=seed)
     discriminator = GLCICDiscriminator(cfg, seed=seed + 1)
@@ -177,6 +186,9 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seeds the networks, the data order and the masks")
     p.add_argument("--num-workers", type=int, default=None,
                    help="data-loading worker processes per training process (default: the profile's, else 0)")
+    p.add_argument("--from-checkpoint", type=Path, default=None, metavar="PATH",
+                   help="resume from this checkpoint folder (default: the run's newest intact one); "
+                        "its fill colour is kept")
     p.set_defaults(func=run_train)
     return p
 
@@ -226,6 +238,9 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.nproc > 1 and "LOCAL_RANK" not in os.environ:  # not yet inside torchrun: start the processes
         return _relaunch(args.nproc, argv, args.device)
 
+    if args.from_checkpoint is not None and not args.from_checkpoint.is_dir():
+        raise _UsageError(f"--from-checkpoint {args.from_checkpoint}: no such checkpoint folder")
+
     method = METHODS[args.method]
     settings = config.settings(method.notebook, args.profile)
     overrides = {"num_steps": args.steps, "batch_size": args.batch_size, "image_size": args.image_size}
@@ -233,8 +248,11 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     dataset = data.ImageFolder(args.data, size=settings.get("image_size"), preprocess=method.preprocess,
                                seed=args.seed)
     try:
-        recipe = method.build(settings, dataset, args.seed)
         run_name = args.run_name or f"{args.method}_{args.profile}"
+        resume_from = _resume_checkpoint(args.from_checkpoint, config.runs_dir() / run_name)
+        if resume_from is not None and "fill" in resume_from["config"]:
+            settings["fill"] = resume_from["config"]["fill"]   # not recomputed: the data may have grown
+        recipe = method.build(settings, dataset, args.seed)
         train_config = train.TrainConfig(
             num_steps=settings["num_steps"], batch_size=settings["batch_size"], seed=args.seed, device=args.device,
             run_name=run_name, progress=sys.stderr.isatty(),
@@ -247,7 +265,8 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
                   + (f" over {world.world_size} processes" if world.enabled else "")
                   + f" -> {train_config.resolved_run_dir()}", flush=True)
         summary = train.train(recipe.task, dataset, train_config, model_name=recipe.model_name,
-                              model_config=recipe.model_config)
+                              model_config=recipe.model_config,
+                              resume=args.from_checkpoint if args.from_checkpoint is not None else True)
         if world.is_main:
             print(f"done: step {summary['step']}, {summary['wall_time_s']:.1f} s, {summary['images_per_s']:.1f} "
                   f"images/s on {summary['device']} x {summary['world_size']}; losses {summary['losses']}\n"
@@ -255,6 +274,22 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         return 0
     finally:
         distributed.shutdown()
+
+
+def _resume_checkpoint(explicit: Path | None, run_dir: Path) -> dict[str, Any] | None:
+    """The description (:func:`inpaint_utils.checkpoint.checkpoint_info`) of the checkpoint the training
+    will resume from: ``explicit``, else the run's newest intact one (the training warns about damaged
+    ones), else ``None``."""
+    import warnings
+
+    from .checkpoint import checkpoint_info, latest_checkpoint
+
+    if explicit is not None:
+        return checkpoint_info(explicit)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # train() finds the same one and warns about what it skips
+        found = latest_checkpoint(run_dir, verify=True)
+    return checkpoint_info(found) if found is not None else None
 
 
 # ------------------------------------------------------------------------------------------ shared

@@ -31,7 +31,8 @@ CHECK_MARK = "NBVAL_CHECK_OUTPUT"
 #: the profiles of inpaint_utils.config.PROFILES (smoke: CPU minutes; gpu: all notebooks in an hour on one GPU; full: the papers)
 PROFILES = ("smoke", "gpu", "full")
 
-__all__ = ["run_notebook", "strip_notebook", "notebook_problems", "NotebookTimeout", "NotebookFailed", "CHECK_MARK"]
+__all__ = ["run_notebook", "strip_notebook", "notebook_problems", "is_checked_cell", "NotebookTimeout", "NotebookFailed",
+           "CHECK_MARK"]
 
 
 class NotebookTimeout(RuntimeError):
@@ -47,8 +48,40 @@ def _source(cell: dict) -> str:
     return "".join(src) if isinstance(src, list) else src
 
 
-def _is_checked(cell: dict) -> bool:
-    return cell.get("cell_type") == "code" and CHECK_MARK in _source(cell)
+#: nbval's markers that decide whether a cell's output is compared (``nbval.plugin.comment_markers``): as a
+#: comment line, or (lower case, ``-`` for ``_``) as a cell tag; ``None`` marks a cell nbval skips.
+_NBVAL_MARKERS: dict[str, bool | None] = {CHECK_MARK: True, "NBVAL_IGNORE_OUTPUT": False,
+                                          "PYTEST_VALIDATE_IGNORE_OUTPUT": False, "NBVAL_SKIP": None}
+
+
+def is_checked_cell(cell: dict) -> bool:
+    """Whether nbval compares this cell's output under ``--nbval-lax``, by nbval's own rule
+    (``nbval.plugin.find_comment_markers`` / ``find_metadata_tags``): a code cell with a source line
+    that, stripped, starts with ``#`` and reads ``NBVAL_CHECK_OUTPUT`` once the ``#`` and spaces are
+    removed (``# NBVAL_CHECK_OUTPUT``; not the text inside a string or after code), or the tag
+    ``nbval-check-output``; a later ``NBVAL_IGNORE_OUTPUT`` wins, comments win over tags, and a cell
+    marked ``NBVAL_SKIP`` is not run at all."""
+    if cell.get("cell_type") != "code":
+        return False
+    tags = cell.get("metadata", {}).get("tags")
+    by_tag = {k.lower().replace("_", "-"): v for k, v in _NBVAL_MARKERS.items()}
+    check, skip = False, False
+    for tag in tags if isinstance(tags, list) else []:
+        if tag in by_tag:
+            if by_tag[tag] is None:
+                skip = True
+            else:
+                check = by_tag[tag]
+    from_comments = [_NBVAL_MARKERS[c] for c in (line.strip().lstrip("#").strip()
+                                                 for line in _source(cell).splitlines() if line.strip().startswith("#"))
+                     if c in _NBVAL_MARKERS]
+    skip = skip or None in from_comments
+    checks = [m for m in from_comments if m is not None]
+    if checks:
+        check = checks[-1]
+    return check and not skip
+
+
 
 
 def run_notebook(notebook: str | Path, out_dir: str | Path, profile: str = "smoke",
@@ -105,7 +138,7 @@ def strip_notebook(notebook: str | Path, executed: str | Path | None = None) -> 
     if executed is not None:
         ex = json.loads(Path(executed).read_text(encoding="utf-8"))
         for cell in ex.get("cells", []):
-            if _is_checked(cell):
+            if is_checked_cell(cell):
                 donor[cell.get("id", "")] = cell
                 donor["src:" + _source(cell)] = cell
     kept = 0
@@ -116,7 +149,7 @@ def strip_notebook(notebook: str | Path, executed: str | Path | None = None) -> 
         if cell.get("cell_type") != "code":
             continue
         cell["execution_count"] = None
-        if _is_checked(cell):
+        if is_checked_cell(cell):
             src = donor.get(cell.get("id", "")) or donor.get("src:" + _source(cell))
             outputs = src["outputs"] if src is not None else cell.get("outputs", [])
             cell["outputs"] = [_clean_output(o) for o in outputs]
@@ -164,10 +197,10 @@ def notebook_problems(notebook: str | Path) -> list[str]:
     except SyntaxError as e:
         problems.append(f"{notebook.name}: parameters cell does not parse: {e}")
     for i, cell in enumerate(code):
-        if cell.get("outputs") and not _is_checked(cell):
+        if cell.get("outputs") and not is_checked_cell(cell):
             problems.append(f"{notebook.name}: code cell {i} carries outputs (strip them: "
                             f"python -m inpaint_utils.nbrun strip {notebook})")
-        if cell.get("execution_count") is not None and not (_is_checked(cell) and cell.get("outputs")):
+        if cell.get("execution_count") is not None and not (is_checked_cell(cell) and cell.get("outputs")):
             problems.append(f"{notebook.name}: code cell {i} has an execution count")
     for key in ("colab", "widgets", "papermill"):
         if key in nb.get("metadata", {}):

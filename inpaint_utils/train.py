@@ -89,15 +89,19 @@ import contextlib
 import csv
 import dataclasses
 import hashlib
+import json
 import math
 import os
 import re
+import shlex
 import signal
+import socket
 import sys
 import threading
 import time
 import warnings
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Protocol, runtime_checkable
 
@@ -111,17 +115,23 @@ from .config import get_device, runs_dir
 from .fileio import atomic_open
 from .validation import check_image
 
-__all__ = ["Task", "TrainConfig", "StepContext", "NonFiniteLossError", "train", "batch_indices",
-           "epoch_permutation", "read_metrics"]
+__all__ = ["Task", "TrainConfig", "StepContext", "NonFiniteLossError", "RunLockedError", "train", "batch_indices",
+           "epoch_permutation", "read_metrics", "LOCK_FILE"]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 #: TrainConfig fields that change the numbers of a run; a resume with other values is warned about.
 _RESULT_KEYS = ("batch_size", "seed", "grad_clip", "amp", "amp_dtype")
+#: held in the run folder while a training writes there (see :class:`_RunLock`)
+LOCK_FILE = "train.lock"
 
 
 class NonFiniteLossError(FloatingPointError):
     """A loss (or, before a checkpoint, a weight) became NaN or infinite; the message names the step
     and the loss. Lower the learning rate, turn on ``grad_clip`` or check the inputs."""
+
+
+class RunLockedError(OSError):
+    """Another training is writing into the same run folder; the message names it (pid, host, since)."""
 
 
 @runtime_checkable
@@ -438,6 +448,105 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, float]]:
                 for r in csv.DictReader(f)]
 
 
+# ------------------------------------------------------------------------------------- run lock
+
+class _RunLock:
+    """``run_dir/train.lock`` while a training writes into ``run_dir``, so that a second one into the same
+    folder stops at once instead of deleting the first one's checkpoints and mixing ``metrics.csv``.
+
+    The file is created with ``O_CREAT | O_EXCL`` (one process wins, also on a shared file system) and
+    holds the JSON ``{"pid", "host", "since", "command"}`` of its holder. :meth:`release` removes it
+    (``train`` calls it in a ``finally``: on return, on an error and on Ctrl-C). A lock left by a killed
+    process (SIGKILL, a crashed kernel) whose pid no longer runs on this host is taken over with a
+    warning; one from another host is never guessed dead (the message says which file to delete).
+    """
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / LOCK_FILE
+        self.mine: dict[str, Any] | None = None
+
+    def _read(self) -> dict[str, Any] | None:
+        """The holder, or ``None`` when the file is gone, empty (being written) or not a lock."""
+        try:
+            holder = json.loads(self.path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return None
+        return holder if isinstance(holder, dict) and isinstance(holder.get("pid"), int) else None
+
+    @staticmethod
+    def _stale(holder: dict[str, Any]) -> bool:
+        if holder.get("host") != socket.gethostname() or holder["pid"] == os.getpid():
+            return False
+        try:
+            os.kill(holder["pid"], 0)
+        except ProcessLookupError:
+            return True
+        except (PermissionError, OSError):  # alive, under another user
+            return False
+        return False
+
+    def _describe(self, holder: dict[str, Any] | None) -> str:
+        if holder is None:
+            return (f"{self.path} exists but holds no readable lock; if no training is running there, delete "
+                    f"it and start again")
+        return (f"another training holds {self.path}: pid {holder['pid']} on {holder.get('host')!r} since "
+                f"{holder.get('since')} ({holder.get('command') or 'unknown command'}); wait for it, stop it, or use "
+                f"another run name (delete the lock file only if that process is gone)")
+
+    def acquire(self) -> None:
+        """Take the lock or raise :class:`RunLockedError` naming the holder."""
+        mine = {"pid": os.getpid(), "host": socket.gethostname(),
+                "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "command": shlex.join(sys.argv) if sys.argv and sys.argv[0] else sys.executable}
+        for _ in range(20):
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                holder = self._read()
+                if holder is None:  # just created by another process, which is writing it: look again
+                    time.sleep(0.05)
+                    holder = self._read()
+                if holder is None or not self._stale(holder):
+                    if holder is None and not self.path.exists():
+                        continue  # released meanwhile
+                    raise RunLockedError(self._describe(holder)) from None
+                self._take_over(holder)
+                continue
+            with os.fdopen(fd, "w") as f:
+                json.dump(mine, f)
+                f.flush()
+                os.fsync(f.fileno())
+            self.mine = mine
+            return
+        raise RunLockedError(self._describe(self._read()))
+
+    def _take_over(self, holder: dict[str, Any]) -> None:
+        """Move a stale lock aside (one rename: of several processes taking it over, one moves it) and
+        warn; if what was moved is no longer that stale lock (a live one replaced it), put it back."""
+        aside = self.path.with_name(f".{LOCK_FILE}.stale-{os.getpid()}")
+        try:
+            os.replace(self.path, aside)
+        except FileNotFoundError:
+            return
+        try:
+            moved = json.loads(aside.read_text())
+        except (OSError, ValueError):
+            moved = None
+        if moved != holder:
+            with contextlib.suppress(FileExistsError):
+                os.link(aside, self.path)
+        else:
+            warnings.warn(f"{self.path} was left by pid {holder['pid']} on {holder.get('host')!r} (since "
+                          f"{holder.get('since')}), which no longer runs: taking the run folder over", stacklevel=4)
+        aside.unlink(missing_ok=True)
+
+    def release(self) -> None:
+        """Remove the lock file if it is still this process's."""
+        if self.mine is not None and self._read() == self.mine:
+            self.path.unlink(missing_ok=True)
+        self.mine = None
+
+
 # ---------------------------------------------------------------------------------- loop helpers
 
 class _DeferredInterrupt:
@@ -523,7 +632,17 @@ def _as_float(name: str, value: Any, step: int, finite: bool = True) -> float:
 def _resume_source(resume: bool | str | os.PathLike, run_dir: Path) -> Path | None:
     """The checkpoint to resume from (``None``: start fresh); see :func:`train`'s ``resume``."""
     if resume is True:
-        return latest_checkpoint(run_dir)
+        chosen = latest_checkpoint(run_dir, verify=True)   # warns about each damaged newer one
+        newest = latest_checkpoint(run_dir)
+        while newest is not None and newest != chosen:     # moved aside: kept, but neither resumed nor pruned
+            aside = newest.with_name(f"{newest.name}.damaged")
+            while aside.exists():
+                aside = aside.with_name(aside.name + "_")
+            newest.rename(aside)
+            warnings.warn(f"the damaged checkpoint {newest.name} is moved to {aside.name}; resuming from "
+                          f"{chosen.name if chosen is not None else 'nothing'}", stacklevel=3)
+            newest = latest_checkpoint(run_dir)
+        return chosen
     if resume is False:
         existing = latest_checkpoint(run_dir)
         if existing is not None:
@@ -561,8 +680,9 @@ def train(task: Task, dataset: Any, config: TrainConfig, *, model_name: str, mod
     ``dataset``: a ``torch.utils.data.Dataset`` of ``(3, H, W)`` images in ``[0, 1]`` (e.g.
     :class:`inpaint_utils.data.ImageFolder`) or a tensor ``(N, 3, H, W)``. ``model_name`` and
     ``model_config`` (dict or dataclass) are stored in every checkpoint and checked on resume.
-    ``resume``: ``True`` continues from the newest checkpoint of the run folder when there is one;
-    ``False`` starts fresh (and refuses a run folder that already holds checkpoints); a path resumes
+    ``resume``: ``True`` continues from the newest checkpoint of the run folder when there is one (a
+    newer one that fails its checks, e.g. a file damaged by a crash or a full disk, is moved aside to
+    ``step_XXXXXX.damaged`` with a warning and the previous one is used); ``False`` starts fresh (and refuses a run folder that already holds checkpoints); a path resumes
     from that checkpoint. ``sample_images``: the ``(B, 3, H, W)`` images of the sample grids (default:
     the first ``config.num_samples`` of ``dataset``).
 
@@ -573,6 +693,11 @@ def train(task: Task, dataset: Any, config: TrainConfig, *, model_name: str, mod
     Under ``torchrun`` (``$WORLD_SIZE`` > 1) every process makes this same call: it joins the process
     group (:func:`inpaint_utils.distributed.init_from_env`), ``config.batch_size`` must be divisible by the
     number of processes, and only rank 0 writes to ``run_dir`` (a folder every machine sees, for resuming).
+
+    One training per run folder: while it runs, ``run_dir/train.lock`` names it (pid, host, start time,
+    command; held by rank 0), and another ``train`` into the same folder raises :class:`RunLockedError`
+    at once, naming it. The lock goes on return, on an error and on Ctrl-C; one left by a killed process
+    that no longer runs on this host is taken over with a warning.
 
     Interrupting: in the main thread (a notebook, a script) the first Ctrl-C lets the current step
     finish, saves a checkpoint and raises ``KeyboardInterrupt``; resuming from it is exact. A second
@@ -601,13 +726,31 @@ def train(task: Task, dataset: Any, config: TrainConfig, *, model_name: str, mod
     if world.enabled:
         device = _process_device(device, world)
     shard_rows = distributed.shard_bounds(config.batch_size, world.rank, world.world_size)  # raises unless divisible
-    say = print if world.is_main else (lambda *args, **kwargs: None)
     amp_dtype = _resolve_amp(config, device)
     scalers = ({name: _make_scaler(device) for name in task.optimizers}
                if amp_dtype == torch.float16 else {})
     run_dir = config.resolved_run_dir()
-    if world.is_main:
+    lock = _RunLock(run_dir)
+
+    def lock_run_dir() -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+
+    distributed.on_main(lock_run_dir)  # rank 0 holds the lock; a refusal is raised on every process
+    try:
+        return _train_locked(task, dataset, config, model_name, model_config, resume, sample_images, device=device,
+                             world=world, shard_rows=shard_rows, amp_dtype=amp_dtype, scalers=scalers, run_dir=run_dir)
+    finally:
+        lock.release()
+
+
+def _train_locked(task: Task, dataset: Any, config: TrainConfig, model_name: str, model_config: Any,
+                  resume: bool | str | os.PathLike, sample_images: torch.Tensor | None, *, device: torch.device,
+                  world: distributed.DistInfo, shard_rows: tuple[int, int], amp_dtype: torch.dtype | None,
+                  scalers: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """:func:`train` once its arguments are checked and ``run_dir`` is locked."""
+    n = len(dataset)
+    say = print if world.is_main else (lambda *args, **kwargs: None)
     for model in task.models.values():
         model.to(device)
 

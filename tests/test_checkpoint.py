@@ -11,7 +11,7 @@ from torch import nn
 
 from inpaint_utils import checkpoint as ck
 from inpaint_utils.checkpoint import (CheckpointError, checkpoint_info, latest_checkpoint, load_checkpoint,
-                                      prune_checkpoints, save_checkpoint)
+                                      meta_digest, prune_checkpoints, save_checkpoint)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -253,6 +253,7 @@ def test_training_state_with_pickled_code_is_refused(tmp_path):
     meta = json.loads((path / "checkpoint.json").read_text())  # make the sha256 fit, as an attacker would
     meta["files"]["training_state.pt"] = {"sha256": hashlib.sha256(state.read_bytes()).hexdigest(),
                                           "bytes": state.stat().st_size}
+    meta["meta_sha256"] = meta_digest(meta)
     (path / "checkpoint.json").write_text(json.dumps(meta))
     fresh = _models(7)
     before = _state(fresh)
@@ -260,6 +261,55 @@ def test_training_state_with_pickled_code_is_refused(tmp_path):
         load_checkpoint(path, fresh, model_name="tiny_ce")
     assert not marker.exists()
     _assert_state_equal(_state(fresh), before)
+
+
+@pytest.mark.parametrize("edit", [
+    lambda m: m["config"].update(image_size=32),              # config (e.g. the fill colour)
+    lambda m: m["config"]["widths"].__setitem__(0, 9),        # a nested value
+    lambda m: m.update(step=11),                              # the step a resume continues from
+    lambda m: m.update(model_name="tiny_ce "),                # any other key
+    lambda m: m.pop("meta_sha256"),                           # the digest removed
+])
+def test_an_edited_checkpoint_json_is_refused_like_a_corrupt_weight(tmp_path, edit):
+    models, opts = _trained()
+    path = _save(tmp_path / "c", models, opts)
+    meta = json.loads((path / "checkpoint.json").read_text())
+    assert meta["format_version"] == 2 and meta["meta_sha256"] == meta_digest(meta)
+    edit(meta)
+    (path / "checkpoint.json").write_text(json.dumps(meta, indent=1))
+    fresh = _models(7)
+    before = _state(fresh)
+    with pytest.raises(CheckpointError, match=r"checkpoint\.json is corrupt: its content differs from its meta_sha256"):
+        load_checkpoint(path, fresh, model_name="tiny_ce")
+    with pytest.raises(CheckpointError, match="edited config or step"):
+        checkpoint_info(path)
+    _assert_state_equal(_state(fresh), before)
+
+
+def test_the_json_digest_ignores_key_order_and_layout(tmp_path):
+    models, opts = _trained()
+    path = _save(tmp_path / "c", models, opts)
+    meta = json.loads((path / "checkpoint.json").read_text())
+    (path / "checkpoint.json").write_text(json.dumps(dict(reversed(list(meta.items())))))  # reordered, one line
+    assert load_checkpoint(path, _models(7), model_name="tiny_ce")["step"] == 10
+
+
+def test_a_format_1_checkpoint_loads_with_a_warning(tmp_path):
+    """Written before the JSON had a digest: accepted (weights still checked), with a warning."""
+    models, opts = _trained()
+    path = _save(tmp_path / "c", models, opts)
+    meta = json.loads((path / "checkpoint.json").read_text())
+    del meta["meta_sha256"]
+    meta["format_version"] = 1
+    (path / "checkpoint.json").write_text(json.dumps(meta, indent=1))
+    fresh = _models(7)
+    with pytest.warns(UserWarning, match=r"checkpoint format 1, whose checkpoint\.json .* is not checked"):
+        info = load_checkpoint(path, fresh, model_name="tiny_ce", config=CONFIG)
+    assert info["step"] == 10
+    _assert_state_equal(_state(fresh), _state(models))
+    (path / "generator.safetensors").write_bytes(b"x" + (path / "generator.safetensors").read_bytes()[1:])
+    with pytest.warns(UserWarning), pytest.raises(CheckpointError, match="is corrupt: its sha256 differs"):
+        load_checkpoint(path, _models(7), model_name="tiny_ce")
 
 
 def test_crash_while_writing_keeps_the_old_checkpoint_and_no_temp_dirs(tmp_path, monkeypatch):

@@ -3,6 +3,7 @@ errors for bad input, the torchrun relaunch of ``--nproc N``, and the method reg
 ``train deepfill``; ``fill`` (every input mode, tiny random checkpoints, refusals, atomic output),
 ``evaluate`` (table and JSON) and ``benchmark`` (one row per method; no timing assertions)."""
 import json
+import os
 import subprocess
 import sys
 import tomllib
@@ -75,6 +76,43 @@ def test_train_context_encoder_in_process_then_resume(images, runs, capsys):
     assert [r["step"] for r in read_metrics(run_dir)] == [3, 5]
 
 
+def test_resume_after_adding_an_image_keeps_the_runs_fill_colour(images, runs, capsys):
+    assert cli.main(["train", "context_encoder", "--data", str(images), "--steps", "3", *TINY]) == 0
+    fill = checkpoint_info(latest_checkpoint(runs / "cli_ce"))["config"]["fill"]
+    Image.new("RGB", (48, 36), (255, 0, 0)).save(images / "new_red.png")   # moves the mean colour
+    assert cli.main(["train", "context_encoder", "--data", str(images), "--steps", "5", *TINY]) == 0, \
+        capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "7 images" in out and "resuming from" in out and "done: step 5" in out
+    assert checkpoint_info(latest_checkpoint(runs / "cli_ce"))["config"]["fill"] == fill
+    # a fresh run on the grown folder gets the new mean
+    assert cli.main(["train", "context_encoder", "--data", str(images), "--steps", "1", *TINY[:-1], "fresh"]) == 0
+    assert checkpoint_info(latest_checkpoint(runs / "fresh"))["config"]["fill"] != fill
+
+
+def test_a_damaged_newest_checkpoint_falls_back_or_is_chosen_explicitly(images, runs, capsys):
+    for steps in ("3", "5"):
+        assert cli.main(["train", "context_encoder", "--data", str(images), "--steps", steps, *TINY]) == 0
+    checkpoints = runs / "cli_ce" / "checkpoints"
+    (checkpoints / "step_000005" / "generator.safetensors").write_bytes(b"cut short")
+    capsys.readouterr()
+    with pytest.warns(UserWarning, match="skipping the damaged checkpoint step_000005"):
+        assert cli.main(["train", "context_encoder", "--data", str(images), "--steps", "6", *TINY]) == 0
+    out = capsys.readouterr().out
+    assert f"resuming from {checkpoints / 'step_000003'} at step 3" in out and "done: step 6" in out
+    assert (checkpoints / "step_000005.damaged").is_dir()
+    # --from-checkpoint picks one (here an older one, into another run)
+    assert cli.main(["train", "context_encoder", "--data", str(images), "--steps", "4", *TINY[:-1], "other",
+                     "--from-checkpoint", str(checkpoints / "step_000003")]) == 0
+    out = capsys.readouterr().out
+    assert f"resuming from {checkpoints / 'step_000003'} at step 3" in out and "done: step 4" in out
+    assert latest_checkpoint(runs / "other").name == "step_000004"
+    missing = runs / "nothing"
+    assert cli.main(["train", "context_encoder", "--data", str(images), "--steps", "4", *TINY,
+                     "--from-checkpoint", str(missing)]) == 2
+    assert f"--from-checkpoint {missing}: no such checkpoint folder" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("make, status, message", [
     (lambda tmp: tmp / "missing", 2, "no such folder"),
     (lambda tmp: (tmp / "empty").mkdir() or tmp / "empty", 2, "no images (.jpg, .jpeg, .png)"),
@@ -116,6 +154,23 @@ def test_nproc_relaunches_through_torchrun_without_nproc(images, monkeypatch):
     assert cmd[5:7] == ["-m", "inpaint_utils.cli"]
     # torchrun would read --nproc as its own --nproc-per-node: the processes get the rest unchanged
     assert cmd[7:] == ["train", "context_encoder", "--data", str(images), "--device", "cpu", "--steps", "3"]
+
+
+def test_nproc_2_on_the_cpu_trains_for_real(images, tmp_path):
+    """`inpaint train --nproc 2 --device cpu`: torchrun, two gloo processes, one run folder."""
+    env = {**os.environ, "INPAINT_RUNS": str(tmp_path / "runs"), "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env.pop("LOCAL_RANK", None)
+    argv = ["train", "context_encoder", "--data", str(images), "--steps", "2", "--batch-size", "4", "--image-size",
+            "32", "--run-name", "two", "--nproc", "2", "--device", "cpu"]
+    done = subprocess.run([sys.executable, "-m", "inpaint_utils.cli", *argv], capture_output=True, text=True,
+                          timeout=400, env=env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "starting 2 processes" in done.stdout and "over 2 processes" in done.stdout
+    assert "done: step 2" in done.stdout and "on cpu x 2" in done.stdout
+    run_dir = tmp_path / "runs" / "two"
+    assert latest_checkpoint(run_dir).name == "step_000002" and [r["step"] for r in read_metrics(run_dir)] == [2]
+    assert not (run_dir / "train.lock").exists()
 
 
 def test_every_method_names_a_profile_table():

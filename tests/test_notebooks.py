@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from inpaint_utils.nbrun import CHECK_MARK, notebook_problems, run_notebook, strip_notebook
+from inpaint_utils.nbrun import CHECK_MARK, is_checked_cell, notebook_problems, run_notebook, strip_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -35,7 +35,7 @@ def test_notebook_committed_clean(nb):
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_has_checked_output(nb):
     cells = json.loads(nb.read_text())["cells"]
-    checked = [c for c in cells if c["cell_type"] == "code" and CHECK_MARK in "".join(c["source"])]
+    checked = [c for c in cells if is_checked_cell(c)]
     assert checked, f"{nb.name} has no {CHECK_MARK} cell for nbval to compare"
     assert all(c["outputs"] for c in checked), f"{nb.name}: a {CHECK_MARK} cell has no committed output"
 
@@ -103,3 +103,53 @@ def test_failing_and_slow_notebooks_are_reported(tmp_path):
     executed = json.loads(run_notebook(ok, tmp_path / "out", parameters={"SEED": 7}, timeout=120).read_text())
     text = "".join("".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
     assert "smoke 7" in text
+
+
+#: sources around the marker: only some are a marker line for nbval
+MARKER_CASES = [
+    f"# {CHECK_MARK}\nprint(1)",
+    f"print(1)\n   ##  {CHECK_MARK}  ",                       # nbval strips spaces and every leading '#'
+    f"print('{CHECK_MARK}')",                                  # the text in a string
+    f"print(1)  # {CHECK_MARK}",                               # after code on the line
+    f"# {CHECK_MARK} of the table\nprint(1)",                 # more words on the line
+    f"# {CHECK_MARK.lower()}\nprint(1)",
+    f"#{CHECK_MARK}",
+    f"# {CHECK_MARK}\n# NBVAL_IGNORE_OUTPUT",                # the later marker wins
+    f"# NBVAL_IGNORE_OUTPUT\n# {CHECK_MARK}",
+    f"# {CHECK_MARK}\n# NBVAL_SKIP",                         # not run at all
+    "print(1)",
+]
+
+
+@pytest.mark.parametrize("tags", [None, ["nbval-check-output"], ["nbval-ignore-output"], ["nbval-skip"], "x"])
+@pytest.mark.parametrize("source", MARKER_CASES)
+def test_checked_cells_follow_nbvals_own_rule(source, tags):
+    from nbval.plugin import find_comment_markers, find_metadata_tags
+
+    metadata = {} if tags is None else {"tags": tags}
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nbval warns about conflicting markers
+        options = dict(find_metadata_tags(metadata))
+        options.update(dict(find_comment_markers(source)))
+    expected = bool(options.get("check", False)) and not options.get("skip", False)    # --nbval-lax
+    cell = {"cell_type": "code", "metadata": metadata, "source": source, "outputs": []}
+    assert is_checked_cell(cell) == expected
+    assert is_checked_cell({**cell, "source": source.splitlines(keepends=True)}) == expected  # list form
+    assert not is_checked_cell({**cell, "cell_type": "markdown"})
+
+
+def test_the_marker_text_outside_a_marker_line_keeps_no_output(tmp_path):
+    out = [{"output_type": "stream", "name": "stdout", "text": "x\n"}]
+    nb = _tiny_notebook(tmp_path / "a.ipynb", [
+        ("code", 'PROFILE = "smoke"', []),
+        ("code", f"print('{CHECK_MARK}')", out),                      # nbval would not compare this output
+        ("code", f"x = 1  # {CHECK_MARK}\nprint(x)", out),
+        ("code", f"#  {CHECK_MARK}\nprint(2)", out),                  # this one it compares
+    ])
+    problems = notebook_problems(nb)
+    assert [p.split(": ", 1)[1].split(" (")[0] for p in problems] == ["code cell 1 carries outputs",
+                                                                    "code cell 2 carries outputs"]
+    assert strip_notebook(nb) == 1
+    cells = json.loads(nb.read_text())["cells"]
+    assert [bool(c["outputs"]) for c in cells] == [False, False, False, True]

@@ -1,6 +1,7 @@
 """The training loop: exact resume on CPU, Ctrl-C saves, NaN stops, logging, samples, data order, AMP
 bookkeeping; with a tiny conv generator and discriminator on 16x16 random images."""
 import csv
+import math
 import os
 import signal
 import warnings
@@ -435,3 +436,161 @@ def test_default_run_dir_is_under_runs(tmp_path, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert TrainConfig(num_steps=1, run_name="ce_smoke").resolved_run_dir() == tmp_path / "runs" / "ce_smoke"
+
+
+# ------------------------------------------------------------------------------ one training per folder
+
+_SLOW_TRAINING = r'''
+import sys, time, torch
+from torch import nn
+from inpaint_utils.train import TrainConfig, train
+
+class Slow:
+    def __init__(self):
+        self.net = nn.Conv2d(3, 3, 1)
+        self.models = {"generator": self.net}
+        self.optimizers = {"generator": torch.optim.SGD(self.net.parameters(), lr=0.01)}
+
+    def train_step(self, batch, step, ctx):
+        if step == 0:
+            print("training", flush=True)
+        time.sleep(0.05)
+        loss = (self.net(batch) - batch).pow(2).mean()
+        ctx.backward(loss, "generator"); ctx.step("generator")
+        return {"loss": loss.item()}
+
+torch.set_num_threads(1)
+train(Slow(), torch.rand(8, 3, 8, 8), TrainConfig(num_steps=int(sys.argv[2]), batch_size=2, device="cpu",
+      log_every=1, sample_every=None, checkpoint_every=1, keep_last=2, run_dir=sys.argv[1], progress=False,
+      tensorboard=False), model_name="slow", model_config={})
+print("done", flush=True)
+'''
+
+
+def _start_training(run_dir, steps):
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-c", _SLOW_TRAINING, str(run_dir), str(steps)], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_a_second_training_into_the_same_run_folder_stops_at_once_naming_the_first(tmp_path):
+    import json
+    import socket
+
+    from inpaint_utils.train import LOCK_FILE, RunLockedError
+
+    run_dir = tmp_path / "run"
+    first = _start_training(run_dir, 100_000)
+    try:
+        assert first.stdout.readline() == "training\n", first.stderr.read()
+        holder = json.loads((run_dir / LOCK_FILE).read_text())
+        assert holder["pid"] == first.pid and holder["host"] == socket.gethostname()
+        assert "-c" in holder["command"] and holder["since"]
+        # a second real process
+        second = _start_training(run_dir, 5)
+        out, err = second.communicate(timeout=120)
+        assert second.returncode != 0 and "training" not in out
+        assert f"RunLockedError: another training holds {run_dir / LOCK_FILE}: pid {first.pid} on " \
+               f"{socket.gethostname()!r} since {holder['since']}" in err, err
+        # and this one, before any step, writing nothing
+        before = sorted(p.name for p in run_dir.iterdir())
+        task = TinyGANTask()
+        with pytest.raises(RunLockedError, match=rf"pid {first.pid} on .* since "):
+            run(task, run_dir, num_steps=3)
+        assert task.calls == [] and first.poll() is None
+        assert json.loads((run_dir / LOCK_FILE).read_text()) == holder     # still the first one's
+        assert "loss" in (run_dir / "metrics.csv").read_text().splitlines()[0]  # only the first run's columns
+        assert before == sorted(p.name for p in run_dir.iterdir())
+        first.send_signal(signal.SIGINT)                                  # Ctrl-C releases the lock
+        first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
+    assert not (run_dir / LOCK_FILE).exists()
+    assert latest_checkpoint(run_dir) is not None
+    again = _start_training(run_dir, 5)                                   # now a training may go ahead
+    out, err = again.communicate(timeout=120)
+    assert again.returncode == 0 and out.endswith("done\n"), err
+    assert not (run_dir / LOCK_FILE).exists()
+
+
+def test_a_lock_left_by_a_dead_process_is_taken_over_with_a_warning(tmp_path):
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    from inpaint_utils.train import LOCK_FILE, RunLockedError
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # reaped: its pid runs no more
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    stale = {"pid": dead.pid, "host": socket.gethostname(), "since": "2026-01-01T00:00:00+00:00", "command": "x"}
+    (run_dir / LOCK_FILE).write_text(json.dumps(stale))
+    with pytest.warns(UserWarning, match=rf"left by pid {dead.pid} .* which no longer runs: taking the run folder over"):
+        out = run(TinyGANTask(), run_dir, num_steps=2)
+    assert out["step"] == 2 and not (run_dir / LOCK_FILE).exists()
+    assert [p.name for p in run_dir.iterdir() if p.name.startswith(".")] == []
+    # a dead pid on another host is not guessed stale; an unreadable lock is not taken either
+    (run_dir / LOCK_FILE).write_text(json.dumps({**stale, "host": "elsewhere"}))
+    with pytest.raises(RunLockedError, match=rf"pid {dead.pid} on 'elsewhere'"):
+        run(TinyGANTask(), run_dir, num_steps=4)
+    (run_dir / LOCK_FILE).write_text("garbage")
+    with pytest.raises(RunLockedError, match="holds no readable lock; if no training is running there, delete it"):
+        run(TinyGANTask(), run_dir, num_steps=4)
+    assert latest_checkpoint(run_dir).name == "step_000002"
+
+
+def test_the_lock_is_released_after_an_error(tmp_path):
+    from inpaint_utils.train import LOCK_FILE
+
+    run(TinyGANTask(), tmp_path, num_steps=2)
+    with pytest.raises(CheckpointError):
+        train(TinyGANTask(), images(), cfg(tmp_path, 4), model_name="other", model_config=MODEL_CONFIG)
+    assert not (tmp_path / LOCK_FILE).exists()
+    assert run(TinyGANTask(), tmp_path, num_steps=3)["step"] == 3
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one_with_a_warning(tmp_path, straight):
+    run(TinyGANTask(), tmp_path, num_steps=8)                     # checkpoints 4 and 8 (keep_last=2)
+    newest = tmp_path / "checkpoints" / "step_000008"
+    weights = newest / "generator.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-7])                # a write cut short (full disk, crash)
+    task = TinyGANTask()
+    with pytest.warns(UserWarning) as caught:
+        out = run(task, tmp_path)
+    messages = [str(w.message) for w in caught]
+    assert any("skipping the damaged checkpoint step_000008" in m and "generator.safetensors is corrupt" in m
+               for m in messages), messages
+    assert any("moved to step_000008.damaged; resuming from step_000004" in m for m in messages), messages
+    assert out["resumed_from"].name == "step_000004" and out["step"] == 20
+    assert (tmp_path / "checkpoints" / "step_000008.damaged" / "generator.safetensors").is_file()  # kept
+    assert_same_as_straight(task, tmp_path, straight)
+
+
+def test_every_checkpoint_damaged_is_an_error_not_a_fresh_start(tmp_path):
+    run(TinyGANTask(), tmp_path, num_steps=4)
+    (tmp_path / "checkpoints" / "step_000004" / "training_state.pt").write_bytes(b"damaged")
+    with pytest.warns(UserWarning, match="skipping the damaged checkpoint step_000004"), \
+            pytest.raises(CheckpointError, match="every checkpoint under .* is damaged"):
+        run(TinyGANTask(), tmp_path, num_steps=8)
+    assert latest_checkpoint(tmp_path).name == "step_000004"      # left where it was
+
+
+# ---------------------------------------------------------------------------------------- GPU paths
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_fp16_on_cuda_uses_a_grad_scaler_per_optimizer_and_resumes_it(tmp_path):
+    out = run(TinyGANTask(), tmp_path, num_steps=8, device="cuda", amp=True, amp_dtype="fp16")
+    assert out["amp_dtype"] == "float16" and out["device"].startswith("cuda") and out["step"] == 8
+    assert all(math.isfinite(v) for v in out["losses"].values())
+    state = torch.load(latest_checkpoint(tmp_path) / "training_state.pt", weights_only=True)
+    assert set(state["scaler"]) == {"generator", "discriminator"}
+    assert all(s["scale"] > 0 for s in state["scaler"].values())
+    resumed = run(TinyGANTask(), tmp_path, num_steps=12, device="cuda", amp=True, amp_dtype="fp16")
+    assert resumed["start_step"] == 8 and resumed["step"] == 12
