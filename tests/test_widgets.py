@@ -10,6 +10,7 @@ import pytest
 import torch
 
 pytest.importorskip("ipywidgets")
+pytest.importorskip("anywidget")
 
 from inpaint_utils import data, masks, metrics, widgets  # noqa: E402
 
@@ -208,3 +209,89 @@ def test_missing_ipywidgets_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "ipywidgets", None)
     with pytest.raises(ImportError, match="pip install"):
         widgets.InpaintExplorer(_images(), size=SIZE)
+
+
+# -- the brush: strokes rasterised in Python (the canvas only sends the points) ---------------------------
+def test_stroke_mask_of_a_horizontal_stroke_area_endpoints_width():
+    # from the centre of pixel (row 20, col 10) to that of (row 20, col 40), a brush 5 px wide (radius 2.5)
+    mask = widgets.stroke_mask([{"points": [[10.5, 20.5], [40.5, 20.5]], "width": 5}], SIZE)
+    assert mask.shape == (1, 1, SIZE, SIZE) and mask.dtype == torch.float32
+    hole = mask[0, 0]
+    # between the endpoints every column holds exactly the 5 rows 18..22 (centres within 2.5 of row 20.5)
+    assert (hole[:, 10:41].sum(dim=0) == 5).all() and hole[18:23, 10:41].min() == 1
+    assert hole[17].sum() == 0 and hole[23].sum() == 0
+    # round caps: the column 1 px past an endpoint holds rows within sqrt(2.5^2 - 1^2) = 2.29 (5 rows),
+    # 2 px past within 1.5 (3 rows), 3 px past nothing
+    assert int(hole[:, 9].sum()) == 5 and int(hole[:, 41].sum()) == 5
+    assert int(hole[:, 8].sum()) == 3 and int(hole[:, 42].sum()) == 3
+    assert hole[:, :8].sum() == 0 and hole[:, 43:].sum() == 0
+    assert int(mask.sum()) == 31 * 5 + 2 * (5 + 3)
+    # the area is close to the continuous one: length x width + the two half discs
+    assert float(mask.sum()) == pytest.approx(30 * 5 + np.pi * 2.5 ** 2, rel=0.02)
+
+
+def test_stroke_mask_disc_diagonal_union_and_clipping():
+    disc = widgets.stroke_mask([([[32.0, 32.0]], 20)], SIZE)[0, 0]                 # one point: a disc, r = 10
+    assert float(disc.sum()) == pytest.approx(np.pi * 10 ** 2, rel=0.03)
+    assert torch.equal(disc, disc.flip(0)) and torch.equal(disc, disc.flip(1))    # symmetric about the centre
+    assert disc[31:33, 22:42].min() == 1 and disc[31, 21] == 0 and disc[31, 42] == 0
+
+    # a slanted stroke with a bend: the width is measured across the stroke, not along an axis
+    points, width = [[8.3, 10.1], [30.2, 28.0], [52.6, 45.2]], 9
+    length = sum(np.hypot(x1 - x0, y1 - y0) for (x0, y0), (x1, y1) in zip(points, points[1:]))
+    slanted = widgets.stroke_mask([{"points": points, "width": width}], SIZE)[0, 0]
+    assert float(slanted.sum()) == pytest.approx(length * width + np.pi * (width / 2) ** 2, rel=0.02)
+    assert slanted[10, 8] == 1 and slanted[45, 52] == 1 and slanted[28, 30] == 1   # endpoints and the bend
+    assert slanted[10, 45] == 0 and slanted[45, 10] == 0                          # far from the stroke
+
+    # strokes add up (the union), the brush width is per stroke, a stroke leaving the image is clipped
+    a = {"points": [[5, 5], [5, 60]], "width": 4}
+    b = {"points": [[-20, 50.5], [100, 50.5]], "width": 1}                         # exactly row 50, end to end
+    both = widgets.stroke_mask([a, b], SIZE)
+    assert torch.equal(both, torch.maximum(widgets.stroke_mask([a], SIZE), widgets.stroke_mask([b], SIZE)))
+    assert int(widgets.stroke_mask([b], SIZE).sum()) == SIZE and both[0, 0, 50].min() == 1
+    assert widgets.stroke_mask([], SIZE).sum() == 0
+    assert widgets.stroke_mask([a], (32, 48)).shape == (1, 1, 32, 48)             # (H, W)
+
+
+@pytest.mark.parametrize("strokes, message", [
+    ([{"points": [[1, 1]]}], "'points' and 'width'"),
+    ([{"points": [[1, 1]], "width": 0}], "width must be a number of pixels > 0"),
+    ([{"points": [[1, 1]], "width": float("nan")}], "width"),
+    ([{"points": [], "width": 3}], "at least one point"),
+    ([{"points": [[1, 2, 3]], "width": 3}], "pair of finite numbers"),
+    ([{"points": [[1, float("inf")]], "width": 3}], "pair of finite numbers"),
+    ([3], "stroke 0 must be"),
+])
+def test_stroke_mask_bad_strokes(strokes, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        widgets.stroke_mask(strokes, SIZE)
+
+
+def test_painted_strokes_are_the_mask_and_clear_removes_them(explorer):
+    explorer.brush.value = 6
+    assert explorer.canvas.brush_width == 6                                     # the next stroke's width
+    assert explorer.canvas.background.startswith("data:image/png;base64,")      # the image under the brush
+    stroke = {"points": [[10, 12], [30, 20], [40, 40]], "width": explorer.canvas.brush_width}
+    explorer.canvas.strokes = [stroke]                                          # what the browser sends
+    assert explorer.mask_mode.value == "paint" and explorer.error is None
+    assert torch.equal(explorer.mask, widgets.stroke_mask([stroke], SIZE))
+    assert f"{int(explorer.mask.sum())} px" in explorer.message.value
+    shown = [m for m, box in explorer._mode_boxes.items() if box.layout.display != "none"]
+    assert shown == ["paint"]
+    one = explorer.mask.clone()
+    explorer.canvas.strokes = [stroke, {"points": [[50, 5]], "width": 8}]
+    assert explorer.mask.sum() > one.sum() and (explorer.mask >= one).all()
+    explorer.clear_strokes.click()
+    assert explorer.canvas.strokes == [] and explorer.mask is None
+    assert explorer.error and "nothing painted yet" in explorer.error
+
+
+def test_missing_anywidget_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "anywidget", None)
+    widgets._brush_canvas_class.cache_clear()
+    try:
+        with pytest.raises(ImportError, match="anywidget"):
+            widgets.InpaintExplorer(_images(), size=SIZE)
+    finally:
+        widgets._brush_canvas_class.cache_clear()
