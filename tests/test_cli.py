@@ -285,7 +285,7 @@ def test_fill_corrupt_and_missing_images(pair, tmp_path, capsys):
     bad_mask = tmp_path / "bad_mask.png"
     bad_mask.write_bytes(b"not a png")
     assert cli.main(["fill", str(image), str(bad_mask), "-o", str(out), "--method", "telea"]) == 2
-    assert "cannot read a mask image" in capsys.readouterr().err
+    assert f"cannot read mask {bad_mask}" in capsys.readouterr().err
     assert not out.exists()
 
 
