@@ -103,3 +103,14 @@ def test_failing_and_slow_notebooks_are_reported(tmp_path):
     executed = json.loads(run_notebook(ok, tmp_path / "out", parameters={"SEED": 7}, timeout=120).read_text())
     text = "".join("".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
     assert "smoke 7" in text
+
+
+def test_run_notebook_refuses_to_write_over_the_notebook(tmp_path, monkeypatch):
+    import subprocess
+
+    nb = _tiny_notebook(tmp_path / "a.ipynb", [("code", 'PROFILE = "smoke"', [])])
+    before = nb.read_bytes()
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: pytest.fail("papermill was started"))
+    with pytest.raises(ValueError, match="holds the notebook itself"):
+        run_notebook(nb, tmp_path)
+    assert nb.read_bytes() == before
