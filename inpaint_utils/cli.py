@@ -39,8 +39,10 @@ takes a builder and one :data:`METHODS` entry (see :func:`build_glcic`)::
 
 Each subcommand is ``add_<name>_parser(subparsers)`` setting ``func`` with ``set_defaults`` (see
 :func:`add_train_parser`), called in :func:`build_parser`. Exit status (all subcommands): 0 done; 2 bad
-usage or input: a missing or unreadable file, a mask of another size than the image, a checkpoint that is
-missing or holds another model, found before anything is computed or written; 1 a failure while
+usage or input: a missing or unreadable file (image, mask, --data images, checkpoint, LPIPS weights), a
+mask of another size than the image or with no hole or all hole, an output that is one of the inputs or
+whose folder takes no file, a checkpoint that is missing or holds another model, found before anything is
+computed or written; 1 a failure while
 computing or writing; 130 interrupted. Errors are one line on stderr, ``inpaint COMMAND: error: ...``.
 """
 from __future__ import annotations
@@ -52,6 +54,7 @@ import shlex
 import subprocess
 import sys
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -501,6 +504,9 @@ def run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 raise _UsageError(f"--lpips: {e}") from e
             print(f"inpaint evaluate: LPIPS left out (its weights are not here; --no-lpips silences this): "
                   f"{str(e).splitlines()[0]}", file=sys.stderr)
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:        # a weights file that cannot be read
+            raise _UsageError(f"--lpips: the LPIPS weights cannot be read ({type(e).__name__}: {e}); "
+                              "replace the file, or pass --no-lpips") from e
     methods = {args.method: inpainter}
     if args.baselines:
         methods.update({b: _load_method(b, None, "cpu", args.seed) for b in ("telea", "ns") if b != args.method})

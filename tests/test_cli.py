@@ -543,6 +543,15 @@ def test_evaluate_refuses_a_json_that_is_one_of_its_inputs(test_images, checkpoi
     assert meta.read_bytes() == before
 
 
+def test_evaluate_with_unreadable_lpips_weights_exits_2(test_images, tmp_path, monkeypatch, capsys):
+    weights = tmp_path / "lpips_squeeze_v0.1_full.npz"
+    weights.write_bytes(b"not a zip archive")
+    monkeypatch.setenv("INPAINT_LPIPS", str(weights))
+    assert cli.main(["evaluate", "--method", "telea", "--data", str(test_images), "--size", "32"]) == 2
+    err = capsys.readouterr().err
+    assert "--lpips: the LPIPS weights cannot be read" in err and "--no-lpips" in err and "Traceback" not in err
+
+
 def test_train_on_a_folder_of_unreadable_images_exits_2(tmp_path, runs, capsys):
     folder = tmp_path / "broken"
     folder.mkdir()
