@@ -42,8 +42,7 @@ Each subcommand is ``add_<name>_parser(subparsers)`` setting ``func`` with ``set
 usage or input: a missing or unreadable file (image, mask, --data images, checkpoint, LPIPS weights), a
 mask of another size than the image or with no hole or all hole, an output that is one of the inputs or
 whose folder takes no file, a checkpoint that is missing or holds another model, found before anything is
-computed or written; 1 a failure while
-computing or writing; 130 interrupted. Errors are one line on stderr, ``inpaint COMMAND: error: ...``.
+computed or written; 1 a failure while computing or writing; 130 interrupted. Errors are one line on stderr, ``inpaint COMMAND: error: ...``.
 """
 from __future__ import annotations
 
