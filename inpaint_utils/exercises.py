@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .fileio import atomic_open
+from .fileio import atomic_open, same_file
 
 __all__ = ["SOLUTION_TAG", "GRADING_TAG", "make_exercise", "write_exercises", "stub_cell_source", "grade",
            "Grade", "main"]
@@ -222,6 +222,9 @@ def write_exercises(notebooks: Sequence[str | Path], out_dir: str | Path = "exer
         exercise.metadata[METADATA_KEY]["source"] = path.name
         out_dir.mkdir(parents=True, exist_ok=True)
         target = out_dir / path.name
+        if same_file(target, path):
+            raise ValueError(f"out_dir {out_dir} holds {path.name} itself: its exercise version would replace the "
+                             "notebook with the solutions; give another folder")
         with atomic_open(target, "w", encoding="utf-8") as f:
             f.write(nbformat.writes(exercise) + "\n")
         written.append(target)

@@ -617,6 +617,14 @@ def _check_latents(latents: torch.Tensor) -> None:
         raise ValueError("latents contain NaN or inf values")
 
 
+def _check_standardizable(k: int, standardize: bool) -> None:
+    """Standardising needs two images: with one, each dimension's variance is that image's own spread
+    over the masks, and NSD is 1.0 whatever the latents are."""
+    if standardize and k < 2:
+        raise ValueError(f"NSD with standardize=True needs at least 2 images (k >= 2), got k = {k}: with one "
+                         "image it is 1.0 for any latents; pass more images, or standardize=False")
+
+
 def _nsd_from_moments(means: torch.Tensor, within: torch.Tensor, absmax: torch.Tensor, n: int,
                       standardize: bool, eps: float) -> tuple[torch.Tensor, int]:
     """Per-image NSD from per-image latent means ``(k, D)`` and within-image sums of squared
@@ -631,6 +639,7 @@ def _nsd_from_moments(means: torch.Tensor, within: torch.Tensor, absmax: torch.T
     k, d = means.shape
     if not standardize:
         return within.sum(dim=1) / (d * n), d
+    _check_standardizable(k, standardize)
     grand = means.mean(dim=0)                                                      # (D,)
     var = (within.sum(dim=0) + n * (means - grand).square().sum(dim=0)) / (k * n)  # (D,)
     with torch.no_grad():
@@ -657,7 +666,7 @@ def nsd_from_latents(latents: torch.Tensor, standardize: bool = True, eps: float
     mask; this finite-``n`` estimator then has expectation ``(n - 1) / n`` (0.99 for the paper's n = 100).
     NSD = 0 when the latent ignores the mask.
 
-    ``standardize=True`` (default): the paper assumes the encoder maps into N(0, I); real encoders do
+    ``standardize=True`` (default, needs ``k >= 2`` images): the paper assumes the encoder maps into N(0, I); real encoders do
     not (their scale is arbitrary, and a dimension with a large spread would dominate), so every latent
     dimension is first standardised by its mean and population std over all ``k n`` latents. NSD is
     then invariant to any per-dimension affine map of the latent (e.g. a BatchNorm after the code),
@@ -704,6 +713,7 @@ def nsd(encode_fn: Callable[..., torch.Tensor], images: torch.Tensor, masks: tor
     k, n = images.shape[0], masks.shape[0]
     if n < 2:
         raise ValueError(f"NSD needs at least 2 masks (n >= 2), got masks of shape {tuple(masks.shape)}")
+    _check_standardizable(k, standardize)                     # before any encoding
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if not callable(encode_fn):

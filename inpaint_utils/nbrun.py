@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from .fileio import atomic_open
+from .fileio import atomic_open, same_file
 
 CHECK_MARK = "NBVAL_CHECK_OUTPUT"
 #: the profiles of inpaint_utils.config.PROFILES (smoke: CPU minutes; gpu: all notebooks in an hour on one GPU; full: the papers)
@@ -100,8 +100,11 @@ def run_notebook(notebook: str | Path, out_dir: str | Path, profile: str = "smok
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
     out_dir = Path(out_dir).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / notebook.name
+    if same_file(output, notebook):
+        raise ValueError(f"out_dir {out_dir} holds the notebook itself: its executed copy would replace "
+                         f"{notebook}; give another folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
     params = {"PROFILE": profile, **(parameters or {})}
     cmd = [sys.executable, "-m", "papermill", str(notebook), str(output), "-k", kernel,
            "--cwd", str(notebook.parent), "--no-progress-bar", "--log-output"]

@@ -340,7 +340,7 @@ def test_fill_corrupt_and_missing_images(pair, tmp_path, capsys):
     bad_mask = tmp_path / "bad_mask.png"
     bad_mask.write_bytes(b"not a png")
     assert cli.main(["fill", str(image), str(bad_mask), "-o", str(out), "--method", "telea"]) == 2
-    assert "cannot read a mask image" in capsys.readouterr().err
+    assert f"cannot read mask {bad_mask}" in capsys.readouterr().err
     assert not out.exists()
 
 
@@ -380,9 +380,10 @@ def test_fill_mask_of_another_size_or_empty_leaves_an_existing_output_alone(pair
     err = capsys.readouterr().err
     assert "no hole pixels" in err and "add --invert-mask" in err
     assert out.read_bytes() == b"the previous result"
-    # the same all-black file with --invert-mask is all hole: nothing known to fill from -> runtime error (1)
-    assert cli.main(["fill", str(image), str(empty), "-o", str(out), "--method", "telea", "--invert-mask"]) == 1
-    assert "whole image" in capsys.readouterr().err
+    # the same all-black file with --invert-mask is all hole: nothing known to fill from, found up front (2)
+    assert cli.main(["fill", str(image), str(empty), "-o", str(out), "--method", "telea", "--invert-mask"]) == 2
+    err = capsys.readouterr().err
+    assert "is all hole: no known pixel" in err and "--invert-mask" in err and len(err.splitlines()) == 1
     assert out.read_bytes() == b"the previous result"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.png", "image.png", "mask.png", "out.png", "small.png"]
 
@@ -413,6 +414,109 @@ def test_fill_failing_write_keeps_the_old_output(pair, tmp_path, monkeypatch, ca
     assert "disk full" in capsys.readouterr().err
     assert out.read_bytes() == b"old bytes"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_fill_refuses_an_output_that_is_one_of_its_inputs(pair, tmp_path, capsys):
+    import os
+
+    image, mask, _, _ = pair
+    before = {p: p.read_bytes() for p in (image, mask)}
+    (tmp_path / "link.png").symlink_to(image)
+    os.link(mask, tmp_path / "hard.png")
+    for out, named in ((image, "IMAGE"), (mask, "MASK"), (tmp_path / "link.png", "IMAGE"),
+                       (tmp_path / "hard.png", "MASK")):
+        assert cli.main(["fill", str(image), str(mask), "-o", str(out), "--method", "telea"]) == 2
+        err = capsys.readouterr().err
+        assert f"-o {out}: is the input {named}" in err and len(err.splitlines()) == 1
+    assert {p: p.read_bytes() for p in (image, mask)} == before
+
+
+def test_fill_unreadable_masks_and_images_exit_2_in_one_line(pair, tmp_path, capsys):
+    from _bad_files import write_bomb_png, write_truncated_jpeg
+
+    image, mask, _, _ = pair
+    out = tmp_path / "out.png"
+    bomb, cut = write_bomb_png(tmp_path / "bomb.png"), write_truncated_jpeg(tmp_path / "cut.jpg")
+    for args, named in (([image, bomb], f"mask {bomb}"), ([bomb, mask], f"image {bomb}"),
+                        ([image, cut], f"mask {cut}"), ([image, tmp_path], f"mask {tmp_path}")):
+        assert cli.main(["fill", *map(str, args), "-o", str(out), "--method", "telea"]) == 2
+        err = capsys.readouterr().err
+        assert f"inpaint fill: error: cannot read {named}" in err and len(err.splitlines()) == 1, err
+    assert not out.exists()
+
+
+def test_fill_coloured_and_transparent_masks_and_the_inverted_mask_warning(pair, tmp_path, capsys):
+    image, _, pixels, hole = pair
+    red = np.zeros((*hole.shape, 3), np.uint8)
+    red[hole] = (255, 0, 0)                                                  # a red hole on black
+    Image.fromarray(red).save(tmp_path / "red.png")
+    cutout = np.zeros((*hole.shape, 4), np.uint8)
+    cutout[..., :3] = 255                                                    # white everywhere, opaque in the hole
+    cutout[hole, 3] = 255
+    Image.fromarray(cutout, "RGBA").save(tmp_path / "cutout.png")
+    for name in ("red", "cutout"):
+        out = tmp_path / f"{name}_out.png"
+        assert cli.main(["fill", str(image), str(tmp_path / f"{name}.png"), "-o", str(out), "--method", "telea"]) == 0
+        assert f"filled {int(hole.sum())} pixels" in capsys.readouterr().out
+        assert np.array_equal(np.asarray(Image.open(out))[~hole], pixels[~hole])
+    out = tmp_path / "inverted_out.png"                                      # 1 - hole: most of the image
+    assert cli.main(["fill", str(image), str(tmp_path / "red.png"), "-o", str(out), "--method", "telea",
+                     "--invert-mask"]) == 0
+    err = capsys.readouterr().err
+    share = 100 * (1 - hole.mean())
+    assert err.startswith(f"inpaint fill: warning: mask {tmp_path / 'red.png'}: the hole covers {share:.1f} %")
+    assert "inverted" in err and len(err.splitlines()) == 1
+
+
+def test_fill_read_only_output_folder_is_refused_before_computing(pair, tmp_path, monkeypatch, capsys):
+    import errno
+    import tempfile
+
+    from inpaint_utils import inference
+
+    image, mask, _, _ = pair
+    out = tmp_path / "out.png"
+
+    def read_only(prefix="", suffix="", dir=None):
+        raise PermissionError(errno.EACCES, "Permission denied", f"{dir}/{prefix}x1y2z3{suffix}")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)                     # what a read-only folder does
+    monkeypatch.setattr(inference, "load_inpainter", lambda *a, **k: pytest.fail("computed before checking -o"))
+    assert cli.main(["fill", str(image), str(mask), "-o", str(out), "--method", "telea"]) == 2
+    err = capsys.readouterr().err
+    assert f"-o cannot write {out}: Permission denied" in err and ".tmp" not in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes into read-only folders")
+def test_fill_into_a_real_read_only_folder(pair, tmp_path, capsys):
+    image, mask, _, _ = pair
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        assert cli.main(["fill", str(image), str(mask), "-o", str(folder / "out.png"), "--method", "telea"]) == 2
+        err = capsys.readouterr().err
+        assert f"cannot write {folder / 'out.png'}" in err and ".tmp" not in err
+    finally:
+        folder.chmod(0o755)
+
+
+def test_unreadable_checkpoint_file_exits_2(pair, tmp_path, checkpoints, monkeypatch, capsys):
+    import errno
+
+    from inpaint_utils import checkpoint
+
+    def unreadable(path, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(checkpoint, "sha256_file", unreadable)
+    image, mask, _, _ = pair
+    argv = ["fill", str(image), str(mask), "-o", str(tmp_path / "out.png"), "--method", "ce",
+            "--checkpoint", str(checkpoints["ce"])]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Permission denied" in err and "generator.safetensors" in err and len(err.splitlines()) == 1
+    assert cli.main(["benchmark", "--methods", "ce", "--checkpoint", f"ce={checkpoints['ce']}", "--size", "32"]) == 2
 
 
 # ----------------------------------------------------------------------------------- evaluate
@@ -492,6 +596,49 @@ def test_version(capsys):
     assert cli.main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"inpaint {__version__} (inpaint-course)"
     assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"] == __version__
+
+
+def test_evaluate_skips_and_counts_a_truncated_jpeg(test_images, capsys):
+    from _bad_files import write_truncated_jpeg
+
+    from inpaint_utils.data import ImageFolder
+
+    victim = ImageFolder(test_images, size=64, split="test", seed=0).files[1]
+    write_truncated_jpeg(victim)                                             # JPEG bytes, its .png name kept
+    assert cli.main(["evaluate", "--method", "telea", "--data", str(test_images), "--size", "32", "--no-lpips"]) == 0
+    captured = capsys.readouterr()
+    assert f"inpaint evaluate: warning: skipped 1 unreadable image file(s) under {test_images}: {victim.name}" \
+        in captured.err and len(captured.err.splitlines()) == 1
+    assert "2 images 32x32" in captured.out
+
+
+def test_evaluate_refuses_a_json_that_is_one_of_its_inputs(test_images, checkpoints, capsys):
+    step = checkpoints["glcic"] / "checkpoints" / "step_000001"
+    meta = step / "checkpoint.json"
+    before = meta.read_bytes()
+    assert cli.main(["evaluate", "--method", "glcic", "--checkpoint", str(checkpoints["glcic"]), "--data",
+                     str(test_images), "--no-lpips", "--json", str(meta)]) == 2
+    assert f"--json {meta}: is the input checkpoint file {meta}" in capsys.readouterr().err
+    assert meta.read_bytes() == before
+
+
+def test_evaluate_with_unreadable_lpips_weights_exits_2(test_images, tmp_path, monkeypatch, capsys):
+    weights = tmp_path / "lpips_squeeze_v0.1_full.npz"
+    weights.write_bytes(b"not a zip archive")
+    monkeypatch.setenv("INPAINT_LPIPS", str(weights))
+    assert cli.main(["evaluate", "--method", "telea", "--data", str(test_images), "--size", "32"]) == 2
+    err = capsys.readouterr().err
+    assert "--lpips: the LPIPS weights cannot be read" in err and "--no-lpips" in err and "Traceback" not in err
+
+
+def test_train_on_a_folder_of_unreadable_images_exits_2(tmp_path, runs, capsys):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"b{i}.png").write_bytes(b"not a png")
+    assert cli.main(["train", "context_encoder", "--data", str(folder), "--steps", "1"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(err) == 1 and "none of the 3 image files" in err[0] and "b0.png" in err[0]
 
 
 # ---------------------------------------------------------------------------------- benchmark

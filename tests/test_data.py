@@ -295,17 +295,23 @@ def test_unreadable_files_skipped_with_one_warning(folder):
     assert len(ds) == 10 and len(ds.skipped) == 2
 
 
-def test_truncated_jpeg_caught_by_full_verify(folder):
+def test_truncated_jpeg_and_bomb_are_skipped_by_the_quick_check(folder):
+    from _bad_files import write_bomb_png
+
     _save(folder / "e.jpg", np.random.default_rng(1).integers(0, 255, (96, 96, 3), dtype=np.uint8), quality=95)
     raw = (folder / "e.jpg").read_bytes()
-    (folder / "e.jpg").write_bytes(raw[: len(raw) * 3 // 4])  # cut inside the scan data
-    quick = data.ImageFolder(folder, size=8)  # a cheap header check passes a cut JPEG ...
-    index = [p.name for p in quick.files].index("e.jpg")
+    (folder / "e.jpg").write_bytes(raw[: len(raw) * 3 // 4])  # cut inside the scan data: verify() alone passes it
+    write_bomb_png(folder / "sub" / "bomb.png")
+    for verify in ("quick", "full"):
+        with pytest.warns(UserWarning, match=r"skipped 2 unreadable .*: e\.jpg, sub/bomb\.png"):
+            checked = data.ImageFolder(folder, size=8, verify=verify)
+        assert len(checked) == 9 and sorted(p.name for p in checked.skipped) == ["bomb.png", "e.jpg"]
+    unchecked = data.ImageFolder(folder, size=8, verify="none")
+    index = [p.name for p in unchecked.files].index("e.jpg")
     with pytest.raises(data.ImageReadError, match=r"e\.jpg"):
-        quick[index]  # ... and reading it says which file
-    with pytest.warns(UserWarning, match=r"skipped 1 .*e\.jpg"):
-        full = data.ImageFolder(folder, size=8, verify="full")
-    assert len(full) == 9
+        unchecked[index]  # reading it says which file
+    with pytest.raises(data.ImageReadError, match=r"bomb\.png: DecompressionBombError"):
+        data.image_size(folder / "sub" / "bomb.png")  # the header reader too
 
 
 def test_empty_and_missing_folders(tmp_path):

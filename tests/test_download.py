@@ -169,15 +169,36 @@ def test_dest_option_and_sha256_from_registry(env, monkeypatch):
     assert json.loads((env / "elsewhere" / data.MARKER).read_text())["sha256"] == digest
 
 
-def test_sha256_mismatch_is_refused(env, monkeypatch, capfd):
+def test_sha256_mismatch_is_refused_once_and_force_fetches_a_fresh_archive(env, monkeypatch, capfd):
     _login(monkeypatch)
     spec = data.DATASETS["celeba-hq"]
     monkeypatch.setitem(data.DATASETS, "celeba-hq", dataclasses.replace(spec, sha256="0" * 64))
     assert data.main(["download", "celeba-hq"]) == 1
     err = capfd.readouterr().err
-    assert "registry expects 0000" in err and "removed" in err
+    assert "registry expects 0000" in err and "--force" in err and len(err.splitlines()) == 1
     dest = env / "data" / "celeba-hq"
     assert not (dest / data.MARKER).exists() and not (dest / "celeba_hq_256").exists()
+    archive = dest / ".download" / "celebahq-resized-256x256.zip"
+    assert archive.is_file()                                                  # kept: the same file would come again
+    with monkeypatch.context() as m:
+        m.setattr("inpaint_utils.data.downloads.sha256_file",
+                  lambda path: pytest.fail("the refused archive was hashed again"))
+        assert data.main(["download", "celeba-hq"]) == 1                      # the re-run says so at once
+    err = capfd.readouterr().err
+    assert "refused by an earlier run" in err and "--force" in err and len(_calls(env)) == 1
+    monkeypatch.setitem(data.DATASETS, "celeba-hq", spec)
+    assert data.main(["download", "celeba-hq", "--force"]) == 0               # registry restored: a fresh one
+    assert len(_calls(env)) == 2 and (dest / data.MARKER).is_file() and not (dest / ".download").exists()
+
+
+def test_a_damaged_archive_is_removed_not_refused(env, monkeypatch, capfd):
+    _login(monkeypatch)
+    good = (env / "good.zip").read_bytes()
+    (env / "cut.zip").write_bytes(good[: len(good) // 2])
+    monkeypatch.setenv("FAKE_KAGGLE_ZIP", str(env / "cut.zip"))
+    assert data.main(["download", "celeba-hq"]) == 1
+    assert "removed; run again" in capfd.readouterr().err
+    assert _tree(env / "data" / "celeba-hq" / ".download") == []
 
 
 # --- credentials ---------------------------------------------------------------------------------------

@@ -241,3 +241,11 @@ def test_grade_reports_broken_and_tampered_notebooks(tmp_path, monkeypatch):
     assert "| dave | 1/2 | PASS 1.00 | not run | error: NameError" in table
     with pytest.raises(FileNotFoundError):
         exercises.grade(tmp_path / "missing", tmp_path / "out")
+
+
+def test_make_refuses_to_write_over_the_notebooks_with_the_solutions(tmp_path):
+    nbformat.write(_synthetic(), str(tmp_path / "10_ex.ipynb"))
+    before = (tmp_path / "10_ex.ipynb").read_bytes()
+    with pytest.raises(ValueError, match="holds 10_ex.ipynb itself.*give another folder"):
+        exercises.write_exercises([tmp_path / "10_ex.ipynb"], tmp_path)
+    assert (tmp_path / "10_ex.ipynb").read_bytes() == before

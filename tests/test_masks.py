@@ -496,3 +496,96 @@ def test_ratio_stats_measures_every_kind_and_skips_unreachable_targets():
     assert a == b
     with pytest.raises(ValueError, match="samples"):
         ratio_stats(samples=0)
+
+
+# ------------------------------------------------------------------------------------------ the mask rule
+def _centre(h=32, w=48):
+    hole = np.zeros((h, w), bool)
+    hole[8:24, 12:36] = True
+    return hole
+
+
+def _mask_files(tmp_path, hole):
+    """The same hole written in every mode a mask file comes in: name -> path."""
+    u8 = np.where(hole, 255, 0).astype(np.uint8)
+    rgb = np.stack([u8] * 3, axis=-1)
+    files = {
+        "1": Image.fromarray(hole),
+        "L": Image.fromarray(u8),
+        "P": Image.fromarray(rgb).convert("P"),
+        "RGB": Image.fromarray(rgb),
+        "red_RGB": Image.fromarray(np.stack([u8, 0 * u8, 0 * u8], axis=-1)),          # a coloured hole
+        "LA_opaque": Image.fromarray(np.stack([u8, np.full_like(u8, 255)], axis=-1), "LA"),
+        "RGBA_opaque": Image.fromarray(np.dstack([rgb, np.full_like(u8, 255)]), "RGBA"),
+        # transparency decides: opaque = hole, whatever the colour (white everywhere, then black everywhere)
+        "RGBA_alpha_white": Image.fromarray(np.dstack([np.full_like(rgb, 255), u8]), "RGBA"),
+        "RGBA_alpha_black": Image.fromarray(np.dstack([np.zeros_like(rgb), u8]), "RGBA"),
+        "LA_alpha": Image.fromarray(np.stack([np.full_like(u8, 255), u8], axis=-1), "LA"),
+        "I;16": Image.fromarray(np.where(hole, 65535, 0).astype(np.uint16)),
+        "I": Image.fromarray(np.where(hole, 40000, 0).astype(np.int32)),
+        "F": Image.fromarray(hole.astype(np.float32)),
+    }
+    palette = Image.fromarray(rgb).convert("P")                                    # palette + tRNS: the
+    palette.info["transparency"] = palette.getpixel((0, 0))                         # known colour is see-through
+    files["P_transparency"] = palette
+    out = {}
+    for name, img in files.items():
+        suffix = ".tif" if name in ("F", "I") else ".png"
+        out[name] = tmp_path / f"{name}{suffix}"
+        img.save(out[name], **({"transparency": img.info["transparency"]} if "transparency" in img.info else {}))
+    return out
+
+
+def test_load_mask_one_rule_for_every_mode(tmp_path):
+    hole = _centre()
+    expected = torch.from_numpy(hole.astype(np.float32))[None, None]
+    files = _mask_files(tmp_path, hole)
+    modes = {}
+    for name, path in files.items():
+        with Image.open(path) as img:
+            mode = modes[name] = img.mode
+        got = load_mask(path)
+        assert torch.equal(got, expected), f"{name} (mode {mode}): {int(got.sum())} hole pixels, expected {hole.sum()}"
+        with pytest.warns(UserWarning, match="75.0 %"):                                # inverted: 75 % hole
+            assert torch.equal(load_mask(path, hole_is_white=False), 1 - expected), name
+    assert {"1", "L", "P", "LA", "RGB", "RGBA", "I;16", "I", "F"} <= set(modes.values())  # the files kept their mode
+
+
+def test_load_mask_thresholds_at_half_the_full_range_not_the_brightest_pixel(tmp_path):
+    dark = np.zeros((16, 16), np.uint16)
+    dark[4:8, 4:8] = 200                                    # near black on 0..65535: no hole
+    Image.fromarray(dark).save(tmp_path / "dark16.png")
+    assert load_mask(tmp_path / "dark16.png").sum() == 0
+    edge = np.array([[32767, 32768, 65535, 0]], np.uint16)  # 50 % of 65535 is 32767.5
+    Image.fromarray(edge).save(tmp_path / "edge16.png")
+    assert load_mask(tmp_path / "edge16.png").flatten().tolist() == [0.0, 1.0, 1.0, 0.0]
+    grey = np.array([[127, 128, 255, 0]], np.uint8)         # 50 % of 255 is 127.5
+    Image.fromarray(grey).save(tmp_path / "edge8.png")
+    assert load_mask(tmp_path / "edge8.png").flatten().tolist() == [0.0, 1.0, 1.0, 0.0]
+    half = np.zeros((4, 4, 4), np.uint8)
+    half[..., 3] = [[127, 128, 255, 0]] * 4                 # alpha at the same threshold
+    Image.fromarray(half, "RGBA").save(tmp_path / "alpha.png")
+    assert load_mask(tmp_path / "alpha.png")[0, 0, 0].tolist() == [0.0, 1.0, 1.0, 0.0]
+
+
+def test_load_mask_warns_when_the_hole_is_most_of_the_image(tmp_path, recwarn):
+    hole = _centre()
+    Image.fromarray(np.where(hole, 255, 0).astype(np.uint8)).save(tmp_path / "m.png")
+    load_mask(tmp_path / "m.png")                                                   # 25 %: silent
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+    with pytest.warns(UserWarning, match=r"m\.png: the hole covers 75\.0 % of the image.*inverted") as caught:
+        load_mask(tmp_path / "m.png", hole_is_white=False)
+    assert len(caught) == 1 and "\n" not in str(caught[0].message)
+
+
+def test_load_mask_unreadable_files_are_one_line_read_errors(tmp_path):
+    from _bad_files import write_bomb_png, write_truncated_jpeg
+
+    from inpaint_utils.data import ImageReadError
+
+    with pytest.raises(ImageReadError, match=r"cannot read mask .*bomb\.png: DecompressionBombError"):
+        load_mask(write_bomb_png(tmp_path / "bomb.png"))
+    with pytest.raises(ImageReadError, match=r"cannot read mask .*cut\.jpg: OSError: image file is truncated"):
+        load_mask(write_truncated_jpeg(tmp_path / "cut.jpg"))
+    with pytest.raises(ImageReadError, match=r"cannot read mask .*: it is a directory"):
+        load_mask(tmp_path)

@@ -153,3 +153,14 @@ def test_the_marker_text_outside_a_marker_line_keeps_no_output(tmp_path):
     assert strip_notebook(nb) == 1
     cells = json.loads(nb.read_text())["cells"]
     assert [bool(c["outputs"]) for c in cells] == [False, False, False, True]
+
+
+def test_run_notebook_refuses_to_write_over_the_notebook(tmp_path, monkeypatch):
+    import subprocess
+
+    nb = _tiny_notebook(tmp_path / "a.ipynb", [("code", 'PROFILE = "smoke"', [])])
+    before = nb.read_bytes()
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: pytest.fail("papermill was started"))
+    with pytest.raises(ValueError, match="holds the notebook itself"):
+        run_notebook(nb, tmp_path)
+    assert nb.read_bytes() == before

@@ -36,7 +36,7 @@ def pairwise_nsd(latents: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("standardize", [True, False])
-@pytest.mark.parametrize("shape", [(1, 2, 1), (3, 5, 7), (6, 4, 32)])
+@pytest.mark.parametrize("shape", [(2, 2, 1), (3, 5, 7), (6, 4, 32)])
 def test_matches_the_double_loop_reference(standardize, shape):
     gen = torch.Generator().manual_seed(sum(shape))
     # dimensions on very different scales and offsets, as real encoders produce
@@ -113,6 +113,20 @@ def test_gradcheck(standardize):
 def test_bad_latents(bad, exc, match):
     with pytest.raises(exc, match=match):
         nsd_from_latents(bad)
+
+
+def test_one_image_is_refused_when_standardising_and_kept_raw():
+    gen = torch.Generator().manual_seed(7)
+    signal, noise = torch.zeros(1, 4, 3), torch.randn(1, 4, 3, generator=gen, dtype=torch.float64)
+    signal[0, 0] = 1.0                                             # one mask moves the latent, the others do not
+    for latents in (signal, noise):                                # standardised, both would read 1.0
+        with pytest.raises(ValueError, match=r"at least 2 images \(k >= 2\), got k = 1.*standardize=False"):
+            nsd_from_latents(latents)
+    raw = nsd_from_latents(noise, standardize=False)
+    assert np.allclose(raw.numpy(), reference_nsd(noise.numpy(), False), rtol=1e-9)
+    with pytest.raises(ValueError, match=r"at least 2 images \(k >= 2\)"):
+        nsd(lambda x: pytest.fail("encoded before the check"), torch.rand(1, 3, 16, 16),
+            make_mask("square", 16, 0.2, batch=3, seed=0), progress=False)
 
 
 # ------------------------------------------------------------------------------------ nsd()

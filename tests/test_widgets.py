@@ -177,7 +177,7 @@ def test_uploaded_mask_same_size_other_size_and_polarity(explorer):
     assert float(masks.area_ratio(explorer.mask)) == pytest.approx((16 * 8) / (SIZE // 2) ** 2)
 
     explorer.upload.value = _upload_value(b"not an image", "x.png")
-    assert explorer.error and "cannot read a mask image" in explorer.error
+    assert explorer.error and "cannot read mask" in explorer.error and "x.png" in explorer.error
 
 
 def test_images_from_paths_and_a_data_source(tmp_path):

@@ -25,7 +25,7 @@ Introduced in ``notebooks/00_data_prep.ipynb``; every later notebook gets its im
 from __future__ import annotations
 
 from .registry import DATASETS, MARKER, DatasetSpec, get_dataset_spec, registry_rows
-from .reading import IMAGE_SUFFIXES, ImageReadError, image_size, list_images, load_image, pil_to_tensor
+from .reading import IMAGE_SUFFIXES, ImageReadError, image_size, list_images, load_image, pil_to_tensor, read_image_file
 from .preprocessing import PREPROCESS_MODES, center_crop, make_transform, preprocess, resize_short_side
 from .datasets import SPLITS, ImageFolder, InMemoryImages, split_indices
 from .sources import (COLLECTIONS, SKIMAGE_SAMPLES, DataSource, dataset_source, find_source, make_dataset,
@@ -43,6 +43,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "load_image",
     "pil_to_tensor",
+    "read_image_file",
     "image_size",
     "list_images",
     "PREPROCESS_MODES",

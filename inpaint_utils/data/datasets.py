@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 
 from ..validation import check_image
 from .preprocessing import PREPROCESS_MODES, _apply_crop, _check_size, preprocess
-from .reading import IMAGE_SUFFIXES, _full_check, _quick_check, list_images, load_image
+from .reading import IMAGE_SUFFIXES, ImageReadError, _full_check, _quick_check, list_images, load_image
 
 
 SPLITS = ("train", "val", "test", "all")
@@ -159,7 +159,8 @@ class ImageFolder(_SplitImages):
             where = f"under {self.root}" if self.root is not None else "in the given list"
             warnings.warn(f"skipped {len(self.skipped)} unreadable image file(s) {where}: {shown}", stacklevel=2)
         if not self.files:
-            raise ValueError(f"none of the {len(candidates)} image files of split {split!r} in {label} can be read")
+            raise ImageReadError(f"none of the {len(candidates)} image files of split {split!r} in {label} can be read "
+                                 f"({self._name(self.skipped[0])}: {problems[0][1]})")
         self.indices = list(range(len(self.files)))
 
     def _name(self, path: Path) -> str:

@@ -34,6 +34,15 @@ class DownloadError(RuntimeError):
     """A download step failed; the message says which and what to do. It never holds a key."""
 
 
+class ChecksumMismatch(DownloadError):
+    """A complete, undamaged archive whose sha256 is not the registry's (the Kaggle dataset changed):
+    downloading it again gives the same file, so it is kept and refused until ``--force``."""
+
+
+#: suffix of the record of a refused archive, beside it in ``dest/.download``
+_REFUSED_SUFFIX = ".refused.json"
+
+
 _CREDENTIALS_HELP = (
     "Create a token once: sign in at https://www.kaggle.com -> Settings -> API -> 'Create New Token' "
     "(this downloads kaggle.json); put it at ~/.kaggle/kaggle.json (or in the folder named by "
@@ -122,12 +131,9 @@ def _download_timeout(timeout: float | None) -> float:
 
 
 def _verify_archive(archive: Path, spec: DatasetSpec) -> str:
-    """sha256 of ``archive`` after checking it against the registry (when known) and every
-    member's CRC (``zipfile.testzip``). Raises :class:`DownloadError`."""
-    digest = sha256_file(archive)
-    if spec.sha256 is not None and digest != spec.sha256.lower():
-        raise DownloadError(f"{archive} has sha256 {digest}, but the registry expects {spec.sha256} "
-                            f"for {spec.name} (incomplete download, or the Kaggle dataset changed)")
+    """sha256 of ``archive`` after checking every member's CRC (``zipfile.testzip``) and then the
+    registry's sha256 (when known). Raises :class:`DownloadError` for a damaged or incomplete archive
+    and :class:`ChecksumMismatch` for a sound one of another sha256."""
     try:
         with zipfile.ZipFile(archive) as zf:
             bad = zf.testzip()
@@ -137,7 +143,41 @@ def _verify_archive(archive: Path, spec: DatasetSpec) -> str:
         raise DownloadError(f"{archive} is damaged ({type(e).__name__}: {e})") from None
     if bad is not None:
         raise DownloadError(f"{archive} is damaged: member {bad!r} fails its CRC check")
+    digest = sha256_file(archive)
+    if spec.sha256 is not None and digest != spec.sha256.lower():
+        raise ChecksumMismatch(f"{archive} has sha256 {digest}, but the registry expects {spec.sha256} for "
+                               f"{spec.name} (the Kaggle dataset changed, or this is another file)")
     return digest
+
+
+def _refused_record(archive: Path) -> Path:
+    return archive.with_name(archive.name + _REFUSED_SUFFIX)
+
+
+def _file_identity(archive: Path) -> dict[str, int]:
+    st = archive.stat()
+    return {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _refuse(archive: Path, spec: DatasetSpec, error: ChecksumMismatch) -> DownloadError:
+    """Record that ``archive`` was refused (so a re-run says so at once instead of hashing it again) and
+    return the error to raise, which says how to get a fresh archive."""
+    with atomic_open(_refused_record(archive), "w", encoding="utf-8") as f:
+        json.dump({"reason": str(error), **_file_identity(archive)}, f, indent=1)
+    return ChecksumMismatch(f"{error}. The archive is kept and refused, so a re-run does not download the same "
+                            f"file again; to remove it and download a fresh one, run with --force "
+                            f"(bash data_download.sh {spec.name} --force)")
+
+
+def _refused_before(archive: Path) -> str | None:
+    """The reason ``archive`` was refused by an earlier run, when it is still the same file."""
+    try:
+        record = json.loads(_refused_record(archive).read_text(encoding="utf-8"))
+        if {k: record[k] for k in ("bytes", "mtime_ns")} == _file_identity(archive):
+            return str(record["reason"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
 
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -383,7 +423,10 @@ def download(name: str, dest: str | os.PathLike | None = None, *, force: bool = 
     checks out -> no download;
     (3) else check the Kaggle credentials and run ``kaggle datasets download -d <id> -p
     dest/.download`` with a timeout (``timeout`` or ``$INPAINT_DOWNLOAD_TIMEOUT``, default 3600 s);
-    (4) verify the archive (sha256 when the registry has one, always every member's CRC); (5)
+    (4) verify the archive (always every member's CRC, then the sha256 when the registry has one): a
+    damaged or incomplete one is removed (run again to download it afresh); a sound one of another
+    sha256 is kept and refused (:class:`ChecksumMismatch`; the refusal is recorded beside it, so a
+    re-run fails at once instead of downloading or hashing the same file again) until ``force``; (5)
     :func:`safe_extract` into ``dest``; (6) write ``dest/.complete`` (JSON with the archive's sha256)
     last; the archive is then deleted unless ``keep_archive``. Returns ``dest``; failures raise
     :class:`DownloadError` (an unknown ``name`` raises ``KeyError``).
@@ -411,10 +454,17 @@ def download(name: str, dest: str | os.PathLike | None = None, *, force: bool = 
     digest = None
     archive = _find_archive(download_dir, spec)
     if archive is not None:
+        refused = _refused_before(archive)
+        if refused is not None:
+            raise ChecksumMismatch(f"{archive} was refused by an earlier run ({refused}); it is not checked or "
+                                   f"downloaded again: run with --force (bash data_download.sh {spec.name} "
+                                   "--force) to remove it and download a fresh one")
         log(f"{spec.name}: found {archive}; checking it")
         try:
             digest = _verify_archive(archive, spec)
             log(f"{spec.name}: the archive checks out (sha256 {digest[:16]}...); skipping the download")
+        except ChecksumMismatch as e:
+            raise _refuse(archive, spec, e) from None
         except DownloadError as e:
             log(f"{spec.name}: the archive already there is not usable ({e}); downloading it again")
             archive.unlink(missing_ok=True)
@@ -446,10 +496,13 @@ def download(name: str, dest: str | os.PathLike | None = None, *, force: bool = 
             f"{' and the registry sha256' if spec.sha256 else ''})")
         try:
             digest = _verify_archive(archive, spec)
+        except ChecksumMismatch as e:
+            raise _refuse(archive, spec, e) from None
         except DownloadError as e:
             archive.unlink(missing_ok=True)
             raise DownloadError(f"{e}. The archive was removed; run again to download it afresh.") from None
 
+    _refused_record(archive).unlink(missing_ok=True)        # a stale record of an earlier file of that name
     log(f"{spec.name}: extracting into {dest}")
     count = safe_extract(archive, dest)
     _write_marker(dest, {

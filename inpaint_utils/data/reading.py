@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 
 
-
+T = TypeVar("T")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}
 
@@ -58,39 +59,68 @@ def pil_to_tensor(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(rgb).permute(2, 0, 1).contiguous().clamp_(0.0, 1.0)  # (3, H, W)
 
 
+def read_image_file(path: str | os.PathLike, decode: Callable[[Image.Image], T], what: str = "image",
+                    header_only: bool = False) -> T:
+    """Open ``path`` with Pillow, decode it fully, apply its EXIF orientation and return ``decode(img)``:
+    the one reader of image files behind :func:`load_image`, :func:`image_size` and
+    :func:`inpaint_utils.masks.load_mask`. ``header_only``: ``decode`` gets the opened file, not decoded.
+
+    A missing file raises ``FileNotFoundError`` ("``what`` file not found: ..."); anything else that
+    keeps it from being read (a folder, not an image, truncated, corrupt, a decompression bomb, no
+    permission, or ``decode`` refusing its pixels with ``ValueError``) raises :class:`ImageReadError`
+    naming ``what``, the path and the reason, in one line. Truncated files are not half-read:
+    Pillow's global ``LOAD_TRUNCATED_IMAGES`` is left alone.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{what} file not found: {path}")
+    if path.is_dir():
+        raise ImageReadError(f"cannot read {what} {path}: it is a directory")
+    try:
+        with Image.open(path) as img:
+            if header_only:
+                return decode(img)
+            img.load()
+            if img.getexif().get(0x0112, 1) != 1:  # EXIF orientation
+                img = ImageOps.exif_transpose(img)
+            return decode(img)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError, struct.error, DecompressionBombError, ...
+        raise ImageReadError(f"cannot read {what} {path}: {type(e).__name__}: {_one_line(e)}") from e
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
+
+
 def load_image(path: str | os.PathLike) -> torch.Tensor:
     """Read ``path`` (jpg, png, or anything Pillow reads) as float32 ``(3, H, W)`` in ``[0, 1]``.
 
     Modes are handled by :func:`pil_to_tensor` (transparency composited on white, 16-bit scaled by
     65535). An EXIF orientation tag is applied. A missing file raises ``FileNotFoundError``; a file
-    that cannot be decoded (not an image, truncated, corrupt) raises :class:`ImageReadError` with the
-    path and the reason. Truncated files are not half-read: Pillow's global
-    ``LOAD_TRUNCATED_IMAGES`` is left alone.
+    that cannot be decoded (not an image, truncated, corrupt, a decompression bomb) raises
+    :class:`ImageReadError` with the path and the reason (:func:`read_image_file`).
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"image file not found: {path}")
-    if path.is_dir():
-        raise ImageReadError(f"cannot read image {path}: it is a directory")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            if img.getexif().get(0x0112, 1) != 1:  # EXIF orientation
-                img = ImageOps.exif_transpose(img)
-            return pil_to_tensor(img)
-    except FileNotFoundError:
-        raise
-    except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError, struct.error, ...
-        raise ImageReadError(f"cannot read image {path}: {type(e).__name__}: {e}") from e
+    return read_image_file(path, pil_to_tensor, what="image")
 
 
 def _quick_check(path: Path) -> str | None:
-    """``None`` when Pillow can open ``path`` and its cheap ``verify()`` passes, else the reason."""
+    """``None`` when Pillow can open ``path`` and its cheap ``verify()`` passes, else the reason.
+
+    ``verify()`` checks a PNG's chunks but reads nothing of a JPEG's compressed data, so a JPEG is
+    also decoded at 1/8 of its size (Pillow's ``draft``: every byte is read, a fraction of the work),
+    which finds a truncated or damaged one."""
     try:
         with Image.open(path) as img:
+            fmt = img.format
             img.verify()
+        if fmt == "JPEG":
+            with Image.open(path) as img:
+                img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))
+                img.load()
     except Exception as e:
-        return f"{type(e).__name__}: {e}"
+        return f"{type(e).__name__}: {_one_line(e)}"
     return None
 
 
@@ -103,9 +133,8 @@ def _full_check(path: Path) -> str | None:
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
-    """``(width, height)`` of an image file, read from its header only."""
-    with Image.open(path) as img:
-        return img.size
+    """``(width, height)`` of an image file, read from its header only (errors as :func:`load_image`)."""
+    return read_image_file(path, lambda img: img.size, header_only=True)
 
 
 def _is_hidden(rel: Path) -> bool:
