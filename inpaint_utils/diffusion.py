@@ -1026,7 +1026,8 @@ class RePaintInpainter:
         model: hub id (default ``$INPAINT_DDPM_MODEL`` or :data:`DEFAULT_DDPM_MODEL`), a folder with
             ``unet/`` and ``scheduler/`` (or the files at its root), ``"tiny"``, or a ``RePaintPipeline``.
         steps, jump_length, jump_n_sample: the schedule (seed 001 / the paper: 250, 10, 10 -> 2410 UNet
-            calls per image; see :func:`repaint_schedule`). eta: 0 as in diffusers' example.
+            calls per image; see :func:`repaint_schedule`). eta: 1.0, RePaint's DDPM ancestral sampling in
+            the hole (the paper; 0 would be a deterministic DDIM-like step, the value of diffusers' example).
         size: side the images are scaled to (default: the DDPM's training size, 256 for CelebA-HQ).
         batch_size: images per pipeline call. A call's randomness: the initial noise of each image comes
             from its own seed, the resampling noise of a batch from the seed of its first image, so the
@@ -1034,7 +1035,7 @@ class RePaintInpainter:
     """
 
     def __init__(self, model: Any = None, device: str | torch.device = "auto", dtype: torch.dtype | str | None = None,
-                 steps: int = 250, jump_length: int = 10, jump_n_sample: int = 10, eta: float = 0.0,
+                 steps: int = 250, jump_length: int = 10, jump_n_sample: int = 10, eta: float = 1.0,
                  size: int | None = None, batch_size: int = 4, seed: int = 0, progress: bool = False,
                  allow_download: bool | None = None, random_weights: bool | None = None) -> None:
         self.device = get_device(device)

@@ -200,14 +200,16 @@ def masked_l1(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor,
 
 def spatial_discount_weights(mask: torch.Tensor, gamma: float = 0.9) -> torch.Tensor:
     """DeepFill's spatial discounting (Yu et al. 2018, section 3.1): every hole pixel gets weight
-    ``gamma ** l``, ``l`` its distance to the nearest known pixel; known pixels get 0. ``(B, 1, H, W)``.
+    ``gamma ** l``, ``l`` the number of pixel rings between it and the known region; known pixels get 0.
+    ``(B, 1, H, W)``.
 
-    ``l`` is the chessboard distance (8-neighbourhood), so a hole pixel touching the known region has
-    ``l = 1`` (weight ``gamma``) and, in a square hole, ``l`` grows by one per ring towards the centre.
-    The image border is not a known pixel. The v1 code computes the weights once for its fixed-size hole
-    patch, as ``gamma ** min(i, H - i, j, W - j)`` (so the top and left rows get ``gamma ** 0``, the bottom
-    and right ones ``gamma ** 1``); ours is the paper's definition for any mask. A sample without a known
-    pixel raises ``ValueError``.
+    ``l`` counts chessboard (8-neighbourhood) steps minus one, so a hole pixel touching the known region
+    has ``l = 0`` (weight ``gamma ** 0 = 1``, as the v1 code's border rows) and, in a square hole, ``l``
+    grows by one per ring towards the centre. The image border is not a known pixel. The v1 code computes
+    the weights once for its fixed-size hole patch, as ``gamma ** min(i, H - i, j, W - j)`` (so the top
+    and left rows get ``gamma ** 0``, the bottom and right ones ``gamma ** 1``, an off-by-one we do not
+    copy); ours gives every border ring ``gamma ** 0``, for any mask. A sample without a known pixel
+    raises ``ValueError``.
     """
     from .validation import check_mask
 
@@ -222,7 +224,7 @@ def spatial_discount_weights(mask: torch.Tensor, gamma: float = 0.9) -> torch.Te
     while bool((reached < 1).any()):
         level += 1
         grown = F.max_pool2d(reached, 3, stride=1, padding=1)                   # one more ring (chessboard)
-        weights = weights + (grown - reached) * float(gamma) ** level
+        weights = weights + (grown - reached) * float(gamma) ** (level - 1)      # the border ring: gamma ** 0
         reached = grown
     return weights.to(mask.dtype)
 

@@ -47,7 +47,9 @@ REPORTED: dict[str, dict[str, Any]] = {
         "rows": [
             {"method": "Telea", "mse255": 821.73, "l1_255": 9.66, "psnr": 19.61, "lpips": 0.17, "tv": 7.97},
             {"method": "Navier-Stokes", "mse255": 810.47, "l1_255": 9.68, "psnr": 19.63, "lpips": 0.16, "tv": 8.15},
-            {"method": "GLCIC (50k)", "mse255": 720.49, "l1_255": 9.25, "psnr": 20.16, "lpips": 0.13, "tv": 1.70},
+            # seed 002's "GLCIC" is the stable variant of Yu et al. 2018 (no BatchNorm, ELU, WGAN-GP), not Iizuka's
+            {"method": "stable GLCIC of Yu et al. (no BN, ELU, WGAN-GP; 50k)", "mse255": 720.49, "l1_255": 9.25,
+             "psnr": 20.16, "lpips": 0.13, "tv": 1.70},
             {"method": "CA Animals hole (150k)", "mse255": 631.22, "l1_255": 8.09, "psnr": 20.99, "lpips": 0.11,
              "tv": 1.75},
             {"method": "CA ImageNet hole (300k)", "mse255": 565.84, "l1_255": 8.00, "psnr": 21.40, "lpips": 0.10,
@@ -57,7 +59,8 @@ REPORTED: dict[str, dict[str, Any]] = {
         ],
     },
     "seed003_nsd": {
-        "source": "seed 003: NSD of encoder latents, k=250 images, n=100 masks, 100k ImageNet images",
+        "source": "seed 003: NSD of raw encoder latents (standardize=False), k=250 images, n=100 masks, "
+                  "100k ImageNet images",
         "columns": ("method", "nsd_mean", "nsd_std"),
         "rows": [
             {"method": "Context Encoder", "nsd_mean": 0.79, "nsd_std": 0.17},

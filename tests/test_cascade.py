@@ -355,3 +355,19 @@ def test_nsd_of_the_cascade_equals_the_latent_formula(full_cascade):
     assert (got["k"], got["n"], got["D"]) == (3, 4, 100)
     torch.testing.assert_close(got["per_image"], want.cpu().double(), atol=1e-6, rtol=1e-5)
     assert 0 < got["mean"] < 1
+
+
+def test_the_64_ce_trains_on_the_downscale_it_is_fed():
+    # one downscale for training and inference: the 64 CE's training images are the cascade's v P
+    from inpaint_utils.models.cascade import DownscaledImages
+
+    images = [torch.rand(3, 128, 128, generator=torch.Generator().manual_seed(k)) for k in range(3)]
+    small = DownscaledImages(images)
+    assert len(small) == 3
+    cascade = CascadeContextEncoder(CascadeConfig.tiny("full"), seed=0)
+    mask = torch.zeros(1, 1, 128, 128)
+    mask[..., 16:48, 16:48] = 1.0
+    for k in range(3):
+        fed = cascade.stages(images[k][None], mask)["image_small"][0]
+        known = downscale_mask(mask)[0, 0] == 0
+        assert small[k].shape == (3, 64, 64) and torch.equal(small[k][:, known], fed[:, known])

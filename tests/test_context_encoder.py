@@ -418,7 +418,23 @@ def test_task_masks_and_weights_centre_model():
         hole, weights = task.masks(torch.rand(2, 3, 32, 32))
         assert hole.shape == (2, 1, 32, 32) and int(hole[0].sum()) == dropped   # 16x16 window, or its 8x8 core
         assert weights.shape == (2, 1, 16, 16)                                  # on the predicted window
-        assert int((weights[0] == 10).sum()) == 16 * 16 - 8 * 8 and int((weights[0] == 1).sum()) == 8 * 8
+        if overlap:  # the authors' overlapPred: the 10x ring is the kept (known) part of the window
+            assert torch.equal(weights[0, 0] == 10, hole[0, 0, 8:24, 8:24] == 0)
+            assert int((weights[0] == 10).sum()) == 16 * 16 - 8 * 8 and int((weights[0] == 1).sum()) == 8 * 8
+        else:        # the whole window dropped: plain L2, no ring inside the hole
+            assert torch.equal(weights, torch.ones(2, 1, 16, 16))
+
+
+def test_task_full_output_weights_the_hole_plainly():
+    from inpaint_utils.models.context_encoder import ContextEncoderTask
+
+    cfg = ContextEncoderConfig.tiny(image_size=32, output="full", hole_size=None)
+    task = ContextEncoderTask(ContextEncoderGenerator(cfg, seed=0), None, mask_kind="blocks", mask_ratio=0.25)
+    hole, weights = task.masks(torch.rand(2, 3, 32, 32), torch.Generator().manual_seed(0))
+    assert torch.equal(weights, hole)                                           # 1 in the hole, 0 elsewhere
+    by_hand = ContextEncoderTask(ContextEncoderGenerator(cfg, seed=0), None, mask_kind="blocks", loss_overlap=2)
+    _, ringed = by_hand.masks(torch.rand(2, 3, 32, 32), torch.Generator().manual_seed(0))
+    assert float(ringed.max()) == 10.0                                          # asked for: the ring is there
 
 
 def test_task_trains_with_the_shared_loop_and_lowers_the_loss(tmp_path):

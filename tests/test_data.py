@@ -374,6 +374,21 @@ def test_source_1_downloaded_dataset(dirs, capsys):
     assert len(ds) == 3 and ds[0].shape == (3, 32, 32)
 
 
+def test_source_1_downloaded_dataset_uses_the_registry_preprocessing(dirs):
+    # seed 000's recipe for celeba-hq: resize to 256, centre crop 128, i.e. the central half of a
+    # 256 image; resize-to-128 ("256") would keep the whole image, border included
+    image = _rgb(256, 256, (0, 0, 255))
+    image[48:208, 48:208] = (255, 0, 0)  # red centre, blue border
+    _save(dirs / "data" / "celeba-hq" / "celeba_hq_256" / "0.png", image)
+    source = data.find_source("celeba-hq", verbose=False)
+    assert source.preprocessing == data.get_dataset_spec("celeba-hq").preprocessing == "ce"
+    item = source.dataset(size=32)[0]
+    assert item.shape == (3, 32, 32)
+    assert float(item[0].min()) > 0.95 and float(item[2].max()) < 0.05  # only the red centre
+    whole = source.dataset(size=32, preprocess="256")[0]  # an explicit mode still wins
+    assert float(whole[2, 0, 0]) > 0.95
+
+
 def test_source_1_cityscapes_pairs_are_cropped(dirs):
     pair = np.concatenate([_rgb(256, 256, (0, 255, 0)), _rgb(256, 256, (255, 0, 255))], axis=1)
     _save(dirs / "data" / "cityscapes" / "cityscapes_data" / "train" / "1.jpg", pair, quality=100)

@@ -473,12 +473,29 @@ def test_critic_and_generator_update_schedule():
 
 def test_task_masks_are_square_holes_of_hole_size():
     cfg = DeepFillConfig.tiny()
-    task = DeepFillTask(DeepFillGenerator(cfg), None)
+    task = DeepFillTask(DeepFillGenerator(cfg), None, max_delta=0)
     masks = task.masks(torch.rand(5, 3, 64, 64), torch.Generator().manual_seed(0))
     assert masks.shape == (5, 1, 64, 64) and (masks.sum(dim=(1, 2, 3)) == 32 * 32).all()
     rows = masks.amax(dim=3)[:, 0].sum(dim=1)
     assert (rows == 32).all()                                               # 32x32 squares
     assert len({tuple(m.nonzero()[0].tolist()) for m in masks}) > 1         # at random positions
+
+
+def test_task_holes_shrink_randomly_from_the_max_box_as_v1():
+    # v1's bbox2mask: the max box loses a random 0 .. max_delta // 2 px on top and bottom (and left and right)
+    cfg = DeepFillConfig.tiny()                                             # 64 px images, 32 px box
+    task = DeepFillTask(DeepFillGenerator(cfg), None)
+    assert task.max_delta == 8                                              # v1's 32 for a 128 px box
+    masks = task.masks(400, torch.Generator().manual_seed(0))
+    heights = masks.amax(dim=3)[:, 0].sum(dim=1)
+    widths = masks.amax(dim=2)[:, 0].sum(dim=1)
+    assert set(heights.tolist()) == set(widths.tolist()) == {32.0 - 2 * d for d in range(5)}
+    assert torch.equal(masks.sum(dim=(1, 2, 3)), heights * widths)          # rectangles
+    assert not torch.equal(heights, widths)
+    top, left = hole_boxes(masks, cfg.hole_size)                            # the local patch holds the hole
+    assert torch.equal(crop_patches(masks, top, left, cfg.hole_size).sum(dim=(1, 2, 3)), masks.sum(dim=(1, 2, 3)))
+    with pytest.raises(ValueError, match="max_delta"):
+        DeepFillTask(DeepFillGenerator(cfg), None, max_delta=32)
     with pytest.raises(ValueError, match="input_mode"):
         DeepFillTask(DeepFillGenerator(cfg), None, input_mode="blur")
 

@@ -463,6 +463,19 @@ def test_repaint_mask_polarity_and_known_pixels(tiny_ddpm_folder):
     assert torch.equal(completed, again) and not torch.allclose(completed, other, atol=1e-3)
 
 
+def test_repaint_samples_ancestrally_by_default(tiny_ddpm_folder):
+    # RePaint is DDPM ancestral sampling: the scheduler's eta is 1.0 (0 is a deterministic DDIM-like step)
+    rp = D.RePaintInpainter(tiny_ddpm_folder, device="cpu", steps=2, jump_length=1, jump_n_sample=1)
+    seen = []
+    scheduler = rp.pipe.scheduler
+    step = scheduler.step
+    scheduler.step = lambda *args, **kwargs: seen.append(scheduler.eta) or step(*args, **kwargs)  # eta as it steps
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 8:20, 8:20] = 1.0
+    rp(torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0)), mask, generator=0)
+    assert rp.eta == 1.0 and seen and set(seen) == {1.0}
+
+
 def test_repaint_resizes_and_checks(tiny_ddpm_folder):
     rp = D.RePaintInpainter(tiny_ddpm_folder, device="cpu", steps=2, jump_length=1, jump_n_sample=1, size=16)
     image, mask = _batch(1, size=24)

@@ -249,6 +249,13 @@ def test_holes_have_the_papers_sides_and_the_patch_contains_them(placement):
         assert len(torch.unique(ct - top)) > 15
 
 
+def test_the_local_patch_is_centred_on_the_hole_by_default():
+    # the paper: the local discriminator sees a patch centred around the completed region
+    holes = random_holes(64, 256, (96, 128), 128, seed=0)
+    assert torch.equal(holes.corners, random_holes(64, 256, (96, 128), 128, seed=0, placement="center").corners)
+    assert _tiny_task().placement == "center"
+
+
 def test_holes_are_reproducible_and_drawn_from_the_generator():
     a = random_holes(8, 128, (48, 64), 64, seed=5)
     b = random_holes(8, 128, (48, 64), 64, generator=torch.Generator().manual_seed(5))
@@ -321,6 +328,24 @@ def test_phase_schedule_updates_the_right_network():
                                else ["discriminator", "generator"])
         if "g" in logs:
             assert logs["g"] == pytest.approx(logs["mse"] + 4e-4 * logs["adv"], rel=1e-5)
+
+
+def test_joint_phase_scales_the_discriminator_loss_by_alpha():
+    # the paper's objective weights both adversarial terms by alpha; the D-only phase trains on the plain BCE
+    task = _tiny_task(t_c=0, t_d=1, alpha=0.25)
+    ctx = StepContext(task.optimizers, torch.device("cpu"), torch.Generator().manual_seed(0))
+    seen = {}
+    backward = ctx.backward
+    def spy(loss, which, **kwargs):
+        seen.setdefault(which, loss.detach())
+        return backward(loss, which, **kwargs)
+    ctx.backward = spy
+    batch = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    for step, weight in ((0, 1.0), (1, 0.25)):          # phase 2, then phase 3
+        seen.clear()
+        ctx._begin(step)
+        logs = task.train_step(batch, step, ctx)
+        assert float(seen["discriminator"]) == pytest.approx(weight * logs["d"], rel=1e-6), step
 
 
 def test_discriminator_sees_the_composite():

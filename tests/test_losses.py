@@ -225,18 +225,19 @@ def test_spatial_discount_weights_on_a_known_mask():
     from inpaint_utils.losses import spatial_discount_weights
 
     mask = torch.zeros(2, 1, 10, 10)
-    mask[0, :, 2:8, 2:8] = 1                       # 6x6 hole: rings at distance 1, 2, 3
+    mask[0, :, 2:8, 2:8] = 1                       # 6x6 hole: rings 0 (the border, weight 1), 1, 2
     mask[1, :, 0:3, 0:4] = 1                       # in the corner: the image border is not known
     w = spatial_discount_weights(mask, gamma=0.9)
     assert w.shape == mask.shape
     expected = torch.zeros(10, 10)
-    for level, (lo, hi) in enumerate(((2, 8), (3, 7), (4, 6)), start=1):
+    for level, (lo, hi) in enumerate(((2, 8), (3, 7), (4, 6))):
         expected[lo:hi, lo:hi] = 0.9 ** level
     torch.testing.assert_close(w[0, 0], expected)
-    assert float(w[0].sum()) == pytest.approx(20 * 0.9 + 12 * 0.81 + 4 * 0.729, abs=1e-5)
-    # corner hole: distance to the known pixels at row 3 / column 4 only
+    assert float(w[0].sum()) == pytest.approx(20 * 1.0 + 12 * 0.9 + 4 * 0.81, abs=1e-5)
+    assert float(w[0].max()) == 1.0                # v1: gamma ** 0 = 1 on the hole's border
+    # corner hole: rings counted from the known pixels at row 3 / column 4 only
     rows, cols = torch.meshgrid(torch.arange(3), torch.arange(4), indexing="ij")
-    dist = torch.minimum(3 - rows, 4 - cols).float()
+    dist = torch.minimum(3 - rows, 4 - cols).float() - 1
     torch.testing.assert_close(w[1, 0, :3, :4], 0.9 ** dist)
     assert float(w[1, 0, 3:].abs().sum() + w[1, 0, :, 4:].abs().sum()) == 0.0
     with pytest.raises(ValueError, match="no known pixel"):

@@ -66,12 +66,12 @@ def test_pure_noise_gives_about_one():
     gen = torch.Generator().manual_seed(2)
     noise = torch.randn(k, n, d, generator=gen)
     # standardised: mean_j NSD_j = within / total variance per dimension; expectation k(n-1)/(kn-1)
-    value = nsd_from_latents(noise).mean().item()
+    value = nsd_from_latents(noise, standardize=True).mean().item()
     assert value == pytest.approx(k * (n - 1) / (k * n - 1), abs=0.01) and value > 0.94
     # raw estimator on N(0, I) latents (the paper's assumption): expectation (n - 1) / n
     assert nsd_from_latents(noise, standardize=False).mean().item() == pytest.approx((n - 1) / n, abs=0.01)
     # noise of any scale: standardising brings it back to ~1; the raw estimator does not
-    assert nsd_from_latents(noise * 50 + 7).mean().item() == pytest.approx(value, abs=1e-9)
+    assert nsd_from_latents(noise * 50 + 7, standardize=True).mean().item() == pytest.approx(value, abs=1e-9)
     assert nsd_from_latents(noise * 50, standardize=False).mean().item() > 2000
 
 
@@ -82,14 +82,14 @@ def test_standardized_nsd_is_affine_invariant_and_bounded():
     scale = torch.linspace(-3, 5, 10, dtype=torch.float64)
     scale[scale.abs() < 0.1] = 1.0
     shift = torch.randn(10, generator=gen, dtype=torch.float64)
-    base = nsd_from_latents(latents)
-    assert torch.allclose(nsd_from_latents(latents * scale + shift), base, rtol=1e-10)
+    base = nsd_from_latents(latents, standardize=True)
+    assert torch.allclose(nsd_from_latents(latents * scale + shift, standardize=True), base, rtol=1e-10)
     assert 0.0 < base.mean().item() < 1.0
     # a constant dimension carries no information and is left out
     padded = torch.cat([latents, torch.full((7, 6, 3), 4.2, dtype=torch.float64)], dim=2)
-    assert torch.allclose(nsd_from_latents(padded), base, rtol=1e-12)
+    assert torch.allclose(nsd_from_latents(padded, standardize=True), base, rtol=1e-12)
     with pytest.raises(ValueError, match="every latent dimension is constant"):
-        nsd_from_latents(torch.ones(3, 4, 5))
+        nsd_from_latents(torch.ones(3, 4, 5), standardize=True)
     # the raw estimator keeps constant dimensions in D
     assert torch.allclose(nsd_from_latents(padded, standardize=False),
                           nsd_from_latents(latents, standardize=False) * 10 / 13, rtol=1e-12)
@@ -214,3 +214,16 @@ def test_nsd_bad_input():
         nsd(lambda x: x[:1].flatten(1), images, masks, batch_size=3, progress=False)
     with pytest.raises(ValueError, match="encode_fn returned NaN"):
         nsd(lambda x: x.flatten(1) * math.nan, images, masks, progress=False)
+
+
+def test_the_default_is_the_papers_raw_estimator():
+    # seed 003's 0.79 / 0.56 are the raw estimator; standardising is our variant and must be asked for
+    latents = torch.randn(3, 5, 4, generator=torch.Generator().manual_seed(11), dtype=torch.float64) * 7
+    raw = nsd_from_latents(latents, standardize=False)
+    assert torch.equal(nsd_from_latents(latents), raw)
+    assert not torch.allclose(raw, nsd_from_latents(latents, standardize=True))
+    images = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(12))
+    masks = make_mask("square", 16, 0.25, batch=4, seed=13)
+    encode = lambda x: 5 * x.flatten(1)
+    assert nsd(encode, images, masks, progress=False)["mean"] == \
+        pytest.approx(nsd(encode, images, masks, progress=False, standardize=False)["mean"])

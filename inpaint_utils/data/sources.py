@@ -52,6 +52,10 @@ SKIMAGE_SAMPLES: tuple[tuple[str, str], ...] = (
 )
 
 
+#: Default of :meth:`DataSource.dataset`'s ``preprocess``: the source's own ``preprocessing``.
+_OWN: Any = object()
+
+
 @dataclass(frozen=True, eq=False)
 class DataSource:
     """Where a notebook's images come from.
@@ -59,6 +63,9 @@ class DataSource:
     ``kind`` is ``"dataset"`` (downloaded into ``data/<name>``), ``"shared"`` (a collection of the
     shared folder) or ``"skimage"`` (scikit-image's bundled samples). ``files`` are image paths;
     ``images`` in-memory ``(3, H, W)`` tensors (used when a sample ships without a file).
+    ``preprocessing`` is the :func:`preprocess` mode :meth:`dataset` applies unless told otherwise:
+    the registry's for a downloaded dataset (seed 000's ``"ce"``, resize to 256 and centre crop 128,
+    for celeba-hq, cityscapes and places365), ``"256"`` (resize + centre crop) for the others.
     """
 
     kind: str
@@ -69,6 +76,7 @@ class DataSource:
     description: str = ""
     root: Path | None = None
     crop: str | None = None
+    preprocessing: str | None = "256"
 
     def __len__(self) -> int:
         return len(self.files) + len(self.images)
@@ -92,11 +100,14 @@ class DataSource:
             return _apply_crop(load_image(self.files[index]), self.crop)
         return _apply_crop(self.images[index - len(self.files)].float(), self.crop)
 
-    def dataset(self, size: int | None = 128, preprocess: str | None = "256", split: str = "all",
+    def dataset(self, size: int | None = 128, preprocess: str | None = _OWN, split: str = "all",
                 fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0, max_images: int | None = None,
                 verify: str = "quick") -> Dataset:
         """An :class:`ImageFolder` over the source's files, or an :class:`InMemoryImages` over its
-        in-memory samples; the arguments are theirs (``verify`` applies to files only)."""
+        in-memory samples; the arguments are theirs (``verify`` applies to files only), except that
+        ``preprocess`` defaults to the source's own :attr:`preprocessing`."""
+        if preprocess is _OWN:
+            preprocess = self.preprocessing
         if self.files:
             return ImageFolder(list(self.files), size=size, preprocess=preprocess, split=split, fractions=fractions,
                                seed=seed, max_images=max_images, crop=self.crop, verify=verify)
@@ -116,14 +127,14 @@ def make_dataset(source: DataSource, **kwargs: Any) -> Dataset:
 def dataset_source(name: str) -> DataSource | None:
     """The downloaded dataset ``name`` under :func:`config.data_root` when it holds images, else
     ``None``. Files are those matching the registry's ``image_glob`` (any image under the folder if
-    that pattern finds none)."""
+    that pattern finds none); its datasets preprocess with the registry's ``preprocessing``."""
     spec = get_dataset_spec(name)
     root = config.data_root() / spec.name
     files = list_images(root, spec.image_glob) or list_images(root)
     if not files:
         return None
     return DataSource("dataset", spec.name, files=tuple(files), description=spec.description, root=root,
-                      crop=spec.crop)
+                      crop=spec.crop, preprocessing=spec.preprocessing)
 
 
 def shared_source(collection: str = "faces") -> DataSource | None:

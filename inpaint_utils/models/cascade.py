@@ -41,12 +41,13 @@ from typing import Any, Mapping
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.data import Dataset
 
 from ..validation import check_image_mask
 from .context_encoder import ContextEncoderConfig, ContextEncoderGenerator, ContextEncoderTask
 
-__all__ = ["CascadeConfig", "CascadeContextEncoder", "CascadeTask", "downscale_image", "downscale_mask",
-           "upscale_image"]
+__all__ = ["CascadeConfig", "CascadeContextEncoder", "CascadeTask", "DownscaledImages", "downscale_image",
+           "downscale_mask", "upscale_image"]
 
 UPSCALE_MODES = ("bilinear", "nearest")
 
@@ -71,6 +72,21 @@ def downscale_mask(mask: torch.Tensor) -> torch.Tensor:
     mask is hole when any of its four pixels is (the small known region only covers known pixels)."""
     _check_even(mask, "mask")
     return F.max_pool2d(mask, kernel_size=2)
+
+
+class DownscaledImages(Dataset):
+    """``dataset``'s images through :func:`downscale_image`: the 64 CE's training set, made from the
+    128 CE's. The 64 CE is then trained on exactly what the cascade feeds it (``v P``, a 2x2 average),
+    not on another resampling of the originals (an antialiased bilinear resize to 64 differs from it)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return downscale_image(self.dataset[index][None])[0]                       # (3, H/2, W/2)
 
 
 def upscale_image(image: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:

@@ -520,8 +520,12 @@ class ContextEncoderTask:
 
     Per step (the authors' ``train.lua``): build the input (hole filled with ``config.fill``), predict;
     update the discriminator with seed 000's eq. (4) on real vs predicted (detached); update the
-    generator with eq. (1): ``lambda_rec * L_rec + lambda_adv * L_adv``, ``L_rec`` the masked L2
-    with a 4-px ring inside the hole weighted 10x (:func:`inpaint_utils.masks.overlap_weights`).
+    generator with eq. (1): ``lambda_rec * L_rec + lambda_adv * L_adv``, ``L_rec`` the masked L2.
+    The 10x ring weight (``overlapL2Weight``) is the authors' and acts only where they put it: with
+    ``overlap=4`` (``overlapPred``) the 4-px ring of the predicted 64x64 window, which lies over
+    *known* pixels, is weighted 10x (:func:`inpaint_utils.masks.overlap_weights`); with ``overlap=0``
+    and for full-image models the L2 is plain over the hole, as seed 000 states (no source weights a
+    ring inside the dropped hole). ``loss_overlap`` sets the ring's width by hand (``None``: the above).
 
     * ``output="center"``: the hole is the model's input hole (``input_hole_mask``: the 64x64 centre
       for ``overlap=0``, its central 56x56 for the authors' ``overlap=4``); prediction, target, loss
@@ -540,7 +544,7 @@ class ContextEncoderTask:
 
     def __init__(self, generator: ContextEncoderGenerator, discriminator: ContextEncoderDiscriminator | None = None,
                  lr: float = 2e-4, d_lr_ratio: float = 0.1, betas: tuple[float, float] = (0.5, 0.999),
-                 lambda_rec: float = 0.999, lambda_adv: float = 0.001, loss_overlap: int = 4,
+                 lambda_rec: float = 0.999, lambda_adv: float = 0.001, loss_overlap: int | None = None,
                  overlap_weight: float = 10.0, mask_kind: str = "blocks", mask_ratio: float | tuple = 0.25,
                  input_mode: str = "hole"):
         if discriminator is not None and discriminator.config.discriminator_size != generator.config.discriminator_size:
@@ -569,12 +573,14 @@ class ContextEncoderTask:
         if g.config.output == "center":
             window = g.window_mask(b, device)
             hole = erode_mask(window, g.config.overlap) if g.config.overlap else window
-            weights = g.crop_window(overlap_weights(window, self.loss_overlap, self.overlap_weight))
+            # the ring is the part of the window the input keeps (overlap px wide): 0 = plain L2
+            ring = g.config.overlap if self.loss_overlap is None else self.loss_overlap
+            weights = g.crop_window(overlap_weights(window, ring, self.overlap_weight))
         else:
             n = ctx.global_size(batch) if ctx is not None else b
             hole = make_mask(self.mask_kind, g.config.image_size, self.mask_ratio, batch=n, generator=generator)
             hole = (ctx.shard(hole) if ctx is not None else hole).to(device)
-            weights = overlap_weights(hole, self.loss_overlap, self.overlap_weight)
+            weights = overlap_weights(hole, self.loss_overlap or 0, self.overlap_weight)  # 0: plain L2 on the hole
         return hole, weights
 
     def _predict(self, batch: torch.Tensor, hole: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -651,8 +651,11 @@ class DeepFillTask:
 
     Per step (v1's ``build_graph_with_losses`` with seed 002's Table I weights):
 
-    1. every sample draws its own square ``hole_size`` hole at a random position (``ctx.generator``;
-       128x128 in 256x256) and the input is built by ``input_mode`` (hole / mosaic / hole_ns);
+    1. every sample draws its own hole (``ctx.generator``): v1's ``random_bbox`` + ``bbox2mask``, a
+       ``hole_size`` square box at a random position (128x128 in 256x256), shrunk on each side by a random
+       ``0 .. max_delta // 2`` px, top / bottom and left / right alike (v1: ``max_delta_height`` /
+       ``max_delta_width`` 32, default ``hole_size // 4``); the local critic's patch is the ``hole_size``
+       window around the hole; the input is built by ``input_mode`` (hole / mosaic / hole_ns);
     2. the generator runs once: ``coarse``, ``refined``; ``completed = mask * refined + (1 - mask) * image``;
     3. ``critic_steps`` (5) critic updates, each on the WGAN loss of the global critic (whole image) plus
        the local critic (the ``hole_size`` patch around each hole), real images vs the composite, plus
@@ -671,21 +674,26 @@ class DeepFillTask:
 
     Random numbers (holes, the penalty's interpolation weights) come from ``ctx.generator``, drawn for the
     global batch and sharded when the loop runs in several processes (``ctx.global_size`` / ``ctx.shard``),
-    so N processes follow the one-process run; every hole has the same area, so the per-process L1 means
-    need no reweighting.
+    so N processes follow the one-process run; holes differ in area, so each process's L1 means over the
+    hole and over the known pixels are weighted by its share of the global count (``ctx.mean_weight``).
     """
 
     def __init__(self, generator: DeepFillGenerator, critic: DeepFillCritic | None = None, lr: float = 1e-4,
                  betas: tuple[float, float] = (0.5, 0.9), critic_steps: int = 5, coarse_l1_alpha: float = 1.2,
                  l1_loss_alpha: float = 1.2, ae_loss_alpha: float = 1.2, global_wgan_loss_alpha: float = 1.0,
                  gan_loss_alpha: float = 0.001, wgan_gp_lambda: float = 10.0, gamma: float = 0.9,
-                 input_mode: str = "hole"):
+                 input_mode: str = "hole", max_delta: int | None = None):
         if input_mode not in INPUT_MODES:
             raise ValueError(f"input_mode must be one of {INPUT_MODES}, got {input_mode!r}")
         if not _is_int(critic_steps) or critic_steps < 1:
             raise ValueError(f"critic_steps must be a positive int, got {critic_steps!r}")
         if critic is not None and critic.config.to_dict() != generator.config.to_dict():
             raise ValueError("generator and critic were built from different DeepFillConfigs")
+        if max_delta is None:
+            max_delta = generator.config.hole_size // 4                 # v1: 32 for its 128 px box
+        if not _is_int(max_delta) or not 0 <= max_delta < generator.config.hole_size:
+            raise ValueError(f"max_delta must be an int in [0, hole_size {generator.config.hole_size}), got {max_delta!r}")
+        self.max_delta = int(max_delta)
         self.generator, self.critic = generator, critic
         self.critic_steps, self.input_mode, self.gamma = critic_steps, input_mode, gamma
         self.coarse_l1_alpha, self.l1_loss_alpha, self.ae_loss_alpha = coarse_l1_alpha, l1_loss_alpha, ae_loss_alpha
@@ -699,12 +707,20 @@ class DeepFillTask:
             self.optimizers["critic"] = torch.optim.Adam(critic.parameters(), lr=lr, betas=betas)
 
     def masks(self, batch: torch.Tensor | int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """One square ``hole_size`` hole per sample at a random position: ``(B, 1, S, S)`` (on the batch's
-        device when ``batch`` is a tensor; ``batch`` may also be the number of masks)."""
+        """One hole per sample, ``(B, 1, S, S)``: a ``hole_size`` square box at a random position, shrunk
+        by a random ``0 .. max_delta // 2`` px on each side (v1's ``bbox2mask``; on the batch's device when
+        ``batch`` is a tensor; ``batch`` may also be the number of masks)."""
         cfg = self.generator.config
         ratio = cfg.hole_size ** 2 / cfg.image_size ** 2
         n = batch if isinstance(batch, int) else batch.shape[0]
-        masks = make_mask("square", cfg.image_size, ratio, batch=n, generator=generator)
+        boxes = make_mask("square", cfg.image_size, ratio, batch=n, generator=generator)     # (B, 1, S, S)
+        # v1: h = randint(max_delta // 2 + 1) px off the top and the bottom, w off the left and the right
+        delta = torch.randint(0, self.max_delta // 2 + 1, (n, 2), generator=generator)     # (B, 2) rows, cols
+        coords = torch.arange(cfg.image_size)
+        start = torch.stack([(boxes.amax(dim=d)[:, 0] > 0).float().argmax(dim=1) for d in (3, 2)], dim=1)  # (B, 2)
+        lo, hi = start + delta, start + cfg.hole_size - delta                               # (B, 2) kept [lo, hi)
+        inside = (coords >= lo[:, :, None]) & (coords < hi[:, :, None])                     # (B, 2, S)
+        masks = (inside[:, 0, :, None] & inside[:, 1, None, :]).to(boxes.dtype)[:, None]    # (B, 1, S, S)
         return masks if isinstance(batch, int) else masks.to(batch.device)
 
     def critic_loss(self, image: torch.Tensor, completed: torch.Tensor, mask: torch.Tensor,
@@ -730,8 +746,9 @@ class DeepFillTask:
         gp = gp_g + gp_l
         return wgan + self.wgan_gp_lambda * gp, {"d_wgan": wgan.detach(), "gp": gp.detach()}
 
-    def generator_loss(self, image, mask, coarse, refined, completed, top, left):
-        """The generator's loss (v1 / seed 002 weights) and its parts (detached)."""
+    def generator_loss(self, image, mask, coarse, refined, completed, top, left, shares=(1.0, 1.0)):
+        """The generator's loss (v1 / seed 002 weights) and its parts (detached). ``shares``: factors of
+        the hole and the known-pixel L1 means (``ctx.mean_weight`` of each count; 1 in one process)."""
         from ..losses import masked_l1, spatial_discount_weights, wgan_generator_loss
 
         weights = spatial_discount_weights(mask, self.gamma)                          # (B, 1, S, S), 0 outside
@@ -739,6 +756,7 @@ class DeepFillTask:
         units = 2.0                                                                   # L1 in [-1, 1] units (v1)
         l1 = units * (self.coarse_l1_alpha * masked_l1(coarse, image, weights) + masked_l1(refined, image, weights))
         ae = units * (self.coarse_l1_alpha * masked_l1(coarse, image, known) + masked_l1(refined, image, known))
+        l1, ae = l1 * shares[0], ae * shares[1]
         total = self.l1_loss_alpha * l1 + self.ae_loss_alpha * ae
         parts = {"l1": l1.detach(), "ae": ae.detach()}
         if self.critic is not None:
@@ -776,7 +794,9 @@ class DeepFillTask:
                 ctx.step("critic")
             logs.update(d_parts)
         with ctx.autocast():
-            g_loss, g_parts = self.generator_loss(batch, mask, coarse, refined, completed, top, left)
+            # holes differ in area: weight each process's means by its share of the global counts
+            shares = (ctx.mean_weight(mask.sum()), ctx.mean_weight((1.0 - mask).sum()))
+            g_loss, g_parts = self.generator_loss(batch, mask, coarse, refined, completed, top, left, shares)
         ctx.backward(g_loss, "generator", name="generator loss")
         ctx.step("generator")
         logs.update(g_parts)

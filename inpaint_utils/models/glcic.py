@@ -59,9 +59,13 @@ Choices the paper leaves open (our defaults; each can be changed):
 * **Initialisation.** The paper does not say; convolutions N(0, 0.02), BatchNorm scales N(1, 0.02),
   biases 0 (:func:`init_weights`, the course's DCGAN convention), fully connected layers N(0, 0.02).
 * **The local patch.** The paper's local discriminator sees a 128x128 patch centred around the
-  completed region; a hole near the border needs the patch shifted back into the image. ``placement="random"``
-  (default) picks a uniformly random patch position that contains the whole hole and lies inside the
-  image; ``placement="center"`` centres it on the hole, then clamps it into the image.
+  completed region; a hole near the border needs the patch shifted back into the image.
+  ``placement="center"`` (default, the paper) centres it on the hole, then clamps it into the image;
+  ``placement="random"`` (an experiment) picks a uniformly random patch position that contains the
+  whole hole and lies inside the image.
+* **The joint phase's discriminator loss** is scaled by ``alpha`` as in the paper's objective
+  ``min_C max_D E[L(x, M_c) + alpha log D(x, M_d) + alpha log(1 - D(C(x, M_c), M_c))]`` (and its ports);
+  in the discriminator-only phase it is the plain BCE.
 * **The generator's adversarial term.** The paper writes the minimax ``log(1 - D(C(x)))``; we use the
   non-saturating ``-log D(C(x))`` (:func:`inpaint_utils.losses.generator_adversarial_bce`), the usual
   practice, as for the Context Encoder.
@@ -468,13 +472,13 @@ def _uniform_int(lo: torch.Tensor, hi: torch.Tensor, generator: torch.Generator)
 
 
 def random_holes(batch: int, image_size: int, hole_range: tuple[int, int], local_size: int,
-                 generator: torch.Generator | None = None, seed: int | None = None, placement: str = "random",
+                 generator: torch.Generator | None = None, seed: int | None = None, placement: str = "center",
                  device: str | torch.device | None = None) -> Holes:
     """The paper's training holes: per image one rectangle whose height and width are each drawn
     uniformly (integers) from ``hole_range`` (``[96, 128]`` in a 256x256 image), at a uniformly random
     position inside the image, and the ``local_size`` patch of the local discriminator, which contains
-    the whole hole and lies inside the image (``placement``: ``"random"``, uniformly among those
-    positions; ``"center"``: centred on the hole, clamped into the image). Drawn on the CPU from
+    the whole hole and lies inside the image (``placement``: ``"center"``, the paper's, centred on the
+    hole and clamped into the image; ``"random"``, uniformly among those positions). Drawn on the CPU from
     ``generator`` (or ``seed``; with neither, from torch's global RNG); no loop over samples.
 
     >>> h = random_holes(4, 256, (96, 128), 128, seed=0)
@@ -558,9 +562,9 @@ class GLCICTask:
        images (each with its own random patch region ``M_d``, Algorithm 1) against **completed**
        images: the composite ``M_c * C(x, M_c) + (1 - M_c) * x`` (the port shows D the raw output,
        whose known pixels already give it away), global image + local patch around the hole.
-    3. ``step >= t_c + t_d`` (**joint**): the discriminator step, then the completion network on
-       ``L + alpha * L_adv`` (the paper's joint objective, ``alpha = 0.0004``), ``L_adv`` the
-       non-saturating BCE of D on the composite.
+    3. ``step >= t_c + t_d`` (**joint**): the discriminator step on ``alpha`` times its BCE, then the
+       completion network on ``L + alpha * L_adv`` (the paper's joint objective, ``alpha = 0.0004``, which
+       weights both players' adversarial terms), ``L_adv`` the non-saturating BCE of D on the composite.
 
     The paper trains with batch 96, T_C = 90,000, T_D = 10,000 and 500,000 iterations in all, using
     Adadelta (``optimizer="adadelta"``: ``lr=1``, ``rho=0.9``, ``eps=1e-6``, the defaults of Torch's
@@ -571,12 +575,13 @@ class GLCICTask:
     MSE about as fast as Adam with lr 1e-3 or 2e-4, so a short run needs no other optimiser than the
     paper's.
 
-    Logs per step: ``mse`` (every phase), ``d`` (phases 2-3), ``adv`` and ``g`` = ``mse + alpha adv`` (phase 3).
+    Logs per step: ``mse`` (every phase), ``d`` (phases 2-3, the BCE before the joint phase's ``alpha``),
+    ``adv`` and ``g`` = ``mse + alpha adv`` (phase 3).
     """
 
     def __init__(self, generator: CompletionNetwork, discriminator: GLCICDiscriminator, t_c: int = 90_000,
                  t_d: int = 10_000, alpha: float = 4e-4, optimizer: str = "adadelta", lr: float | None = None,
-                 betas: tuple[float, float] = (0.5, 0.999), placement: str = "random"):
+                 betas: tuple[float, float] = (0.5, 0.999), placement: str = "center"):
         if not isinstance(generator, CompletionNetwork):
             raise TypeError(f"generator must be a CompletionNetwork, got {type(generator).__name__}")
         if not isinstance(discriminator, GLCICDiscriminator):
@@ -663,7 +668,8 @@ class GLCICTask:
             mse = mse * share
         with ctx.autocast():                                                     # phases 2 and 3: update D
             d_loss = discriminator_bce(self._judge(batch, real.corners), self._judge(completed.detach(), holes.corners))
-        ctx.backward(d_loss, "discriminator", name="discriminator BCE")
+        d_weight = self.alpha if phase == "joint" else 1.0                      # the paper: alpha weights D's terms
+        ctx.backward(d_weight * d_loss, "discriminator", name="discriminator BCE")
         ctx.step("discriminator")
         logs = {"mse": float(mse.detach()), "d": float(d_loss.detach())}
         if phase == "joint":                                                     # phase 3: C on MSE + alpha adv
