@@ -121,12 +121,12 @@ def test_one_image_is_refused_when_standardising_and_kept_raw():
     signal[0, 0] = 1.0                                             # one mask moves the latent, the others do not
     for latents in (signal, noise):                                # standardised, both would read 1.0
         with pytest.raises(ValueError, match=r"at least 2 images \(k >= 2\), got k = 1.*standardize=False"):
-            nsd_from_latents(latents)
-    raw = nsd_from_latents(noise, standardize=False)
+            nsd_from_latents(latents, standardize=True)
+    raw = nsd_from_latents(noise)                                  # the default: the paper's raw estimator
     assert np.allclose(raw.numpy(), reference_nsd(noise.numpy(), False), rtol=1e-9)
     with pytest.raises(ValueError, match=r"at least 2 images \(k >= 2\)"):
         nsd(lambda x: pytest.fail("encoded before the check"), torch.rand(1, 3, 16, 16),
-            make_mask("square", 16, 0.2, batch=3, seed=0), progress=False)
+            make_mask("square", 16, 0.2, batch=3, seed=0), progress=False, standardize=True)
 
 
 # ------------------------------------------------------------------------------------ nsd()
