@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from .registry import DATASETS, MARKER, DatasetSpec, get_dataset_spec, registry_rows
 from .reading import IMAGE_SUFFIXES, ImageReadError, image_size, list_images, load_image, pil_to_tensor
-from .preprocessing import PREPROCESS_MODES, center_crop, make_transform, preprocess, resize_short_side
+from .preprocessing import (PREPROCESS_MODES, apply_crop_flip, center_crop, make_transform, preprocess,
+                            random_crop_flip_params, resize_short_side)
 from .datasets import SPLITS, ImageFolder, InMemoryImages, split_indices
 from .sources import (COLLECTIONS, SKIMAGE_SAMPLES, DataSource, dataset_source, find_source, make_dataset,
                       shared_source, skimage_source)
@@ -48,6 +49,8 @@ __all__ = [
     "resize_short_side",
     "center_crop",
     "make_transform",
+    "random_crop_flip_params",
+    "apply_crop_flip",
     "split_indices",
     "SPLITS",
     "ImageFolder",
