@@ -411,7 +411,13 @@ def test_source_3_skimage_samples(dirs, capsys):
 def test_source_3_without_shared_folder_and_in_memory(dirs, monkeypatch, capsys):
     monkeypatch.setenv("INPAINT_SHARED", str(dirs / "does-not-exist"))
     assert data.find_source().kind == "skimage"
-    assert "[no shared folder]" in capsys.readouterr().out
+    line = capsys.readouterr().out.strip()
+    assert "[no shared folder]" in line and line.count("\n") == 0     # one line, saying what to download
+    assert "bash data_download.sh celeba-hq" in line and "data.download('celeba-hq')" in line
+    data.find_source(collection="scenes")
+    assert "bash data_download.sh places365" in capsys.readouterr().out
+    assert data.download_hint("cityscapes").startswith("for real results download a dataset: "
+                                                       "bash data_download.sh cityscapes")
     monkeypatch.setattr(data.sources, "_skimage_data_dir", lambda: dirs / "no-files")
     source = data.skimage_source()
     assert not source.files and len(source.images) >= 5

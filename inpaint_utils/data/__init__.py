@@ -27,8 +27,8 @@ from .reading import IMAGE_SUFFIXES, ImageReadError, image_size, list_images, lo
 from .preprocessing import (PREPROCESS_MODES, apply_crop_flip, center_crop, make_transform, preprocess,
                             random_crop_flip_params, resize_short_side)
 from .datasets import SPLITS, ImageFolder, InMemoryImages, split_indices
-from .sources import (COLLECTIONS, SKIMAGE_SAMPLES, DataSource, dataset_source, find_source, make_dataset,
-                      shared_source, skimage_source)
+from .sources import (COLLECTIONS, SKIMAGE_SAMPLES, DataSource, dataset_source, download_hint, find_source,
+                      make_dataset, shared_source, skimage_source)
 from .stats import first_images, image_sizes, mean_color, size_summary
 from .downloads import DownloadError, download, kaggle_credentials, safe_extract
 from .command import main
@@ -62,6 +62,7 @@ __all__ = [
     "shared_source",
     "skimage_source",
     "find_source",
+    "download_hint",
     "make_dataset",
     "first_images",
     "image_sizes",
