@@ -17,5 +17,6 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # OpenMP threads that spin while waiting make small models many times slower when another process
 # (a notebook kernel, a second test run) shares the two cores; passive waiting costs nothing alone.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-# Tests run offline: nothing may reach the Hugging Face hub.
+# Tests run offline: nothing may reach the Hugging Face hub, nor torchvision's weights (LPIPS).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("INPAINT_OFFLINE", "1")

@@ -32,8 +32,11 @@ Per-image sums are accumulated in float64 (float32 on MPS; the SSIM map is compu
 float32 input, within 1e-6 of float64) and returned as tensors on the input's device. Gradients flow
 back to ``pred`` (LPIPS's own weights are frozen); :func:`evaluate` runs without gradients.
 
-LPIPS (``load_lpips``, ``lpips_distance``) loads the v0.1 **squeeze** model fully offline from an
-``.npz`` (see ``../shared/data/README.md``): it never downloads. ``lpips`` expects inputs in
+LPIPS (``load_lpips``, ``lpips_distance``) loads the v0.1 **squeeze** model offline from an ``.npz``
+(``$INPAINT_LPIPS`` or the shared folder, see ``../shared/data/README.md``); without that file it is
+the ``lpips`` package's own model, ``lpips.LPIPS(net=...)``, whose ImageNet backbone torchvision
+takes from its cache or downloads (a short time limit, never a hang; never with ``INPAINT_OFFLINE=1``,
+as in the tests); offline, a ``FileNotFoundError`` says what to put where. ``lpips`` expects inputs in
 ``[-1, 1]``; our images are ``[0, 1]``; the conversion happens in exactly one place,
 :func:`_to_lpips_range` (feeding ``[0, 1]`` images unconverted is the classic silent LPIPS bug).
 """
@@ -41,6 +44,8 @@ from __future__ import annotations
 
 import math
 import os
+import socket
+import threading
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -66,6 +71,7 @@ __all__ = [
     "evaluate",
     "evaluate_per_image",
     "LPIPS_FILENAME",
+    "LPIPS_BACKBONES",
     "nsd",
     "nsd_from_latents",
 ]
@@ -339,9 +345,78 @@ def _tv_per_image(image: torch.Tensor, mask: torch.Tensor | None, region: str) -
 
 
 # --------------------------------------------------------------------------------------------------
-# LPIPS (offline)
+# LPIPS (offline .npz, else the lpips package's own weights)
 # --------------------------------------------------------------------------------------------------
 _LPIPS_CACHE: dict[tuple[str, str, str], torch.nn.Module] = {}
+#: torchvision's ImageNet backbones of the ``lpips`` package's nets (what ``lpips.LPIPS(net=...)`` fetches).
+LPIPS_BACKBONES = {"squeeze": "squeezenet1_1-b8a52dc0.pth", "alex": "alexnet-owt-7be5be79.pth",
+                   "vgg": "vgg16-397923af.pth"}
+_BACKBONE_HOST = ("download.pytorch.org", 443)
+#: seconds a connection may stay silent while torchvision downloads a backbone (then it fails, never hangs)
+LPIPS_DOWNLOAD_TIMEOUT = 20.0
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _backbone_cached(net: str) -> bool:
+    """Whether torchvision's backbone of ``net`` is already in the torch hub cache (no download needed)."""
+    return (Path(torch.hub.get_dir()) / "checkpoints" / LPIPS_BACKBONES[net]).is_file()
+
+
+def _backbone_host_reachable(timeout: float = 3.0) -> tuple[bool, str]:
+    """Whether a TCP connection to torchvision's download host opens within ``timeout`` seconds (DNS
+    included: the probe runs in a daemon thread, so a resolver that hangs cannot hold the caller)."""
+    result: dict[str, Any] = {}
+
+    def probe() -> None:
+        try:
+            socket.create_connection(_BACKBONE_HOST, timeout=timeout).close()
+            result["ok"] = True
+        except OSError as err:
+            result["error"] = f"{type(err).__name__}: {err}"
+
+    thread = threading.Thread(target=probe, daemon=True, name="lpips-probe")
+    thread.start()
+    thread.join(timeout + 1)
+    if result.get("ok"):
+        return True, ""
+    return False, result.get("error", f"no answer within {timeout:.0f} s")
+
+
+def _lpips_missing_message(tried: str, why: str) -> str:
+    return (f"LPIPS weights not found ({tried}) and {why}. Put {LPIPS_FILENAME} (the complete LPIPS v0.1 "
+            "'squeeze' model as a NumPy .npz: the lpips package's lin0..lin6 plus torchvision's squeezenet1_1 "
+            "ImageNet backbone, keys net.sliceN.*; see shared/data/README.md) where INPAINT_LPIPS points "
+            "(INPAINT_LPIPS=/path/to/" + LPIPS_FILENAME + ") or under <shared data>/weights/lpips_squeeze/; "
+            f"or run once online so that torchvision caches {LPIPS_BACKBONES['squeeze']} in "
+            f"{Path(torch.hub.get_dir()) / 'checkpoints'}. To skip LPIPS in evaluate(), pass lpips_model=False.")
+
+
+def _package_lpips(net: str, allow_download: bool) -> torch.nn.Module:
+    """``lpips.LPIPS(net=net)`` as its users build it: lin layers from the wheel, the backbone from
+    torchvision (its cache, else a download with :data:`LPIPS_DOWNLOAD_TIMEOUT`)."""
+    import lpips
+
+    tried = f"no {LPIPS_FILENAME} in $INPAINT_LPIPS or {_default_lpips_path().parent}"
+    if not _backbone_cached(net):
+        if not allow_download or os.environ.get("INPAINT_OFFLINE", "").strip().lower() in _TRUE:
+            why = ("INPAINT_OFFLINE is set" if allow_download else "downloads are switched off (allow_download=False)")
+            raise FileNotFoundError(_lpips_missing_message(tried, f"torchvision's {LPIPS_BACKBONES[net]} is not "
+                                                                  f"cached and {why}"))
+        ok, error = _backbone_host_reachable()
+        if not ok:
+            raise FileNotFoundError(_lpips_missing_message(tried, f"{_BACKBONE_HOST[0]} cannot be reached to "
+                                                                  f"download {LPIPS_BACKBONES[net]} ({error})"))
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(LPIPS_DOWNLOAD_TIMEOUT)  # urllib inside torch.hub has no timeout of its own
+    try:
+        with warnings.catch_warnings():  # torchvision's "'pretrained' is deprecated" from inside lpips
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"torchvision\..*")
+            return lpips.LPIPS(net=net, verbose=False)
+    except OSError as err:  # URLError, a timeout, a broken connection: say so at once
+        raise FileNotFoundError(_lpips_missing_message(tried, f"downloading {LPIPS_BACKBONES[net]} failed "
+                                                              f"({type(err).__name__}: {err})")) from err
+    finally:
+        socket.setdefaulttimeout(previous)
 
 
 def _default_lpips_path() -> Path:
@@ -381,21 +456,37 @@ def _resolve_lpips_weights(weights: str | os.PathLike | None) -> Path:
 
 
 def load_lpips(net: str = "squeeze", weights: str | os.PathLike | None = None,
-               device: str | torch.device = "cpu") -> torch.nn.Module:
-    """The LPIPS v0.1 model, frozen, in eval mode, on ``device``, loaded **offline** from an ``.npz``.
+               device: str | torch.device = "cpu", allow_download: bool = True) -> torch.nn.Module:
+    """The LPIPS v0.1 model, frozen, in eval mode, on ``device``.
 
     Weights: ``weights`` (a file or the folder holding ``lpips_squeeze_v0.1_full.npz``), else
-    ``$INPAINT_LPIPS``, else ``<shared data>/weights/lpips_squeeze/lpips_squeeze_v0.1_full.npz``.
-    Raises ``FileNotFoundError`` saying what was tried and where to get the file. The model is built
-    with ``pnet_rand=True`` so torchvision never fetches ImageNet weights; every backbone and linear
-    key must come from the file (checked). Cached per (net, weights file, device): calling it again is free.
+    ``$INPAINT_LPIPS``; the first one given is the one used, loaded **offline** (built with
+    ``pnet_rand=True`` so torchvision fetches nothing; every backbone and linear key must come from the
+    file, checked). With neither: ``<shared data>/weights/lpips_squeeze/lpips_squeeze_v0.1_full.npz``
+    when present, else the ``lpips`` package's own ``lpips.LPIPS(net=net)`` (``"squeeze"``, ``"alex"``
+    or ``"vgg"``), whose backbone torchvision takes from its cache or downloads (``allow_download``,
+    never with ``INPAINT_OFFLINE=1``; a host that does not answer within 3 s or a connection silent for
+    :data:`LPIPS_DOWNLOAD_TIMEOUT` s fails at once). Raises ``FileNotFoundError`` saying what was tried
+    and what to put where. Cached per (net, weights, device): calling it again is free.
 
     The returned module takes images in ``[-1, 1]``; use :func:`lpips_distance` for ``[0, 1]`` images.
     """
-    if net != "squeeze":
-        raise ValueError(f"net must be 'squeeze' (the only LPIPS backbone shipped offline with the course), got {net!r}")
-    path = _resolve_lpips_weights(weights)
+    if net not in LPIPS_BACKBONES:
+        raise ValueError(f"net must be one of {sorted(LPIPS_BACKBONES)} (only 'squeeze' loads from the offline "
+                         f".npz), got {net!r}")
+    given = weights is not None or bool(os.environ.get("INPAINT_LPIPS", "").strip())
     device = torch.device(device)
+    if not given and (net != "squeeze" or not _default_lpips_path().is_file()):
+        key = (net, "lpips package", str(device))
+        if key not in _LPIPS_CACHE:
+            model = _package_lpips(net, allow_download).to(device).eval()
+            for p in model.parameters():
+                p.requires_grad_(False)
+            _LPIPS_CACHE[key] = model
+        return _LPIPS_CACHE[key]
+    if net != "squeeze":
+        raise ValueError(f"net must be 'squeeze' with an offline .npz (weights= or INPAINT_LPIPS), got {net!r}")
+    path = _resolve_lpips_weights(weights)
     key = (net, str(path), str(device))
     if key in _LPIPS_CACHE:
         return _LPIPS_CACHE[key]

@@ -62,9 +62,12 @@ leaves them); ``sample`` is called under ``torch.no_grad()`` with the models in 
 afterwards), on a fixed batch on the device, with a fresh CPU generator seeded by ``seed`` each time
 (the same masks in every grid), and without touching the training run's random streams.
 
-The loop (:func:`train`): batches in a seeded random order per epoch computed from ``(seed, epoch)``
-(:func:`batch_indices`; the position of any step is known without replaying, last partial batch
-dropped); every ``log_every`` steps the mean of each loss since the last row goes to
+The loop (:func:`train`): each step's batch is the next ``batch_size`` images of a stream of epochs,
+each a seeded random order of the whole dataset computed from ``(seed, epoch)`` (:func:`batch_indices`;
+the position of any step is known without replaying; a batch may straddle two epochs and, when the
+dataset holds fewer images than a batch, holds an image more than once), and every image drawn is
+a seeded random crop and horizontal flip of itself (``augment``, :func:`step_crops`), so that a set
+of ten photos trains as well as one of thirty thousand, through the same code; every ``log_every`` steps the mean of each loss since the last row goes to
 ``run_dir/metrics.csv`` (and to TensorBoard when it is installed); every ``sample_every`` steps a grid
 of ``task.sample`` on fixed images and masks goes to ``run_dir/samples/step_XXXXXX.png``; every
 ``checkpoint_every`` steps and at the end, a checkpoint (:mod:`inpaint_utils.checkpoint`) with the
@@ -112,15 +115,16 @@ from torch.utils.data import DataLoader, Sampler
 from . import distributed
 from .checkpoint import _jsonable, checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import get_device, runs_dir
+from .data.preprocessing import apply_crop_flip, random_crop_flip_params
 from .fileio import atomic_open
 from .validation import check_image
 
 __all__ = ["Task", "TrainConfig", "StepContext", "NonFiniteLossError", "RunLockedError", "train", "batch_indices",
-           "epoch_permutation", "read_metrics", "LOCK_FILE"]
+           "epoch_permutation", "step_crops", "read_metrics", "LOCK_FILE"]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 #: TrainConfig fields that change the numbers of a run; a resume with other values is warned about.
-_RESULT_KEYS = ("batch_size", "seed", "grad_clip", "amp", "amp_dtype")
+_RESULT_KEYS = ("batch_size", "seed", "grad_clip", "amp", "amp_dtype", "augment")
 #: held in the run folder while a training writes there (see :class:`_RunLock`)
 LOCK_FILE = "train.lock"
 
@@ -155,6 +159,8 @@ class TrainConfig:
     bfloat16 where the GPU supports it, else float16 (with a GradScaler per optimizer). ``run_dir``
     defaults to ``runs_dir() / run_name``. ``sample_every`` / ``checkpoint_every`` of ``None`` or 0
     turn those off (a final checkpoint is still written); ``keep_last`` keeps that many checkpoints.
+    ``augment`` (default on) feeds every image as a seeded random crop (side ``0.8 .. 1`` of the image,
+    resized back) and horizontal flip of itself (:func:`step_crops`); ``False`` feeds the images as they are.
     """
 
     num_steps: int
@@ -174,6 +180,7 @@ class TrainConfig:
     progress: bool = True
     num_samples: int = 8
     tensorboard: bool = True
+    augment: bool = True
 
     def __post_init__(self) -> None:
         def positive(name: str, allow_none: bool = False, allow_zero: bool = False) -> None:
@@ -194,6 +201,8 @@ class TrainConfig:
         positive("num_samples")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
+        if self.augment not in (True, False):
+            raise ValueError(f"augment must be True or False, got {self.augment!r}")
         if self.amp not in (None, True, False):
             raise ValueError(f"amp must be True, False or None (auto: on for CUDA), got {self.amp!r}")
         if self.amp_dtype not in ("auto", "bf16", "fp16"):
@@ -365,34 +374,49 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
 
 
 def batch_indices(step: int, n: int, batch_size: int, seed: int) -> list[int]:
-    """Dataset indices of the batch of ``step`` (0-based): epochs of ``n // batch_size`` full batches
-    (the rest of each epoch's permutation is dropped), each in the order of :func:`epoch_permutation`."""
-    per_epoch = n // batch_size
-    if per_epoch < 1:
-        raise ValueError(f"the dataset has {n} images, fewer than batch_size={batch_size}: no full batch")
-    epoch, pos = divmod(step, per_epoch)
-    return epoch_permutation(n, seed, epoch)[pos * batch_size:(pos + 1) * batch_size].tolist()
+    """Dataset indices of the batch of ``step`` (0-based): items ``step * batch_size`` up to
+    ``(step + 1) * batch_size - 1`` of the endless stream of epochs, epoch ``e`` being
+    :func:`epoch_permutation` ``(n, seed, e)``. Every image is seen once per epoch; a batch may
+    straddle two epochs, and when ``n < batch_size`` it holds images more than once (each drawn
+    with its own crop and flip, :func:`step_crops`)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"the dataset must hold at least one image, got n={n!r}")
+    return list(_StepBatches(n, batch_size, seed, step, step + 1))[0]
+
+
+def step_crops(step: int, batch_size: int, seed: int) -> torch.Tensor:
+    """The crops and flips of the global batch of ``step``: ``(batch_size, 2, 3)`` matrices for
+    :func:`inpaint_utils.data.apply_crop_flip`, drawn from a generator seeded by ``(seed, step)``
+    only, so that a resumed run, a run with loader workers and each of N processes (which keeps the
+    rows of its own images) draw the same ones."""
+    digest = hashlib.blake2b(f"inpaint-crops:{seed}:{step}".encode(), digest_size=8).digest()
+    generator = torch.Generator().manual_seed(int.from_bytes(digest, "little") & (2**63 - 1))
+    return random_crop_flip_params(batch_size, generator)
 
 
 class _StepBatches(Sampler):
-    """Batches of steps ``start .. stop - 1`` for a ``DataLoader(batch_sampler=...)``; with several
-    processes, this process's rows ``[lo, hi)`` of each global batch."""
+    """Batches of steps ``start .. stop - 1`` for a ``DataLoader(batch_sampler=...)`` (see
+    :func:`batch_indices`); with several processes, this process's rows ``[lo, hi)`` of each global batch."""
 
     def __init__(self, n: int, batch_size: int, seed: int, start: int, stop: int, rows: tuple[int, int] | None = None):
         self.n, self.batch_size, self.seed, self.start, self.stop = n, batch_size, seed, start, stop
-        self.per_epoch = n // batch_size
         self.lo, self.hi = rows if rows is not None else (0, batch_size)
 
     def __len__(self) -> int:
         return max(0, self.stop - self.start)
 
     def __iter__(self) -> Iterator[list[int]]:
-        epoch, perm = None, None
+        perms: dict[int, list[int]] = {}
         for step in range(self.start, self.stop):
-            e, pos = divmod(step, self.per_epoch)
-            if e != epoch:
-                epoch, perm = e, epoch_permutation(self.n, self.seed, e)
-            yield perm[pos * self.batch_size + self.lo:pos * self.batch_size + self.hi].tolist()
+            first = step * self.batch_size
+            rows = []
+            for item in range(first + self.lo, first + self.hi):
+                epoch, pos = divmod(item, self.n)
+                if epoch not in perms:
+                    perms = {e: p for e, p in perms.items() if e >= epoch}  # keep only the epochs still ahead
+                    perms[epoch] = epoch_permutation(self.n, self.seed, epoch).tolist()
+                rows.append(perms[epoch][pos])
+            yield rows
 
 
 def _stack(items: list[Any]) -> torch.Tensor:
@@ -717,9 +741,8 @@ def train(task: Task, dataset: Any, config: TrainConfig, *, model_name: str, mod
         raise TypeError(f"dataset must be a Dataset of (3, H, W) tensors or a (N, 3, H, W) tensor, "
                         f"got {type(dataset).__name__}")
     n = len(dataset)
-    if n < config.batch_size:
-        raise ValueError(f"the dataset has {n} images, fewer than batch_size={config.batch_size}; "
-                         f"the last partial batch is dropped, so no step could run")
+    if n < 1:
+        raise ValueError("the dataset is empty: training needs at least one image")
 
     device = get_device(config.device)
     world = distributed.init_from_env(device)
@@ -877,6 +900,8 @@ def _train_locked(task: Task, dataset: Any, config: TrainConfig, model_name: str
             for batch in loader:
                 check_image(batch, f"batch of step {step}")
                 batch = batch.to(device, non_blocking=True)
+                if config.augment:  # this process's rows of the global batch's crops
+                    batch = apply_crop_flip(batch, step_crops(step, config.batch_size, config.seed)[slice(*shard_rows)])
                 ctx.zero_grad()
                 ctx._begin(step)
                 rng_before = (generator.get_state(), torch.get_rng_state())

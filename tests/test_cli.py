@@ -127,10 +127,14 @@ def test_bad_data_folder_exits_non_zero_with_a_message(tmp_path, runs, capsys, m
 
 
 def test_errors_in_training_are_one_line_and_exit_1(images, runs, capsys):
-    assert cli.main(["train", "context_encoder", "--data", str(images), "--batch-size", "16",
-                     "--image-size", "32"]) == 1
+    # 6 images and a batch of 16 train (each step draws repeated images as different crops) ...
+    common = ["--data", str(images), "--steps", "1", "--batch-size", "16", "--image-size", "32", "--run-name", "one"]
+    assert cli.main(["train", "context_encoder", *common]) == 0
+    assert "done: step 1" in capsys.readouterr().out
+    # ... and the run folder of one model refuses to resume another one, in one line
+    assert cli.main(["train", "glcic", "--data", str(images), "--steps", "2", "--run-name", "one"]) == 1
     err = capsys.readouterr().err
-    assert "fewer than batch_size=16" in err and "Traceback" not in err
+    assert "inpaint train: error:" in err and "context_encoder" in err and "Traceback" not in err
 
 
 def test_usage_errors(images, capsys):

@@ -432,7 +432,13 @@ def test_source_3_skimage_samples(dirs, capsys):
 def test_source_3_without_shared_folder_and_in_memory(dirs, monkeypatch, capsys):
     monkeypatch.setenv("INPAINT_SHARED", str(dirs / "does-not-exist"))
     assert data.find_source().kind == "skimage"
-    assert "[no shared folder]" in capsys.readouterr().out
+    line = capsys.readouterr().out.strip()
+    assert "[no shared folder]" in line and line.count("\n") == 0     # one line, saying what to download
+    assert "bash data_download.sh celeba-hq" in line and "data.download('celeba-hq')" in line
+    data.find_source(collection="scenes")
+    assert "bash data_download.sh places365" in capsys.readouterr().out
+    assert data.download_hint("cityscapes").startswith("for real results download a dataset: "
+                                                       "bash data_download.sh cityscapes")
     monkeypatch.setattr(data.sources, "_skimage_data_dir", lambda: dirs / "no-files")
     source = data.skimage_source()
     assert not source.files and len(source.images) >= 5
@@ -487,3 +493,25 @@ def test_source_helpers_sizes_and_first_images(dirs):
         data.first_images(scenes.dataset(size=None, preprocess=None), 4)
     pair = data.DataSource("dataset", "cityscapes", files=(_save(dirs / "p.png", _rgb(8, 32)),), crop="left_half")
     assert data.image_sizes(pair) == [(16, 8)] and pair.load(0).shape == (3, 8, 16)
+
+
+def test_crop_flip_identity_mirror_and_seeded_draws():
+    from inpaint_utils.data import apply_crop_flip, random_crop_flip_params
+
+    images = torch.rand(2, 3, 12, 12, generator=torch.Generator().manual_seed(0))
+    identity = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]).expand(2, 2, 3)
+    assert torch.allclose(apply_crop_flip(images, identity), images, atol=1e-6)
+    mirror = torch.tensor([[-1.0, 0, 0], [0, 1.0, 0]]).expand(2, 2, 3)
+    assert torch.allclose(apply_crop_flip(images, mirror), images.flip(-1), atol=1e-6)
+    theta = random_crop_flip_params(64, torch.Generator().manual_seed(1), min_scale=0.8)
+    assert torch.equal(theta, random_crop_flip_params(64, torch.Generator().manual_seed(1), min_scale=0.8))
+    scale = theta[:, 1, 1]
+    assert (scale >= 0.8).all() and (scale <= 1).all() and theta[:, 0, 0].abs().allclose(scale)
+    assert 10 < int((theta[:, 0, 0] < 0).sum()) < 54                     # about half are mirrored
+    assert (theta[:, :, 2].abs() <= 1 - scale.unsqueeze(1) + 1e-6).all()  # every window inside the image
+    out = apply_crop_flip(images.repeat(32, 1, 1, 1), theta)
+    assert out.shape == (64, 3, 12, 12) and 0 <= out.min() and out.max() <= 1
+    with pytest.raises(ValueError, match=r"theta must be a \(2, 2, 3\) tensor for 2 images, got \(3, 2, 3\)"):
+        apply_crop_flip(images, theta[:3])
+    with pytest.raises(ValueError, match=r"min_scale must be a number in \(0, 1\], got 0"):
+        random_crop_flip_params(4, torch.Generator(), min_scale=0)

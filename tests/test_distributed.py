@@ -36,6 +36,11 @@ import pytest
 import torch
 
 RTOL, WEIGHT_ATOL = 1e-4, 1e-5
+#: The training crops and flips (TrainConfig.augment) are a function of (seed, step, row of the global
+#: batch) only, each process applying its rows (tests/test_train.py); they are switched off here because
+#: the resampled inputs make the GAN's chaos (see above) outgrow RTOL within the 10 steps of the resume
+#: comparison (measured: 4.5e-3 at step 10 with them, the synchronisation being the same).
+AUGMENT = False
 SIZE, GLOBAL_BATCH, FIRST, TOTAL = 32, 8, 6, 10
 HERE = Path(__file__).resolve()
 
@@ -70,7 +75,7 @@ def run(run_dir, num_steps, task=None):
     task, cfg = make_task() if task is None else task
     config = TrainConfig(num_steps=num_steps, batch_size=GLOBAL_BATCH, seed=0, device="cpu", log_every=1,
                          sample_every=FIRST, checkpoint_every=3, keep_last=None, run_dir=run_dir, progress=False,
-                         tensorboard=False, num_samples=2)
+                         tensorboard=False, num_samples=2, augment=AUGMENT)
     return train(task, images(), config, model_name="context_encoder", model_config=cfg.to_dict())
 
 

@@ -289,10 +289,97 @@ def test_lpips_missing_weights_give_a_clear_error(monkeypatch, tmp_path):
         metrics.lpips_distance(torch.zeros(1, 3, 16, 16), torch.zeros(1, 3, 16, 16))
     monkeypatch.delenv("INPAINT_LPIPS")
     monkeypatch.setenv("INPAINT_SHARED", str(tmp_path / "no_shared"))
-    with pytest.raises(FileNotFoundError, match="shared data folder"):
+    monkeypatch.setenv("INPAINT_OFFLINE", "1")
+    monkeypatch.setattr(metrics, "_backbone_cached", lambda net: False)
+    with pytest.raises(FileNotFoundError, match=r"no_shared/weights/lpips_squeeze.*INPAINT_OFFLINE is set"):
         metrics.load_lpips()
     with pytest.raises(ValueError, match="squeeze"):
-        metrics.load_lpips(net="alex")
+        metrics.load_lpips(net="alex", weights=missing)
+    with pytest.raises(ValueError, match="must be one of"):
+        metrics.load_lpips(net="resnet")
+
+
+class _FakeLPIPS(torch.nn.Module):
+    """Stands in for ``lpips.LPIPS``: records how it was built and the socket timeout in force."""
+    built: list = []
+
+    def __init__(self, **kwargs):
+        super().__init__()
+        self.lin = torch.nn.Linear(1, 1)
+        _FakeLPIPS.built.append((kwargs, __import__("socket").getdefaulttimeout()))
+
+
+@pytest.fixture
+def no_npz(monkeypatch, tmp_path):
+    """No offline .npz anywhere, downloads allowed, a fake lpips.LPIPS, an empty cache."""
+    import lpips
+    monkeypatch.delenv("INPAINT_LPIPS", raising=False)
+    monkeypatch.delenv("INPAINT_OFFLINE", raising=False)
+    monkeypatch.setenv("INPAINT_SHARED", str(tmp_path / "no_shared"))
+    monkeypatch.setattr(metrics, "_LPIPS_CACHE", {})
+    monkeypatch.setattr(metrics, "_backbone_cached", lambda net: False)
+    monkeypatch.setattr(lpips, "LPIPS", _FakeLPIPS)
+    _FakeLPIPS.built = []
+    return monkeypatch
+
+
+def test_lpips_without_npz_uses_the_package_weights_when_online(no_npz):
+    no_npz.setattr(metrics, "_backbone_host_reachable", lambda timeout=3.0: (True, ""))
+    model = metrics.load_lpips(net="alex")
+    assert isinstance(model, _FakeLPIPS) and not model.training
+    assert not any(p.requires_grad for p in model.parameters())
+    (kwargs, timeout), = _FakeLPIPS.built
+    assert kwargs == {"net": "alex", "verbose": False}          # the package's normal model, pretrained backbone
+    assert timeout == metrics.LPIPS_DOWNLOAD_TIMEOUT and __import__("socket").getdefaulttimeout() is None
+    assert metrics.load_lpips(net="alex") is model and len(_FakeLPIPS.built) == 1   # cached
+
+
+def test_lpips_offline_says_what_to_put_where_and_never_builds(no_npz):
+    no_npz.setattr(metrics, "_backbone_host_reachable", lambda timeout=3.0: (False, "gaierror: no name"))
+    with pytest.raises(FileNotFoundError) as info:
+        metrics.load_lpips()
+    message = str(info.value)
+    for needed in ("INPAINT_LPIPS", metrics.LPIPS_FILENAME, "weights/lpips_squeeze", "download.pytorch.org",
+                   "gaierror", "squeezenet1_1-b8a52dc0.pth", "lpips_model=False"):
+        assert needed in message
+    assert _FakeLPIPS.built == []
+    probed = []
+    no_npz.setattr(metrics, "_backbone_host_reachable", lambda timeout=3.0: probed.append(1) or (True, ""))
+    no_npz.setenv("INPAINT_OFFLINE", "1")                        # offline by request: not even a probe
+    with pytest.raises(FileNotFoundError, match="INPAINT_OFFLINE is set"):
+        metrics.load_lpips()
+    with pytest.raises(FileNotFoundError, match=r"allow_download=False"):
+        metrics.load_lpips(allow_download=False)
+    assert probed == [] and _FakeLPIPS.built == []
+    no_npz.setattr(metrics, "_backbone_cached", lambda net: True)  # a cached backbone loads offline
+    assert isinstance(metrics.load_lpips(), _FakeLPIPS)
+
+
+def test_lpips_failed_download_fails_fast_with_the_message(no_npz):
+    import lpips
+    from urllib.error import URLError
+
+    def stalled(**kwargs):
+        raise URLError(TimeoutError("timed out"))
+
+    no_npz.setattr(metrics, "_backbone_host_reachable", lambda timeout=3.0: (True, ""))
+    no_npz.setattr(lpips, "LPIPS", stalled)
+    with pytest.raises(FileNotFoundError, match=r"downloading squeezenet1_1-b8a52dc0.pth failed \(URLError"):
+        metrics.load_lpips()
+    assert __import__("socket").getdefaulttimeout() is None     # the time limit is not left behind
+
+
+def test_lpips_probe_gives_up_within_its_timeout(monkeypatch):
+    import socket
+    import time
+
+    def hangs(*args, **kwargs):
+        time.sleep(30)
+
+    monkeypatch.setattr(socket, "create_connection", hangs)
+    start = time.perf_counter()
+    ok, why = metrics._backbone_host_reachable(timeout=0.5)
+    assert not ok and "no answer within" in why and time.perf_counter() - start < 3
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # torchvision deprecation notes from inside lpips

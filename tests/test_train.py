@@ -16,7 +16,7 @@ from torch import nn  # noqa: E402
 
 from inpaint_utils.checkpoint import CheckpointError, latest_checkpoint  # noqa: E402
 from inpaint_utils.train import (NonFiniteLossError, StepContext, Task, TrainConfig, batch_indices,  # noqa: E402
-                                 epoch_permutation, read_metrics, train)
+                                 epoch_permutation, read_metrics, step_crops, train)
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
@@ -350,18 +350,56 @@ def test_new_loss_names_add_columns(tmp_path):
         assert f.readline().strip() == "step,time_s,l2,adv,d"
 
 
-def test_batch_order_is_a_seeded_permutation_per_epoch():
-    n, b = 10, 3  # 3 full batches per epoch, one image dropped
-    epoch0 = [batch_indices(s, n, b, seed=1) for s in range(3)]
-    flat = sum(epoch0, [])
-    assert len(flat) == 9 and len(set(flat)) == 9
-    assert flat == epoch_permutation(n, 1, 0)[:9].tolist()
-    assert batch_indices(3, n, b, seed=1) == epoch_permutation(n, 1, 1)[:3].tolist()
-    assert batch_indices(3, n, b, seed=1) != batch_indices(0, n, b, seed=1)
+def test_batch_order_is_a_stream_of_seeded_epochs():
+    n, b = 10, 3  # batches run on across epoch boundaries: step 3 takes the last image of epoch 0
+    stream = epoch_permutation(n, 1, 0).tolist() + epoch_permutation(n, 1, 1).tolist()
+    flat = sum((batch_indices(s, n, b, seed=1) for s in range(6)), [])
+    assert flat == stream[:18]
+    assert sorted(flat[:n]) == list(range(n))              # every image once per epoch
     assert batch_indices(4, n, b, seed=1) == batch_indices(4, n, b, seed=1)
     assert batch_indices(0, n, b, seed=2) != batch_indices(0, n, b, seed=1)
-    with pytest.raises(ValueError, match="fewer than batch_size=11"):
-        batch_indices(0, n, 11, seed=1)
+    # fewer images than a batch: the same rule, images repeat (no error, no special case)
+    small = batch_indices(0, 3, 8, seed=1)
+    assert small == sum((epoch_permutation(3, 1, e).tolist() for e in range(3)), [])[:8]
+    assert batch_indices(1, 1, 4, seed=0) == [0, 0, 0, 0]
+    with pytest.raises(ValueError, match="at least one image"):
+        batch_indices(0, 0, 4, seed=1)
+
+
+def test_step_crops_are_seeded_by_step_and_differ_between_rows():
+    a, b = step_crops(5, 8, seed=0), step_crops(5, 8, seed=0)
+    assert torch.equal(a, b) and a.shape == (8, 2, 3)
+    assert not torch.equal(step_crops(6, 8, seed=0), a) and not torch.equal(step_crops(5, 8, seed=1), a)
+    assert torch.equal(step_crops(5, 4, seed=0), a[:4])       # rows do not depend on the batch size
+    assert len({tuple(row.flatten().tolist()) for row in a}) == 8
+
+
+def test_a_dataset_smaller_than_the_batch_trains_on_distinct_crops(tmp_path):
+    seen = []
+
+    class Spy(TinyGANTask):
+        def train_step(self, batch, step, ctx):
+            seen.append(batch.clone())
+            return super().train_step(batch, step, ctx)
+
+    data = images(3)
+    summary = run(Spy(), tmp_path, num_steps=2, batch_size=8, data=data, sample_every=None)
+    assert summary["step"] == 2 and [b.shape[0] for b in seen] == [8, 8]
+    for step, batch in enumerate(seen):
+        order = batch_indices(step, 3, 8, seed=3)
+        assert len(set(order)) == 3                             # each of the 3 images more than once ...
+        rows = {tuple(batch[k].flatten().tolist()) for k in range(8)}
+        assert len(rows) == 8                                   # ... but every row a different crop or flip
+        assert 0 <= batch.min() and batch.max() <= 1
+    plain = []
+
+    class PlainSpy(Spy):
+        def train_step(self, batch, step, ctx):
+            plain.append(batch.clone())
+            return TinyGANTask.train_step(self, batch, step, ctx)
+
+    run(PlainSpy(), tmp_path / "plain", num_steps=1, batch_size=8, data=data, sample_every=None, augment=False)
+    assert torch.equal(plain[0], data[batch_indices(0, 3, 8, seed=3)])   # augment=False: the images as they are
 
 
 def test_worker_processes_give_the_same_run(tmp_path):
@@ -414,8 +452,10 @@ def test_config_and_argument_errors(tmp_path):
         TrainConfig(num_steps=1, run_name="../x")
     with pytest.raises(ValueError, match=r"amp_dtype='fp16' needs a CUDA device"):
         run(TinyGANTask(), tmp_path, num_steps=1, amp=True, amp_dtype="fp16")
-    with pytest.raises(ValueError, match=r"the dataset has 3 images, fewer than batch_size=4"):
-        run(TinyGANTask(), tmp_path, num_steps=1, data=images(3))
+    with pytest.raises(ValueError, match=r"the dataset is empty"):
+        run(TinyGANTask(), tmp_path, num_steps=1, data=[])
+    with pytest.raises(ValueError, match=r"augment must be True or False, got 'yes'"):
+        TrainConfig(num_steps=1, augment="yes")
     with pytest.raises(ValueError, match=r"dataset must be in \[0, 1\]"):
         run(TinyGANTask(), tmp_path, num_steps=1, data=images() * 2)
 

@@ -25,11 +25,13 @@ Introduced in ``notebooks/00_data_prep.ipynb``; every later notebook gets its im
 from __future__ import annotations
 
 from .registry import DATASETS, MARKER, DatasetSpec, get_dataset_spec, registry_rows
-from .reading import IMAGE_SUFFIXES, ImageReadError, image_size, list_images, load_image, pil_to_tensor, read_image_file
-from .preprocessing import PREPROCESS_MODES, center_crop, make_transform, preprocess, resize_short_side
+from .reading import (IMAGE_SUFFIXES, ImageReadError, image_size, list_images, load_image, pil_to_tensor,
+                      read_image_file)
+from .preprocessing import (PREPROCESS_MODES, apply_crop_flip, center_crop, make_transform, preprocess,
+                            random_crop_flip_params, resize_short_side)
 from .datasets import SPLITS, ImageFolder, InMemoryImages, split_indices
-from .sources import (COLLECTIONS, SKIMAGE_SAMPLES, DataSource, dataset_source, find_source, make_dataset,
-                      shared_source, skimage_source)
+from .sources import (COLLECTIONS, SKIMAGE_SAMPLES, DataSource, dataset_source, download_hint, find_source,
+                      make_dataset, shared_source, skimage_source)
 from .stats import first_images, image_sizes, mean_color, size_summary
 from .downloads import DownloadError, download, kaggle_credentials, safe_extract
 from .command import main
@@ -51,6 +53,8 @@ __all__ = [
     "resize_short_side",
     "center_crop",
     "make_transform",
+    "random_crop_flip_params",
+    "apply_crop_flip",
     "split_indices",
     "SPLITS",
     "ImageFolder",
@@ -62,6 +66,7 @@ __all__ = [
     "shared_source",
     "skimage_source",
     "find_source",
+    "download_hint",
     "make_dataset",
     "first_images",
     "image_sizes",

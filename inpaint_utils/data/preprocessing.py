@@ -104,3 +104,34 @@ def _apply_crop(image: torch.Tensor, crop: str | None) -> torch.Tensor:
     if crop == "left_half":
         return image[..., : image.shape[-1] // 2]
     raise ValueError(f"crop must be None or 'left_half', got {crop!r}")
+
+
+def random_crop_flip_params(count: int, generator: torch.Generator, min_scale: float = 0.8) -> torch.Tensor:
+    """``count`` seeded random crops and horizontal flips, as ``(count, 2, 3)`` affine matrices for
+    :func:`apply_crop_flip`: each a square window whose side is a uniform ``min_scale .. 1`` fraction
+    of the image, at a uniform position inside it, mirrored left-right with probability 1/2. Drawn
+    from ``generator`` only, so the same generator state gives the same crops on any device."""
+    count = _check_size(count, "count")
+    if not isinstance(min_scale, (int, float)) or isinstance(min_scale, bool) or not 0 < min_scale <= 1:
+        raise ValueError(f"min_scale must be a number in (0, 1], got {min_scale!r}")
+    draws = torch.rand(count, 4, generator=generator, dtype=torch.float64)
+    scale = min_scale + (1 - min_scale) * draws[:, 0]
+    # in affine_grid's coordinates ([-1, 1] across the image) a window of side `scale` may move by 1 - scale
+    shift_x, shift_y = (1 - scale) * (2 * draws[:, 1] - 1), (1 - scale) * (2 * draws[:, 2] - 1)
+    flip = torch.where(draws[:, 3] < 0.5, -1.0, 1.0).double()
+    theta = torch.zeros(count, 2, 3, dtype=torch.float64)
+    theta[:, 0, 0], theta[:, 0, 2] = scale * flip, shift_x
+    theta[:, 1, 1], theta[:, 1, 2] = scale, shift_y
+    return theta.float()
+
+
+def apply_crop_flip(images: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Row ``i`` of ``(B, 3, H, W)`` images cropped and flipped by ``theta[i]``
+    (:func:`random_crop_flip_params`) and resized back to ``H x W`` (bilinear), still in ``[0, 1]``.
+    The identity matrix returns the image unchanged."""
+    x, _ = _as_batch(images)
+    if not isinstance(theta, torch.Tensor) or theta.shape != (x.shape[0], 2, 3):
+        shape = tuple(theta.shape) if isinstance(theta, torch.Tensor) else type(theta).__name__
+        raise ValueError(f"theta must be a ({x.shape[0]}, 2, 3) tensor for {x.shape[0]} images, got {shape}")
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False).clamp(0.0, 1.0)

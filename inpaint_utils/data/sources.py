@@ -188,6 +188,17 @@ def skimage_source() -> DataSource:
                       description="scikit-image bundled sample photos (in memory)")
 
 
+def download_hint(dataset: str | None = None, collection: str | None = None) -> str:
+    """What to download for real results, in one line: ``dataset`` (or the registry's dataset whose
+    stand-in is ``collection``: CelebA-HQ for the faces, Places365 for the scenes) through
+    ``data_download.sh`` or :func:`download`."""
+    if dataset is None:
+        dataset = "celeba-hq" if collection is None or collection.startswith("faces") else "places365"
+    name = get_dataset_spec(dataset).name
+    return (f"for real results download a dataset: bash data_download.sh {name} "
+            f"(or data.download({name!r}) in a notebook), then set DATASET = {name!r}")
+
+
 def find_source(dataset: str | None = None, collection: str | None = None, verbose: bool = True) -> DataSource:
     """The images a notebook uses (DESIGN.md "Data paths"), and one printed line saying which.
 
@@ -196,6 +207,8 @@ def find_source(dataset: str | None = None, collection: str | None = None, verbo
        dataset's natural stand-in: ``faces`` for ``celeba-hq`` and when no dataset is named,
        ``scenes`` for the other datasets);
     3. else scikit-image's bundled samples.
+
+    On a fallback (2 or 3) the line also says what to download for real results (:func:`download_hint`).
     """
     note = ""
     if dataset is not None:
@@ -217,6 +230,8 @@ def find_source(dataset: str | None = None, collection: str | None = None, verbo
         why = "no shared folder" if shared is None else f"no images for collection {collection!r} in {shared}"
         source = skimage_source()
         note += f" [{why}]"
+    if dataset is None:
+        note += f" [{download_hint(None, collection)}]"
     if verbose:
         print(source.summary() + note)
     return source
