@@ -249,13 +249,7 @@ def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> int:
                 with zf.open(info) as src, open(target, "wb") as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
                 count += 1
-            for entry in sorted(tmp.iterdir()):
-                final = base / entry.name
-                if final.is_symlink() or final.is_file():
-                    final.unlink()
-                elif final.is_dir():
-                    shutil.rmtree(final)
-                os.replace(entry, final)
+            _move_into(tmp, base)
         except Exception as e:
             raise DownloadError(f"extracting {archive} into {dest} failed ({type(e).__name__}: {e}); "
                                 "nothing was left half-extracted") from None
