@@ -220,8 +220,7 @@ def find_source(dataset: str | None = None, collection: str | None = None, verbo
             if verbose:
                 print(found.summary())
             return found
-        note = (f" [dataset {dataset!r} not found in {config.data_root() / spec.name}; "
-                f"get it with: bash data_download.sh {spec.name}]")
+        note = f" [dataset {dataset!r} not found in {config.data_root() / spec.name}]"
     if collection is None:
         collection = "faces"
     source = shared_source(collection)
@@ -230,8 +229,7 @@ def find_source(dataset: str | None = None, collection: str | None = None, verbo
         why = "no shared folder" if shared is None else f"no images for collection {collection!r} in {shared}"
         source = skimage_source()
         note += f" [{why}]"
-    if dataset is None:
-        note += f" [{download_hint(None, collection)}]"
+    note += f" [{download_hint(dataset, collection)}]"
     if verbose:
         print(source.summary() + note)
     return source
