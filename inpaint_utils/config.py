@@ -20,6 +20,7 @@ variable               meaning                                                  
 from __future__ import annotations
 
 import copy
+import math
 import os
 import random
 from pathlib import Path
@@ -38,6 +39,8 @@ __all__ = [
     "runs_dir",
     "seed_everything",
     "get_device",
+    "seconds",
+    "env_seconds",
 ]
 
 #: Per notebook, the numbers that differ between the profiles. ``smoke`` must finish in a few minutes on a
@@ -225,6 +228,27 @@ def project_root() -> Path:
 def _env_path(var: str, default: Path) -> Path:
     value = os.environ.get(var, "").strip()
     return Path(value).expanduser().resolve() if value else default
+
+
+def seconds(value: Any, what: str) -> float:
+    """``value`` as a positive, finite number of seconds; ``ValueError`` naming ``what`` otherwise.
+
+    >>> seconds("2.5", "the timeout")
+    2.5
+    """
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a number of seconds, got {value!r}") from None
+    if not math.isfinite(result) or result <= 0:
+        raise ValueError(f"{what} must be a positive, finite number of seconds, got {value!r}")
+    return result
+
+
+def env_seconds(var: str, default: float) -> float:
+    """Seconds from the environment variable ``var`` (:func:`seconds`), ``default`` when it is unset or empty."""
+    value = os.environ.get(var, "").strip()
+    return seconds(value, var) if value else default
 
 
 def data_root() -> Path:

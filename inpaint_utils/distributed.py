@@ -55,6 +55,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from . import config
+
 __all__ = [
     "DistInfo",
     "ENV_TIMEOUT",
@@ -109,16 +111,7 @@ class DistInfo:
 
 def timeout_seconds() -> float:
     """Seconds a collective may wait for the other processes: ``$INPAINT_DIST_TIMEOUT`` or 600."""
-    value = os.environ.get(ENV_TIMEOUT, "").strip()
-    if not value:
-        return DEFAULT_TIMEOUT_S
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise ValueError(f"{ENV_TIMEOUT} must be a number of seconds, got {value!r}") from None
-    if not seconds > 0:
-        raise ValueError(f"{ENV_TIMEOUT} must be positive, got {value!r}")
-    return seconds
+    return config.env_seconds(ENV_TIMEOUT, DEFAULT_TIMEOUT_S)
 
 
 def _env_int(name: str, default: int) -> int:

@@ -85,3 +85,20 @@ def test_full_context_encoder_profiles_hold_the_authors_learning_rates(notebook)
     rates = {name: opt.param_groups[0]["lr"] for name, opt in task.optimizers.items()}
     # the authors' train.lua: discriminator 2e-4, generator 10x that
     assert rates == {"generator": pytest.approx(2e-3), "discriminator": pytest.approx(2e-4)}
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "inf", "nan", "soon", ""])
+def test_env_seconds_refuses_what_is_not_a_positive_finite_number(monkeypatch, value):
+    monkeypatch.setenv("INPAINT_SOME_TIMEOUT", value)
+    if value == "":
+        assert config.env_seconds("INPAINT_SOME_TIMEOUT", 7.0) == 7.0   # unset or empty: the default
+        return
+    with pytest.raises(ValueError, match="INPAINT_SOME_TIMEOUT must be a"):
+        config.env_seconds("INPAINT_SOME_TIMEOUT", 7.0)
+
+
+def test_env_seconds_reads_the_variable(monkeypatch):
+    monkeypatch.setenv("INPAINT_SOME_TIMEOUT", " 2.5 ")
+    assert config.env_seconds("INPAINT_SOME_TIMEOUT", 7.0) == 2.5
+    monkeypatch.delenv("INPAINT_SOME_TIMEOUT")
+    assert config.env_seconds("INPAINT_SOME_TIMEOUT", 7.0) == 7.0

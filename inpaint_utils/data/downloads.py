@@ -6,7 +6,6 @@ import datetime as _dt
 import hashlib
 import importlib
 import json
-import math
 import os
 import re
 import shutil
@@ -117,17 +116,12 @@ def _find_kaggle_cli() -> str:
 
 
 def _download_timeout(timeout: float | None) -> float:
-    if timeout is None:
-        value = os.environ.get("INPAINT_DOWNLOAD_TIMEOUT", "").strip()
-        if not value:
-            return DEFAULT_TIMEOUT_S
-        try:
-            timeout = float(value)
-        except ValueError:
-            raise DownloadError(f"INPAINT_DOWNLOAD_TIMEOUT must be a number of seconds, got {value!r}") from None
-    if not math.isfinite(timeout) or timeout <= 0:
-        raise DownloadError(f"the download timeout must be a positive number of seconds, got {timeout!r}")
-    return float(timeout)
+    try:
+        if timeout is None:
+            return config.env_seconds("INPAINT_DOWNLOAD_TIMEOUT", DEFAULT_TIMEOUT_S)
+        return config.seconds(timeout, "the download timeout")
+    except ValueError as e:
+        raise DownloadError(str(e)) from None
 
 
 def _verify_archive(archive: Path, spec: DatasetSpec) -> str:
