@@ -61,7 +61,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..validation import check_image, check_image_mask, check_mask
+from ..validation import check_image_mask, check_mask
 from .context_encoder import _rng
 
 __all__ = [
