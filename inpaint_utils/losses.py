@@ -18,10 +18,23 @@ neither overflows nor saturates to ``log 0 = -inf`` when the discriminator is co
 ``BCELoss(sigmoid(l))`` (the authors' ``nn.Sigmoid`` + ``nn.BCECriterion``), which PyTorch clamps
 at ``log >= -100`` with zero gradient there. Every loss is computed in at least float32 (inputs
 in bfloat16 / float16 from autocast are upcast first) and is a 0-d tensor.
+
+Partial convolutions (Liu et al. 2018, arXiv:1804.07723, section 3.4; :mod:`inpaint_utils.models.partial_conv`):
+:func:`pconv_loss` with the paper's weights :data:`PCONV_LOSS_WEIGHTS` (1, 6, 0.05, 120, 0.1), built from
+:func:`perceptual_loss`, :func:`style_loss` (:func:`gram_matrix`, normalised by ``C H W``) and
+:func:`dilated_hole_tv`, on the features of :class:`VGG16Features` (pool1, pool2, pool3 of torchvision's
+ImageNet VGG-16; offline from ``$INPAINT_VGG16``; ``weights="random"`` in tests). The perceptual and
+style losses serve any task.
 """
 from __future__ import annotations
 
+import math
+import os
+from pathlib import Path
+from typing import Mapping
+
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from .validation import check_image
@@ -37,6 +50,14 @@ __all__ = [
     "wgan_critic_loss",
     "wgan_generator_loss",
     "gradient_penalty",
+    "VGG16_FILENAME",
+    "VGG16Features",
+    "gram_matrix",
+    "perceptual_loss",
+    "style_loss",
+    "dilated_hole_tv",
+    "PCONV_LOSS_WEIGHTS",
+    "pconv_loss",
 ]
 
 #: Accepted values of ``normalize`` in :func:`masked_l2`.
@@ -285,3 +306,288 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, generator: 
         sq = sq * mask.to(sq.dtype)
     norms = (sq.flatten(1).sum(dim=1) + 1e-12).sqrt()                              # (B,)
     return (norms - float(target_norm)).square().mean()
+
+
+# --------------------------------------------------------------------------------------------
+# VGG-16 features for perceptual and style losses (any task), and the PConv loss (Liu et al. 2018)
+# --------------------------------------------------------------------------------------------
+#: torchvision's ImageNet VGG-16 weights file (``VGG16_Weights.IMAGENET1K_V1``), as torch hub caches it.
+VGG16_FILENAME = "vgg16-397923af.pth"
+#: ``torchvision.models.vgg16().features`` up to pool3: convolution widths, "M" = 2x2 max-pool.
+_VGG16_POOL3 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M")
+#: indices of pool1, pool2, pool3 in ``features`` (the layers the paper's Psi_p are taken at).
+VGG16_POOL_INDICES = (4, 9, 16)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _default_vgg16_path() -> Path:
+    from .config import project_root, shared_data_root
+
+    root = shared_data_root()
+    if root is None:
+        env = os.environ.get("INPAINT_SHARED", "").strip()
+        root = Path(env).expanduser() if env else project_root().parent / "shared" / "data"
+    return root / "weights" / "vgg16" / VGG16_FILENAME
+
+
+def _vgg16_hub_path() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILENAME
+
+
+def _vgg16_missing_message(tried: str, why: str) -> str:
+    return (f"VGG-16 ImageNet weights not found ({tried}) and {why}. Download torchvision's {VGG16_FILENAME} "
+            f"(https://download.pytorch.org/models/{VGG16_FILENAME}, 528 MB; the features up to pool3 are what "
+            f"is used) and set INPAINT_VGG16=/path/to/{VGG16_FILENAME} (or pass weights=the path), or put it under "
+            f"<shared data>/weights/vgg16/ or in torch hub's cache {_vgg16_hub_path().parent}; or run once online "
+            "so that torchvision caches it. Tests use VGG16Features(weights='random').")
+
+
+def _resolve_vgg16_file(weights: str | os.PathLike | None) -> Path | None:
+    """The weights file to read: ``weights`` (a file or a folder holding :data:`VGG16_FILENAME`), else
+    ``$INPAINT_VGG16`` (the first one given is the one used, no silent fall-back), else the shared folder's
+    or torch hub's cached copy; ``None`` when none is given or present (then a download may be tried)."""
+    if weights is not None:
+        given = [(Path(weights).expanduser(), "the weights argument")]
+    elif os.environ.get("INPAINT_VGG16", "").strip():
+        given = [(Path(os.environ["INPAINT_VGG16"].strip()).expanduser(), "$INPAINT_VGG16")]
+    else:
+        for path in (_default_vgg16_path(), _vgg16_hub_path()):
+            if path.is_file():
+                return path
+        return None
+    path, source = given[0]
+    if path.is_dir():
+        path = path / VGG16_FILENAME
+    if not path.is_file():
+        raise FileNotFoundError(_vgg16_missing_message(f"{path} (from {source}) does not exist",
+                                                       "nothing is downloaded when a path is given"))
+    return path
+
+
+def _download_vgg16_state() -> dict[str, torch.Tensor]:
+    """torchvision's ImageNet VGG-16 state dict, downloaded into torch hub's cache; fails fast offline
+    (``INPAINT_OFFLINE=1``, an unreachable host within 3 s, or a connection silent for
+    :data:`inpaint_utils.metrics.LPIPS_DOWNLOAD_TIMEOUT` s), never hangs."""
+    import socket
+
+    from .metrics import _BACKBONE_HOST, _TRUE, LPIPS_DOWNLOAD_TIMEOUT, _backbone_host_reachable
+
+    tried = f"no file in $INPAINT_VGG16, {_default_vgg16_path().parent} or {_vgg16_hub_path().parent}"
+    if os.environ.get("INPAINT_OFFLINE", "").strip().lower() in _TRUE:
+        raise FileNotFoundError(_vgg16_missing_message(tried, "INPAINT_OFFLINE is set"))
+    ok, error = _backbone_host_reachable()
+    if not ok:
+        raise FileNotFoundError(_vgg16_missing_message(tried, f"{_BACKBONE_HOST[0]} cannot be reached ({error})"))
+    from torchvision.models import VGG16_Weights
+
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(LPIPS_DOWNLOAD_TIMEOUT)   # urllib inside torch.hub has no timeout of its own
+    try:
+        return VGG16_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
+    except OSError as err:
+        raise FileNotFoundError(_vgg16_missing_message(tried, f"downloading failed ({type(err).__name__}: {err})")) from err
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+class VGG16Features(nn.Module):
+    """Frozen VGG-16 features at pool1, pool2 and pool3 (the paper's ``Psi_p``, Liu et al. 2018
+    section 3.4), for perceptual and style losses of any task.
+
+    ``forward(image)``: ``(B, 3, H, W)`` in ``[0, 1]`` (ImageNet-normalised here, once) -> a list of
+    three maps ``(B, 64, H/2, W/2)``, ``(B, 128, H/4, W/4)``, ``(B, 256, H/8, W/8)``. The layers are
+    torchvision's ``vgg16().features[:17]`` (same names, so its state dict loads); parameters are frozen
+    (``requires_grad=False``) and the module has no BatchNorm or dropout, so train / eval are alike.
+
+    ``weights``:
+
+    * ``"imagenet"`` (default): ``$INPAINT_VGG16`` (a ``vgg16-397923af.pth`` file or its folder) when
+      set, else ``<shared data>/weights/vgg16/vgg16-397923af.pth`` or torch hub's cached copy, else
+      torchvision's download (never with ``INPAINT_OFFLINE=1``; a host that does not answer within
+      3 s fails at once). Missing: ``FileNotFoundError`` saying what to download and where to put it.
+    * a path: that file (or folder), offline; the ``features.0`` .. ``features.14`` tensors must be in it.
+    * ``"random"``: torchvision's initialisation (Kaiming-normal, fan out) from ``generator`` / ``seed``:
+      for tests (no download); the losses then measure a random network's features.
+    """
+
+    def __init__(self, weights: str | os.PathLike = "imagenet", generator: torch.Generator | None = None,
+                 seed: int | None = None):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = 3
+        for v in _VGG16_POOL3:
+            if v == "M":
+                layers.append(nn.MaxPool2d(2, 2))
+            else:
+                layers += [nn.Conv2d(c_in, v, 3, padding=1), nn.ReLU()]
+                c_in = v
+        self.features = nn.Sequential(*layers)                 # indices as torchvision's vgg16().features
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        if isinstance(weights, str) and weights == "random":
+            if generator is not None and seed is not None:
+                raise ValueError("pass either generator or seed, not both")
+            gen = torch.Generator().manual_seed(int(seed)) if seed is not None else generator
+            for m in self.features:
+                if isinstance(m, nn.Conv2d):
+                    fan_out = m.out_channels * 9
+                    with torch.no_grad():
+                        m.weight.normal_(0.0, math.sqrt(2.0 / fan_out), generator=gen)
+                        m.bias.zero_()
+            self.weights_source = "random"
+        else:
+            if isinstance(weights, str) and weights == "imagenet":
+                path = _resolve_vgg16_file(None)
+            elif isinstance(weights, (str, os.PathLike)):
+                path = _resolve_vgg16_file(weights)
+            else:
+                raise TypeError(f"weights must be 'imagenet', 'random' or a path, got {weights!r}")
+            if path is None:
+                state, source = _download_vgg16_state(), "torchvision download"
+            else:
+                state, source = torch.load(path, map_location="cpu", weights_only=True), str(path)
+            self._load(state, source)
+            self.weights_source = source
+        self.eval()
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    def _load(self, state: Mapping[str, torch.Tensor], source: str) -> None:
+        own = self.state_dict()
+        missing = [k for k in own if k not in state]
+        if missing:
+            raise ValueError(f"VGG-16 weights from {source} lack {missing[:4]}: not torchvision's vgg16 state dict "
+                             f"({VGG16_FILENAME})?")
+        bad = [f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+               if tuple(state[k].shape) != tuple(v.shape)]
+        if bad:
+            raise ValueError(f"VGG-16 weights from {source} have other shapes: {bad[:4]}")
+        self.load_state_dict({k: state[k] for k in own})
+
+    def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
+        if image.ndim != 4 or image.shape[1] != 3:
+            raise ValueError(f"image must have shape (B, 3, H, W) in [0, 1], got {tuple(image.shape)}")
+        x = (image - self.mean.to(image.dtype)) / self.std.to(image.dtype)        # ImageNet normalisation
+        out = []
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in VGG16_POOL_INDICES:
+                out.append(x)                                                     # pool1, pool2, pool3
+        return out
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """``K_p Psi^T Psi`` of Liu et al. 2018 eq. 4: ``(B, C, H, W) -> (B, C, C)``, normalised by
+    ``K_p = 1 / (C H W)``; computed in at least float32 (outside autocast)."""
+    if features.ndim != 4:
+        raise ValueError(f"features must have shape (B, C, H, W), got {tuple(features.shape)}")
+    b, c, h, w = features.shape
+    with torch.autocast(device_type=features.device.type, enabled=False):
+        flat = features.to(_loss_dtype(features)).reshape(b, c, h * w)             # (B, C, HW)
+        return flat @ flat.transpose(1, 2) / (c * h * w)                             # (B, C, C)
+
+
+def _check_feature_lists(pred: list, target: list) -> None:
+    if len(pred) != len(target) or not pred:
+        raise ValueError(f"pred and target feature lists must be non-empty and of equal length, got "
+                         f"{len(pred)} and {len(target)}")
+    for i, (a, b) in enumerate(zip(pred, target)):
+        if a.shape != b.shape:
+            raise ValueError(f"feature maps {i} differ in shape: {tuple(a.shape)} and {tuple(b.shape)}")
+
+
+def perceptual_loss(pred_features: list[torch.Tensor], target_features: list[torch.Tensor]) -> torch.Tensor:
+    """``sum_p ||Psi_p(pred) - Psi_p(target)||_1 / N_p`` (Liu et al. 2018 eq. 3, one of its two sums;
+    ``N_p`` = the number of elements of ``Psi_p``): the sum over layers of the mean absolute
+    difference. Feature lists as :class:`VGG16Features` returns them. A 0-d tensor."""
+    _check_feature_lists(pred_features, target_features)
+    return sum((a.to(_loss_dtype(a)) - b.to(_loss_dtype(a))).abs().mean()
+               for a, b in zip(pred_features, target_features))
+
+
+def style_loss(pred_features: list[torch.Tensor], target_features: list[torch.Tensor]) -> torch.Tensor:
+    """``sum_p 1 / C_p^2 || K_p (Psi_p(pred)^T Psi_p(pred) - Psi_p(target)^T Psi_p(target)) ||_1``
+    (Liu et al. 2018 eq. 4-5): the sum over layers of the mean absolute difference of the
+    :func:`gram_matrix` es (normalised by ``C H W``), averaged over the batch. A 0-d tensor."""
+    _check_feature_lists(pred_features, target_features)
+    return sum((gram_matrix(a) - gram_matrix(b)).abs().mean() for a, b in zip(pred_features, target_features))
+
+
+def dilated_hole_tv(completed: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Liu et al. 2018 eq. 6: total variation of the composite on ``P``, the hole dilated by 1 px
+    (3x3): ``sum |I(i, j+1) - I(i, j)| / N + sum |I(i+1, j) - I(i, j)| / N`` over the neighbour pairs
+    with *both* pixels in ``P``, ``N`` = the number of elements of ``completed`` (all channels, the
+    batch). ``mask`` ``(B or 1, 1, H, W)``, 1 = hole. A 0-d tensor."""
+    from .validation import check_mask
+
+    _check_float(completed, "completed")
+    if completed.ndim != 4:
+        raise ValueError(f"completed must have shape (B, C, H, W), got {tuple(completed.shape)}")
+    check_mask(mask, size=tuple(completed.shape[-2:]), batch=completed.shape[0])
+    x = completed.to(_loss_dtype(completed))
+    region = F.max_pool2d(mask.to(x.dtype), 3, stride=1, padding=1)               # (B, 1, H, W) P
+    horiz = region[..., :, 1:] * region[..., :, :-1]                              # both pixels in P
+    vert = region[..., 1:, :] * region[..., :-1, :]
+    dx = (x[..., :, 1:] - x[..., :, :-1]).abs() * horiz
+    dy = (x[..., 1:, :] - x[..., :-1, :]).abs() * vert
+    return (dx.sum() + dy.sum()) / x.numel()
+
+
+#: Liu et al. 2018 eq. 7: ``L_valid + 6 L_hole + 0.05 L_perceptual + 120 (L_style_out + L_style_comp) + 0.1 L_tv``.
+PCONV_LOSS_WEIGHTS: dict[str, float] = {"valid": 1.0, "hole": 6.0, "perceptual": 0.05, "style": 120.0, "tv": 0.1}
+
+
+def pconv_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, vgg: nn.Module,
+               weights: Mapping[str, float] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The loss of the PConv U-Net (Liu et al. 2018, section 3.4, eq. 1-7); ``(total, parts)``.
+
+    ``pred`` ``I_out`` ``(B, 3, H, W)`` (the raw, unclamped prediction), ``target`` ``I_gt`` in
+    ``[0, 1]``, ``mask`` ``(B or 1, 1, H, W)`` with 1 = hole (the paper's ``M`` is ``1 - mask``), ``vgg``
+    a :class:`VGG16Features` (or any module returning a list of feature maps). ``I_comp = mask * pred
+    + (1 - mask) * target``. Terms (``N`` = number of elements of ``I_gt``, batch included):
+
+    * ``L_hole = ||mask * (I_out - I_gt)||_1 / N``, ``L_valid = ||(1 - mask) * (I_out - I_gt)||_1 / N``
+      (eq. 1-2: divided by the whole image's size, not the hole's);
+    * ``L_perceptual`` = :func:`perceptual_loss` of ``I_out`` plus that of ``I_comp`` (eq. 3);
+    * ``L_style_out``, ``L_style_comp`` = :func:`style_loss` of each (eq. 4-5);
+    * ``L_tv`` = :func:`dilated_hole_tv` of ``I_comp`` (eq. 6).
+
+    ``total = sum weights[k] * L_k`` with :data:`PCONV_LOSS_WEIGHTS` (1, 6, 0.05, 120, 0.1; ``style``
+    weighs ``L_style_out + L_style_comp``); ``weights`` overrides some of them. ``parts``: detached
+    0-d tensors ``valid, hole, perceptual, style_out, style_comp, tv, total`` (unweighted, but total).
+    One VGG pass on ``[I_out, I_comp, I_gt]`` stacked along the batch.
+    """
+    from .validation import check_mask
+
+    w = dict(PCONV_LOSS_WEIGHTS)
+    if weights is not None:
+        unknown = sorted(set(weights) - set(w))
+        if unknown:
+            raise ValueError(f"unknown loss weights {unknown}; known: {sorted(w)}")
+        w.update(weights)
+    _check_float(pred, "pred")
+    check_image(target, "target")
+    if pred.shape != target.shape:
+        raise ValueError(f"pred and target must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
+    check_mask(mask, size=tuple(target.shape[-2:]), batch=target.shape[0])
+    _check_finite(pred, "pred")
+    dtype = _loss_dtype(pred)
+    pred, target = pred.to(dtype), target.to(dtype)
+    hole = mask.to(dtype)
+    l_hole = masked_l1(pred, target, hole, normalize="sum") / pred.numel()
+    l_valid = masked_l1(pred, target, 1.0 - hole, normalize="sum") / pred.numel()
+    completed = hole * pred + (1.0 - hole) * target
+    b = pred.shape[0]
+    feats = vgg(torch.cat([pred, completed, target.detach()], dim=0))               # each (3B, C_p, H_p, W_p)
+    f_out = [f[:b] for f in feats]
+    f_comp = [f[b:2 * b] for f in feats]
+    f_gt = [f[2 * b:].detach() for f in feats]
+    l_perc = perceptual_loss(f_out, f_gt) + perceptual_loss(f_comp, f_gt)
+    l_style_out, l_style_comp = style_loss(f_out, f_gt), style_loss(f_comp, f_gt)
+    l_tv = dilated_hole_tv(completed, mask)
+    total = (w["valid"] * l_valid + w["hole"] * l_hole + w["perceptual"] * l_perc
+             + w["style"] * (l_style_out + l_style_comp) + w["tv"] * l_tv)
+    parts = {"valid": l_valid, "hole": l_hole, "perceptual": l_perc, "style_out": l_style_out,
+             "style_comp": l_style_comp, "tv": l_tv, "total": total}
+    return total, {k: v.detach() for k, v in parts.items()}

@@ -310,3 +310,163 @@ def test_gradient_penalty_of_a_quadratic_critic_uses_the_interpolates():
     # interpolates (0.5, 0.5) and (1, 1): gradient norms sqrt(0.5) and sqrt(2)
     expected = ((0.5 ** 0.5 - 1) ** 2 + (2 ** 0.5 - 1) ** 2) / 2
     assert float(gp.detach()) == pytest.approx(expected, rel=1e-5)
+
+
+# ------------------------------------------------------------------ PConv loss, VGG-16 features (Liu et al. 2018)
+from inpaint_utils.losses import (  # noqa: E402
+    PCONV_LOSS_WEIGHTS,
+    VGG16_FILENAME,
+    VGG16Features,
+    dilated_hole_tv,
+    gram_matrix,
+    pconv_loss,
+    perceptual_loss,
+    style_loss,
+)
+
+
+class _TwoScales(torch.nn.Module):
+    """A stand-in feature network: the image itself and its 2x2 average (two 'layers')."""
+
+    def forward(self, x):
+        return [x, F.avg_pool2d(x, 2)]
+
+
+def test_gram_matrix_against_a_loop():
+    f = torch.randn(2, 3, 4, 5, dtype=torch.float64)
+    g = gram_matrix(f)
+    ref = torch.zeros(2, 3, 3, dtype=torch.float64)
+    for b in range(2):
+        for i in range(3):
+            for j in range(3):
+                ref[b, i, j] = (f[b, i] * f[b, j]).sum() / (3 * 4 * 5)
+    assert g.shape == (2, 3, 3) and torch.allclose(g, ref)
+
+
+def test_perceptual_and_style_losses_by_hand():
+    a = [torch.zeros(1, 2, 2, 2), torch.zeros(1, 1, 1, 1)]
+    b = [torch.ones(1, 2, 2, 2), torch.full((1, 1, 1, 1), 3.0)]
+    assert math.isclose(float(perceptual_loss(a, b)), 1.0 + 3.0)              # mean |diff| per layer, summed
+    # Gram of ones (C=2, HW=4): every entry 4 / (2 * 2 * 2) = 0.5; of the 1x1x1 map 9 / 1; zeros: 0
+    assert math.isclose(float(style_loss(a, b)), 0.5 + 9.0)
+    assert float(style_loss(b, b)) == 0.0
+    with pytest.raises(ValueError, match="differ in shape"):
+        perceptual_loss(a, [b[1], b[0]])
+
+
+def test_dilated_hole_tv_against_a_loop():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 7, 8, generator=g, dtype=torch.float64)
+    mask = torch.zeros(2, 1, 7, 8, dtype=torch.float64)
+    mask[0, :, 2:4, 3:5] = 1
+    mask[1, :, 0, 0] = 1
+    region = torch.zeros_like(mask, dtype=torch.bool)                        # the 1-px (3x3) dilation, by hand
+    for b in range(2):
+        for i in range(7):
+            for j in range(8):
+                region[b, 0, i, j] = bool(mask[b, 0, max(i - 1, 0):i + 2, max(j - 1, 0):j + 2].any())
+    total = 0.0
+    for b in range(2):
+        for i in range(7):
+            for j in range(8):
+                if j + 1 < 8 and region[b, 0, i, j] and region[b, 0, i, j + 1]:
+                    total += float((x[b, :, i, j + 1] - x[b, :, i, j]).abs().sum())
+                if i + 1 < 7 and region[b, 0, i, j] and region[b, 0, i + 1, j]:
+                    total += float((x[b, :, i + 1, j] - x[b, :, i, j]).abs().sum())
+    assert math.isclose(float(dilated_hole_tv(x, mask)), total / x.numel(), rel_tol=1e-12)
+
+
+def test_pconv_loss_terms_by_hand_and_the_paper_weights():
+    assert PCONV_LOSS_WEIGHTS == {"valid": 1.0, "hole": 6.0, "perceptual": 0.05, "style": 120.0, "tv": 0.1}
+    g = torch.Generator().manual_seed(1)
+    target = torch.rand(2, 3, 8, 8, generator=g, dtype=torch.float64)
+    pred = torch.rand(2, 3, 8, 8, generator=g, dtype=torch.float64) * 1.2 - 0.1   # unclamped output
+    mask = torch.zeros(2, 1, 8, 8, dtype=torch.float64)
+    mask[:, :, 2:6, 1:4] = 1
+    vgg = _TwoScales()
+    total, parts = pconv_loss(pred, target, mask, vgg)
+    n = target.numel()
+    diff = (pred - target).abs()
+    assert math.isclose(float(parts["hole"]), float((diff * mask).sum()) / n, rel_tol=1e-12)   # / N_Igt, not the hole
+    assert math.isclose(float(parts["valid"]), float((diff * (1 - mask)).sum()) / n, rel_tol=1e-12)
+    comp = mask * pred + (1 - mask) * target
+    perc = perceptual_loss(vgg(pred), vgg(target)) + perceptual_loss(vgg(comp), vgg(target))
+    assert math.isclose(float(parts["perceptual"]), float(perc), rel_tol=1e-12)
+    assert math.isclose(float(parts["style_out"]), float(style_loss(vgg(pred), vgg(target))), rel_tol=1e-12)
+    assert math.isclose(float(parts["style_comp"]), float(style_loss(vgg(comp), vgg(target))), rel_tol=1e-12)
+    assert math.isclose(float(parts["tv"]), float(dilated_hole_tv(comp, mask)), rel_tol=1e-12)
+    want = (parts["valid"] + 6 * parts["hole"] + 0.05 * parts["perceptual"]
+            + 120 * (parts["style_out"] + parts["style_comp"]) + 0.1 * parts["tv"])
+    assert math.isclose(float(total), float(want), rel_tol=1e-12) and float(parts["total"]) == float(total)
+    only_hole, _ = pconv_loss(pred, target, mask, vgg, weights={"valid": 0, "perceptual": 0, "style": 0, "tv": 0})
+    assert math.isclose(float(only_hole), 6 * float(parts["hole"]), rel_tol=1e-12)
+    # a perfect prediction: every term 0 but the TV of the (true) hole region
+    perfect, pparts = pconv_loss(target, target, mask, vgg)
+    assert all(float(pparts[k]) == 0.0 for k in ("valid", "hole", "perceptual", "style_out", "style_comp"))
+    assert math.isclose(float(perfect), 0.1 * float(dilated_hole_tv(target, mask)), rel_tol=1e-12) and float(perfect) > 0
+    with pytest.raises(ValueError, match="unknown loss weights"):
+        pconv_loss(pred, target, mask, vgg, weights={"adv": 1.0})
+    with pytest.raises(ValueError, match="binary"):
+        pconv_loss(pred, target, mask * 0.5, vgg)
+
+
+def test_pconv_loss_gradcheck():
+    g = torch.Generator().manual_seed(2)
+    target = torch.rand(1, 3, 4, 4, generator=g, dtype=torch.float64)
+    pred = (target + 0.3 * torch.randn(1, 3, 4, 4, generator=g, dtype=torch.float64)).requires_grad_(True)
+    mask = torch.zeros(1, 1, 4, 4, dtype=torch.float64)
+    mask[..., 1:3, 1:3] = 1
+    assert torch.autograd.gradcheck(lambda p: pconv_loss(p, target, mask, _TwoScales())[0], (pred,))
+
+
+def test_vgg16_features_layers_names_and_normalisation(tmp_path):
+    from torchvision.models.vgg import cfgs, make_layers
+
+    vgg = VGG16Features("random", seed=0)
+    x = torch.rand(2, 3, 32, 32)
+    feats = vgg(x)
+    assert [tuple(f.shape) for f in feats] == [(2, 64, 16, 16), (2, 128, 8, 8), (2, 256, 4, 4)]
+    assert all(not p.requires_grad for p in vgg.parameters())
+    # torchvision's vgg16().features[:17] has the same names and shapes: its state dict loads
+    tv = make_layers(cfgs["D"][:10])                                       # = vgg16().features[:17]
+    assert len(tv) == 17
+    ours = {k.removeprefix("features."): v.shape for k, v in vgg.state_dict().items()}
+    assert ours == {k: v.shape for k, v in tv.state_dict().items()}
+    tv.load_state_dict({k.removeprefix("features."): v for k, v in vgg.state_dict().items()})
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        ref = tv((x - mean) / std)                                          # pool3 of ImageNet-normalised input
+    assert torch.allclose(feats[2], ref, atol=1e-5)
+    # offline from a file (a torchvision-style state dict with every vgg16 key; the classifier is ignored)
+    state = {k: v.clone() for k, v in vgg.state_dict().items()}
+    state["classifier.0.weight"] = torch.zeros(1)
+    path = tmp_path / VGG16_FILENAME
+    torch.save(state, path)
+    for weights in (path, tmp_path):
+        loaded = VGG16Features(weights)
+        assert loaded.weights_source == str(path)
+        assert torch.equal(loaded(x)[1], feats[1])
+    torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3)}, tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match="lack"):
+        VGG16Features(tmp_path / "bad.pth")
+
+
+def test_vgg16_offline_fails_fast_with_what_to_download(tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.setenv("INPAINT_OFFLINE", "1")
+    monkeypatch.setenv("INPAINT_SHARED", str(tmp_path / "shared"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("INPAINT_VGG16", raising=False)
+    start = time.monotonic()
+    with pytest.raises(FileNotFoundError) as err:
+        VGG16Features()
+    assert time.monotonic() - start < 2.0
+    message = str(err.value)
+    assert VGG16_FILENAME in message and "INPAINT_VGG16" in message and "INPAINT_OFFLINE is set" in message
+    monkeypatch.setenv("INPAINT_VGG16", str(tmp_path / "nowhere.pth"))
+    with pytest.raises(FileNotFoundError, match="nowhere.pth"):
+        VGG16Features()
+    with pytest.raises(TypeError, match="weights must be"):
+        VGG16Features(weights=3)

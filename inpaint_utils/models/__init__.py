@@ -2,7 +2,8 @@
 
 ``context_encoder`` (Pathak et al. 2016, arXiv:1604.07379; notebooks 02 and 03); ``deepfill`` and
 ``deepfill_critic`` (Yu et al. 2018, arXiv:1801.07892, contextual attention; notebook 05); ``glcic`` and
-``glcic_discriminator`` (Iizuka et al. 2017, completion network and context discriminators; notebook 04).
+``glcic_discriminator`` (Iizuka et al. 2017, completion network and context discriminators; notebook 04);
+``partial_conv`` (Liu et al. 2018, arXiv:1804.07723, the PConv U-Net; notebook 08).
 A checkpoint stores
 ``model.model_name`` and ``model.config.to_dict()``; :func:`build_model` turns them back into a model::
 
@@ -28,6 +29,7 @@ from .context_encoder import (
 from .cascade import CascadeConfig, CascadeContextEncoder, CascadeTask
 from .deepfill import DeepFillConfig, DeepFillCritic, DeepFillGenerator, DeepFillTask, contextual_attention
 from .glcic import CompletionNetwork, GLCICConfig, GLCICDiscriminator, GLCICTask, poisson_blend
+from .partial_conv import PartialConv2d, PConvConfig, PConvTask, PConvUNet, freeze_encoder_batchnorm, irregular_masks
 
 __all__ = [
     "AUTHORS_FILL",
@@ -53,6 +55,12 @@ __all__ = [
     "GLCICDiscriminator",
     "GLCICTask",
     "poisson_blend",
+    "PartialConv2d",
+    "PConvConfig",
+    "PConvTask",
+    "PConvUNet",
+    "freeze_encoder_batchnorm",
+    "irregular_masks",
 ]
 
 #: name -> (model class, config class). Each model class has ``model_name`` equal to its key.
@@ -64,6 +72,7 @@ MODELS: dict[str, tuple[type[nn.Module], type]] = {
     "deepfill_critic": (DeepFillCritic, DeepFillConfig),
     "glcic": (CompletionNetwork, GLCICConfig),
     "glcic_discriminator": (GLCICDiscriminator, GLCICConfig),
+    "partial_conv": (PConvUNet, PConvConfig),
 }
 
 
