@@ -591,3 +591,34 @@ def pconv_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, vgg
     parts = {"valid": l_valid, "hole": l_hole, "perceptual": l_perc, "style_out": l_style_out,
              "style_comp": l_style_comp, "tv": l_tv, "total": total}
     return total, {k: v.detach() for k, v in parts.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# DeepFill v2 / SN-PatchGAN: hinge losses on the discriminator's feature map
+# --------------------------------------------------------------------------------------------
+__all__ += ["hinge_discriminator_loss", "hinge_generator_loss"]
+
+
+def hinge_discriminator_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """SN-PatchGAN's discriminator loss (Yu et al. 2019, arXiv:1806.03589, section 3.2; hinge loss of
+    Lim & Ye 2017 / Miyato et al. 2018): ``E[relu(1 - D(x))] + E[relu(1 + D(G(z)))]``.
+
+    ``real_scores`` / ``fake_scores``: the discriminator's outputs of any shape, e.g. its
+    ``(B, C, h, w)`` feature map, every element of which is one "patch" (the means run over all of
+    them; no flattening to one score). v2's code (neuralgym's ``gan_hinge_loss``) halves both terms;
+    that constant factor is left out here, as in the paper's equation (Adam's step barely depends on
+    it). A 0-d tensor in float32 or wider (inputs under autocast are upcast)."""
+    for name, x in (("real_scores", real_scores), ("fake_scores", fake_scores)):
+        _check_float(x, name)
+        _check_finite(x, name)
+    real = real_scores.to(_loss_dtype(real_scores))
+    fake = fake_scores.to(_loss_dtype(fake_scores))
+    return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+
+
+def hinge_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
+    """SN-PatchGAN's generator loss ``-E[D(G(z))]`` over every element of the discriminator's output
+    for the completed images (Yu et al. 2019, section 3.2); a 0-d tensor."""
+    _check_float(fake_scores, "fake_scores")
+    _check_finite(fake_scores, "fake_scores")
+    return -fake_scores.to(_loss_dtype(fake_scores)).mean()

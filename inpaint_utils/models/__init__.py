@@ -3,7 +3,8 @@
 ``context_encoder`` (Pathak et al. 2016, arXiv:1604.07379; notebooks 02 and 03); ``deepfill`` and
 ``deepfill_critic`` (Yu et al. 2018, arXiv:1801.07892, contextual attention; notebook 05); ``glcic`` and
 ``glcic_discriminator`` (Iizuka et al. 2017, completion network and context discriminators; notebook 04);
-``partial_conv`` (Liu et al. 2018, arXiv:1804.07723, the PConv U-Net; notebook 08).
+``partial_conv`` (Liu et al. 2018, arXiv:1804.07723, the PConv U-Net); ``deepfill_v2`` and ``sn_patchgan``
+(Yu et al. 2019, arXiv:1806.03589, gated convolutions and SN-PatchGAN); both for irregular holes.
 A checkpoint stores
 ``model.model_name`` and ``model.config.to_dict()``; :func:`build_model` turns them back into a model::
 
@@ -28,6 +29,13 @@ from .context_encoder import (
 )
 from .cascade import CascadeConfig, CascadeContextEncoder, CascadeTask
 from .deepfill import DeepFillConfig, DeepFillCritic, DeepFillGenerator, DeepFillTask, contextual_attention
+from .gated_conv import (
+    DeepFillV2Config,
+    DeepFillV2Generator,
+    DeepFillV2Task,
+    GatedConv2d,
+    SNPatchGANDiscriminator,
+)
 from .glcic import CompletionNetwork, GLCICConfig, GLCICDiscriminator, GLCICTask, poisson_blend
 from .partial_conv import PartialConv2d, PConvConfig, PConvTask, PConvUNet, freeze_encoder_batchnorm, irregular_masks
 
@@ -50,6 +58,11 @@ __all__ = [
     "DeepFillGenerator",
     "DeepFillTask",
     "contextual_attention",
+    "DeepFillV2Config",
+    "DeepFillV2Generator",
+    "DeepFillV2Task",
+    "GatedConv2d",
+    "SNPatchGANDiscriminator",
     "CompletionNetwork",
     "GLCICConfig",
     "GLCICDiscriminator",
@@ -70,6 +83,8 @@ MODELS: dict[str, tuple[type[nn.Module], type]] = {
     "cascade_context_encoder": (CascadeContextEncoder, CascadeConfig),
     "deepfill": (DeepFillGenerator, DeepFillConfig),
     "deepfill_critic": (DeepFillCritic, DeepFillConfig),
+    "deepfill_v2": (DeepFillV2Generator, DeepFillV2Config),
+    "sn_patchgan": (SNPatchGANDiscriminator, DeepFillV2Config),
     "glcic": (CompletionNetwork, GLCICConfig),
     "glcic_discriminator": (GLCICDiscriminator, GLCICConfig),
     "partial_conv": (PConvUNet, PConvConfig),

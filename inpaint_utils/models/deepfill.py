@@ -84,6 +84,7 @@ __all__ = [
     "DeepFillTask",
     "hole_boxes",
     "crop_patches",
+    "feature_mask",
     "glorot_init",
 ]
 
@@ -463,6 +464,13 @@ class RefineNetwork(nn.Module):
         return out.clamp(-1.0, 1.0), offsets
 
 
+def feature_mask(mask: torch.Tensor, factor: int = 4) -> torch.Tensor:
+    """The hole at the attention branch's resolution ``(B, 1, H / factor, W / factor)``: a
+    ``factor x factor`` block with any hole pixel is hole (max-pooling; v1 and v2 sample the nearest
+    pixel, which can let a block that touches the hole count as known). Shared by DeepFill v1 and v2."""
+    return F.max_pool2d(mask, factor)
+
+
 def _check_size(image: torch.Tensor, size: int, what: str) -> None:
     if tuple(image.shape[-2:]) != (size, size):
         raise ValueError(f"{what} must be {size}x{size} for this model (config.image_size), got "
@@ -501,9 +509,8 @@ class DeepFillGenerator(nn.Module):
         return torch.cat([x, ones, mask], dim=1)                 # (B, 5, S, S): v1's [x, ones, ones * mask]
 
     def feature_mask(self, mask: torch.Tensor) -> torch.Tensor:
-        """The hole at the attention branch's resolution ``(B, 1, S/4, S/4)``: a 4x4 block with any hole
-        pixel is hole (max-pooling; v1 samples the nearest pixel)."""
-        return F.max_pool2d(mask, 4)
+        """The hole at the attention branch's resolution ``(B, 1, S/4, S/4)`` (:func:`feature_mask`)."""
+        return feature_mask(mask)
 
     def _prepare(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         check_image_mask(image, mask)
