@@ -651,26 +651,30 @@ class DeepFillTask:
 
     Per step (v1's ``build_graph_with_losses`` with seed 002's Table I weights):
 
-    1. every sample draws its own hole (``ctx.generator``): v1's ``random_bbox`` + ``bbox2mask``, a
-       ``hole_size`` square box at a random position (128x128 in 256x256), shrunk on each side by a random
-       ``0 .. max_delta // 2`` px, top / bottom and left / right alike (v1: ``max_delta_height`` /
-       ``max_delta_width`` 32, default ``hole_size // 4``); the local critic's patch is the ``hole_size``
-       window around the hole; the input is built by ``input_mode`` (hole / mosaic / hole_ns);
-    2. the generator runs once: ``coarse``, ``refined``; ``completed = mask * refined + (1 - mask) * image``;
-    3. ``critic_steps`` (5) critic updates, each on the WGAN loss of the global critic (whole image) plus
-       the local critic (the ``hole_size`` patch around each hole), real images vs the composite, plus
-       ``wgan_gp_lambda`` (10) times the gradient penalties (v1: the gradient norm taken over the hole
-       only, on random interpolates in [-1, 1]);
-    4. one generator update on ``l1_loss_alpha * l1 + ae_loss_alpha * ae + gan_loss_alpha * adv`` with
+    1. ``critic_steps`` (5) critic updates (v1's secondary trainer, ``max_iters=5``, before each generator
+       update), each on **a batch of its own**, as v1 (every ``sess.run`` of its graph dequeues a new
+       batch): new holes, the generator run again (no gradient) for a new composite, and the WGAN loss of
+       the global critic (whole image) plus the local critic (the ``hole_size`` patch around each hole),
+       real images vs the composite, plus ``wgan_gp_lambda`` (10) times the gradient penalties (v1: the
+       gradient norm taken over the hole only, on random interpolates in [-1, 1]);
+    2. one generator update on one more batch: every sample draws its own hole (``ctx.generator``):
+       v1's ``random_bbox`` + ``bbox2mask``, a ``hole_size`` square box at a random position (128x128 in
+       256x256), shrunk on each side by a random ``0 .. max_delta // 2`` px, top / bottom and left / right
+       alike (v1: ``max_delta_height`` / ``max_delta_width`` 32, default ``hole_size // 4``); the local
+       critic's patch is the ``hole_size`` window around the hole; the input is built by ``input_mode``
+       (hole / mosaic / hole_ns); ``coarse``, ``refined`` = the generator;
+       ``completed = mask * refined + (1 - mask) * image``; the loss is
+       ``l1_loss_alpha * l1 + ae_loss_alpha * ae + gan_loss_alpha * adv`` with
        ``l1 = coarse_l1_alpha * L1_sd(coarse) + L1_sd(refined)`` (spatially discounted L1 over the hole,
        ``gamma`` 0.9), ``ae`` the same on the known pixels (undiscounted), and
        ``adv = global_wgan_loss_alpha * (-D_global) + (-D_local)``. L1 terms are in v1's ``[-1, 1]`` units.
 
-    **Batches.** The five critic updates of one step reuse this step's batch, masks and generator output
-    (one generator forward pass per step). v1 draws a fresh batch (and runs the generator again) for each
-    critic update, so per generator update its critic sees five times as many distinct images; ours is
-    5x cheaper per step and sees the same images five times. Adam, ``lr`` 1e-4, betas (0.5, 0.9) for both.
-    ``critic=None`` trains the L1 terms alone.
+    **Batches.** A step uses ``batches_per_step = critic_steps + 1`` distinct batches (the loop hands them
+    over as one ``((critic_steps + 1) * B, 3, H, W)`` tensor, :mod:`inpaint_utils.train`): one per critic
+    update, the last for the generator update, so per generator update the critic sees five batches of
+    distinct images, as in v1, at the price of ``critic_steps + 1`` generator forward passes per step
+    (``critic_steps`` of them without gradient). Adam, ``lr`` 1e-4, betas (0.5, 0.9) for both.
+    ``critic=None`` trains the L1 terms alone, on one batch per step.
 
     Random numbers (holes, the penalty's interpolation weights) come from ``ctx.generator``, drawn for the
     global batch and sharded when the loop runs in several processes (``ctx.global_size`` / ``ctx.shard``),
@@ -705,6 +709,12 @@ class DeepFillTask:
         if critic is not None:
             self.models["critic"] = critic
             self.optimizers["critic"] = torch.optim.Adam(critic.parameters(), lr=lr, betas=betas)
+
+    @property
+    def batches_per_step(self) -> int:
+        """Batches one step takes from the loop (:mod:`inpaint_utils.train`): one per critic update, one for
+        the generator (1 without a critic)."""
+        return self.critic_steps + 1 if self.critic is not None else 1
 
     def masks(self, batch: torch.Tensor | int, generator: torch.Generator | None = None) -> torch.Tensor:
         """One hole per sample, ``(B, 1, S, S)``: a ``hole_size`` square box at a random position, shrunk
@@ -775,7 +785,26 @@ class DeepFillTask:
         return ctx.shard(draw(ctx.global_size(batch)))
 
     def train_step(self, batch: torch.Tensor, step: int, ctx) -> dict[str, float]:
+        """One step on ``batches_per_step`` batches one after the other (``batch.chunk``): a critic update on
+        each but the last, then the generator update on the last."""
         g = self.generator
+        if len(batch) % self.batches_per_step:
+            raise ValueError(f"DeepFillTask.train_step takes {self.batches_per_step} batches of equal size in one "
+                             f"tensor (critic_steps + 1; the loop's batches_per_step), got {len(batch)} rows")
+        *critic_batches, batch = batch.chunk(self.batches_per_step)
+        logs: dict[str, torch.Tensor] = {}
+        for real in critic_batches:                    # v1: a new batch, new holes, a new composite per update
+            mask = self._per_sample(ctx, real, lambda n: self.masks(n, ctx.generator)).to(real.device)
+            with torch.no_grad(), ctx.autocast():
+                refined = g(g.make_input(real, mask, mode=self.input_mode), mask)[1]
+            fake = mask * refined.float() + (1.0 - mask) * real
+            top, left = hole_boxes(mask, g.config.hole_size)
+            alphas = self._per_sample(ctx, real, lambda n: torch.rand(2, n, generator=ctx.generator).T).T
+            with ctx.autocast():
+                d_loss, d_parts = self.critic_loss(real, fake, mask, top, left, (alphas[0], alphas[1]))
+            ctx.backward(d_loss, "critic", name="critic loss")
+            ctx.step("critic")
+            logs.update(d_parts)
         mask = self._per_sample(ctx, batch, lambda n: self.masks(n, ctx.generator)).to(batch.device)
         inp = g.make_input(batch, mask, mode=self.input_mode)
         with ctx.autocast():
@@ -783,16 +812,6 @@ class DeepFillTask:
         coarse, refined = coarse.float(), refined.float()
         completed = mask * refined + (1.0 - mask) * batch
         top, left = hole_boxes(mask, g.config.hole_size)
-        logs: dict[str, torch.Tensor] = {}
-        if self.critic is not None:
-            fake = completed.detach()
-            for _ in range(self.critic_steps):          # same batch and composite for each critic update
-                alphas = self._per_sample(ctx, batch, lambda n: torch.rand(2, n, generator=ctx.generator).T).T
-                with ctx.autocast():
-                    d_loss, d_parts = self.critic_loss(batch, fake, mask, top, left, (alphas[0], alphas[1]))
-                ctx.backward(d_loss, "critic", name="critic loss")
-                ctx.step("critic")
-            logs.update(d_parts)
         with ctx.autocast():
             # holes differ in area: weight each process's means by its share of the global counts
             shares = (ctx.mean_weight(mask.sum()), ctx.mean_weight((1.0 - mask).sum()))
