@@ -82,6 +82,7 @@ __all__ = [
     "DeepFillGenerator",
     "DeepFillCritic",
     "DeepFillTask",
+    "bbox_masks",
     "hole_boxes",
     "crop_patches",
     "glorot_init",
@@ -605,8 +606,29 @@ class DeepFillCritic(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------
-# local patches: the hole's bounding box, cropped per sample without a loop
+# the training holes (v1's random_bbox + bbox2mask) and the local patches around them
 # --------------------------------------------------------------------------------------------
+def bbox_masks(config: DeepFillConfig, n: int, max_delta: int | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+    """v1's training holes, one per sample, ``(n, 1, S, S)``: a ``config.hole_size`` square box at a
+    random position (v1's ``random_bbox``), shrunk by a random ``0 .. max_delta // 2`` px on the top and the
+    bottom and another on the left and the right (``bbox2mask``; ``max_delta`` default ``hole_size // 4``,
+    v1's 32 for its 128 px box). What :class:`DeepFillTask` trains on."""
+    cfg = config
+    max_delta = cfg.hole_size // 4 if max_delta is None else max_delta
+    if not _is_int(n) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    ratio = cfg.hole_size ** 2 / cfg.image_size ** 2
+    boxes = make_mask("square", cfg.image_size, ratio, batch=n, generator=generator)     # (B, 1, S, S)
+    # v1: h = randint(max_delta // 2 + 1) px off the top and the bottom, w off the left and the right
+    delta = torch.randint(0, max_delta // 2 + 1, (n, 2), generator=generator)          # (B, 2) rows, cols
+    coords = torch.arange(cfg.image_size)
+    start = torch.stack([(boxes.amax(dim=d)[:, 0] > 0).float().argmax(dim=1) for d in (3, 2)], dim=1)  # (B, 2)
+    lo, hi = start + delta, start + cfg.hole_size - delta                               # (B, 2) kept [lo, hi)
+    inside = (coords >= lo[:, :, None]) & (coords < hi[:, :, None])                     # (B, 2, S)
+    return (inside[:, 0, :, None] & inside[:, 1, None, :]).to(boxes.dtype)[:, None]    # (B, 1, S, S)
+
+
 def hole_boxes(mask: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-left corners ``(top, left)``, each ``(B,)`` long, of the ``size x size`` window centred on
     each sample's hole bounding box (clamped inside the image): v1's local patch. A sample without a
@@ -717,20 +739,11 @@ class DeepFillTask:
         return self.critic_steps + 1 if self.critic is not None else 1
 
     def masks(self, batch: torch.Tensor | int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """One hole per sample, ``(B, 1, S, S)``: a ``hole_size`` square box at a random position, shrunk
-        by a random ``0 .. max_delta // 2`` px on each side (v1's ``bbox2mask``; on the batch's device when
-        ``batch`` is a tensor; ``batch`` may also be the number of masks)."""
-        cfg = self.generator.config
-        ratio = cfg.hole_size ** 2 / cfg.image_size ** 2
+        """One hole per sample, ``(B, 1, S, S)``: :func:`bbox_masks` with this model's sizes and the task's
+        ``max_delta`` (on the batch's device when ``batch`` is a tensor; ``batch`` may also be the number of
+        masks)."""
         n = batch if isinstance(batch, int) else batch.shape[0]
-        boxes = make_mask("square", cfg.image_size, ratio, batch=n, generator=generator)     # (B, 1, S, S)
-        # v1: h = randint(max_delta // 2 + 1) px off the top and the bottom, w off the left and the right
-        delta = torch.randint(0, self.max_delta // 2 + 1, (n, 2), generator=generator)     # (B, 2) rows, cols
-        coords = torch.arange(cfg.image_size)
-        start = torch.stack([(boxes.amax(dim=d)[:, 0] > 0).float().argmax(dim=1) for d in (3, 2)], dim=1)  # (B, 2)
-        lo, hi = start + delta, start + cfg.hole_size - delta                               # (B, 2) kept [lo, hi)
-        inside = (coords >= lo[:, :, None]) & (coords < hi[:, :, None])                     # (B, 2, S)
-        masks = (inside[:, 0, :, None] & inside[:, 1, None, :]).to(boxes.dtype)[:, None]    # (B, 1, S, S)
+        masks = bbox_masks(self.generator.config, n, self.max_delta, generator)
         return masks if isinstance(batch, int) else masks.to(batch.device)
 
     def critic_loss(self, image: torch.Tensor, completed: torch.Tensor, mask: torch.Tensor,
