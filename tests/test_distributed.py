@@ -82,10 +82,10 @@ def run(run_dir, num_steps, task=None):
 # GLCIC and DeepFill v1 (tiny, 64x64): the same comparison, a few steps each (every GLCIC phase: t_c=1,
 # t_d=1 puts steps 0 / 1 / 2 in phases 1 / 2 / 3; DeepFill with one critic update and its gradient penalty
 # per step, each on a batch of its own: two batches per step). The run also records which dataset rows each
-# process loads. Measured: losses within 9.3e-6 (relative), weights within 1.8e-7; three steps because GLCIC's
-# phase 3 is chaotic: a fourth step moves its discriminator's BatchNorm statistics by 2.6e-5 between any two
-# roundings. Faults planted in a copy fail
-# these tests: gradients not averaged (both comparisons), every process loading the whole batch (the rows).
+# process loads. Measured (CPU, gloo): GLCIC losses within 1.7e-7 (relative), weights within 1.2e-7; DeepFill
+# 4.7e-6 and 2.1e-7. Three steps because GLCIC's phase 3 is chaotic: a fourth step moves its discriminator's
+# BatchNorm statistics by 2.6e-5 between any two roundings. Faults planted in a copy fail these tests: gradients
+# not averaged (both comparisons), every process loading the whole batch (the rows).
 MODEL_SIZE, MODEL_STEPS = 64, 3
 
 
