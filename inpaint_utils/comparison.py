@@ -6,6 +6,13 @@ method sees exactly the same holes; each method is scored with :func:`inpaint_ut
 (hole zeroed before the call, composite scored, seed 000 and seed 002 conventions). A method that
 cannot fill a mask (a centre Context Encoder asked for a hole outside its window) is recorded in
 ``skipped`` with its reason instead of stopping the comparison.
+
+Own masks and other masks. A learned model is also scored on masks drawn the way its training drew
+them (:func:`training_masks`, from its checkpoint's config and the training code: the CE's centre hole,
+GLCIC's random rectangles, DeepFill v1's shrunk boxes, the blocks a full-image CE trained on), and
+:func:`own_and_other` lays out each learned model's scores on its own masks beside those on every mask
+kind, saying which is which (``"own masks"``, ``"own kind"``: the kind its training masks belong to, at
+the comparison's ratios, ``"other kind"``) and listing each kind it refused as refused.
 """
 from __future__ import annotations
 
@@ -17,8 +24,8 @@ import torch
 
 from .masks import area_ratio, make_mask, max_ratio
 
-__all__ = ["comparison_masks", "compare_on_masks", "summarize", "psnr_by_ratio", "Replication", "REPLICATION",
-           "replication_table"]
+__all__ = ["comparison_masks", "compare_on_masks", "summarize", "psnr_by_ratio", "TrainingMasks", "training_masks",
+           "compare_on_training_masks", "own_and_other", "vs_training", "Replication", "REPLICATION", "replication_table"]
 
 Method = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -112,6 +119,166 @@ def psnr_by_ratio(rows: Sequence[Mapping[str, Any]], key: str = "psnr_hole") -> 
         if key in row:
             curves.setdefault(row["method"], []).append((row["achieved"], row[key]))
     return {m: sorted(points) for m, points in curves.items()}
+
+
+# --------------------------------------------------------------------------------------------------
+# each learned model on the masks it trained on, beside every mask kind
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrainingMasks:
+    """Masks drawn as a learned model's training drew them: ``kind`` (the :data:`inpaint_utils.masks.MASK_KINDS`
+    kind they belong to), ``description`` (one line, at the model's training size) and ``masks`` ``(n, 1, S, S)``
+    at the comparison's size."""
+
+    kind: str
+    description: str
+    masks: torch.Tensor
+
+
+def _resize_mask(mask: torch.Tensor, size: int) -> torch.Tensor:
+    """``mask`` at ``size x size``: nearest-neighbour up (exact for integer factors), "any hole pixel" down."""
+    import torch.nn.functional as F
+
+    s = mask.shape[-1]
+    if s == size:
+        return mask
+    if size > s:
+        return F.interpolate(mask, size=(size, size), mode="nearest")
+    return (F.adaptive_max_pool2d(mask, (size, size)) > 0).to(mask.dtype)
+
+
+def training_masks(method: str, config: Mapping[str, Any], n: int, size: int,
+                   generator: torch.Generator | None = None, *, mask_kind: str | None = None,
+                   mask_ratio: float | Sequence[float] | None = None) -> TrainingMasks:
+    """``n`` masks drawn as the training of the learned ``method`` (an :mod:`inpaint_utils.inference`
+    name: ``ce``, ``cascade``, ``glcic``, ``deepfill``) with the checkpoint's ``config`` drew them, by
+    the training code's own functions, at the model's size and then resized to ``size``:
+
+    * ``ce`` / ``cascade`` with a centre output: the centre hole the model drops (the window eroded by
+      its ``overlap``, :meth:`ContextEncoderGenerator.input_hole_mask`); with a full-image output, the
+      task's ``mask_kind`` at ``mask_ratio`` (a checkpoint does not store them: notebook 03's cascade
+      trains on ``"blocks"`` at ``(0.05, 0.25)``, pass them);
+    * ``glcic``: :func:`inpaint_utils.models.glcic.random_holes`, one rectangle per image with sides in
+      ``hole_range`` at a random position (kind ``"square"``);
+    * ``deepfill``: :func:`inpaint_utils.models.deepfill.bbox_masks`, v1's box shrunk by a random
+      ``0 .. hole_size // 8`` px a side (kind ``"square"``)."""
+    from .masks import MASK_KINDS, center_mask, erode_mask
+
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    if method in ("ce", "cascade"):
+        from .models import ContextEncoderConfig
+        from .models.cascade import CascadeConfig
+
+        ce = CascadeConfig.from_dict(config).ce128 if method == "cascade" else ContextEncoderConfig.from_dict(config)
+        s = ce.image_size
+        if ce.output == "center":
+            masks = erode_mask(center_mask(s, ce.hole_size, batch=n), ce.overlap)       # the model's input hole
+            side = ce.hole_size - 2 * ce.overlap
+            kind, description = "center", f"the centre {side}x{side} hole of {s}x{s} (its only hole)"
+        else:
+            if mask_kind is None or mask_ratio is None:
+                raise ValueError(f"a full-image {method} checkpoint does not say which masks it trained on: pass "
+                                 f"mask_kind and mask_ratio (notebook 03's cascade: 'blocks', (0.05, 0.25))")
+            if mask_kind not in MASK_KINDS:
+                raise ValueError(f"unknown mask kind {mask_kind!r}; choose one of {MASK_KINDS}")
+            masks = make_mask(mask_kind, s, mask_ratio, batch=n, generator=generator)
+            ratio = "-".join(f"{r:g}" for r in mask_ratio) if isinstance(mask_ratio, (tuple, list)) else f"{mask_ratio:g}"
+            kind, description = mask_kind, f"{mask_kind}, hole ratio {ratio}, at {s}x{s}"
+    elif method == "glcic":
+        from .models.glcic import GLCICConfig, random_holes
+
+        cfg = GLCICConfig.from_dict(config)
+        s, (lo, hi) = cfg.image_size, cfg.hole_range
+        masks = random_holes(n, s, cfg.hole_range, cfg.local_size, generator=generator).mask
+        kind, description = "square", f"one rectangle, sides {lo}-{hi} px, at a random position in {s}x{s}"
+    elif method == "deepfill":
+        from .models.deepfill import DeepFillConfig, bbox_masks
+
+        cfg = DeepFillConfig.from_dict(config)
+        s, box = cfg.image_size, cfg.hole_size
+        masks = bbox_masks(cfg, n, generator=generator)
+        kind, description = "square", (f"a {box} px box less 0-{box // 8} px a side (v1), at a random position "
+                                        f"in {s}x{s}")
+    else:
+        raise ValueError(f"{method!r} is not a learned model with training masks; choose ce, cascade, glcic or deepfill")
+    if s != size:
+        description += f", scaled to {size}x{size}"
+    return TrainingMasks(kind, description, _resize_mask(masks, size))
+
+
+def compare_on_training_masks(methods: Mapping[str, Method], images: torch.Tensor,
+                              training: Mapping[str, TrainingMasks], lpips_model: Any = False,
+                              batch_size: int = 32) -> tuple[list[dict[str, Any]], dict[str, torch.Tensor],
+                                                             list[dict[str, str]]]:
+    """Each method of ``training`` (a name of ``methods``) on its own training masks
+    (:func:`training_masks`, one per image), scored as :func:`compare_on_masks` does. Returns ``(rows,
+    outputs, skipped)``: rows with ``kind`` (the kind the masks belong to), ``masks`` (their description)
+    and ``ratio`` (the achieved mean hole ratio); the composites by method; refusals as in
+    :func:`compare_on_masks`."""
+    rows: list[dict[str, Any]] = []
+    outputs: dict[str, torch.Tensor] = {}
+    skipped: list[dict[str, str]] = []
+    for name, own in training.items():
+        if name not in methods:
+            raise KeyError(f"no method {name!r} to score on its training masks; methods: {list(methods)}")
+        achieved = float(area_ratio(own.masks).mean())
+        found, outs, refused = compare_on_masks({name: methods[name]}, images, {(own.kind, achieved): own.masks},
+                                                lpips_model=lpips_model, batch_size=batch_size, progress=False)
+        rows += [{**row, "masks": own.description} for row in found]
+        skipped += [{**row, "masks": own.description} for row in refused]
+        outputs.update(outs[own.kind, achieved])
+    return rows, outputs, skipped
+
+
+def vs_training(rows: Sequence[Mapping[str, Any]], training_kinds: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Copies of ``rows`` (with ``method`` and ``kind``) with a ``"vs training"`` column: ``"own kind"`` when
+    the kind is the one a learned method's training masks belong to (``training_kinds``: method -> kind),
+    ``"other kind"`` when not, ``"-"`` for a method not in ``training_kinds`` (baselines, models not trained
+    in the course)."""
+    def label(row: Mapping[str, Any]) -> str:
+        if row["method"] not in training_kinds:
+            return "-"
+        return "own kind" if row["kind"] == training_kinds[row["method"]] else "other kind"
+
+    return [{**row, "vs training": label(row)} for row in rows]
+
+
+def own_and_other(rows: Sequence[Mapping[str, Any]], own_rows: Sequence[Mapping[str, Any]],
+                  skipped: Sequence[Mapping[str, str]], training_kinds: Mapping[str, str],
+                  keys: Sequence[str]) -> list[dict[str, Any]]:
+    """One table of the learned methods (``training_kinds``: method -> the kind its training masks belong
+    to): per method, a row on its own training masks (``own_rows``, :func:`compare_on_training_masks`),
+    then one per mask kind of ``rows`` / ``skipped`` (means of ``keys`` over the ratios), each with
+    ``"vs training"``: ``"own masks"``, ``"own kind"`` (the kind of its training masks, at the asked
+    ratios) or ``"other kind"``. A kind refused at every ratio is a row without scores whose
+    ``refused`` says so (``reason``: why); one refused at some ratios names them."""
+    kinds = list(dict.fromkeys([*(r["kind"] for r in rows), *(s["kind"] for s in skipped)]))
+    out: list[dict[str, Any]] = []
+    for method in training_kinds:
+        for row in summarize([r for r in own_rows if r["method"] == method], ("method", "masks"), keys):
+            out.append({"method": method, "masks": row["masks"], "vs training": "own masks", "n": row["n"],
+                        **{k: row[k] for k in keys if k in row}})
+        for s in (s for s in skipped if s["method"] == method and "masks" in s):
+            out.append({"method": method, "masks": s["masks"], "vs training": "own masks", "refused": "refused",
+                        "reason": s["reason"]})
+        for kind in kinds:
+            scored = [r for r in rows if r["method"] == method and r["kind"] == kind]
+            refused = [s for s in skipped if s["method"] == method and s["kind"] == kind and "masks" not in s]
+            if not scored and not refused:
+                continue
+            entry: dict[str, Any] = {"method": method, "masks": kind,
+                                     "vs training": vs_training([{"method": method, "kind": kind}],
+                                                                training_kinds)[0]["vs training"]}
+            if scored:
+                row = summarize(scored, ("method",), keys)[0]
+                entry.update({"n": row["n"], **{k: row[k] for k in keys if k in row}})
+            if refused:
+                entry["refused"] = ("refused at every ratio" if not scored else
+                                    f"refused at ratio {', '.join(s['ratio'] for s in refused)}")
+                entry["reason"] = "; ".join(dict.fromkeys(s["reason"] for s in refused))
+            out.append(entry)
+    return out
 
 
 # --------------------------------------------------------------------------------------------------

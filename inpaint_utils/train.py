@@ -9,11 +9,15 @@ step)::
     class Task(Protocol):
         models: dict[str, nn.Module]                    # checkpointed, moved to the device by the loop
         optimizers: dict[str, torch.optim.Optimizer]    # checkpointed
+        batches_per_step: int                           # optional (default 1): batches one step consumes
         def train_step(self, batch, step, ctx) -> dict[str, float]: ...
         def sample(self, batch, generator) -> dict[str, Tensor]: ...   # optional: rows of the sample grid
 
 ``train_step`` gets a batch ``(B, 3, H, W)`` in ``[0, 1]`` already on ``ctx.device``, the number of
-steps completed before it (``0`` for the first), and a :class:`StepContext`. It does its own updates
+steps completed before it (``0`` for the first), and a :class:`StepContext`. A task whose step uses
+several distinct batches (DeepFill v1: a new batch for each critic update and one for the generator's)
+sets ``batches_per_step = k``: its batch is then ``k`` batches one after the other, ``(k * B, 3, H, W)``,
+which it splits with ``batch.chunk(k)`` (each chunk is one batch, sharded as one). It does its own updates
 with ``ctx.backward(loss, "<optimizer name>")`` and ``ctx.step("<optimizer name>")`` (so AMP's
 GradScaler and gradient clipping live here, once), runs its forward passes inside
 ``with ctx.autocast():``, draws every random number (masks, noise) from ``ctx.generator`` (a CPU
@@ -50,9 +54,11 @@ DeepFill's five critic updates per generator update, for example::
                 logs["g"] = g_loss.item()
             return logs
 
-    # DeepFill v1: five critic steps, then one generator step, all inside one train_step:
-    #     for _ in range(5): ctx.backward(critic_loss(), "critic"); ctx.step("critic")
-    #     ctx.backward(g_loss, "generator"); ctx.step("generator")
+    # DeepFill v1: five critic steps, each on a batch of its own, then one generator step on a sixth,
+    # all inside one train_step (batches_per_step = 6):
+    #     *critic_batches, g_batch = batch.chunk(6)
+    #     for b in critic_batches: ctx.backward(critic_loss(b), "critic"); ctx.step("critic")
+    #     ctx.backward(g_loss(g_batch), "generator"); ctx.step("generator")
 
 ``ctx.backward(loss, name)`` accumulates gradients only into the parameters of optimizer ``name``
 (``torch.autograd.backward(inputs=...)``), so a generator loss that flows through the discriminator
@@ -62,7 +68,8 @@ leaves them); ``sample`` is called under ``torch.no_grad()`` with the models in 
 afterwards), on a fixed batch on the device, with a fresh CPU generator seeded by ``seed`` each time
 (the same masks in every grid), and without touching the training run's random streams.
 
-The loop (:func:`train`): each step's batch is the next ``batch_size`` images of a stream of epochs,
+The loop (:func:`train`): each step's batch is the next ``batch_size`` images (``batches_per_step``
+times that) of a stream of epochs,
 each a seeded random order of the whole dataset computed from ``(seed, epoch)`` (:func:`batch_indices`;
 the position of any step is known without replaying; a batch may straddle two epochs and, when the
 dataset holds fewer images than a batch, holds an image more than once), and every image drawn is
@@ -124,7 +131,7 @@ __all__ = ["Task", "TrainConfig", "StepContext", "NonFiniteLossError", "RunLocke
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 #: TrainConfig fields that change the numbers of a run; a resume with other values is warned about.
-_RESULT_KEYS = ("batch_size", "seed", "grad_clip", "amp", "amp_dtype", "augment")
+_RESULT_KEYS = ("batch_size", "seed", "grad_clip", "amp", "amp_dtype", "augment", "batches_per_step")
 #: held in the run folder while a training writes there (see :class:`_RunLock`)
 LOCK_FILE = "train.lock"
 
@@ -142,7 +149,9 @@ class RunLockedError(OSError):
 class Task(Protocol):
     """What a model provides to :func:`train` (see the module docstring for an example). An optional
     ``sample(batch, generator) -> dict[str, Tensor]`` method returns the rows of the sample grid
-    (``(B, 3, H, W)`` images or ``(B, 1, H, W)`` masks in ``[0, 1]``), e.g. masked / output / target."""
+    (``(B, 3, H, W)`` images or ``(B, 1, H, W)`` masks in ``[0, 1]``), e.g. masked / output / target.
+    An optional int ``batches_per_step`` (default 1) makes each step's batch that many distinct batches,
+    one after the other, for the task to split (``batch.chunk(batches_per_step)``)."""
 
     models: dict[str, nn.Module]
     optimizers: dict[str, torch.optim.Optimizer]
@@ -373,22 +382,24 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(_epoch_seed(seed, epoch)))
 
 
-def batch_indices(step: int, n: int, batch_size: int, seed: int) -> list[int]:
+def batch_indices(step: int, n: int, batch_size: int, seed: int, batches_per_step: int = 1) -> list[int]:
     """Dataset indices of the batch of ``step`` (0-based): items ``step * batch_size`` up to
     ``(step + 1) * batch_size - 1`` of the endless stream of epochs, epoch ``e`` being
     :func:`epoch_permutation` ``(n, seed, e)``. Every image is seen once per epoch; a batch may
     straddle two epochs, and when ``n < batch_size`` it holds images more than once (each drawn
-    with its own crop and flip, :func:`step_crops`)."""
+    with its own crop and flip, :func:`step_crops`). With ``batches_per_step`` ``k`` a step takes
+    the ``k`` batches ``step * k .. step * k + k - 1`` of that stream, one after the other."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"the dataset must hold at least one image, got n={n!r}")
-    return list(_StepBatches(n, batch_size, seed, step, step + 1))[0]
+    return list(_StepBatches(n, batch_size, seed, step, step + 1, batches_per_step=batches_per_step))[0]
 
 
 def step_crops(step: int, batch_size: int, seed: int) -> torch.Tensor:
     """The crops and flips of the global batch of ``step``: ``(batch_size, 2, 3)`` matrices for
     :func:`inpaint_utils.data.apply_crop_flip`, drawn from a generator seeded by ``(seed, step)``
     only, so that a resumed run, a run with loader workers and each of N processes (which keeps the
-    rows of its own images) draw the same ones."""
+    rows of its own images) draw the same ones. (``step`` counts batches: with ``batches_per_step``
+    ``k``, step ``s``'s batches are batches ``s * k .. s * k + k - 1``, see :func:`batch_indices`.)"""
     digest = hashlib.blake2b(f"inpaint-crops:{seed}:{step}".encode(), digest_size=8).digest()
     generator = torch.Generator().manual_seed(int.from_bytes(digest, "little") & (2**63 - 1))
     return random_crop_flip_params(batch_size, generator)
@@ -396,11 +407,15 @@ def step_crops(step: int, batch_size: int, seed: int) -> torch.Tensor:
 
 class _StepBatches(Sampler):
     """Batches of steps ``start .. stop - 1`` for a ``DataLoader(batch_sampler=...)`` (see
-    :func:`batch_indices`); with several processes, this process's rows ``[lo, hi)`` of each global batch."""
+    :func:`batch_indices`); with several processes, this process's rows ``[lo, hi)`` of each global batch.
+    ``batches_per_step`` ``k``: each step yields its ``k`` batches one after the other (this process's
+    rows of each), ``k * (hi - lo)`` indices."""
 
-    def __init__(self, n: int, batch_size: int, seed: int, start: int, stop: int, rows: tuple[int, int] | None = None):
+    def __init__(self, n: int, batch_size: int, seed: int, start: int, stop: int, rows: tuple[int, int] | None = None,
+                 batches_per_step: int = 1):
         self.n, self.batch_size, self.seed, self.start, self.stop = n, batch_size, seed, start, stop
         self.lo, self.hi = rows if rows is not None else (0, batch_size)
+        self.per_step = batches_per_step
 
     def __len__(self) -> int:
         return max(0, self.stop - self.start)
@@ -408,14 +423,15 @@ class _StepBatches(Sampler):
     def __iter__(self) -> Iterator[list[int]]:
         perms: dict[int, list[int]] = {}
         for step in range(self.start, self.stop):
-            first = step * self.batch_size
             rows = []
-            for item in range(first + self.lo, first + self.hi):
-                epoch, pos = divmod(item, self.n)
-                if epoch not in perms:
-                    perms = {e: p for e, p in perms.items() if e >= epoch}  # keep only the epochs still ahead
-                    perms[epoch] = epoch_permutation(self.n, self.seed, epoch).tolist()
-                rows.append(perms[epoch][pos])
+            for number in range(step * self.per_step, (step + 1) * self.per_step):  # the batches of this step
+                first = number * self.batch_size
+                for item in range(first + self.lo, first + self.hi):
+                    epoch, pos = divmod(item, self.n)
+                    if epoch not in perms:
+                        perms = {e: p for e, p in perms.items() if e >= epoch}  # keep only the epochs still ahead
+                        perms[epoch] = epoch_permutation(self.n, self.seed, epoch).tolist()
+                    rows.append(perms[epoch][pos])
             yield rows
 
 
@@ -686,13 +702,18 @@ def _process_device(device: torch.device, world: distributed.DistInfo) -> torch.
     return device
 
 
-def _check_task(task: Any) -> None:
+def _check_task(task: Any) -> int:
+    """Check ``task`` against the :class:`Task` protocol; return its ``batches_per_step`` (1 when it has none)."""
     for attr, cls in (("models", nn.Module), ("optimizers", torch.optim.Optimizer)):
         value = getattr(task, attr, None)
         if not isinstance(value, Mapping) or not value or not all(isinstance(v, cls) for v in value.values()):
             raise TypeError(f"task.{attr} must be a non-empty dict {{name: {cls.__name__}}}, got {value!r}")
     if not callable(getattr(task, "train_step", None)):
         raise TypeError("task must have a method train_step(batch, step, ctx) -> dict[str, float]")
+    per_step = getattr(task, "batches_per_step", 1)
+    if isinstance(per_step, bool) or not isinstance(per_step, int) or per_step < 1:
+        raise ValueError(f"task.batches_per_step must be a positive int, got {per_step!r}")
+    return per_step
 
 
 # ------------------------------------------------------------------------------------------- train
@@ -712,7 +733,8 @@ def train(task: Task, dataset: Any, config: TrainConfig, *, model_name: str, mod
 
     Returns ``{"step", "start_step", "losses" (means of the last logged window), "wall_time_s",
     "images_per_s", "run_dir", "checkpoint", "resumed_from", "metrics_csv", "last_sample", "device",
-    "amp_dtype", "world_size"}`` (the same on every process; ``images_per_s`` counts the global batch).
+    "amp_dtype", "world_size"}`` (the same on every process; ``images_per_s`` counts the global batch,
+    ``batches_per_step`` of them per step).
 
     Under ``torchrun`` (``$WORLD_SIZE`` > 1) every process makes this same call: it joins the process
     group (:func:`inpaint_utils.distributed.init_from_env`), ``config.batch_size`` must be divisible by the
@@ -730,7 +752,7 @@ def train(task: Task, dataset: Any, config: TrainConfig, *, model_name: str, mod
     rewound; BatchNorm statistics of an already-run forward pass are kept); after one, the state as
     it is, counting the step as done (with a warning: the resumed run is then not bit-identical).
     """
-    _check_task(task)
+    per_step = _check_task(task)
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     if not isinstance(model_name, str) or not model_name:
@@ -762,7 +784,8 @@ def train(task: Task, dataset: Any, config: TrainConfig, *, model_name: str, mod
     distributed.on_main(lock_run_dir)  # rank 0 holds the lock; a refusal is raised on every process
     try:
         return _train_locked(task, dataset, config, model_name, model_config, resume, sample_images, device=device,
-                             world=world, shard_rows=shard_rows, amp_dtype=amp_dtype, scalers=scalers, run_dir=run_dir)
+                             world=world, shard_rows=shard_rows, amp_dtype=amp_dtype, scalers=scalers, run_dir=run_dir,
+                             per_step=per_step)
     finally:
         lock.release()
 
@@ -770,8 +793,9 @@ def train(task: Task, dataset: Any, config: TrainConfig, *, model_name: str, mod
 def _train_locked(task: Task, dataset: Any, config: TrainConfig, model_name: str, model_config: Any,
                   resume: bool | str | os.PathLike, sample_images: torch.Tensor | None, *, device: torch.device,
                   world: distributed.DistInfo, shard_rows: tuple[int, int], amp_dtype: torch.dtype | None,
-                  scalers: dict[str, Any], run_dir: Path) -> dict[str, Any]:
-    """:func:`train` once its arguments are checked and ``run_dir`` is locked."""
+                  scalers: dict[str, Any], run_dir: Path, per_step: int = 1) -> dict[str, Any]:
+    """:func:`train` once its arguments are checked and ``run_dir`` is locked (``per_step``: the task's
+    ``batches_per_step``)."""
     n = len(dataset)
     say = print if world.is_main else (lambda *args, **kwargs: None)
     for model in task.models.values():
@@ -780,6 +804,7 @@ def _train_locked(task: Task, dataset: Any, config: TrainConfig, model_name: str
     # -- start or resume
     generator = torch.Generator().manual_seed(config.seed)
     train_config = _jsonable(dataclasses.asdict(config))
+    train_config["batches_per_step"] = per_step  # the task's: it moves the data stream too
     start_step, elapsed0 = 0, 0.0
     log_sums: dict[str, float] = {}
     log_counts: dict[str, int] = {}
@@ -886,7 +911,7 @@ def _train_locked(task: Task, dataset: Any, config: TrainConfig, model_name: str
     from tqdm.auto import tqdm
 
     loader = DataLoader(dataset, batch_sampler=_StepBatches(n, config.batch_size, config.seed, start_step,
-                                                            config.num_steps, shard_rows),
+                                                            config.num_steps, shard_rows, per_step),
                         num_workers=config.num_workers, collate_fn=_stack, pin_memory=device.type == "cuda",
                         # its own generator: creating the iterator must not draw from torch's global RNG
                         generator=torch.Generator().manual_seed(config.seed))
@@ -901,7 +926,9 @@ def _train_locked(task: Task, dataset: Any, config: TrainConfig, model_name: str
                 check_image(batch, f"batch of step {step}")
                 batch = batch.to(device, non_blocking=True)
                 if config.augment:  # this process's rows of the global batch's crops
-                    batch = apply_crop_flip(batch, step_crops(step, config.batch_size, config.seed)[slice(*shard_rows)])
+                    batch = apply_crop_flip(batch, torch.cat([step_crops(number, config.batch_size, config.seed)
+                                                              [slice(*shard_rows)] for number in
+                                                              range(step * per_step, (step + 1) * per_step)]))
                 ctx.zero_grad()
                 ctx._begin(step)
                 rng_before = (generator.get_state(), torch.get_rng_state())
@@ -983,7 +1010,7 @@ def _train_locked(task: Task, dataset: Any, config: TrainConfig, model_name: str
         "start_step": start_step,
         "losses": last_row,
         "wall_time_s": wall,
-        "images_per_s": done * config.batch_size / wall if wall > 0 and done else 0.0,
+        "images_per_s": done * per_step * config.batch_size / wall if wall > 0 and done else 0.0,
         "run_dir": run_dir,
         "checkpoint": last_checkpoint,
         "resumed_from": Path(source) if source is not None else None,

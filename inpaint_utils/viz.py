@@ -134,8 +134,10 @@ def _check_row(name: str, value: torch.Tensor) -> torch.Tensor:
     return value
 
 
-def _draw_grid(cells: list[list[torch.Tensor | None]], row_labels: Sequence[str], col_titles: Sequence[str] | None,
-               cell_size: float):
+def _draw_grid(cells: list[list[torch.Tensor | str | None]], row_labels: Sequence[str],
+               col_titles: Sequence[str] | None, cell_size: float):
+    """One axes per cell: an image, a blank cell with a grey frame and ``text`` (a ``str`` cell: e.g. a
+    method that did not run on this image), or nothing (``None``, past the end of a short row)."""
     plt = _pyplot()
     n_rows, n_cols = len(cells), max(len(r) for r in cells)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(cell_size * n_cols, cell_size * n_rows), squeeze=False)
@@ -148,10 +150,16 @@ def _draw_grid(cells: list[list[torch.Tensor | None]], row_labels: Sequence[str]
             if img is None:
                 ax.axis("off")
                 continue
-            arr = to_numpy_image(img)
-            ax.imshow(arr, cmap="gray" if arr.ndim == 2 else None, vmin=0.0, vmax=1.0, interpolation="nearest")
-            for spine in ax.spines.values():
-                spine.set_visible(False)
+            if isinstance(img, str):  # blank and labelled: never an image standing in for a missing one
+                ax.text(0.5, 0.5, img, ha="center", va="center", fontsize=8, color="0.35", wrap=True,
+                        transform=ax.transAxes)
+                for spine in ax.spines.values():
+                    spine.set_color("0.8")
+            else:
+                arr = to_numpy_image(img)
+                ax.imshow(arr, cmap="gray" if arr.ndim == 2 else None, vmin=0.0, vmax=1.0, interpolation="nearest")
+                for spine in ax.spines.values():
+                    spine.set_visible(False)
             if j == 0 and row_labels[i]:
                 ax.set_ylabel(row_labels[i], rotation=90, fontsize=10)
             if i == 0 and col_titles is not None and j < len(col_titles) and col_titles[j]:
@@ -181,28 +189,41 @@ def image_grid(rows: Mapping[str, torch.Tensor], max_cols: int = 8, titles: Sequ
     return _draw_grid(cells, [str(k) for k in rows], titles, cell_size)
 
 
-def comparison_grid(masked: torch.Tensor, outputs: Mapping[str, torch.Tensor], target: torch.Tensor,
-                    max_rows: int = 8, row_labels: Sequence[str] | None = None, cell_size: float = 1.6):
+def comparison_grid(masked: torch.Tensor, outputs: Mapping[str, torch.Tensor | str], target: torch.Tensor,
+                    max_rows: int = 8, row_labels: Sequence[str] | None = None, cell_size: float = 1.6,
+                    not_run: str = "not run\non this image"):
     """A ``Figure`` with columns "masked | one per method in ``outputs`` | ground truth" and one row
-    per image (up to ``max_rows``). All tensors ``(B, 3, H, W)`` in ``[0, 1]`` with the same shape;
-    ``masked`` is typically :func:`overlay_mask` of the input."""
+    per image (up to ``max_rows``). ``masked`` and ``target`` are ``(B, 3, H, W)`` in ``[0, 1]`` with the
+    same shape (``masked`` typically :func:`overlay_mask` of the input). A method's output holds the
+    first ``k <= B`` images (a slow method run on a few): its cells past ``k`` are drawn blank and
+    labelled ``not_run``, never filled with another image; a ``str`` instead of a tensor draws the whole
+    column blank with that label (e.g. ``"refused"``)."""
     check_image(masked, "masked")
     check_image(target, "target")
     if masked.shape != target.shape:
         raise ValueError(f"masked {tuple(masked.shape)} and target {tuple(target.shape)} must have the same shape")
     if not isinstance(outputs, Mapping) or not outputs:
-        raise ValueError("outputs must be a non-empty dict {method name: tensor (B, 3, H, W)}")
+        raise ValueError("outputs must be a non-empty dict {method name: tensor (k, 3, H, W) or a label}")
     for name, out in outputs.items():
+        if isinstance(out, str):
+            continue
         check_image(out, f"outputs[{name!r}]")
-        if out.shape != target.shape:
-            raise ValueError(f"outputs[{name!r}] has shape {tuple(out.shape)}, target {tuple(target.shape)}")
+        if out.shape[1:] != target.shape[1:] or out.shape[0] > target.shape[0]:
+            raise ValueError(f"outputs[{name!r}] has shape {tuple(out.shape)}, target {tuple(target.shape)}: "
+                             f"a method's output must hold the first k <= {target.shape[0]} images of the target's size")
     if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
         raise ValueError(f"max_rows must be a positive int, got {max_rows!r}")
     n = min(target.shape[0], max_rows)
     if row_labels is not None and len(row_labels) < n:
         raise ValueError(f"row_labels has {len(row_labels)} entries for {n} rows")
+
+    def cell(col: torch.Tensor | str, i: int) -> torch.Tensor | str:
+        if isinstance(col, str):
+            return col
+        return col[i] if i < col.shape[0] else not_run
+
     columns = [masked, *outputs.values(), target]
-    cells = [[col[i] for col in columns] for i in range(n)]
+    cells = [[cell(col, i) for col in columns] for i in range(n)]
     labels = [str(row_labels[i]) for i in range(n)] if row_labels is not None else [""] * n
     return _draw_grid(cells, labels, ["masked", *[str(k) for k in outputs], "ground truth"], cell_size)
 

@@ -121,3 +121,96 @@ def test_replication_labels_what_each_paper_row_is():
     # seed 002's "GLCIC" row is Yu et al.'s stable variant, not Iizuka et al.'s network
     glcic = [r["method"] for r in rows if "GLCIC" in r["method"]]
     assert glcic and all("stable GLCIC of Yu et al." in m for m in glcic)
+
+
+# ----------------------------------------------------------------------- own training masks vs every kind
+def test_training_masks_are_drawn_by_each_models_training_code():
+    import torch.nn.functional as F
+
+    from inpaint_utils.comparison import training_masks
+    from inpaint_utils.models import ContextEncoderConfig, ContextEncoderGenerator
+    from inpaint_utils.models.cascade import CascadeConfig
+    from inpaint_utils.models.deepfill import DeepFillConfig, DeepFillGenerator, DeepFillTask
+    from inpaint_utils.models.glcic import GLCICConfig, random_holes
+
+    # the Context Encoder: the hole its input drops (the centre window less the authors' 4 px overlap)
+    ce = ContextEncoderConfig.tiny(overlap=4)
+    own = training_masks("ce", ce.to_dict(), n=3, size=128)
+    assert own.kind == "center" and "56x56" in own.description
+    assert torch.equal(own.masks, ContextEncoderGenerator(ce).input_hole_mask(3))
+    # GLCIC: its random rectangles, the same draw as the training's for the same generator
+    gl = GLCICConfig.tiny()
+    own = training_masks("glcic", gl.to_dict(), n=50, size=64, generator=torch.Generator().manual_seed(2))
+    ref = random_holes(50, 64, gl.hole_range, gl.local_size, generator=torch.Generator().manual_seed(2)).mask
+    assert own.kind == "square" and torch.equal(own.masks, ref)
+    sides = own.masks.amax(dim=3)[:, 0].sum(dim=1)
+    assert set(sides.tolist()) <= set(map(float, range(gl.hole_range[0], gl.hole_range[1] + 1)))
+    # DeepFill v1: DeepFillTask's shrunk boxes, drawn at its 64 px and scaled to the comparison's 128 px
+    df = DeepFillConfig.tiny()
+    own = training_masks("deepfill", df.to_dict(), n=20, size=128, generator=torch.Generator().manual_seed(1))
+    ref = DeepFillTask(DeepFillGenerator(df), None).masks(20, torch.Generator().manual_seed(1))
+    assert own.masks.shape == (20, 1, 128, 128) and "scaled to 128x128" in own.description
+    assert torch.equal(own.masks, F.interpolate(ref, size=(128, 128), mode="nearest"))
+    assert torch.allclose(area_ratio(own.masks), area_ratio(ref))
+    # a full-image cascade: the checkpoint does not say which masks it trained on
+    blocks = CascadeConfig.tiny("full", fill=0.5).to_dict()
+    with pytest.raises(ValueError, match="mask_kind and mask_ratio"):
+        training_masks("cascade", blocks, n=2, size=128)
+    own = training_masks("cascade", blocks, n=4, size=128, mask_kind="blocks", mask_ratio=(0.05, 0.25),
+                         generator=torch.Generator().manual_seed(0))
+    assert own.kind == "blocks" and "0.05-0.25" in own.description
+    assert ((area_ratio(own.masks) > 0.03) & (area_ratio(own.masks) < 0.27)).all()
+    with pytest.raises(ValueError, match="not a learned model"):
+        training_masks("telea", {}, n=1, size=64)
+
+
+def _centre_only(masked, mask):
+    """Fills only the centre 16x16 of a 32x32 image (a centre CE): anything else is refused."""
+    centre = torch.zeros_like(mask)
+    centre[..., 8:24, 8:24] = 1
+    if bool((mask * (1 - centre)).any()):
+        raise ValueError("hole outside the centre window")
+    return baselines.telea(masked, mask)
+
+
+def test_own_and_other_says_which_masks_are_own_and_lists_refused_kinds():
+    from inpaint_utils.comparison import TrainingMasks, compare_on_training_masks, own_and_other
+    from inpaint_utils.masks import center_mask
+
+    images = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    sets = comparison_masks(["center", "square"], [0.1, 0.25], n=3, size=32, seed=1)
+    methods = {"centre CE": _centre_only, "mean": baselines.mean_fill}
+    rows, _, skipped = compare_on_masks(methods, images, sets, progress=False)
+    own = {"centre CE": TrainingMasks("center", "the centre 16x16", center_mask(32, 16, batch=3)),
+           "mean": TrainingMasks("square", "random squares", sets["square", 0.25])}
+    own_rows, own_out, own_skipped = compare_on_training_masks(methods, images, own)
+    assert [r["masks"] for r in own_rows] == ["the centre 16x16", "random squares"] and not own_skipped
+    assert own_rows[0]["ratio"] == pytest.approx(0.25) and own_out["centre CE"].shape == images.shape
+    table = own_and_other(rows, own_rows, skipped + own_skipped, {"centre CE": "center", "mean": "square"},
+                          ["psnr_hole"])
+    ce = [r for r in table if r["method"] == "centre CE"]
+    assert [(r["masks"], r["vs training"]) for r in ce] == [("the centre 16x16", "own masks"), ("center", "own kind"),
+                                                           ("square", "other kind")]
+    assert "refused" not in ce[0] and "refused" not in ce[1] and ce[0]["n"] == 3
+    assert "psnr_hole" not in ce[2] and ce[2]["refused"] == "refused at every ratio"
+    assert ce[2]["reason"] == "hole outside the centre window"
+    mean = [r for r in table if r["method"] == "mean"]
+    assert [r["vs training"] for r in mean] == ["own masks", "other kind", "own kind"]
+    assert all("psnr_hole" in r and "refused" not in r for r in mean)
+    by_kind = {r["kind"]: r for r in summarize([r for r in rows if r["method"] == "mean"], ("kind",), ["psnr_hole"])}
+    assert mean[2]["psnr_hole"] == pytest.approx(by_kind["square"]["psnr_hole"])
+    # refused on its own masks: listed as refused there too
+    rows2, _, refused = compare_on_training_masks(
+        methods, images, {"centre CE": TrainingMasks("square", "random squares", sets["square", 0.25])})
+    assert rows2 == [] and refused[0]["masks"] == "random squares"
+    first = own_and_other(rows, rows2, skipped + refused, {"centre CE": "square"}, ["psnr_hole"])[0]
+    assert first["vs training"] == "own masks" and first["refused"] == "refused"
+    assert first["reason"] == "hole outside the centre window" and "psnr_hole" not in first
+
+
+def test_vs_training_labels_only_the_learned_methods():
+    from inpaint_utils.comparison import vs_training
+
+    rows = [{"method": "CE", "kind": "center"}, {"method": "CE", "kind": "square"}, {"method": "Telea", "kind": "center"}]
+    assert [r["vs training"] for r in vs_training(rows, {"CE": "center"})] == ["own kind", "other kind", "-"]
+    assert "vs training" not in rows[0]                                     # copies, the rows are left as they are

@@ -2,7 +2,8 @@
 reference written here (loops, conv2d / conv_transpose2d), a synthetic copy-paste case whose offsets
 are known, masking (hole patches never attended), gradients, fallback and errors; the generator and
 critics (shapes, parameter counts worked out from v1's layer list), predict_full's composite, the
-batched local crops, the training schedule (5 critic updates, then the generator), a short training
+batched local crops, the training schedule (5 critic updates, each on a new batch with a new generator pass, then the
+generator; through the loop and across a resume), a short training
 run that lowers the L1 loss, and a checkpoint round trip."""
 import pytest
 import torch
@@ -457,18 +458,77 @@ def test_critic_and_generator_update_schedule():
     assert (task.coarse_l1_alpha, task.l1_loss_alpha, task.ae_loss_alpha, task.global_wgan_loss_alpha,
             task.gan_loss_alpha, task.wgan_gp_lambda, task.gamma, task.critic_steps) == \
         (1.2, 1.2, 1.2, 1.0, 0.001, 10.0, 0.9, 5)
-    calls = {"generator": 0}
-    G.register_forward_hook(lambda *a: calls.__setitem__("generator", calls["generator"] + 1))
+    assert task.batches_per_step == 6 and DeepFillTask(G, None).batches_per_step == 1
+    g_calls, d_calls = [], []                        # (input, mask, grad enabled) / (image scored, grad enabled)
+    G.register_forward_hook(lambda m, args, out: g_calls.append((args[0].detach(), args[1], torch.is_grad_enabled())))
+    D.register_forward_hook(lambda m, args, out: d_calls.append(args[0].detach()))
     ctx = StepContext(task.optimizers, torch.device("cpu"), torch.Generator().manual_seed(0))
     ctx._begin(0)
     g_before = [p.detach().clone() for p in G.parameters()]
-    logs = task.train_step(_smooth_images(4), 0, ctx)
+    images = _smooth_images(6)                                              # six batches of one image each
+    chunks = images.chunk(6)
+    logs = task.train_step(images, 0, ctx)
     assert ctx.stepped == ["critic"] * 5 + ["generator"]
-    assert calls["generator"] == 1                                          # one generator pass per step
+    # v1: the generator runs again for each critic update (no gradient), then once with gradient for its own
+    assert [grad for _, _, grad in g_calls] == [False] * 5 + [True]
+    masks = [mask for _, mask, _ in g_calls]
+    for j, (inp, mask, _) in enumerate(g_calls):                            # batch j's known pixels go in
+        assert torch.equal(inp * (1 - mask), chunks[j] * (1 - mask)), j
+    assert all(not torch.equal(masks[0], m) for m in masks[1:])              # new holes for every batch
+    # each critic update scores its own real batch and that batch's new composite; then G's batch
+    assert len(d_calls) == 2 * 5 + 1
+    for j in range(5):
+        real, fake = d_calls[2 * j], d_calls[2 * j + 1]
+        assert torch.equal(real, chunks[j])
+        assert torch.equal(fake * (1 - masks[j]), chunks[j] * (1 - masks[j]))
+        assert not torch.equal(fake, real)
+    assert torch.equal(d_calls[-1] * (1 - masks[5]), chunks[5] * (1 - masks[5]))
     assert {"d_wgan", "gp", "l1", "ae", "g_adv", "g_total"} <= set(logs)
     assert any(not torch.equal(a, b) for a, b in zip(g_before, G.parameters()))
     # the critic's gradients never leak into the generator's update, nor the generator's into the critic's
     assert all(p.grad is None for p in G.parameters()) and all(p.grad is None for p in D.parameters())
+    with pytest.raises(ValueError, match="6 batches"):
+        task.train_step(images[:4], 1, ctx)
+
+
+def test_the_loop_feeds_each_critic_update_a_new_batch_and_resumes_exactly(tmp_path):
+    """Through train.train: a step takes critic_steps + 1 distinct batches of the data stream (batch_indices
+    with batches_per_step), and a run stopped after 2 steps and resumed ends with the straight run's weights."""
+    from inpaint_utils.train import TrainConfig, batch_indices, train
+
+    class Recording(torch.utils.data.Dataset):
+        def __init__(self, x):
+            self.x, self.loaded = x, []
+
+        def __len__(self):
+            return len(self.x)
+
+        def __getitem__(self, i):
+            self.loaded.append(int(i))
+            return self.x[i]
+
+    cfg = DeepFillConfig(image_size=32, cnum=4, critic_cnum=4)
+
+    def fit(run_dir, steps, data):
+        task = DeepFillTask(DeepFillGenerator(cfg, seed=0), DeepFillCritic(cfg, seed=1), critic_steps=2)
+        config = TrainConfig(num_steps=steps, batch_size=2, seed=0, log_every=1, sample_every=0, checkpoint_every=0,
+                             run_dir=run_dir, progress=False, tensorboard=False)
+        train(task, data, config, model_name="deepfill", model_config=cfg.to_dict())
+        return task
+
+    data = Recording(_smooth_images(10))
+    straight = fit(tmp_path / "straight", 3, data)
+    batches = [batch_indices(step, 10, 2, 0, batches_per_step=3) for step in range(3)]
+    assert data.loaded == [i for b in batches for i in b]
+    assert batches[0] == batch_indices(0, 10, 2, 0) + batch_indices(1, 10, 2, 0) + batch_indices(2, 10, 2, 0)
+    assert len(set(batches[0])) == 6                                         # three batches, six distinct images
+    fit(tmp_path / "resumed", 2, _smooth_images(10))
+    data = Recording(_smooth_images(10))
+    resumed = fit(tmp_path / "resumed", 3, data)
+    assert data.loaded == batches[2]                                         # the resumed step's own batches
+    for name, model in straight.models.items():
+        for key, value in model.state_dict().items():
+            assert torch.equal(resumed.models[name].state_dict()[key], value), f"{name}.{key}"
 
 
 def test_task_masks_are_square_holes_of_hole_size():

@@ -402,6 +402,57 @@ def test_a_dataset_smaller_than_the_batch_trains_on_distinct_crops(tmp_path):
     assert torch.equal(plain[0], data[batch_indices(0, 3, 8, seed=3)])   # augment=False: the images as they are
 
 
+class TwoBatchTask(TinyGANTask):
+    """A step on two batches (``batches_per_step = 2``): the discriminator-and-generator step of
+    TinyGANTask on each half in turn, recording what it got."""
+
+    batches_per_step = 2
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.seen = []
+
+    def train_step(self, batch, step, ctx):
+        self.seen.append(batch.clone())
+        first, second = batch.chunk(2)
+        out = super().train_step(first, step, ctx)
+        out2 = super().train_step(second, step, ctx)
+        return {k: (out[k] + out2[k]) / 2 for k in out}
+
+
+def test_a_task_can_take_several_distinct_batches_per_step_and_resume_exactly(tmp_path):
+    from inpaint_utils.data import apply_crop_flip
+
+    data = images(24)
+    task = TwoBatchTask()
+    summary = run(task, tmp_path / "straight", num_steps=6, sample_every=None)
+    assert [len(b) for b in task.seen] == [8] * 6 and summary["images_per_s"] > 0
+    for step, batch in enumerate(task.seen):
+        # the batches 2 * step and 2 * step + 1 of the one-batch stream, each with that batch's crops
+        order = batch_indices(step, 24, 4, seed=3, batches_per_step=2)
+        assert order == batch_indices(2 * step, 24, 4, seed=3) + batch_indices(2 * step + 1, 24, 4, seed=3)
+        crops = torch.cat([step_crops(2 * step, 4, 3), step_crops(2 * step + 1, 4, 3)])
+        assert torch.equal(batch, apply_crop_flip(data[order], crops))
+    seen = sum((batch_indices(s, 24, 4, seed=3, batches_per_step=2) for s in range(3)), [])
+    assert sorted(seen) == list(range(24))                      # 3 steps x 2 batches x 4 = one epoch, no repeats
+    # resume: 3 steps, then 3 more, equals the 6 straight ones (weights and optimiser states)
+    run(TwoBatchTask(), tmp_path / "resumed", num_steps=3, sample_every=None)
+    resumed = TwoBatchTask(init_seed=7)
+    run(resumed, tmp_path / "resumed", num_steps=6, sample_every=None)
+    assert len(resumed.seen) == 3 and all(torch.equal(a, b) for a, b in zip(resumed.seen, task.seen[3:]))
+    assert equal_nested(full_state(resumed), full_state(task))
+    # a resume with another batches_per_step moves the data stream: warned about
+    other = TinyGANTask()
+    with pytest.warns(UserWarning, match="batches_per_step: 2 -> 1"):
+        run(other, tmp_path / "resumed", num_steps=7, sample_every=None)
+
+    class Bad(TinyGANTask):
+        batches_per_step = 0
+
+    with pytest.raises(ValueError, match=r"task\.batches_per_step must be a positive int, got 0"):
+        run(Bad(), tmp_path / "bad", num_steps=1)
+
+
 def test_worker_processes_give_the_same_run(tmp_path):
     a, b = TinyGANTask(), TinyGANTask()
     run(a, tmp_path / "a", num_steps=6, sample_every=None)

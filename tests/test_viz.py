@@ -90,7 +90,30 @@ def test_comparison_grid_columns():
     assert len(axes) == 4 * 4  # rows = min(5, 4); columns = masked, telea, ns, ground truth
     assert [ax.get_title() for ax in axes[:4]] == ["masked", "telea", "ns", "ground truth"]
     with pytest.raises(ValueError, match=r"outputs\['ns'\]"):
-        viz.comparison_grid(masked, {"ns": target[:2]}, target)
+        viz.comparison_grid(masked, {"ns": target[..., :8, :8]}, target)
+    with pytest.raises(ValueError, match=r"outputs\['ns'\].*k <= 5"):
+        viz.comparison_grid(masked, {"ns": torch.cat([target, target[:1]])}, target)
+
+
+def test_a_method_not_run_on_an_image_is_a_blank_labelled_cell_never_the_ground_truth():
+    target, mask = _images(b=4), _mask(b=4)
+    masked = viz.overlay_mask(target, mask)
+    slow = target[:2].flip(-1)                              # a slow method run on the first two images only
+    fig = viz.comparison_grid(masked, {"telea": target.flip(-2), "slow": slow, "CE": "refused"}, target)
+    axes = fig.get_axes()
+    grid = [axes[i * 5:(i + 1) * 5] for i in range(4)]      # masked, telea, slow, CE, ground truth
+    assert [ax.get_title() for ax in grid[0]] == ["masked", "telea", "slow", "CE", "ground truth"]
+    for i, row in enumerate(grid):
+        assert len(row[1].images) == 1 and len(row[4].images) == 1
+        truth = row[4].images[0].get_array()
+        if i < 2:                                           # ran: its own output, not the ground truth
+            assert np.allclose(row[2].images[0].get_array(), viz.to_numpy_image(slow[i]))
+            assert not np.allclose(row[2].images[0].get_array(), truth)
+        else:                                               # did not run: blank, labelled, no image at all
+            assert len(row[2].images) == 0 and [t.get_text() for t in row[2].texts] == ["not run\non this image"]
+        assert len(row[3].images) == 0 and [t.get_text() for t in row[3].texts] == ["refused"]
+    labelled = viz.comparison_grid(masked, {"slow": slow}, target, not_run="not scored")
+    assert [t.get_text() for t in labelled.get_axes()[3 * 3 + 1].texts] == ["not scored"]
 
 
 def test_save_figure_writes_a_png_atomically(tmp_path, monkeypatch):

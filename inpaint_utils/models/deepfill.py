@@ -82,6 +82,7 @@ __all__ = [
     "DeepFillGenerator",
     "DeepFillCritic",
     "DeepFillTask",
+    "bbox_masks",
     "hole_boxes",
     "crop_patches",
     "feature_mask",
@@ -612,8 +613,29 @@ class DeepFillCritic(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------
-# local patches: the hole's bounding box, cropped per sample without a loop
+# the training holes (v1's random_bbox + bbox2mask) and the local patches around them
 # --------------------------------------------------------------------------------------------
+def bbox_masks(config: DeepFillConfig, n: int, max_delta: int | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+    """v1's training holes, one per sample, ``(n, 1, S, S)``: a ``config.hole_size`` square box at a
+    random position (v1's ``random_bbox``), shrunk by a random ``0 .. max_delta // 2`` px on the top and the
+    bottom and another on the left and the right (``bbox2mask``; ``max_delta`` default ``hole_size // 4``,
+    v1's 32 for its 128 px box). What :class:`DeepFillTask` trains on."""
+    cfg = config
+    max_delta = cfg.hole_size // 4 if max_delta is None else max_delta
+    if not _is_int(n) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    ratio = cfg.hole_size ** 2 / cfg.image_size ** 2
+    boxes = make_mask("square", cfg.image_size, ratio, batch=n, generator=generator)     # (B, 1, S, S)
+    # v1: h = randint(max_delta // 2 + 1) px off the top and the bottom, w off the left and the right
+    delta = torch.randint(0, max_delta // 2 + 1, (n, 2), generator=generator)          # (B, 2) rows, cols
+    coords = torch.arange(cfg.image_size)
+    start = torch.stack([(boxes.amax(dim=d)[:, 0] > 0).float().argmax(dim=1) for d in (3, 2)], dim=1)  # (B, 2)
+    lo, hi = start + delta, start + cfg.hole_size - delta                               # (B, 2) kept [lo, hi)
+    inside = (coords >= lo[:, :, None]) & (coords < hi[:, :, None])                     # (B, 2, S)
+    return (inside[:, 0, :, None] & inside[:, 1, None, :]).to(boxes.dtype)[:, None]    # (B, 1, S, S)
+
+
 def hole_boxes(mask: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-left corners ``(top, left)``, each ``(B,)`` long, of the ``size x size`` window centred on
     each sample's hole bounding box (clamped inside the image): v1's local patch. A sample without a
@@ -658,26 +680,30 @@ class DeepFillTask:
 
     Per step (v1's ``build_graph_with_losses`` with seed 002's Table I weights):
 
-    1. every sample draws its own hole (``ctx.generator``): v1's ``random_bbox`` + ``bbox2mask``, a
-       ``hole_size`` square box at a random position (128x128 in 256x256), shrunk on each side by a random
-       ``0 .. max_delta // 2`` px, top / bottom and left / right alike (v1: ``max_delta_height`` /
-       ``max_delta_width`` 32, default ``hole_size // 4``); the local critic's patch is the ``hole_size``
-       window around the hole; the input is built by ``input_mode`` (hole / mosaic / hole_ns);
-    2. the generator runs once: ``coarse``, ``refined``; ``completed = mask * refined + (1 - mask) * image``;
-    3. ``critic_steps`` (5) critic updates, each on the WGAN loss of the global critic (whole image) plus
-       the local critic (the ``hole_size`` patch around each hole), real images vs the composite, plus
-       ``wgan_gp_lambda`` (10) times the gradient penalties (v1: the gradient norm taken over the hole
-       only, on random interpolates in [-1, 1]);
-    4. one generator update on ``l1_loss_alpha * l1 + ae_loss_alpha * ae + gan_loss_alpha * adv`` with
+    1. ``critic_steps`` (5) critic updates (v1's secondary trainer, ``max_iters=5``, before each generator
+       update), each on **a batch of its own**, as v1 (every ``sess.run`` of its graph dequeues a new
+       batch): new holes, the generator run again (no gradient) for a new composite, and the WGAN loss of
+       the global critic (whole image) plus the local critic (the ``hole_size`` patch around each hole),
+       real images vs the composite, plus ``wgan_gp_lambda`` (10) times the gradient penalties (v1: the
+       gradient norm taken over the hole only, on random interpolates in [-1, 1]);
+    2. one generator update on one more batch: every sample draws its own hole (``ctx.generator``):
+       v1's ``random_bbox`` + ``bbox2mask``, a ``hole_size`` square box at a random position (128x128 in
+       256x256), shrunk on each side by a random ``0 .. max_delta // 2`` px, top / bottom and left / right
+       alike (v1: ``max_delta_height`` / ``max_delta_width`` 32, default ``hole_size // 4``); the local
+       critic's patch is the ``hole_size`` window around the hole; the input is built by ``input_mode``
+       (hole / mosaic / hole_ns); ``coarse``, ``refined`` = the generator;
+       ``completed = mask * refined + (1 - mask) * image``; the loss is
+       ``l1_loss_alpha * l1 + ae_loss_alpha * ae + gan_loss_alpha * adv`` with
        ``l1 = coarse_l1_alpha * L1_sd(coarse) + L1_sd(refined)`` (spatially discounted L1 over the hole,
        ``gamma`` 0.9), ``ae`` the same on the known pixels (undiscounted), and
        ``adv = global_wgan_loss_alpha * (-D_global) + (-D_local)``. L1 terms are in v1's ``[-1, 1]`` units.
 
-    **Batches.** The five critic updates of one step reuse this step's batch, masks and generator output
-    (one generator forward pass per step). v1 draws a fresh batch (and runs the generator again) for each
-    critic update, so per generator update its critic sees five times as many distinct images; ours is
-    5x cheaper per step and sees the same images five times. Adam, ``lr`` 1e-4, betas (0.5, 0.9) for both.
-    ``critic=None`` trains the L1 terms alone.
+    **Batches.** A step uses ``batches_per_step = critic_steps + 1`` distinct batches (the loop hands them
+    over as one ``((critic_steps + 1) * B, 3, H, W)`` tensor, :mod:`inpaint_utils.train`): one per critic
+    update, the last for the generator update, so per generator update the critic sees five batches of
+    distinct images, as in v1, at the price of ``critic_steps + 1`` generator forward passes per step
+    (``critic_steps`` of them without gradient). Adam, ``lr`` 1e-4, betas (0.5, 0.9) for both.
+    ``critic=None`` trains the L1 terms alone, on one batch per step.
 
     Random numbers (holes, the penalty's interpolation weights) come from ``ctx.generator``, drawn for the
     global batch and sharded when the loop runs in several processes (``ctx.global_size`` / ``ctx.shard``),
@@ -713,21 +739,18 @@ class DeepFillTask:
             self.models["critic"] = critic
             self.optimizers["critic"] = torch.optim.Adam(critic.parameters(), lr=lr, betas=betas)
 
+    @property
+    def batches_per_step(self) -> int:
+        """Batches one step takes from the loop (:mod:`inpaint_utils.train`): one per critic update, one for
+        the generator (1 without a critic)."""
+        return self.critic_steps + 1 if self.critic is not None else 1
+
     def masks(self, batch: torch.Tensor | int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """One hole per sample, ``(B, 1, S, S)``: a ``hole_size`` square box at a random position, shrunk
-        by a random ``0 .. max_delta // 2`` px on each side (v1's ``bbox2mask``; on the batch's device when
-        ``batch`` is a tensor; ``batch`` may also be the number of masks)."""
-        cfg = self.generator.config
-        ratio = cfg.hole_size ** 2 / cfg.image_size ** 2
+        """One hole per sample, ``(B, 1, S, S)``: :func:`bbox_masks` with this model's sizes and the task's
+        ``max_delta`` (on the batch's device when ``batch`` is a tensor; ``batch`` may also be the number of
+        masks)."""
         n = batch if isinstance(batch, int) else batch.shape[0]
-        boxes = make_mask("square", cfg.image_size, ratio, batch=n, generator=generator)     # (B, 1, S, S)
-        # v1: h = randint(max_delta // 2 + 1) px off the top and the bottom, w off the left and the right
-        delta = torch.randint(0, self.max_delta // 2 + 1, (n, 2), generator=generator)     # (B, 2) rows, cols
-        coords = torch.arange(cfg.image_size)
-        start = torch.stack([(boxes.amax(dim=d)[:, 0] > 0).float().argmax(dim=1) for d in (3, 2)], dim=1)  # (B, 2)
-        lo, hi = start + delta, start + cfg.hole_size - delta                               # (B, 2) kept [lo, hi)
-        inside = (coords >= lo[:, :, None]) & (coords < hi[:, :, None])                     # (B, 2, S)
-        masks = (inside[:, 0, :, None] & inside[:, 1, None, :]).to(boxes.dtype)[:, None]    # (B, 1, S, S)
+        masks = bbox_masks(self.generator.config, n, self.max_delta, generator)
         return masks if isinstance(batch, int) else masks.to(batch.device)
 
     def critic_loss(self, image: torch.Tensor, completed: torch.Tensor, mask: torch.Tensor,
@@ -782,7 +805,26 @@ class DeepFillTask:
         return ctx.shard(draw(ctx.global_size(batch)))
 
     def train_step(self, batch: torch.Tensor, step: int, ctx) -> dict[str, float]:
+        """One step on ``batches_per_step`` batches one after the other (``batch.chunk``): a critic update on
+        each but the last, then the generator update on the last."""
         g = self.generator
+        if len(batch) % self.batches_per_step:
+            raise ValueError(f"DeepFillTask.train_step takes {self.batches_per_step} batches of equal size in one "
+                             f"tensor (critic_steps + 1; the loop's batches_per_step), got {len(batch)} rows")
+        *critic_batches, batch = batch.chunk(self.batches_per_step)
+        logs: dict[str, torch.Tensor] = {}
+        for real in critic_batches:                    # v1: a new batch, new holes, a new composite per update
+            mask = self._per_sample(ctx, real, lambda n: self.masks(n, ctx.generator)).to(real.device)
+            with torch.no_grad(), ctx.autocast():
+                refined = g(g.make_input(real, mask, mode=self.input_mode), mask)[1]
+            fake = mask * refined.float() + (1.0 - mask) * real
+            top, left = hole_boxes(mask, g.config.hole_size)
+            alphas = self._per_sample(ctx, real, lambda n: torch.rand(2, n, generator=ctx.generator).T).T
+            with ctx.autocast():
+                d_loss, d_parts = self.critic_loss(real, fake, mask, top, left, (alphas[0], alphas[1]))
+            ctx.backward(d_loss, "critic", name="critic loss")
+            ctx.step("critic")
+            logs.update(d_parts)
         mask = self._per_sample(ctx, batch, lambda n: self.masks(n, ctx.generator)).to(batch.device)
         inp = g.make_input(batch, mask, mode=self.input_mode)
         with ctx.autocast():
@@ -790,16 +832,6 @@ class DeepFillTask:
         coarse, refined = coarse.float(), refined.float()
         completed = mask * refined + (1.0 - mask) * batch
         top, left = hole_boxes(mask, g.config.hole_size)
-        logs: dict[str, torch.Tensor] = {}
-        if self.critic is not None:
-            fake = completed.detach()
-            for _ in range(self.critic_steps):          # same batch and composite for each critic update
-                alphas = self._per_sample(ctx, batch, lambda n: torch.rand(2, n, generator=ctx.generator).T).T
-                with ctx.autocast():
-                    d_loss, d_parts = self.critic_loss(batch, fake, mask, top, left, (alphas[0], alphas[1]))
-                ctx.backward(d_loss, "critic", name="critic loss")
-                ctx.step("critic")
-            logs.update(d_parts)
         with ctx.autocast():
             # holes differ in area: weight each process's means by its share of the global counts
             shares = (ctx.mean_weight(mask.sum()), ctx.mean_weight((1.0 - mask).sum()))
