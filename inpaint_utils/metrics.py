@@ -58,6 +58,7 @@ from .validation import check_image, check_image_mask, check_mask
 
 __all__ = [
     "compare_methods",
+    "score_methods",
     "REGIONS",
     "SCALES",
     "l1",
@@ -641,18 +642,18 @@ def evaluate(completed: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, 
     return {k: float(v.mean()) for k, v in per_image.items()}
 
 
-def compare_methods(methods: Mapping[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]],
-                    image: torch.Tensor, mask: torch.Tensor, conventions: Sequence[str] = ("seed000", "seed002"),
-                    lpips_model: torch.nn.Module | bool | None = None, batch_size: int = 32,
-                    progress: bool = True) -> tuple[list[dict[str, Any]], dict[str, torch.Tensor]]:
-    """Run every method on the same images and masks and score the composites.
+def score_methods(methods: Mapping[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]],
+                  image: torch.Tensor, mask: torch.Tensor, conventions: Sequence[str] = ("seed000", "seed002"),
+                  lpips_model: torch.nn.Module | bool | None = None, batch_size: int = 32,
+                  progress: bool = True) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
+    """Run every method on the same images and masks and score the composites, one value per image.
 
     Each method is called as ``method(masked_image, mask)`` with the hole pixels zeroed, so no method
     can see the ground truth it is scored against; its output is composited
     (``mask * pred + (1 - mask) * image``) and scored with :func:`evaluate_per_image` in each of
-    ``conventions``, in batches of ``batch_size``. Returns one row per method (``{"method", "n",
-    <metric keys>}``, batch means) and the composites ``{method: (B, 3, H, W)}``. Notebooks 01 and 07
-    build their tables from this.
+    ``conventions``, in batches of ``batch_size``. Returns ``({method: {key: (B,)}}, {method: composites
+    (B, 3, H, W)}``; :func:`compare_methods` averages it, ``comparison.compare_on_masks`` also bins it
+    by hole area.
     """
     check_image_mask(image, mask)
     if not isinstance(methods, Mapping) or not methods:
@@ -666,7 +667,7 @@ def compare_methods(methods: Mapping[str, Callable[[torch.Tensor, torch.Tensor],
     mask = mask.expand(image.shape[0], -1, -1, -1)
     from tqdm.auto import tqdm
 
-    rows, outputs = [], {}
+    scores, outputs = {}, {}
     for name, method in tqdm(methods.items(), desc="methods", disable=not progress):
         per_image: dict[str, list[torch.Tensor]] = {}
         completed_parts = []
@@ -678,14 +679,31 @@ def compare_methods(methods: Mapping[str, Callable[[torch.Tensor, torch.Tensor],
                 raise ValueError(f"method {name!r} returned shape {tuple(pred.shape)} for input {tuple(target.shape)}")
             completed = m * pred + (1 - m) * target
             completed_parts.append(completed)
+            batch_scores: dict[str, torch.Tensor] = {}
             for i, convention in enumerate(conventions):  # LPIPS (the slow part) once, with the first
-                scores = evaluate_per_image(completed, target, m, convention,
-                                            lpips_model=lpips_model if i == 0 else False)
-                for key, value in scores.items():
-                    per_image.setdefault(key, []).append(value)
+                found = evaluate_per_image(completed, target, m, convention,
+                                           lpips_model=lpips_model if i == 0 else False)
+                for key, value in found.items():          # psnr_* is in both conventions: kept once
+                    batch_scores.setdefault(key, value)
+            for key, value in batch_scores.items():
+                per_image.setdefault(key, []).append(value)
         outputs[name] = torch.cat(completed_parts)
-        rows.append({"method": name, "n": int(image.shape[0]),
-                     **{k: float(torch.cat(v).mean()) for k, v in per_image.items()}})
+        scores[name] = {k: torch.cat(v) for k, v in per_image.items()}
+    return scores, outputs
+
+
+def compare_methods(methods: Mapping[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]],
+                    image: torch.Tensor, mask: torch.Tensor, conventions: Sequence[str] = ("seed000", "seed002"),
+                    lpips_model: torch.nn.Module | bool | None = None, batch_size: int = 32,
+                    progress: bool = True) -> tuple[list[dict[str, Any]], dict[str, torch.Tensor]]:
+    """:func:`score_methods` as table rows: one row per method (``{"method", "n", <metric keys>}``,
+    batch means) and the composites ``{method: (B, 3, H, W)}``. Notebooks 01-07 build their tables
+    from this.
+    """
+    scores, outputs = score_methods(methods, image, mask, conventions=conventions, lpips_model=lpips_model,
+                                    batch_size=batch_size, progress=progress)
+    rows = [{"method": name, "n": int(image.shape[0]), **{k: float(v.mean()) for k, v in per_image.items()}}
+            for name, per_image in scores.items()]
     return rows, outputs
 
 
