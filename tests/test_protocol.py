@@ -229,3 +229,199 @@ def test_eval_sets_default_to_the_runs_folder_and_take_make_mask_kinds(tmp_path)
         eval_mask_set("wide", 32, 2, root=tmp_path)
     with pytest.raises(ValueError, match="n must be"):
         eval_mask_set("thin", 32, 0, root=tmp_path)
+
+
+# --------------------------------------------------------------------------------------------
+# FID and KID
+# --------------------------------------------------------------------------------------------
+from inpaint_utils import metrics  # noqa: E402
+
+
+def _exact_gaussian(mean, cov, n=50, seed=0):
+    """n samples whose sample mean and sample covariance (ddof 1) are exactly ``mean`` and ``cov``."""
+    rng = np.random.default_rng(seed)
+    d = len(mean)
+    z = rng.standard_normal((n, d))
+    z -= z.mean(axis=0)
+    z = z @ np.linalg.inv(np.linalg.cholesky(np.cov(z, rowvar=False))).T          # sample cov = I
+    return z @ np.linalg.cholesky(np.asarray(cov, dtype=np.float64)).T + np.asarray(mean, dtype=np.float64)
+
+
+def test_fid_matches_the_closed_form_on_diagonal_gaussians():
+    f1 = _exact_gaussian([0, 0, 0], np.diag([1.0, 4.0, 9.0]), seed=0)
+    f2 = _exact_gaussian([1, 2, 0], np.diag([4.0, 1.0, 9.0]), n=80, seed=1)
+    # ||mu1 - mu2||^2 = 1 + 4 + 0; sum (sqrt s1 - sqrt s2)^2 = (1 - 2)^2 + (2 - 1)^2 + 0
+    assert metrics.fid_from_features(f1, f2) == pytest.approx(7.0, abs=1e-9)
+    assert metrics.fid_from_features(torch.from_numpy(f2).float(), f1) == pytest.approx(7.0, abs=1e-4)
+    assert metrics.fid_from_features(f1, f1) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_fid_matches_the_closed_form_on_full_covariances():
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((4, 4))
+    s1 = a @ a.T + 0.5 * np.eye(4)
+    mu1, mu2 = rng.standard_normal(4), rng.standard_normal(4)
+    # sigma2 = 4 sigma1: Tr (s1 s2)^1/2 = 2 Tr s1, so FID = ||dmu||^2 + Tr s1 + 4 Tr s1 - 4 Tr s1
+    f1, f2 = _exact_gaussian(mu1, s1, seed=4), _exact_gaussian(mu2, 4 * s1, seed=5)
+    assert metrics.fid_from_features(f1, f2) == pytest.approx(((mu1 - mu2) ** 2).sum() + np.trace(s1), rel=1e-9)
+    # any two covariances against scipy's matrix square root of the product
+    from scipy.linalg import sqrtm
+
+    b = rng.standard_normal((4, 4))
+    s2 = b @ b.T + 0.1 * np.eye(4)
+    reference = ((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * np.real(sqrtm(s1 @ s2)))
+    assert metrics.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(reference, rel=1e-8)
+
+
+def test_fid_bad_input():
+    with pytest.raises(ValueError, match="2-D"):
+        metrics.fid_from_features(np.zeros(5), np.zeros((5, 1)))
+    with pytest.raises(ValueError, match="dimensions"):
+        metrics.fid_from_features(np.zeros((5, 2)), np.zeros((5, 3)))
+    with pytest.raises(ValueError, match="NaN"):
+        metrics.fid_from_features(np.full((5, 2), np.nan), np.zeros((5, 2)))
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        metrics.fid_from_features(np.zeros((1, 2)), np.zeros((5, 2)))
+
+
+def _kid_reference(x, y, gamma, coef0=1.0, degree=3):
+    """Unbiased MMD^2 by plain loops."""
+    k = lambda a, b: (gamma * float(np.dot(a, b)) + coef0) ** degree  # noqa: E731
+    m = len(x)
+    xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    xy = sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / (m * m)
+    return xx + yy - 2 * xy
+
+
+def test_kid_closed_forms_and_a_plain_reference():
+    # two point masses a = (1, 0), b = (0, 2), D = 2: k(a, a) = 1.5^3, k(b, b) = 3^3, k(a, b) = 1
+    a, b = np.tile([1.0, 0.0], (5, 1)), np.tile([0.0, 2.0], (5, 1))
+    out = metrics.kid_from_features(a, b)
+    assert out["kid"] == pytest.approx(3.375 + 27 - 2) and out["subsets"] == 1 and out["subset_size"] == 5
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((6, 3)), rng.standard_normal((6, 3)) + 0.5
+    assert metrics.kid_from_features(x, y)["kid"] == pytest.approx(_kid_reference(x, y, 1 / 3), rel=1e-12)
+    # subsets: each a reference value on its own subset
+    big_x, big_y = rng.standard_normal((40, 3)), rng.standard_normal((30, 3)) + 0.5
+    sub = metrics.kid_from_features(big_x, big_y, subsets=7, subset_size=10, seed=2)
+    assert sub["subsets"] == 7 and sub["subset_size"] == 10 and sub["kid_std"] > 0
+    pick = np.random.default_rng(2)
+    values = [_kid_reference(big_x[pick.choice(40, 10, replace=False)], big_y[pick.choice(30, 10, replace=False)], 1 / 3)
+              for _ in range(7)]
+    assert sub["kid"] == pytest.approx(np.mean(values), rel=1e-12)
+    assert sub == metrics.kid_from_features(big_x, big_y, subsets=7, subset_size=10, seed=2)
+    with pytest.raises(ValueError, match="subsets"):
+        metrics.kid_from_features(x, y, subsets=0)
+
+
+def test_kid_agrees_with_torch_fidelity():
+    metric_kid = pytest.importorskip("torch_fidelity.metric_kid")
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((20, 8)).astype(np.float32), rng.standard_normal((20, 8)).astype(np.float32) + 0.3
+    theirs = metric_kid.kid_features_to_metric(torch.from_numpy(x), torch.from_numpy(y), kid_subsets=3,
+                                               kid_subset_size=20, verbose=False)
+    assert metrics.kid_from_features(x, y)["kid"] == pytest.approx(theirs["kernel_inception_distance_mean"], rel=1e-5)
+
+
+class _TinyFeatures(torch.nn.Module):
+    """A stand-in for Inception: uint8 images -> 8 random-conv features (no download)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 8, 3, stride=2)
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(x.dtype)
+        return torch.tanh(self.conv(x.float() / 255.0)).mean(dim=(2, 3))
+
+
+def test_fid_kid_through_a_stand_in_extractor():
+    g = torch.Generator().manual_seed(0)
+    real = torch.rand(12, 3, 16, 16, generator=g)
+    close = (real + 0.02 * torch.randn(12, 3, 16, 16, generator=g)).clamp(0, 1)
+    far = torch.rand(10, 3, 16, 16, generator=g) * 0.3
+    net = _TinyFeatures()
+    same = metrics.fid_kid(real, real, feature_extractor=net, batch_size=5)
+    assert set(net.seen) == {torch.uint8} and same["fid"] == pytest.approx(0.0, abs=1e-9)
+    assert same["n"] == 12 and same["features"] == "custom feature extractor"
+    near, away = (metrics.fid_kid(real, x, feature_extractor=net, kid_subset_size=8) for x in (close, far))
+    assert near["fid"] < away["fid"] and near["kid"] < away["kid"]
+    assert (away["n"], away["n_real"], away["n_fake"], away["kid_subset_size"]) == (10, 12, 10, 8)
+    with torch.no_grad():                                            # the same numbers by hand
+        f_real = net((real * 255).round().to(torch.uint8))
+        f_far = net((far * 255).round().to(torch.uint8))
+    assert away["fid"] == pytest.approx(metrics.fid_from_features(f_real, f_far), rel=1e-9)
+    assert metrics.format_fid_kid(away).startswith("FID ") and "N = 12 real, 10 completed" in metrics.format_fid_kid(away)
+    with pytest.raises(ValueError, match="images"):
+        metrics.fid_kid(real * 2, real, feature_extractor=net)
+
+
+def test_format_fid_kid_always_prints_n():
+    assert metrics.format_fid_kid({"fid": 12.34, "n": 100}) == "FID 12.3 (N = 100)"
+    assert metrics.format_fid_kid({"fid": 12.34, "kid": 0.01234, "kid_std": 0.0011, "n": 100, "kid_subsets": 100,
+                                   "kid_subset_size": 50}) == \
+        "FID 12.3 (N = 100); KID 0.0123 ± 0.0011 (N = 100, 100 subsets of 50)"
+    with pytest.raises(ValueError, match="'n'"):
+        metrics.format_fid_kid({"fid": 1.0})
+
+
+@pytest.fixture
+def no_inception(monkeypatch, tmp_path):
+    """No Inception weights anywhere: empty torch cache and shared folder, no $INPAINT_INCEPTION."""
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setenv("INPAINT_SHARED", str(tmp_path / "no_shared"))
+    monkeypatch.delenv("INPAINT_INCEPTION", raising=False)
+    metrics._INCEPTION_CACHE.clear()
+    yield monkeypatch
+    metrics._INCEPTION_CACHE.clear()
+
+
+def test_inception_offline_says_what_to_download_and_where(no_inception):
+    pytest.importorskip("torch_fidelity")
+    no_inception.setenv("INPAINT_OFFLINE", "1")
+    no_inception.setattr(metrics, "_host_reachable", lambda *a, **k: pytest.fail("probed the network offline"))
+    with pytest.raises(FileNotFoundError, match="INPAINT_OFFLINE is set") as err:
+        metrics.fid_kid(torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16))
+    text = str(err.value)
+    assert metrics.INCEPTION_URL in text and "INPAINT_INCEPTION=" in text and "hub/checkpoints" in text
+    no_inception.setenv("INPAINT_INCEPTION", "/nowhere/inception.pth")
+    with pytest.raises(FileNotFoundError, match="/nowhere/inception.pth .from \\$INPAINT_INCEPTION.*does not exist"):
+        metrics.load_inception()
+
+
+def test_inception_online_fails_fast_when_unreachable_or_the_download_breaks(no_inception):
+    fidelity = pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")
+    no_inception.delenv("INPAINT_OFFLINE", raising=False)
+    no_inception.setattr(metrics, "_host_reachable", lambda *a, **k: (False, "gaierror: no name"))
+    with pytest.raises(FileNotFoundError, match="github.com cannot be reached .gaierror"):
+        metrics.load_inception()
+    no_inception.setattr(metrics, "_host_reachable", lambda *a, **k: (True, ""))
+
+    def broken(url, **kwargs):
+        assert url == metrics.INCEPTION_URL
+        raise OSError("connection reset")
+
+    no_inception.setattr(fidelity, "load_state_dict_from_url", broken)
+    with pytest.raises(FileNotFoundError, match="downloading it failed .OSError: connection reset"):
+        metrics.load_inception()
+
+
+def test_inception_loads_a_weights_file_and_rejects_a_foreign_one(no_inception, tmp_path):
+    fidelity = pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")
+    with no_inception.context() as patch:                            # random weights, saved as a file
+        patch.setattr(fidelity.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd: None)
+        patch.setattr(fidelity, "load_state_dict_from_url", lambda url, **kwargs: None)
+        random_net = fidelity.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    torch.save(random_net.state_dict(), tmp_path / metrics.INCEPTION_FILENAME)
+    no_inception.setenv("INPAINT_INCEPTION", str(tmp_path))         # a folder holding the file
+    net = metrics.load_inception()
+    assert net is metrics.load_inception() and not any(p.requires_grad for p in net.parameters())
+    features = metrics.inception_features(torch.rand(2, 3, 16, 16), net)
+    assert features.shape == (2, 2048)
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="could not be loaded"):
+        metrics.load_inception(weights=bad)
