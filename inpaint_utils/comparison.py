@@ -22,7 +22,8 @@ import torch
 
 from .masks import area_bin_label, area_bins, area_ratio, make_mask, max_ratio
 
-__all__ = ["comparison_masks", "compare_on_masks", "scores_by_area", "summarize", "psnr_by_ratio", "Replication", "REPLICATION",
+__all__ = ["comparison_masks", "compare_on_masks", "scores_by_area", "summarize", "psnr_by_ratio", "Replication",
+           "REPLICATION",
            "replication_table"]
 
 Method = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

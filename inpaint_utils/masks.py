@@ -19,6 +19,10 @@ Sources:
   ``hole_ns`` (Navier-Stokes pre-fill) of :func:`make_input`.
 * Irregular masks follow the free-form brush strokes of DeepFill v2 (Yu et al. 2019) and LaMa
   (Suvorov et al. 2021): a random walk of thick line segments.
+* LaMa's evaluation protocol (Suvorov et al. 2021, arXiv:2109.07161): its thin / medium / thick
+  generators (:func:`lama_mask`, no ratio: holes over 50 % redrawn), fixed sets drawn once from a seed
+  and saved under ``runs/eval_masks`` (:func:`eval_mask_set`), and the 10 % hole-area bins the scores
+  are grouped by (:func:`area_bins`).
 
 How the ratio is met. ``make_mask(kind, size, ratio)`` hits ``round(ratio * H * W)`` hole pixels
 for every sample: circles, ellipses, triangles and irregular strokes select *exactly* that many

@@ -1010,8 +1010,8 @@ def _default_inception_paths() -> list[Path]:
 
 def _inception_missing_message(tried: str, why: str) -> str:
     cache = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILENAME
-    return (f"Inception weights for FID / KID not found ({tried}) and {why}. Download {INCEPTION_URL} (torch-fidelity's "
-            "InceptionV3, converted from TensorFlow's 2015-12-05 graph that FID papers use; about 92 MB) on a machine "
+    return (f"Inception weights for FID / KID not found ({tried}) and {why}. Download {INCEPTION_URL} "
+            "(torch-fidelity's InceptionV3, converted from TensorFlow's 2015-12-05 graph that FID papers use; about 92 MB) on a machine "
             f"with internet and put it at {cache} (torch's cache, found by itself), or anywhere with "
             f"INPAINT_INCEPTION=/path/to/{INCEPTION_FILENAME} (or the weights= argument), or under "
             "<shared data>/weights/inception/. Or pass feature_extractor=... to fid_kid(), or leave FID / KID out.")
@@ -1068,7 +1068,8 @@ def load_inception(weights: str | os.PathLike | None = None, device: str | torch
             raise FileNotFoundError(_inception_missing_message(tried, why))
         ok, error = _host_reachable(_INCEPTION_HOST)
         if not ok:
-            raise FileNotFoundError(_inception_missing_message(tried, f"{_INCEPTION_HOST[0]} cannot be reached ({error})"))
+            raise FileNotFoundError(_inception_missing_message(tried, f"{_INCEPTION_HOST[0]} cannot be reached "
+                                                                      f"({error})"))
         previous = socket.getdefaulttimeout()
         socket.setdefaulttimeout(INCEPTION_DOWNLOAD_TIMEOUT)
         try:
@@ -1080,7 +1081,8 @@ def load_inception(weights: str | os.PathLike | None = None, device: str | torch
             socket.setdefaulttimeout(previous)
     else:
         try:
-            model = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(path))
+            model = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
+                                                feature_extractor_weights_path=str(path))
         except (RuntimeError, ValueError, KeyError, EOFError, OSError, pickle.UnpicklingError) as err:
             raise ValueError(f"Inception weights {path} could not be loaded ({type(err).__name__}: "
                              f"{str(err).splitlines()[0][:200]}): not {INCEPTION_FILENAME}?") from err

@@ -21,12 +21,15 @@ from inpaint_utils.masks import (LAMA_KINDS, LAMA_MASKS, area_bin_label, area_bi
 # --------------------------------------------------------------------------------------------
 def test_lama_configs_are_the_256_px_yaml_files():
     thin, medium, thick = (LAMA_MASKS[k] for k in LAMA_KINDS)
-    assert (thin.strokes.min_times, thin.strokes.max_times, thin.strokes.max_width, thin.strokes.max_len) == (4, 50, 10, 40)
+    s = thin.strokes
+    assert (s.min_times, s.max_times, s.max_width, s.max_len, s.max_angle) == (4, 50, 10, 40, 4)
     assert thin.boxes is None and thin.box_proba == 0
     assert (medium.strokes.max_times, medium.strokes.max_width, medium.strokes.max_len) == (5, 50, 100)
-    assert (medium.boxes.margin, medium.boxes.bbox_min_size, medium.boxes.bbox_max_size, medium.boxes.max_times) == (0, 10, 50, 5)
+    b = medium.boxes
+    assert (b.margin, b.bbox_min_size, b.bbox_max_size, b.min_times, b.max_times) == (0, 10, 50, 1, 5)
     assert (thick.strokes.min_times, thick.strokes.max_width, thick.strokes.max_len) == (1, 100, 200)
-    assert (thick.boxes.margin, thick.boxes.bbox_min_size, thick.boxes.bbox_max_size, thick.boxes.max_times) == (10, 30, 150, 3)
+    b = thick.boxes
+    assert (b.margin, b.bbox_min_size, b.bbox_max_size, b.min_times, b.max_times) == (10, 30, 150, 1, 3)
     assert medium.box_proba == thick.box_proba == 0.3
 
 
@@ -307,8 +310,8 @@ def test_kid_closed_forms_and_a_plain_reference():
     sub = metrics.kid_from_features(big_x, big_y, subsets=7, subset_size=10, seed=2)
     assert sub["subsets"] == 7 and sub["subset_size"] == 10 and sub["kid_std"] > 0
     pick = np.random.default_rng(2)
-    values = [_kid_reference(big_x[pick.choice(40, 10, replace=False)], big_y[pick.choice(30, 10, replace=False)], 1 / 3)
-              for _ in range(7)]
+    values = [_kid_reference(big_x[pick.choice(40, 10, replace=False)], big_y[pick.choice(30, 10, replace=False)],
+                             1 / 3) for _ in range(7)]
     assert sub["kid"] == pytest.approx(np.mean(values), rel=1e-12)
     assert sub == metrics.kid_from_features(big_x, big_y, subsets=7, subset_size=10, seed=2)
     with pytest.raises(ValueError, match="subsets"):
@@ -354,7 +357,8 @@ def test_fid_kid_through_a_stand_in_extractor():
         f_real = net((real * 255).round().to(torch.uint8))
         f_far = net((far * 255).round().to(torch.uint8))
     assert away["fid"] == pytest.approx(metrics.fid_from_features(f_real, f_far), rel=1e-9)
-    assert metrics.format_fid_kid(away).startswith("FID ") and "N = 12 real, 10 completed" in metrics.format_fid_kid(away)
+    text = metrics.format_fid_kid(away)
+    assert text.startswith("FID ") and "(N = 12 real, 10 completed" in text
     with pytest.raises(ValueError, match="images"):
         metrics.fid_kid(real * 2, real, feature_extractor=net)
 
