@@ -13,6 +13,11 @@ GLCIC's random rectangles, DeepFill v1's shrunk boxes, the blocks a full-image C
 :func:`own_and_other` lays out each learned model's scores on its own masks beside those on every mask
 kind, saying which is which (``"own masks"``, ``"own kind"``: the kind its training masks belong to, at
 the comparison's ratios, ``"other kind"``) and listing each kind it refused as refused.
+
+The field's protocol (LaMa, Suvorov et al. 2021) is the other way in: the fixed thin / medium / thick
+sets of :func:`inpaint_utils.masks.eval_mask_sets` (drawn once from a seed, saved under
+``runs/eval_masks``), keyed by kind, and with ``by_area=True`` every score also per 10 % hole-area bin
+(:func:`scores_by_area`), each bin with its own ``n``.
 """
 from __future__ import annotations
 
@@ -22,10 +27,11 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from .masks import area_ratio, make_mask, max_ratio
+from .masks import area_bin_label, area_bins, area_ratio, make_mask, max_ratio
 
-__all__ = ["comparison_masks", "compare_on_masks", "summarize", "psnr_by_ratio", "TrainingMasks", "training_masks",
-           "compare_on_training_masks", "own_and_other", "vs_training", "Replication", "REPLICATION", "replication_table"]
+__all__ = ["comparison_masks", "compare_on_masks", "scores_by_area", "summarize", "psnr_by_ratio", "TrainingMasks",
+           "training_masks", "compare_on_training_masks", "own_and_other", "vs_training", "Replication", "REPLICATION",
+           "replication_table"]
 
 Method = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -52,36 +58,83 @@ def comparison_masks(kinds: Sequence[str], ratios: Sequence[float], n: int, size
     return out
 
 
-def compare_on_masks(methods: Mapping[str, Method], images: torch.Tensor,
-                     mask_sets: Mapping[tuple[str, float], torch.Tensor], lpips_model: Any = False,
-                     batch_size: int = 32, progress: bool = True
-                     ) -> tuple[list[dict[str, Any]], dict[tuple[str, float], dict[str, torch.Tensor]], list[dict[str, str]]]:
-    """Score every method on every mask set. Returns ``(rows, outputs, skipped)``: one row per
-    ``(method, kind, ratio)`` with ``kind``, ``ratio`` (asked), ``achieved`` (mean hole ratio), ``n`` and
-    the metric keys of both conventions; the composites per mask set; and ``{"method", "kind",
-    "ratio", "reason"}`` for each method that refused a mask set (a ``ValueError`` from the method)."""
+def _set_key(key: Any) -> tuple[str, float | None]:
+    """``(kind, ratio)`` of a mask-set key: a ``(kind, ratio)`` pair (:func:`comparison_masks`) or a kind
+    alone (a fixed evaluation set, :func:`inpaint_utils.masks.eval_mask_set`, whose ratio is not asked)."""
+    if isinstance(key, str):
+        return key, None
+    if isinstance(key, tuple) and len(key) == 2 and isinstance(key[0], str):
+        return key[0], (None if key[1] is None else float(key[1]))
+    raise ValueError(f"mask set keys must be (kind, ratio) pairs or kind names, got {key!r}")
+
+
+def scores_by_area(per_image: Mapping[str, torch.Tensor], mask: torch.Tensor, bins: int = 10) -> list[dict[str, Any]]:
+    """Per-image scores ``{key: (B,)}`` grouped by the hole area of their masks ``(B, 1, H, W)``, LaMa's
+    protocol: one row per non-empty bin, in order, ``{"area_bin": "10-20%", "area_lo": 0.1, "area_hi":
+    0.2, "n": images in the bin, "achieved": their mean hole share, <key>: mean over the bin}``. Bins
+    are half-open, ``[k / bins, (k + 1) / bins)`` (:func:`inpaint_utils.masks.area_bins`); empty bins
+    are left out, so every mean stands beside its ``n``."""
+    index = area_bins(mask, bins)                                                      # (B,)
+    share = area_ratio(mask).double().cpu()
+    for key, value in per_image.items():
+        if value.shape != index.shape:
+            raise ValueError(f"score {key!r} has shape {tuple(value.shape)} for {index.shape[0]} masks")
+    rows = []
+    for k in torch.unique(index).tolist():
+        chosen = index == k
+        row: dict[str, Any] = {"area_bin": area_bin_label(k, bins), "area_lo": k / bins, "area_hi": (k + 1) / bins,
+                               "n": int(chosen.sum()), "achieved": float(share[chosen].mean())}
+        for key, value in per_image.items():
+            row[key] = float(value.detach().cpu()[chosen].double().mean())
+        rows.append(row)
+    return rows
+
+
+def compare_on_masks(methods: Mapping[str, Method], images: torch.Tensor, mask_sets: Mapping[Any, torch.Tensor],
+                     lpips_model: Any = False, batch_size: int = 32, progress: bool = True, by_area: bool = False,
+                     bins: int = 10) -> tuple:
+    """Score every method on every mask set (hole zeroed before the call, composite scored, seed 000
+    and seed 002 conventions). ``mask_sets`` maps ``(kind, ratio)`` (:func:`comparison_masks`) or a kind
+    name (the fixed sets of :func:`inpaint_utils.masks.eval_mask_sets`, ratio ``None``) to ``(n, 1, H, W)``
+    masks, one per image.
+
+    Returns ``(rows, outputs, skipped)``: one row per ``(method, kind, ratio)`` with ``kind``, ``ratio``
+    (asked, or ``None``), ``achieved`` (mean hole ratio), ``n`` and the metric keys of both conventions;
+    the composites per mask set (under the set's own key); and ``{"method", "kind", "ratio", "reason"}``
+    for each method that refused a mask set (a ``ValueError`` from the method). With ``by_area=True`` a
+    fourth item, ``area_rows``: the same scores per hole-area bin (:func:`scores_by_area`, ``bins``
+    bins), one row per ``(method, kind, ratio, bin)`` with its own ``n``.
+    """
     from tqdm.auto import tqdm
 
-    from .metrics import compare_methods
+    from .metrics import score_methods
 
     rows: list[dict[str, Any]] = []
-    outputs: dict[tuple[str, float], dict[str, torch.Tensor]] = {}
+    area_rows: list[dict[str, Any]] = []
+    outputs: dict[Any, dict[str, torch.Tensor]] = {}
     skipped: list[dict[str, str]] = []
-    for (kind, ratio), mask in tqdm(mask_sets.items(), desc="mask sets", disable=not progress):
+    for key, mask in tqdm(mask_sets.items(), desc="mask sets", disable=not progress):
+        kind, ratio = _set_key(key)
         if mask.shape[0] != images.shape[0]:
-            raise ValueError(f"mask set {(kind, ratio)} has {mask.shape[0]} masks for {images.shape[0]} images")
+            raise ValueError(f"mask set {key!r} has {mask.shape[0]} masks for {images.shape[0]} images")
         achieved = float(area_ratio(mask).mean())
-        outputs[kind, ratio] = {}
+        outputs[key] = {}
         for name, method in methods.items():
             try:
-                found, outs = compare_methods({name: method}, images, mask, conventions=("seed000", "seed002"),
-                                              lpips_model=lpips_model, batch_size=batch_size, progress=False)
+                found, outs = score_methods({name: method}, images, mask, conventions=("seed000", "seed002"),
+                                            lpips_model=lpips_model, batch_size=batch_size, progress=False)
             except ValueError as err:
-                skipped.append({"method": name, "kind": kind, "ratio": f"{ratio:g}", "reason": str(err).splitlines()[0]})
+                skipped.append({"method": name, "kind": kind, "ratio": "" if ratio is None else f"{ratio:g}",
+                                "reason": str(err).splitlines()[0]})
                 continue
-            rows.append({"method": name, "kind": kind, "ratio": ratio, "achieved": achieved, **found[0]})
-            outputs[kind, ratio][name] = outs[name]
-    return rows, outputs, skipped
+            per_image = found[name]
+            rows.append({"method": name, "kind": kind, "ratio": ratio, "achieved": achieved,
+                         "n": int(images.shape[0]), **{k: float(v.mean()) for k, v in per_image.items()}})
+            if by_area:
+                area_rows += [{"method": name, "kind": kind, "ratio": ratio, **row}
+                              for row in scores_by_area(per_image, mask.expand(images.shape[0], -1, -1, -1), bins)]
+            outputs[key][name] = outs[name]
+    return (rows, outputs, skipped, area_rows) if by_area else (rows, outputs, skipped)
 
 
 def summarize(rows: Sequence[Mapping[str, Any]], by: Sequence[str], keys: Sequence[str]) -> list[dict[str, Any]]:
