@@ -1,10 +1,11 @@
-"""Non-learned inpainting baselines: OpenCV Telea and Navier-Stokes, and mean fill.
+"""Non-learned inpainting baselines: OpenCV Telea and Navier-Stokes, mean fill, and PatchMatch.
 
 Seed 002 (GLCIC / contextual-attention replication) uses Telea (fast marching; Telea 2004) and NS
 (Navier-Stokes; Bertalmio et al. 2001) as its baselines in Table II, and its ``hole_ns`` input mode
 feeds the generator an image pre-filled by NS (``masks.make_input("hole_ns")`` calls
 :func:`navier_stokes`). Mean fill is the Context Encoder / GLCIC way of blanking a hole and the
-weakest sensible baseline. Used by notebooks 01 (masking), 04 (GLCIC), 05 (contextual attention) and
+weakest sensible baseline. PatchMatch (:mod:`inpaint_utils.exemplar`) copies patches of the image
+itself, the exemplar baseline of Pathak et al. 2016 (Photoshop's Content-Aware Fill). Used by notebooks 01 (masking), 04 (GLCIC), 05 (contextual attention) and
 07 (comparison).
 
 All functions take ``image`` float ``(B, 3, H, W)`` in ``[0, 1]`` and ``mask`` float ``(B, 1, H, W)``
@@ -21,7 +22,7 @@ import torch
 
 from .validation import check_image_mask
 
-__all__ = ["telea", "navier_stokes", "mean_fill", "inpaint", "BASELINES"]
+__all__ = ["telea", "navier_stokes", "mean_fill", "patchmatch", "inpaint", "BASELINES"]
 
 
 def _known_counts(mask: torch.Tensor, batch: int) -> torch.Tensor:
@@ -99,13 +100,25 @@ def mean_fill(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return m * mean + known * image
 
 
-#: The baselines by name, for loops and for :func:`inpaint`.
-BASELINES: dict[str, Callable[..., torch.Tensor]] = {"mean": mean_fill, "telea": telea, "ns": navier_stokes}
+def patchmatch(image: torch.Tensor, mask: torch.Tensor, patch_size: int = 7, seed: int = 0,
+               **kwargs: Any) -> torch.Tensor:
+    """PatchMatch exemplar inpainting (Barnes et al. 2009, Wexler et al.'s voting, coarse to fine): the
+    hole is filled from ``patch_size`` patches of the image itself; see
+    :func:`inpaint_utils.exemplar.patchmatch_inpaint` (``kwargs``: ``em_iterations``, ``pm_iterations``)."""
+    from .exemplar import patchmatch_inpaint
+
+    return patchmatch_inpaint(image, mask, patch_size=patch_size, seed=seed, **kwargs)
+
+
+#: The baselines by name, for loops and for :func:`inpaint`. The nearest-neighbour scene completion
+#: (:class:`inpaint_utils.exemplar.NearestNeighbourInpainter`) is not here: it needs a training set.
+BASELINES: dict[str, Callable[..., torch.Tensor]] = {"mean": mean_fill, "telea": telea, "ns": navier_stokes,
+                                                     "patchmatch": patchmatch}
 
 
 def inpaint(image: torch.Tensor, mask: torch.Tensor, method: str, **kwargs: Any) -> torch.Tensor:
     """Run the baseline named ``method`` (one of :data:`BASELINES`: ``"mean"``, ``"telea"``,
-    ``"ns"``); ``kwargs`` go to it (e.g. ``radius=5`` for telea / ns)."""
+    ``"ns"``, ``"patchmatch"``); ``kwargs`` go to it (e.g. ``radius=5`` for telea / ns)."""
     if method not in BASELINES:
         raise ValueError(f"unknown inpainting method {method!r}; choose one of {sorted(BASELINES)}")
     return BASELINES[method](image, mask, **kwargs)

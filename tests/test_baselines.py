@@ -23,7 +23,8 @@ def test_known_pixels_are_preserved_exactly(method):
     g = torch.Generator().manual_seed(0)
     image = torch.rand(3, 3, 24, 20, generator=g)  # arbitrary floats: re-quantising would change them
     mask = (torch.rand(3, 1, 24, 20, generator=g) < 0.3).float()
-    out = inpaint(image, mask, method)
+    # a scattered 30 % mask leaves no whole 7x7 known patch: PatchMatch copies 3x3 ones here
+    out = inpaint(image, mask, method, **({"patch_size": 3} if method == "patchmatch" else {}))
     assert out.shape == image.shape and out.dtype == image.dtype
     known = mask.expand_as(image) == 0
     assert torch.equal(out[known], image[known])
@@ -110,9 +111,137 @@ def test_bad_inputs(image, mask, match):
 
 def test_bad_method_and_radius():
     image, mask = _gradient(b=1, size=8), _square_mask(1, 8, 2, 4)
-    with pytest.raises(ValueError, match=r"unknown inpainting method 'patchmatch'.*'mean', 'ns', 'telea'"):
-        inpaint(image, mask, "patchmatch")
+    with pytest.raises(ValueError, match=r"unknown inpainting method 'lama'.*'mean', 'ns', 'patchmatch', 'telea'"):
+        inpaint(image, mask, "lama")
     for radius in (0, -1, "3", True):
         with pytest.raises(ValueError, match="radius"):
             navier_stokes(image, mask, radius=radius)
     assert baselines.BASELINES["ns"] is navier_stokes
+
+
+# ------------------------------------------------------------------------ PatchMatch (exemplar.py)
+import numpy as np  # noqa: E402
+
+from inpaint_utils import exemplar  # noqa: E402
+from inpaint_utils.exemplar import (NearestNeighbourInpainter, nearest_neighbour_field,  # noqa: E402
+                                    nearest_neighbour_fill, patch_distances, patchmatch_inpaint)
+
+
+def _texture(kind, size=48):
+    ys, xs = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    s = ((xs // 3) % 2).float() if kind == "stripes" else (((xs // 4) + (ys // 4)) % 2).float()
+    return torch.stack([0.15 + 0.7 * s, 0.8 - 0.5 * s, 0.3 + 0.25 * s])[None]      # (1, 3, H, W)
+
+
+@pytest.mark.parametrize("kind", ["stripes", "checkerboard"])
+def test_patchmatch_continues_a_periodic_texture(kind):
+    image = _texture(kind)
+    mask = torch.zeros(1, 1, 48, 48)
+    mask[..., 16:32, 17:33] = 1                                                   # a 16x16 hole (11 %)
+    hole = mask.expand_as(image) == 1
+    err = (patchmatch_inpaint(image, mask) - image)[hole].abs().mean().item()
+    err_mean = (mean_fill(image, mask) - image)[hole].abs().mean().item()
+    err_telea = (telea(image, mask) - image)[hole].abs().mean().item()
+    assert err_mean > 0.15 and err_telea > 0.15                                   # measured: about 0.2-0.35
+    assert err < 0.02                                                             # measured: 0.0 (copied exactly)
+
+
+def test_patchmatch_keeps_known_pixels_and_is_deterministic():
+    g = torch.Generator().manual_seed(1)
+    image = torch.nn.functional.avg_pool2d(torch.rand(2, 3, 32, 28, generator=g), 3, 1, 1)
+    mask = torch.zeros(1, 1, 32, 28)
+    mask[..., 10:20, 8:18] = 1
+    a = patchmatch_inpaint(image, mask, seed=3)
+    known = mask.expand_as(image) == 0
+    assert torch.equal(a[known], image[known]) and a.dtype == image.dtype
+    assert torch.equal(a, patchmatch_inpaint(image, mask, seed=3))
+    assert torch.equal(patchmatch_inpaint(image, torch.zeros(1, 1, 32, 28)), image)   # empty hole: unchanged
+
+
+def test_nnf_matches_brute_force_on_a_tiny_image():
+    rng = np.random.default_rng(0)
+    tile = rng.random((5, 4, 3))
+    image = np.tile(tile, (4, 5, 1))[:18, :17]          # periodic: every patch has exact copies elsewhere
+    hole = np.zeros((18, 17), dtype=bool)
+    hole[7:11, 6:10] = True
+    field = nearest_neighbour_field(image, hole, patch_size=3, iterations=8, seed=0)
+    ys, xs = np.nonzero(~exemplar._dilate(hole, 1))                               # every valid source
+    best = np.array([patch_distances(image, np.full(ys.size, ty), np.full(ys.size, tx), ys, xs, 3).min()
+                     for ty, tx in zip(field["ty"], field["tx"])])
+    assert not exemplar._dilate(hole, 1)[field["sy"], field["sx"]].any()          # sources wholly known
+    assert np.allclose(field["dist"], patch_distances(image, field["ty"], field["tx"], field["sy"], field["sx"], 3))
+    assert np.isclose(field["dist"], best).mean() >= 0.9                          # the exact nearest patch
+    assert field["dist"].sum() <= 1.05 * best.sum() + 1e-9
+    same = nearest_neighbour_field(image, hole, patch_size=3, iterations=8, seed=0)
+    assert np.array_equal(same["sy"], field["sy"]) and np.array_equal(same["sx"], field["sx"])
+
+
+def test_patchmatch_refuses_bad_input():
+    image = torch.rand(1, 3, 16, 16)
+    with pytest.raises(ValueError, match="no whole 7x7 known patch"):
+        patchmatch_inpaint(image, (torch.rand(1, 1, 16, 16) < 0.5).float())
+    with pytest.raises(ValueError, match="whole image"):
+        patchmatch_inpaint(image, torch.ones(1, 1, 16, 16))
+    with pytest.raises(ValueError, match="patch_size must be an odd"):
+        patchmatch_inpaint(image, torch.zeros(1, 1, 16, 16), patch_size=4)
+    with pytest.raises(ValueError, match=r"must be in \[0, 1\]"):
+        patchmatch_inpaint(image * 2, torch.zeros(1, 1, 16, 16))
+    with pytest.raises(ValueError, match="binary"):
+        patchmatch_inpaint(image, torch.full((1, 1, 16, 16), 0.5))
+    assert "patchmatch" in BASELINES
+
+
+# ---------------------------------------------------------------- nearest-neighbour scene completion
+def _train_set(n=6, size=24, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.nn.functional.avg_pool2d(torch.rand(n, 3, size, size, generator=g), 5, 1, 2)
+
+
+def test_nn_returns_the_training_image_itself():
+    train = _train_set()
+    mask = torch.zeros(1, 1, 24, 24)
+    mask[..., 6:18, 6:18] = 1
+    image = train[[3, 1]]
+    nn = NearestNeighbourInpainter(train, size=8)
+    assert nn.nearest(image, mask).tolist() == [3, 1]
+    out = nn(image, mask)
+    assert torch.equal(out, image)                                                # its own hole content pasted back
+    # a dataset of (image, label) items works as a tensor does
+    assert torch.equal(nearest_neighbour_fill(image, mask, [(t, 0) for t in train], size=8), out)
+
+
+def test_nn_keeps_known_pixels_and_ignores_the_hole():
+    train = _train_set()
+    mask = torch.zeros(1, 1, 24, 24)
+    mask[..., 6:18, 6:18] = 1
+    query = train[2:3].clone()
+    query[..., 6:18, 6:18] = torch.rand(1, 3, 12, 12)                             # a hole content unlike image 2's
+    nn = NearestNeighbourInpainter(train, size=8)
+    d = nn.distances(query, mask)
+    assert d.shape == (1, 6) and d[0, 2] < 1e-6 and d.argmin().item() == 2        # the hole is not compared
+    out = nn(query, mask)
+    known = mask.expand_as(query) == 0
+    assert torch.equal(out[known], query[known])
+    assert torch.equal(out[~known], train[2:3][~known])
+    # masked L2 against a plain reference: mean over the known tiny pixels of the squared difference
+    small_known = torch.nn.functional.adaptive_max_pool2d(mask, 8) == 0
+    q, t = exemplar.tiny_features(query, 8), exemplar.tiny_features(train, 8)
+    ref = ((q - t) ** 2).permute(1, 0, 2, 3)[:, small_known[:, 0].expand(6, -1, -1)].reshape(3, 6, -1)
+    assert torch.allclose(d[0], ref.mean(dim=(0, 2)), atol=1e-6)
+
+
+def test_nn_resizes_other_sizes_and_refuses_bad_input():
+    train = _train_set(size=24)
+    image, mask = torch.rand(1, 3, 32, 32), torch.zeros(1, 1, 32, 32)
+    mask[..., 8:20, 8:20] = 1
+    out = NearestNeighbourInpainter(train, size=8)(image, mask)
+    known = mask.expand_as(image) == 0
+    assert out.shape == image.shape and torch.equal(out[known], image[known])
+    with pytest.raises(ValueError, match="no known region"):
+        NearestNeighbourInpainter(train, size=4)(image, torch.ones(1, 1, 32, 32))
+    with pytest.raises(ValueError, match="empty"):
+        NearestNeighbourInpainter([])
+    with pytest.raises(ValueError, match="one size"):
+        NearestNeighbourInpainter([torch.rand(3, 8, 8), torch.rand(3, 9, 9)])
+    with pytest.raises(ValueError, match=r"train images must be in \[0, 1\]"):
+        NearestNeighbourInpainter(train * 3)

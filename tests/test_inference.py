@@ -28,7 +28,7 @@ def _pair(size=128, batch=2, seed=0):
     return image, mask
 
 
-@pytest.mark.parametrize("method", ["mean", "telea", "ns"])
+@pytest.mark.parametrize("method", ["mean", "telea", "ns", "patchmatch"])
 def test_baselines_keep_known_pixels(method):
     image, mask = _pair(64)
     out = load_inpainter(method)(image, mask)
@@ -123,3 +123,30 @@ def test_load_methods_lists_each_method_it_could_not_load_with_reason_and_comman
     assert by["SD-2"]["to make it"].startswith("hf download someone/not-cached --local-dir models/not-cached")
     with pytest.raises(CheckpointError, match="holds a 'context_encoder' model"):   # a mistake is raised, not listed
         inference.load_methods({"GLCIC": ("glcic", ce_run)})
+
+
+def test_patchmatch_options_and_nn_from_a_folder_or_a_tensor(tmp_path):
+    from PIL import Image
+
+    image, mask = _pair(32, batch=1)
+    a = load_inpainter("patchmatch", seed=1, patch_size=5)
+    assert a.info["seed"] == 1 and torch.equal(a(image, mask), load_inpainter("patchmatch", seed=1, patch_size=5)(image, mask))
+    with pytest.raises(ValueError, match="takes no options"):
+        load_inpainter("telea", seed=1)
+    # nn: the training set is a folder of images (the checkpoint) or a tensor
+    g = torch.Generator().manual_seed(0)
+    train = torch.rand(3, 3, 32, 32, generator=g)
+    for i, t in enumerate(train):
+        Image.fromarray((t.permute(1, 2, 0).numpy() * 255).round().astype("uint8")).save(tmp_path / f"{i}.png")
+    from_folder = load_inpainter("nn", tmp_path, image_size=32, size=8)
+    assert from_folder.info["train_images"] == 3
+    query = from_folder.fn.images[1:2]                                   # a training image, as loaded
+    assert torch.equal(from_folder(query, mask), query)
+    from_tensor = load_inpainter("nn", train=train, size=8)
+    out = from_tensor(train[2:3], mask)
+    assert torch.equal(out, train[2:3])
+    with pytest.raises(ValueError, match="needs its training set"):
+        load_inpainter("nn")
+    with pytest.raises(FileNotFoundError):
+        load_inpainter("nn", tmp_path / "nowhere")
+    assert {"patchmatch", "nn"} <= set(METHODS)
