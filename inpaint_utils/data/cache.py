@@ -314,8 +314,10 @@ class DecodedImages(Dataset):
         try:
             source = _AsUint8(self.dataset, indices, self.shape[1:])
             if num_workers:
+                # its own generator: starting the workers must not draw from torch's global RNG (a training's)
                 batches: Iterable[torch.Tensor] = DataLoader(source, batch_size=_FILL_BATCH, num_workers=num_workers,
-                                                             collate_fn=torch.stack)
+                                                             collate_fn=torch.stack,
+                                                             generator=torch.Generator().manual_seed(0))
             else:
                 batches = (source[k][None] for k in range(len(source)))
             for batch in batches:
