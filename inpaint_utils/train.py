@@ -729,11 +729,12 @@ def train(task: Task, dataset: Any, config: TrainConfig, *, model_name: str, mod
     seconds this process spent getting its batches (the loader's next batch, the copy to the device, the
     crops and flips); ``loop_s``: seconds of the loop over the steps (with their logging, periodic
     checkpoints and sample grids; without the set-up and the final checkpoint of ``wall_time_s``);
-    ``data_wait_share``: ``data_wait_s / loop_s``, in ``[0, 1]``. On CUDA the copy and the crops are queued without waiting for the GPU,
-    so the two measure how long the GPU was left waiting for the host's loader, not the GPU's own time
-    for them. ``cache``: what ``config.cache`` did (``"memory (...)"``, ``"disk (path, ...)"`` or
-    ``"none (why)"``); ``cache_s``: seconds spent preparing it before the first step (a disk cache built
-    or checked; a memory cache fills as images are first read, inside the data wait).
+    ``data_wait_share``: ``data_wait_s / loop_s``, in ``[0, 1]``. On CUDA the copy and the crops are
+    queued without waiting for the GPU, so the two measure how long the GPU was left waiting for the
+    host's loader, not the GPU's own time for them. ``cache``: what ``config.cache`` did (``"memory
+    (...)"``, ``"disk (path, ...)"`` or ``"none (why)"``); ``cache_s``: seconds spent preparing it before
+    the first step (a disk cache built or checked; a memory cache fills as images are first read, inside
+    the data wait).
 
     Under ``torchrun`` (``$WORLD_SIZE`` > 1) every process makes this same call: it joins the process
     group (:func:`inpaint_utils.distributed.init_from_env`), ``config.batch_size`` must be divisible by the

@@ -211,7 +211,8 @@ class DecodedImages(Dataset):
         if storage not in ("memory", "disk"):
             raise ValueError(f"storage must be 'memory' or 'disk', got {storage!r}")
         if isinstance(dataset, torch.Tensor) or not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
-            raise TypeError(f"DecodedImages wraps a map-style dataset of (3, S, S) images, got {type(dataset).__name__}")
+            raise TypeError(f"DecodedImages wraps a map-style dataset of (3, S, S) images, got "
+                            f"{type(dataset).__name__}")
         if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
             raise ValueError(f"num_workers must be a non-negative int, got {num_workers!r}")
         n = len(dataset)
@@ -441,7 +442,7 @@ def cache_dataset(dataset: Any, mode: str = "auto", *, draws: int | None = None,
     to reuse) or when the disk lacks the room. ``num_workers > 0`` fills a memory cache at
     once with that many loader processes (what workers decode themselves stays in their copies);
     without workers it fills as items are read. The same dataset object is decoded once: a later call
-    returns the cache of the first.
+    returns the cache of the first (which lives as long as that dataset object does).
     """
     if mode not in CACHE_MODES:
         raise ValueError(f"cache must be one of {CACHE_MODES}, got {mode!r}")
