@@ -83,7 +83,9 @@ window goes to ``run_dir/checkpoints/step_XXXXXX``. ``resume=True`` continues fr
 CPU the resumed run is bit-identical to an uninterrupted one. Ctrl-C (an interrupt of the Jupyter
 kernel) lets the current step finish, saves a checkpoint and then raises ``KeyboardInterrupt``. A NaN
 or infinite loss stops the run with :class:`NonFiniteLossError` naming the step and the loss; no
-checkpoint of such weights is ever written.
+checkpoint of such weights is ever written. The dataset's images are decoded once and kept as uint8
+(``TrainConfig.cache``, :func:`inpaint_utils.data.cache_dataset`), so that later epochs skip the files;
+the summary says how long the steps waited for their batches (``data_wait_share``).
 
 Several processes (``torchrun``, or ``inpaint train --nproc N``; :mod:`inpaint_utils.distributed`): the
 same call runs unchanged in every process. ``batch_size`` is then the global batch, split equally over
@@ -122,6 +124,7 @@ from torch.utils.data import DataLoader, Sampler
 from . import distributed
 from .checkpoint import _jsonable, checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import get_device, runs_dir
+from .data.cache import CACHE_MODES, cache_dataset
 from .data.preprocessing import apply_crop_flip, random_crop_flip_params
 from .fileio import atomic_open
 from .validation import check_image
@@ -170,6 +173,12 @@ class TrainConfig:
     turn those off (a final checkpoint is still written); ``keep_last`` keeps that many checkpoints.
     ``augment`` (default on) feeds every image as a seeded random crop (side ``0.8 .. 1`` of the image,
     resized back) and horizontal flip of itself (:func:`step_crops`); ``False`` feeds the images as they are.
+    ``cache`` (:func:`inpaint_utils.data.cache_dataset`): ``"auto"`` (default) decodes each image of the
+    dataset once and keeps it as uint8 (in memory; a set above 2 GiB in a memory-mapped file under
+    ``runs/cache``, reused by later runs), so later epochs skip the files; ``"memory"`` / ``"disk"`` force
+    one storage, ``"none"`` reads the dataset every time. Cached pixels are ``round(255 x) / 255``: the
+    same as uncached for images that are uint8 at their training size, within ``1/510`` otherwise, so a
+    run resumed with another ``cache`` than it started with is not bit-identical (it is not warned about).
     """
 
     num_steps: int
@@ -190,6 +199,7 @@ class TrainConfig:
     num_samples: int = 8
     tensorboard: bool = True
     augment: bool = True
+    cache: str = "auto"
 
     def __post_init__(self) -> None:
         def positive(name: str, allow_none: bool = False, allow_zero: bool = False) -> None:
@@ -212,6 +222,8 @@ class TrainConfig:
             raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
         if self.augment not in (True, False):
             raise ValueError(f"augment must be True or False, got {self.augment!r}")
+        if self.cache not in CACHE_MODES:
+            raise ValueError(f"cache must be one of {CACHE_MODES}, got {self.cache!r}")
         if self.amp not in (None, True, False):
             raise ValueError(f"amp must be True, False or None (auto: on for CUDA), got {self.amp!r}")
         if self.amp_dtype not in ("auto", "bf16", "fp16"):
@@ -733,8 +745,18 @@ def train(task: Task, dataset: Any, config: TrainConfig, *, model_name: str, mod
 
     Returns ``{"step", "start_step", "losses" (means of the last logged window), "wall_time_s",
     "images_per_s", "run_dir", "checkpoint", "resumed_from", "metrics_csv", "last_sample", "device",
-    "amp_dtype", "world_size"}`` (the same on every process; ``images_per_s`` counts the global batch,
-    ``batches_per_step`` of them per step).
+    "amp_dtype", "world_size", "data_wait_s", "data_wait_share", "loop_s", "cache", "cache_s"}`` (the same
+    on every process, except the last five; ``images_per_s`` counts the global batch, ``batches_per_step``
+    of them per step). ``data_wait_s``:
+    seconds this process spent getting its batches (the loader's next batch, the copy to the device, the
+    crops and flips); ``loop_s``: seconds of the loop over the steps (with their logging, periodic
+    checkpoints and sample grids; without the set-up and the final checkpoint of ``wall_time_s``);
+    ``data_wait_share``: ``data_wait_s / loop_s``, in ``[0, 1]``. On CUDA the copy and the crops are
+    queued without waiting for the GPU, so the two measure how long the GPU was left waiting for the
+    host's loader, not the GPU's own time for them. ``cache``: what ``config.cache`` did (``"memory
+    (...)"``, ``"disk (path, ...)"`` or ``"none (why)"``); ``cache_s``: seconds spent preparing it before
+    the first step (a disk cache built or checked; a memory cache fills as images are first read, inside
+    the data wait).
 
     Under ``torchrun`` (``$WORLD_SIZE`` > 1) every process makes this same call: it joins the process
     group (:func:`inpaint_utils.distributed.init_from_env`), ``config.batch_size`` must be divisible by the
@@ -835,6 +857,19 @@ def _train_locked(task: Task, dataset: Any, config: TrainConfig, model_name: str
     else:
         torch.manual_seed(config.seed)
 
+    # -- the decoded-image cache (config.cache); rank 0 first, so that a disk cache is built once
+    cache_started = time.perf_counter()
+    draws = max(config.num_steps - start_step, 0) * per_step * (shard_rows[1] - shard_rows[0])
+
+    def cached() -> tuple[Any, str]:
+        return cache_dataset(dataset, config.cache, draws=draws, num_workers=config.num_workers,
+                             progress=None if config.progress else False, say=say)
+
+    if world.enabled:
+        distributed.on_main(lambda: cached()[1])
+    dataset, cache_line = cached()
+    cache_s = time.perf_counter() - cache_started
+
     metrics = _MetricsLog(run_dir / "metrics.csv", keep_until=start_step if source is not None else None) \
         if world.is_main else None
     writer = None
@@ -920,6 +955,8 @@ def _train_locked(task: Task, dataset: Any, config: TrainConfig, model_name: str
     restore_batchnorm = distributed.convert_batchnorm(task.models.values(), device)  # global-batch statistics
     distributed.broadcast_state(task.models.values())                                # rank 0's weights everywhere
     phase = "between"  # or "in_step", "saving"
+    data_wait = 0.0  # seconds spent getting batches: loader, copy to the device, crops and flips
+    loop_started = waited_from = time.perf_counter()
     try:
         with _DeferredInterrupt() as interrupt:
             for batch in loader:
@@ -929,6 +966,7 @@ def _train_locked(task: Task, dataset: Any, config: TrainConfig, model_name: str
                     batch = apply_crop_flip(batch, torch.cat([step_crops(number, config.batch_size, config.seed)
                                                               [slice(*shard_rows)] for number in
                                                               range(step * per_step, (step + 1) * per_step)]))
+                data_wait += time.perf_counter() - waited_from
                 ctx.zero_grad()
                 ctx._begin(step)
                 rng_before = (generator.get_state(), torch.get_rng_state())
@@ -974,6 +1012,8 @@ def _train_locked(task: Task, dataset: Any, config: TrainConfig, model_name: str
                     say(f"stopped at step {step}; checkpoint {last_checkpoint}", file=sys.stderr)
                     distributed.barrier()  # the others wait until rank 0's checkpoint is written
                     raise KeyboardInterrupt(f"training interrupted at step {step}; resume with train(..., resume=True)")
+                waited_from = time.perf_counter()
+            loop_s = waited_from - loop_started
             if step > start_step:
                 if last_saved != step:
                     phase = "saving"
@@ -1019,5 +1059,10 @@ def _train_locked(task: Task, dataset: Any, config: TrainConfig, model_name: str
         "device": str(device),
         "amp_dtype": None if amp_dtype is None else str(amp_dtype).replace("torch.", ""),
         "world_size": world.world_size,
+        "data_wait_s": data_wait,
+        "data_wait_share": min(data_wait / loop_s, 1.0) if loop_s > 0 and done else 0.0,
+        "loop_s": loop_s,
+        "cache": cache_line,
+        "cache_s": cache_s,
     }
 

@@ -146,13 +146,14 @@ def test_gpu_check_syntax_help_and_bad_options():
 
 def test_gpu_check_covers_the_training_notebooks_benchmarks_and_one_process_training():
     steps = _dry_run_steps()
-    assert list(steps) == ["env", "pytest-gpu", "nb-02", "nb-03", "nb-04", "nb-05", "bench-ce", "bench-ca", "train-nproc1"]
+    assert list(steps) == ["env", "pytest-gpu", "nb-02", "nb-03", "nb-04", "nb-05", "bench-ce", "bench-ca", "bench-train",
+                           "train-nproc1"]
     for name in ("nb-02", "nb-03", "nb-04", "nb-05"):
         assert steps[name][steps[name].index("--profile") + 1] == "gpu"
     assert steps["pytest-gpu"][-3:] == ["-m", "gpu", "tests"]
     train = steps["train-nproc1"]
     assert train[train.index("--nproc") + 1] == "1" and train[train.index("--steps") + 1] == "7"
-    assert "cuda" in steps["bench-ce"] and "cuda" in steps["bench-ca"]
+    assert "cuda" in steps["bench-ce"] and "cuda" in steps["bench-ca"] and "cuda" in steps["bench-train"]
 
 
 def test_gpu_check_passes_only_parameters_the_notebooks_have():
@@ -171,7 +172,7 @@ def test_gpu_check_passes_only_parameters_the_notebooks_have():
 
 def test_gpu_check_uses_only_options_the_benchmarks_and_cli_accept():
     steps = _dry_run_steps()
-    for name in ("bench-ce", "bench-ca", "train-nproc1"):
+    for name in ("bench-ce", "bench-ca", "bench-train", "train-nproc1"):
         cmd = steps[name]
         options = [a for a in cmd if a.startswith("--")]
         helpcmd = cmd[:cmd.index("--data")] + ["--help"] if name == "train-nproc1" else cmd[:2] + ["--help"]

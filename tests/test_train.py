@@ -461,6 +461,82 @@ def test_worker_processes_give_the_same_run(tmp_path):
         assert torch.equal(b.models["generator"].state_dict()[key], value)
 
 
+# ------------------------------------------------------------------ decoded-image cache and data wait
+
+def png_folder(root, n=12):
+    """``n`` random 16x16 PNGs read at 16 px: pixels k / 255, which the uint8 cache holds exactly."""
+    import numpy as np
+    from PIL import Image
+
+    from inpaint_utils.data import ImageFolder
+
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)).save(root / f"{i:02d}.png")
+    return ImageFolder(root, size=SIZE, preprocess="256")
+
+
+class BatchSpy(TinyGANTask):
+    def __init__(self):
+        super().__init__()
+        self.batches, self.losses = [], []
+
+    def train_step(self, batch, step, ctx):
+        self.batches.append(batch.clone())
+        self.losses.append(super().train_step(batch, step, ctx))
+        return self.losses[-1]
+
+
+def test_the_cache_trains_as_the_files_do_and_the_summary_says_how_long_steps_waited(tmp_path):
+    folder = png_folder(tmp_path / "images")
+    plain, cached = BatchSpy(), BatchSpy()
+    a = run(plain, tmp_path / "none", num_steps=4, data=folder, cache="none", sample_every=None)
+    b = run(cached, tmp_path / "auto", num_steps=4, data=folder, sample_every=None)   # cache="auto", the default
+    assert a["cache"] == "none" and b["cache"].startswith("memory (12 images")
+    assert plain.losses[0] == cached.losses[0] and plain.losses == cached.losses
+    assert all(torch.equal(x, y) for x, y in zip(plain.batches, cached.batches))
+    for key, value in plain.models["generator"].state_dict().items():
+        assert torch.equal(cached.models["generator"].state_dict()[key], value)
+    for s in (a, b):
+        assert 0 <= s["data_wait_s"] <= s["wall_time_s"] and 0 <= s["data_wait_share"] <= 1 and s["cache_s"] >= 0
+    assert run(TinyGANTask(), tmp_path / "tensor", num_steps=1)["cache"] == "none (a tensor: already in memory)"
+
+
+def test_a_run_resumes_across_cache_settings_without_a_warning(tmp_path):
+    folder = png_folder(tmp_path / "images")
+    run(TinyGANTask(), tmp_path / "run", num_steps=2, data=folder, cache="none", sample_every=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        summary = run(TinyGANTask(), tmp_path / "run", num_steps=4, data=folder, sample_every=None)
+    assert summary["start_step"] == 2 and summary["step"] == 4 and summary["cache"].startswith("memory")
+
+
+def test_loader_workers_read_a_cache_filled_before_they_start(tmp_path):
+    folder = png_folder(tmp_path / "images")
+    a, b = BatchSpy(), BatchSpy()
+    run(a, tmp_path / "a", num_steps=3, data=folder, sample_every=None, cache="none")
+    summary = run(b, tmp_path / "b", num_steps=3, data=folder, sample_every=None, num_workers=2)
+    assert summary["cache"] == "memory (12 images, 9.2 KB, 12 decoded so far)"   # 3 x 4 images read: worth it
+    assert a.losses == b.losses
+
+
+def test_data_wait_share_counts_a_slow_loader(tmp_path):
+    import time
+
+    class Slow(torch.utils.data.Dataset):  # not a dataset cache="auto" knows: read every time
+        def __len__(self):
+            return 8
+
+        def __getitem__(self, i):
+            time.sleep(0.02)
+            return torch.full((3, SIZE, SIZE), i / 8)
+
+    summary = run(TinyGANTask(), tmp_path, num_steps=3, data=Slow(), sample_every=None, checkpoint_every=None)
+    assert summary["cache"].startswith("none (a Slow")
+    assert summary["data_wait_s"] >= 3 * 4 * 0.02 and 0.5 < summary["data_wait_share"] <= 1
+
+
 def test_backward_reaches_only_the_named_optimizer_and_clips():
     G, D = nn.Linear(4, 4), nn.Linear(4, 1)
     opts = {"generator": torch.optim.SGD(G.parameters(), lr=1.0), "discriminator": torch.optim.SGD(D.parameters(),
@@ -507,6 +583,8 @@ def test_config_and_argument_errors(tmp_path):
         run(TinyGANTask(), tmp_path, num_steps=1, data=[])
     with pytest.raises(ValueError, match=r"augment must be True or False, got 'yes'"):
         TrainConfig(num_steps=1, augment="yes")
+    with pytest.raises(ValueError, match=r"cache must be one of \('auto', 'memory', 'disk', 'none'\), got 'ram'"):
+        TrainConfig(num_steps=1, cache="ram")
     with pytest.raises(ValueError, match=r"dataset must be in \[0, 1\]"):
         run(TinyGANTask(), tmp_path, num_steps=1, data=images() * 2)
 

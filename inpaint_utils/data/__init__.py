@@ -3,7 +3,8 @@
 A package along its seams (every public name is importable from ``inpaint_utils.data`` itself):
 ``registry`` (the datasets), ``reading`` (image files), ``preprocessing`` (resize / crop),
 ``datasets`` (splits, :class:`ImageFolder`), ``sources`` (dataset -> shared folder -> scikit-image),
-``stats`` (sizes, mean colour), ``downloads`` (Kaggle), ``command`` (``python -m inpaint_utils.data``).
+``stats`` (sizes, mean colour), ``cache`` (images decoded once, in memory or memory-mapped), ``downloads``
+(Kaggle), ``command`` (``python -m inpaint_utils.data``).
 
 Introduced in ``notebooks/00_data_prep.ipynb``; every later notebook gets its images from here.
 
@@ -18,6 +19,9 @@ Introduced in ``notebooks/00_data_prep.ipynb``; every later notebook gets its im
 * :func:`load_image` reads a file of any Pillow mode as a float ``(3, H, W)`` tensor in ``[0, 1]``;
   :func:`preprocess` applies the papers' resize / crop recipes; :class:`ImageFolder` is the dataset
   with deterministic train / val / test splits.
+* :class:`DecodedImages` keeps a dataset's images decoded as uint8 (in memory, or in a memory-mapped
+  file under :func:`cache_dir` for large sets, reused while its :func:`dataset_key` matches);
+  :func:`cache_dataset` is the policy ``train.train`` applies (``TrainConfig.cache``).
 * :func:`find_source` implements DESIGN.md "Data paths": the downloaded dataset when present, else the
   shared folder of real images (``../shared/data``), else scikit-image's bundled samples, and it says
   which one it used. CI and the smoke profile never download anything.
@@ -33,6 +37,7 @@ from .datasets import SPLITS, ImageFolder, InMemoryImages, split_indices
 from .sources import (COLLECTIONS, SKIMAGE_SAMPLES, DataSource, dataset_source, download_hint, find_source,
                       make_dataset, shared_source, skimage_source)
 from .stats import first_images, image_sizes, mean_color, size_summary
+from .cache import CACHE_MODES, MEMORY_LIMIT, DecodedImages, cache_dataset, cache_dir, dataset_key, to_uint8
 from .downloads import DownloadError, download, kaggle_credentials, safe_extract
 from .command import main
 
@@ -72,6 +77,13 @@ __all__ = [
     "image_sizes",
     "size_summary",
     "mean_color",
+    "CACHE_MODES",
+    "MEMORY_LIMIT",
+    "DecodedImages",
+    "cache_dataset",
+    "cache_dir",
+    "dataset_key",
+    "to_uint8",
     "DownloadError",
     "MARKER",
     "kaggle_credentials",

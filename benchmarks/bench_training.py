@@ -1,0 +1,191 @@
+"""Training speed with and without the decoded-image cache: images/s and the share of each step spent
+waiting for data, for the four trained models of the course.
+
+For the Context Encoder (notebook 02), the cascade CE (notebook 03, its 128 CE behind the frozen 64 CE),
+GLCIC (notebook 04, the joint phase: completion network and discriminator both updated) and DeepFill v1
+(notebook 05, hole mode, five critic steps per generator step), at the sizes of a profile of
+:data:`inpaint_utils.config.PROFILES` (``--profile``, default ``smoke``: image size, widths, batch size,
+torch threads), this trains ``--steps`` steps with :func:`inpaint_utils.train.train` twice on the same
+real images (``--data DIR``, else :func:`inpaint_utils.data.find_source`: the shared folder's
+``faces_small`` collection when present, else scikit-image's samples):
+
+* ``none``: ``TrainConfig(cache="none")``, every batch read from the files (decode, resize, crop), as
+  before the cache existed;
+* ``memory``: the images decoded once into uint8 first (:class:`inpaint_utils.data.DecodedImages`,
+  ``fill()``; its time is the ``fill s`` column), then the same steps on the cache: what every epoch after
+  the first costs under the default ``TrainConfig(cache="auto")``.
+
+Each pair follows an untimed warm-up run of ``--warmup`` steps (imports, CUDA kernels, allocator). The
+table gives, per model and device, images/s over the loop (``train``'s ``loop_s``: the steps with their
+loading, without set-up and the final checkpoint), the share of the loop spent getting batches
+(``data_wait_share``: the loader, the copy to the device, the loop's crops and flips) and the speed-up.
+On CUDA the copy and the crops are queued asynchronously, so the share there is the time the GPU was left
+waiting for the host. Run from the checkout::
+
+    .venv/bin/python benchmarks/bench_training.py                              # CPU, and CUDA when present
+    .venv/bin/python benchmarks/bench_training.py --device cuda --profile gpu --steps 20
+    .venv/bin/python benchmarks/bench_training.py --device cpu --steps 2 --models ce,deepfill --max-images 32
+
+Measured on 2026-12-02, ``--device cpu --steps 20`` (smoke profile, faces_small: 800 training faces of
+89 x 109 px, resized to 128 or 64 px), 2-core CPU shared with other jobs (load average about 2.5, so the
+images/s move by +-10 % between runs), torch 2.14.1::
+
+    model                cache   device  batch  size  threads  images/s  data wait %  fill s  speed-up
+    -------------------  ------  ------  -----  ----  -------  --------  -----------  ------  --------
+    CE                   none    cpu        16   128        2       8.3          8.1
+    CE                   memory  cpu        16   128        2      10.0          2.3  8.9     1.20x
+    cascade CE           none    cpu         8   128        1      46.8         11.5
+    cascade CE           memory  cpu         8   128        1      45.1          5.8  1.0     0.96x
+    GLCIC (joint phase)  none    cpu         8   128        1      14.2          3.8
+    GLCIC (joint phase)  memory  cpu         8   128        1      16.7          1.7  1.3     1.18x
+    DeepFill v1          none    cpu         8    64        1      11.4          1.7
+    DeepFill v1          memory  cpu         8    64        1      11.2          0.4  0.9     0.98x
+
+What it shows: reading the files cost 8-12 % of a step for the two Context Encoders and under 5 % already
+for GLCIC (3.8 %) and DeepFill (1.7 %), whose steps are longer; with the cache, 0.4-2.3 % for three models
+and 5.8 % for the cascade, whose short steps (batch 8) still spend ~8 ms on the loop's crops and flips
+(``grid_sample`` over the batch, one thread) and ~3 ms on turning uint8 rows into a float batch. The
+speed-ups (0.96x-1.20x) are mostly the machine's noise: what the cache saves on these CPU-bound steps is
+the drop of the data-wait share, 1-6 % of a step. On a GPU a step takes milliseconds while decoding does
+not get faster, so the share is larger there; not measured yet (``scripts/gpu_check.sh`` runs this).
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from inpaint_utils import cli, config, data, report, train
+
+FILL = (0.5, 0.5, 0.5)   # the hole's fill colour (the notebooks use the mean colour; no effect on the speed)
+
+
+def _recipe(method: str) -> Callable[[dict[str, Any]], tuple[Any, str, dict[str, Any]]]:
+    """A builder of ``inpaint train METHOD``'s task (:data:`inpaint_utils.cli.METHODS`)."""
+    def build(settings: dict[str, Any]) -> tuple[Any, str, dict[str, Any]]:
+        recipe = cli.METHODS[method].build({**settings, "fill": FILL}, None, 0)
+        return recipe.task, recipe.model_name, recipe.model_config
+    return build
+
+
+def _cascade(settings: dict[str, Any]) -> tuple[Any, str, dict[str, Any]]:
+    """Notebook 03's centre cascade: fresh 64 and 128 CEs of the profile's widths, the 128 CE trained."""
+    from inpaint_utils.models import (CascadeConfig, CascadeContextEncoder, CascadeTask,
+                                      ContextEncoderDiscriminator)
+
+    cfg = CascadeConfig.build("center", settings["image_size"], overlap=0, base_channels=settings["base_channels"],
+                              bottleneck_dim=settings["bottleneck_dim"], fill=FILL)
+    cascade = CascadeContextEncoder(cfg, seed=0)
+    task = CascadeTask(cascade, ContextEncoderDiscriminator(cfg.ce128, seed=1), lr=settings["lr"])
+    return task, CascadeContextEncoder.model_name, cfg.to_dict()
+
+
+#: --models name -> (notebook of its profile, label, task builder, profile overrides)
+MODELS: dict[str, tuple[str, str, Callable[[dict[str, Any]], tuple[Any, str, dict[str, Any]]], dict[str, Any]]] = {
+    "ce": ("02_context_encoder", "CE", _recipe("context_encoder"), {}),
+    "cascade": ("03_cascade_ce_nsd", "cascade CE", _cascade, {}),
+    "glcic": ("04_glcic", "GLCIC (joint phase)", _recipe("glcic"), {"t_c": 0, "t_d": 0}),
+    "deepfill": ("05_contextual_attention", "DeepFill v1", _recipe("deepfill"), {}),
+}
+
+
+def _devices(choice: str) -> list[str]:
+    if choice == "all":
+        return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    if choice == "auto":
+        return [config.get_device("auto").type]
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA GPU is visible here (use --device cpu or all)")
+    return [choice]
+
+
+def _images(args: argparse.Namespace, size: int) -> Any:
+    if args.data is not None:
+        return data.ImageFolder(args.data, size=size, preprocess="256", split="train", max_images=args.max_images)
+    source = data.find_source(collection=args.collection, verbose=False)
+    return source.dataset(size=size, split="train", max_images=args.max_images)
+
+
+def _run(build: Callable, settings: dict[str, Any], dataset: Any, cache: str, device: str, steps: int, batch: int,
+         num_workers: int, run_dir: Path) -> dict[str, Any]:
+    task, model_name, model_config = build(settings)
+    cfg = train.TrainConfig(num_steps=steps, batch_size=batch, seed=0, device=device, log_every=max(steps, 1),
+                            sample_every=None, checkpoint_every=None, keep_last=1, run_dir=run_dir, progress=False,
+                            tensorboard=False, num_workers=num_workers, cache=cache)
+    return train.train(task, dataset, cfg, model_name=model_name, model_config=model_config, resume=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "all"), default="all",
+                        help="all: the CPU, and CUDA when present (default); auto: CUDA when present, else the CPU")
+    parser.add_argument("--steps", type=int, default=20, help="timed training steps per run (default 20)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps before each model's runs (default 2)")
+    parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, of {', '.join(MODELS)}")
+    parser.add_argument("--profile", choices=("smoke", "gpu", "full"), default="smoke",
+                        help="which PROFILES sizes (image size, widths, batch, threads) to use (default smoke)")
+    parser.add_argument("--batch-size", type=int, default=None, help="instead of the profile's batch size")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: the profile's 'threads' where it sets one, else torch's)")
+    parser.add_argument("--num-workers", type=int, default=None,
+                        help="loader worker processes (default: the profile's num_workers, else 0)")
+    parser.add_argument("--data", type=Path, default=None, help="a folder of images (default: find_source)")
+    parser.add_argument("--collection", default="faces_small", help="shared-folder collection (default faces_small)")
+    parser.add_argument("--max-images", type=int, default=None, help="use at most this many training images")
+    args = parser.parse_args()
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in models if m not in MODELS]
+    if unknown or not models:
+        raise SystemExit(f"--models: unknown {unknown or args.models!r}; choose from {', '.join(MODELS)}")
+    for name in ("steps", "batch_size", "threads", "max_images"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise SystemExit(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if args.warmup < 0 or (args.num_workers is not None and args.num_workers < 0):
+        raise SystemExit("--warmup and --num-workers must be 0 or more")
+
+    default_threads = torch.get_num_threads()
+    rows, notes = [], []
+    with tempfile.TemporaryDirectory(prefix="bench_training_") as tmp:
+        for device in _devices(args.device):
+            for model in models:
+                notebook, label, build, overrides = MODELS[model]
+                settings = {**config.settings(notebook, args.profile), **overrides}
+                batch = args.batch_size or settings["batch_size"]
+                workers = args.num_workers if args.num_workers is not None else settings.get("num_workers", 0)
+                torch.set_num_threads(args.threads or settings.get("threads") or default_threads)
+                dataset = _images(args, settings["image_size"])
+                run_dir = Path(tmp) / f"{device}_{model}"
+                if args.warmup:
+                    _run(build, settings, dataset, "none", device, args.warmup, batch, workers, run_dir / "warmup")
+                before = None
+                for cache in ("none", "memory"):
+                    fill_s = None
+                    source = dataset
+                    if cache == "memory":
+                        started = time.perf_counter()
+                        source = data.DecodedImages(dataset).fill(num_workers=workers)
+                        fill_s = time.perf_counter() - started
+                    out = _run(build, settings, source, cache if cache == "none" else "auto", device, args.steps,
+                               batch, workers, run_dir / cache)
+                    speed = args.steps * batch / out["loop_s"]
+                    rows.append({"model": label, "cache": cache, "device": device, "batch": batch,
+                                 "size": settings["image_size"], "threads": torch.get_num_threads(),
+                                 "images/s": speed, "data wait %": 100 * out["data_wait_share"],
+                                 "fill s": "" if fill_s is None else f"{fill_s:.1f}",
+                                 "speed-up": "" if before is None else f"{speed / before:.2f}x"})
+                    before = speed
+                notes.append(f"{label}: {len(dataset)} training images at {settings['image_size']} px"
+                             + (f", {workers} loader workers" if workers else ""))
+    print(f"training speed, {args.steps} steps per run, profile {args.profile}; {report.hardware()}")
+    print("; ".join(notes))
+    print(report.format_table(rows, ["model", "cache", "device", "batch", "size", "threads", "images/s",
+                                     "data wait %", "fill s", "speed-up"], digits=1))
+
+
+if __name__ == "__main__":
+    main()
