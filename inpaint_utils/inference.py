@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from .validation import check_image_mask
 
 __all__ = ["METHODS", "LEARNED", "MAKES", "Inpainter", "load_inpainter", "load_methods", "how_to_make",
-           "load_trained_model", "run_checkpoint"]
+           "load_trained_model", "run_checkpoint", "training_masks"]
 
 #: method -> one line for ``--help`` and error messages.
 METHODS: dict[str, str] = {
@@ -107,6 +107,44 @@ def load_trained_model(checkpoint: str | os.PathLike, expected: str | None = Non
     model = build_model(name, info["config"])
     load_checkpoint(path, {"generator": model}, model_name=name, config=info["config"])
     return model.to(get_device(device)).eval(), info
+
+
+def training_masks(inpainter: "Inpainter", batch: int, generator: torch.Generator | None = None
+                   ) -> tuple[torch.Tensor, str]:
+    """The holes a learned method was trained on, drawn for ``batch`` images at its size: ``(masks (B, 1, S,
+    S), a one-line description)``. A model is scored on its own mask distribution: the Context Encoder and
+    the cascade on their centre hole (the ``hole_size`` centre square, its overlap included), GLCIC on its
+    random rectangles (:func:`inpaint_utils.models.glcic.random_holes`, sides in ``hole_range``), DeepFill
+    on its shrunk random boxes (:func:`inpaint_utils.models.deepfill.random_boxes`, ``max_delta`` its
+    task's default)."""
+    from .masks import center_mask
+    from .models import DeepFillConfig, GLCICConfig
+    from .models.deepfill import random_boxes
+    from .models.glcic import random_holes
+
+    name, cfg = inpainter.info.get("model_name"), inpainter.info.get("config")
+    if cfg is None:
+        raise ValueError(f"method {inpainter.method!r} was not trained here: it has no training holes; "
+                         f"choose a mask kind")
+    if name == "cascade_context_encoder":
+        cfg, name = cfg["ce128"], "context_encoder"                  # the cascade's holes are its 128 CE's
+    if name == "context_encoder":
+        if cfg.get("output", "center") != "center":
+            raise ValueError("a Context Encoder with output='full' trains on random blocks: choose a mask kind")
+        size, overlap = int(cfg["image_size"]), int(cfg.get("overlap") or 0)
+        hole = int(cfg.get("hole_size") or size // 2) - 2 * overlap           # the window eroded by the overlap
+        return center_mask(size, hole, batch=batch), f"its centre {hole}x{hole} hole of {size}x{size}"
+    if name == "glcic":
+        g = GLCICConfig.from_dict(cfg)
+        mask = random_holes(batch, g.image_size, g.hole_range, g.local_size, generator=generator).mask
+        return mask, (f"its random rectangles, sides {g.hole_range[0]}-{g.hole_range[1]} px of {g.image_size}, "
+                      f"anywhere in the image")
+    if name == "deepfill":
+        d = DeepFillConfig.from_dict(cfg)
+        mask = random_boxes(batch, d.image_size, d.hole_size, generator=generator)
+        return mask, (f"its random {d.hole_size}x{d.hole_size} boxes of {d.image_size}, each side shrunk by "
+                      f"0-{d.hole_size // 8} px")
+    raise ValueError(f"no training holes known for model {name!r}")
 
 
 def _resize_pair(image: torch.Tensor, mask: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
