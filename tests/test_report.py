@@ -102,9 +102,10 @@ def test_results_table_and_readme_read_every_number_from_the_records(tmp_path):
     assert "| 04_glcic_cpu | glcic | 100 | 24.00 | 0.100 |" in text and "`inpaint train glcic --profile cpu`" in text
     readme = tmp_path / "README.md"
     start, end = report.README_MARKERS
-    readme.write_text(f"# x\n{start}\nold\n{end}\ntail\n")
+    readme.write_text(f"# x\n{start}\nSTALE-TABLE\n{end}\ntail\n")
     report.update_readme(readme)
-    assert "old" not in readme.read_text() and readme.read_text().endswith(f"{end}\ntail\n")
+    written = readme.read_text()
+    assert "STALE-TABLE" not in written and written.endswith(f"{end}\ntail\n")
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="results marker"):
         report.update_readme(readme)
