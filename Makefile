@@ -13,7 +13,7 @@ CONSTRAINTS ?= constraints-ci.txt
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: course test install exercises gpu clean-runs
+.PHONY: course test install exercises gpu cpu-results clean-runs
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ exercises: $(STAMP)
 
 gpu:
 	scripts/run_notebooks.sh --profile gpu
+
+# the cpu profile's runs (each model <= 20 min on a 2-core CPU), scored into results/, README table regenerated
+cpu-results: $(STAMP)
+	PYTHON=$(PY) scripts/cpu_runs.sh all
 
 clean-runs:
 	rm -rf runs/

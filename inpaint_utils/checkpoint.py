@@ -63,6 +63,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "checkpoint_info",
+    "training_summary",
     "latest_checkpoint",
     "verify_checkpoint",
     "prune_checkpoints",
@@ -418,6 +419,24 @@ def checkpoint_info(path_dir: str | os.PathLike) -> dict[str, Any]:
             raise CheckpointError(f"{path / META_FILE} lacks {key!r}: damaged or not written by save_checkpoint")
     meta["path"] = path
     return meta
+
+
+def training_summary(path_dir: str | os.PathLike) -> dict[str, Any]:
+    """How the weights of a checkpoint written by :func:`inpaint_utils.train.train` were trained, from its
+    training state (read with every check of ``load_checkpoint``; no weights loaded): ``{"step",
+    "train_time_s"`` (wall seconds of training up to this step, over every resumed session),
+    ``"images_per_s"`` (global batch x step / train_time_s), ``"batch_size", "world_size", "seed",
+    "augment", "device", "run_name"}``."""
+    meta = checkpoint_info(path_dir)
+    extra = _load_state_file(_verified(meta["path"], meta, STATE_FILE), "cpu")["extra_state"]
+    if "elapsed_s" not in extra or "train_config" not in extra:
+        raise CheckpointError(f"{meta['path']} was not written by inpaint_utils.train.train (its training state "
+                              f"has no elapsed_s / train_config)")
+    cfg, seconds, step = extra["train_config"], float(extra["elapsed_s"]), int(meta["step"])
+    return {"step": step, "train_time_s": seconds,
+            "images_per_s": step * cfg["batch_size"] / seconds if seconds > 0 else None,
+            "batch_size": cfg["batch_size"], "world_size": extra.get("world_size", 1), "seed": cfg.get("seed"),
+            "augment": cfg.get("augment"), "device": cfg.get("device"), "run_name": cfg.get("run_name")}
 
 
 def _verified(path: Path, meta: dict[str, Any], fname: str) -> Path:

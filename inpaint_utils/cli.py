@@ -61,7 +61,7 @@ from typing import Any, Callable, Sequence
 __all__ = ["Method", "Recipe", "METHODS", "build_context_encoder", "build_glcic", "build_deepfill", "build_parser",
            "add_train_parser", "add_fill_parser", "add_evaluate_parser", "add_benchmark_parser", "main"]
 
-PROFILE_NAMES = ("smoke", "full", "gpu")
+PROFILE_NAMES = ("smoke", "cpu", "gpu", "full")
 #: TrainConfig fields read from a method's settings when present there
 _LOOP_KEYS = ("log_every", "sample_every", "checkpoint_every")
 
@@ -184,6 +184,10 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--run-name", default=None, help="folder under runs/ (default: METHOD_PROFILE)")
     p.add_argument("--profile", choices=PROFILE_NAMES, default="smoke",
                    help="which numbers of the method's notebook profile to use (default: smoke)")
+    p.add_argument("--split", choices=("all", "train"), default="all",
+                   help="all: every image under --data (default); train: only the 80 %% training split of the "
+                        "notebooks' seeded 80/10/10 split (seed --seed), so that `inpaint evaluate` scores the "
+                        "held-out test split of the same folder")
     p.add_argument("--nproc", type=int, default=1, help="processes on this machine: one per GPU, or CPU processes with --device cpu")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: cuda when present, else cpu")
     p.add_argument("--seed", type=int, default=0, help="seeds the networks, the data order and the masks")
@@ -249,7 +253,11 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     overrides = {"num_steps": args.steps, "batch_size": args.batch_size, "image_size": args.image_size}
     settings.update({k: v for k, v in overrides.items() if v is not None})
     dataset = data.ImageFolder(args.data, size=settings.get("image_size"), preprocess=method.preprocess,
-                               seed=args.seed)
+                               split=args.split, seed=args.seed)
+    if settings.get("threads"):                      # the profile's OpenMP threads (a shared CPU: often 1)
+        import torch
+
+        torch.set_num_threads(int(settings["threads"]))
     try:
         run_name = args.run_name or f"{args.method}_{args.profile}"
         resume_from = _resume_checkpoint(args.from_checkpoint, config.runs_dir() / run_name)
@@ -263,6 +271,7 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
             **{k: settings[k] for k in _LOOP_KEYS if k in settings})
         world = distributed.init_from_env(args.device)
         if world.is_main:
+            _write_train_command(train_config.resolved_run_dir(), argv, args, settings, dataset)
             print(f"inpaint train {args.method}: {len(dataset)} images from {args.data} at {settings.get('image_size')} px, "
                   f"profile {args.profile}, {train_config.num_steps} steps, global batch {train_config.batch_size}"
                   + (f" over {world.world_size} processes" if world.enabled else "")
@@ -277,6 +286,45 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         return 0
     finally:
         distributed.shutdown()
+
+
+#: the file of a run folder that says which ``inpaint train`` command trains it (read by ``inpaint evaluate``)
+TRAIN_COMMAND_FILE = "train_command.json"
+
+
+def _write_train_command(run_dir: Path, argv: Sequence[str], args: argparse.Namespace, settings: dict[str, Any],
+                         dataset: Any) -> None:
+    """Record in ``run_dir/train_command.json`` the command of this training (the latest one, which resumes
+    the run to its ``--steps``), its profile, split and settings, without absolute paths
+    (:func:`inpaint_utils.report.portable`), so that a result scored on the run names the command behind it."""
+    from .fileio import atomic_open
+    from .report import portable
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    record = portable({"command": shlex.join(["inpaint", *argv]), "method": args.method, "profile": args.profile,
+                       "split": f"{args.split} (seed {args.seed})", "num_images": len(dataset),
+                       "data": str(args.data), "settings": {k: v for k, v in settings.items() if k != "fill"}})
+    with atomic_open(run_dir / TRAIN_COMMAND_FILE, "w") as f:
+        json.dump(record, f, indent=1, default=float)
+
+
+def _training_record(inpainter: Any) -> dict[str, Any] | None:
+    """How a learned method's checkpoint was trained: :func:`inpaint_utils.checkpoint.training_summary` plus
+    the run folder's ``train_command.json`` (``command``, ``profile``, ``settings``) when it has one;
+    ``None`` for the other methods."""
+    from .checkpoint import CheckpointError, training_summary
+
+    folder = inpainter.info.get("checkpoint")
+    if not folder:
+        return None
+    try:
+        out: dict[str, Any] = training_summary(folder)
+    except CheckpointError as e:
+        out = {"step": inpainter.info.get("step"), "note": str(e)}
+    recorded = Path(folder).parent.parent / TRAIN_COMMAND_FILE        # runs/<run>/checkpoints/step_N
+    if recorded.is_file():
+        out.update(json.loads(recorded.read_text()))
+    return out
 
 
 def _resume_checkpoint(explicit: Path | None, run_dir: Path) -> dict[str, Any] | None:
@@ -483,7 +531,10 @@ def add_evaluate_parser(subparsers: Any) -> argparse.ArgumentParser:
     source.add_argument("--collection", choices=list(COLLECTIONS),
                         help="a collection of the shared images (scikit-image's samples when the folder is absent)")
     p.add_argument("--baselines", action="store_true", help="also score telea and ns on the same images and masks")
-    p.add_argument("--mask-kind", choices=MASK_KINDS, default="center", help="default: center")
+    p.add_argument("--mask-kind", choices=(*MASK_KINDS, "training"), default="center",
+                   help="default: center; training: the holes the learned METHOD was trained on, drawn from --seed "
+                        "(CE / cascade: its centre hole; GLCIC: its random rectangles; DeepFill: its random boxes; "
+                        "--ratio is not used)")
     p.add_argument("--ratio", type=float, default=0.25, help="hole area / image area, in (0, 1) (default 0.25)")
     p.add_argument("--split", choices=("test", "all"), default="test",
                    help="test: the 10 %% test split of the folder, as the notebooks (default); all: every image of "
@@ -526,8 +577,16 @@ def run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
         with warnings.catch_warnings(record=True) as caught:                     # skipped unreadable files
             warnings.simplefilter("always")
             dataset, where = _evaluate_dataset(args, size)
-        mask = masks.make_mask(args.mask_kind, size, args.ratio, batch=len(dataset),
-                               generator=torch.Generator().manual_seed(args.seed))       # (N, 1, S, S)
+        generator = torch.Generator().manual_seed(args.seed)
+        if args.mask_kind == "training":
+            from .inference import training_masks
+
+            mask, holes = training_masks(inpainter, len(dataset), generator)              # (N, 1, s, s)
+            if mask.shape[-1] != size:     # the model's holes at another --size: any hole pixel of a cell
+                mask = (torch.nn.functional.adaptive_max_pool2d(mask, (size, size)) > 0).float()
+        else:
+            mask = masks.make_mask(args.mask_kind, size, args.ratio, batch=len(dataset),
+                                   generator=generator)                                  # (N, 1, S, S)
     except ValueError as e:
         raise _UsageError(str(e)) from e
     _warnings_to_stderr("evaluate", caught)
@@ -559,7 +618,9 @@ def run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
                                       lpips_model=lpips_model, batch_size=args.batch_size,
                                       progress=sys.stderr.isatty())
     achieved = float(masks.area_ratio(mask).mean())
-    mask_text = f"{args.mask_kind} holes, ratio {args.ratio:g} (achieved {achieved:.3f}), seed {args.seed}"
+    mask_text = (f"{args.method}'s training holes: {holes} (mean ratio {achieved:.3f}), seed {args.seed}"
+                 if args.mask_kind == "training" else
+                 f"{args.mask_kind} holes, ratio {args.ratio:g} (achieved {achieved:.3f}), seed {args.seed}")
     split = f"{'test split' if args.split == 'test' else 'every image'} (seed {args.seed})"
     print(f"inpaint evaluate: {where}, {split}, {len(images)} images {size}x{size}; "
           f"{mask_text}; {report.hardware()}")
@@ -570,10 +631,12 @@ def run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     print(report.format_table(rows, [c for c in EVALUATE_COLUMNS if c in rows[0]]))
     if args.json is not None:
         record = {"name": args.json.stem, "rows": rows,
-                  **_provenance(argv, method=args.method, checkpoint=inpainter.info.get("checkpoint"),
+                  **_provenance(argv, method=args.method, training=_training_record(inpainter),
+                                checkpoint=inpainter.info.get("checkpoint"),
                                 step=inpainter.info.get("step"), data=where, split=f"{args.split} (seed {args.seed})",
                                 image_size=size, num_images=len(images), mask=mask_text, mask_kind=args.mask_kind,
-                                ratio=args.ratio, achieved_ratio=achieved, seed=args.seed,
+                                ratio=None if args.mask_kind == "training" else args.ratio,
+                                achieved_ratio=achieved, seed=args.seed,
                                 lpips=lpips_model is not False)}
         with atomic_open(args.json, "w") as f:
             json.dump(record, f, indent=1, default=float)

@@ -213,7 +213,7 @@ def training_masks(method: str, config: Mapping[str, Any], n: int, size: int,
       trains on ``"blocks"`` at ``(0.05, 0.25)``, pass them);
     * ``glcic``: :func:`inpaint_utils.models.glcic.random_holes`, one rectangle per image with sides in
       ``hole_range`` at a random position (kind ``"square"``);
-    * ``deepfill``: :func:`inpaint_utils.models.deepfill.bbox_masks`, v1's box shrunk by a random
+    * ``deepfill``: :func:`inpaint_utils.models.deepfill.random_boxes`, v1's box shrunk by a random
       ``0 .. hole_size // 8`` px a side (kind ``"square"``)."""
     from .masks import MASK_KINDS, center_mask, erode_mask
 
@@ -246,11 +246,11 @@ def training_masks(method: str, config: Mapping[str, Any], n: int, size: int,
         masks = random_holes(n, s, cfg.hole_range, cfg.local_size, generator=generator).mask
         kind, description = "square", f"one rectangle, sides {lo}-{hi} px, at a random position in {s}x{s}"
     elif method == "deepfill":
-        from .models.deepfill import DeepFillConfig, bbox_masks
+        from .models.deepfill import DeepFillConfig, random_boxes
 
         cfg = DeepFillConfig.from_dict(config)
         s, box = cfg.image_size, cfg.hole_size
-        masks = bbox_masks(cfg, n, generator=generator)
+        masks = random_boxes(n, s, box, generator=generator)
         kind, description = "square", (f"a {box} px box less 0-{box // 8} px a side (v1), at a random position "
                                         f"in {s}x{s}")
     else:

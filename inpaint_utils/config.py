@@ -1,9 +1,11 @@
-"""Profiles (smoke / gpu / full), paths and reproducibility for the whole course.
+"""Profiles (smoke / cpu / gpu / full), paths and reproducibility for the whole course.
 
-Every notebook's first code cell sets ``PROFILE = "smoke"`` (or ``"gpu"`` / ``"full"``) plus a few knobs; it then
-calls :func:`settings` with its own name, so the numbers that differ between a CPU smoke run and the paper's
-GPU run live here, in one table, and nowhere else. Smoke is the same code path with smaller numbers; ``gpu``
-sits between them: every notebook in about an hour in all on one GPU (``scripts/run_notebooks.sh --profile gpu``).
+Every notebook's first code cell sets ``PROFILE = "smoke"`` (or ``"cpu"`` / ``"gpu"`` / ``"full"``) plus a few knobs;
+it then calls :func:`settings` with its own name, so the numbers that differ between a CPU smoke run and the paper's
+GPU run live here, in one table, and nowhere else. Smoke is the same code path with smaller numbers; ``cpu`` is
+the papers' architectures at reduced width on 64-px faces, each model trained in at most 20 minutes on a 2-core
+CPU (``scripts/cpu_runs.sh``; its results are committed under ``results/``); ``gpu`` sits between cpu and full:
+every notebook in about an hour in all on one GPU (``scripts/run_notebooks.sh --profile gpu``).
 
 Paths come from the environment so no notebook hard-codes a drive path:
 
@@ -54,6 +56,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "full": {"image_size": 128, "num_preview": 16, "max_images": None},
         # ~1 min (smoke 12 s on the course CPU for 400 images; the mean colour loads each image once)
         "gpu": {"image_size": 128, "num_preview": 16, "max_images": 2000},
+        # cpu (a laptop, tens of seconds): every image at 64 px, the size notebooks 02-05's cpu runs train at
+        "cpu": {"image_size": 64, "num_preview": 16, "max_images": None},
     },
     "01_masking": {
         "smoke": {"image_size": 128, "ratio_samples": 200, "num_eval_images": 60},
@@ -61,6 +65,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # ~2.5 min, all on the CPU: 1000 masks per kind and ratio at 256 px (200 take 18 s here), Telea + NS on
         # every test image of the two sets (~0.09 s per 256-px image)
         "gpu": {"image_size": 256, "ratio_samples": 1000, "num_eval_images": None},
+        # cpu (~1 min on a 2-core laptop): 64 px as notebooks 02-05's cpu runs, Telea + NS on the whole test split
+        "cpu": {"image_size": 64, "ratio_samples": 500, "num_eval_images": None},
     },
     # Context Encoder (seed 000 / Pathak et al.): smoke is a narrower CE (same code) for a CPU. lr is the generator's,
     # the discriminator's is 10x smaller (ContextEncoderTask's d_lr_ratio 0.1): full has the authors' train.lua rates,
@@ -77,6 +83,9 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # is a few ms on an H200), two 0.9 GB checkpoints, evaluation on the whole test split
         "gpu": {"image_size": 128, "base_channels": 64, "bottleneck_dim": 4000, "batch_size": 64,
                 "num_steps": 2000, "lr": 2e-4, "log_every": 50, "sample_every": 500, "checkpoint_every": 1000,
+                "num_eval_images": None},
+        "cpu": {"image_size": 64, "base_channels": 32, "bottleneck_dim": 1000, "batch_size": 16,
+                "num_steps": 482, "lr": 5e-4, "log_every": 25, "sample_every": 1000, "checkpoint_every": 50,
                 "num_eval_images": None},
     },
     # Cascade CE and NSD (seed 003): smoke trains narrow 64 / 128 CEs (same code) for a few hundred steps in all on a
@@ -97,6 +106,12 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                 "steps_center": 2000, "steps_blocks": 1000, "log_every": 50, "sample_every": 500,
                 "checkpoint_every": 1000, "num_eval_images": None, "nsd_k": 100, "nsd_n": 50, "nsd_batch_size": 250,
                 "threads": None},
+        # cpu (not yet measured: notebook 03 was not run in this profile): 02's cpu CE width on 64 px faces, the cascade's
+        # small CE at 32 px; about as many steps per CE as 02's cpu run takes in 20 minutes, 5 CEs in all
+        "cpu": {"image_size": 64, "base_channels": 32, "bottleneck_dim": 1000, "batch_size": 16, "lr": 5e-4,
+                "steps_center": 200, "steps_blocks": 150, "log_every": 25, "sample_every": 100,
+                "checkpoint_every": 50, "num_eval_images": None, "nsd_k": 50, "nsd_n": 20, "nsd_batch_size": 250,
+                "threads": 1},
     },
     # GLCIC (Iizuka et al. 2017): full is the paper (256 px, batch 96, T_C 90k, T_D 10k, 500k iterations, Adadelta);
     # smoke trains the same layers at 1/8 width on 128 px faces (48-64 px holes, 64 px local patch), 144 steps split
@@ -117,6 +132,9 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "gpu": {"image_size": 256, "base_channels": 64, "batch_size": 32, "num_steps": 4000, "t_c": 1600, "t_d": 400,
                 "alpha": 4e-4, "optimizer": "adadelta", "lr": None, "log_every": 50, "sample_every": 1000,
                 "checkpoint_every": 1000, "num_eval_images": None, "num_workers": 8, "threads": None},
+        "cpu": {"image_size": 64, "base_channels": 16, "batch_size": 16, "num_steps": 1217, "t_c": 1200, "t_d": 200,
+                "alpha": 4e-4, "optimizer": "adadelta", "lr": None, "log_every": 25, "sample_every": 1000,
+                "checkpoint_every": 50, "num_eval_images": None, "num_workers": 0, "threads": 1},
     },
     # DeepFill v1 / contextual attention (Yu et al. 2018, seed 002): full is seed 002's Table I (256 px, 128 px hole,
     # batch 64 as seed 002 says (v1's yml: 16), Adam 1e-4, 5 critic steps; 150k / 50k / 20k iterations for the hole /
@@ -133,6 +151,9 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "gpu": {"image_size": 256, "cnum": 32, "critic_cnum": 64, "batch_size": 16, "lr": 1e-4, "critic_steps": 5,
                 "steps_hole": 1200, "steps_mosaic": 400, "steps_hole_ns": 200, "log_every": 20, "sample_every": 400,
                 "checkpoint_every": 400, "num_eval_images": 200, "threads": None},
+        "cpu": {"image_size": 64, "cnum": 8, "critic_cnum": 8, "batch_size": 8, "lr": 1e-3, "critic_steps": 1,
+                "steps_hole": 1472, "steps_mosaic": 200, "steps_hole_ns": 100, "log_every": 25, "sample_every": 1000,
+                "checkpoint_every": 50, "num_eval_images": None, "threads": 1},
     },
     # SD-2 inpainting and RePaint (seed 000, seed 001): smoke runs tiny random pipelines (images are noise),
     # built offline under runs/; full runs the real models (SD-2 inpainting from its community mirror
@@ -162,6 +183,13 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                 "latency_steps": [10, 25, 50], "latency_schedulers": ["pndm", "ddim", "dpmpp"], "latency_images": 8,
                 "ddpm_model": None, "ddpm_scene_model": None, "repaint_size": 256, "repaint_steps": 100,
                 "jump_length": 10, "jump_n_sample": 5, "repaint_images": 2, "threads": None},
+        # cpu (a laptop, ~30 min, an estimate): the real models from the cache ($INPAINT_SD_MODEL / ...), a few images:
+        # SD-2 at 512 px 25 steps on 2 images per mask (~1 min each on 2 cores), RePaint 50 steps on one image
+        "cpu": {"image_size": 128, "num_images": 2, "mask_ratio": 0.25, "sd_model": None, "sd_size": 512, "steps": 25,
+                "scheduler": "pndm", "guidance_scale": 7.5, "batch_size": 2,
+                "latency_steps": [10, 25], "latency_schedulers": ["pndm", "ddim", "dpmpp"], "latency_images": 1,
+                "ddpm_model": None, "ddpm_scene_model": None, "repaint_size": 256, "repaint_steps": 50,
+                "jump_length": 10, "jump_n_sample": 2, "repaint_images": 1, "threads": None},
     },
     # The comparison (all methods, the same images and masks): smoke scores a few test images with every mask kind at
     # two ratios, reusing the checkpoints notebooks 02-05 saved; the autoencoder (a CE without its adversarial term,
@@ -177,6 +205,13 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                 "ae_bottleneck_dim": 4000, "ae_steps": 2000, "ae_batch_size": 64, "sd_model": None, "sd_size": 512,
                 "sd_steps": 25, "ddpm_model": None, "repaint_size": 256, "repaint_steps": 50, "jump_length": 10,
                 "jump_n_sample": 2, "diffusion_images": 8, "threads": None},
+        # cpu (~15 min on a 2-core laptop, without the diffusion models' minutes): the cpu checkpoints of 02-05
+        # (64 px), the whole test split at 64 px, 3 ratios, a 64-px autoencoder as wide as 02's cpu CE; the diffusion
+        # models (from the cache) on 2 images
+        "cpu": {"image_size": 64, "num_eval_images": None, "ratios": [0.1, 0.25, 0.4], "ae_base_channels": 32,
+                "ae_bottleneck_dim": 1000, "ae_steps": 1000, "ae_batch_size": 16, "sd_model": None, "sd_size": 512,
+                "sd_steps": 10, "ddpm_model": None, "repaint_size": 256, "repaint_steps": 25, "jump_length": 10,
+                "jump_n_sample": 1, "diffusion_images": 2, "threads": 1},
         "full": {"image_size": 128, "num_eval_images": 200, "ratios": [0.05, 0.1, 0.2, 0.3, 0.4, 0.5],
                  "ae_base_channels": 64, "ae_bottleneck_dim": 4000, "ae_steps": 50000, "ae_batch_size": 64,
                  "sd_model": "sd2-community/stable-diffusion-2-inpainting", "sd_size": 512, "sd_steps": 50,

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from .validation import check_image_mask
 
 __all__ = ["METHODS", "LEARNED", "MAKES", "Inpainter", "load_inpainter", "load_methods", "how_to_make",
-           "load_trained_model", "run_checkpoint"]
+           "load_trained_model", "run_checkpoint", "training_masks"]
 
 #: method -> one line for ``--help`` and error messages.
 METHODS: dict[str, str] = {
@@ -113,6 +113,25 @@ def load_trained_model(checkpoint: str | os.PathLike, expected: str | None = Non
     model = build_model(name, info["config"])
     load_checkpoint(path, {"generator": model}, model_name=name, config=info["config"])
     return model.to(get_device(device)).eval(), info
+
+
+def training_masks(inpainter: "Inpainter", batch: int, generator: torch.Generator | None = None
+                   ) -> tuple[torch.Tensor, str]:
+    """The holes a learned method was trained on, drawn for ``batch`` images at its own size: ``(masks (B, 1,
+    S, S), a one-line description)``, by :func:`inpaint_utils.comparison.training_masks` (the CE and a
+    centre cascade: their centre hole; GLCIC: its random rectangles; DeepFill: its shrunk random boxes)."""
+    from .comparison import training_masks as drawn
+
+    cfg = inpainter.info.get("config")
+    if cfg is None:
+        raise ValueError(f"method {inpainter.method!r} was not trained here: it has no training holes; "
+                         f"choose a mask kind")
+    size = int((cfg["ce128"] if "ce128" in cfg else cfg)["image_size"])
+    try:
+        own = drawn(inpainter.method, cfg, batch, size, generator)
+    except ValueError as e:
+        raise ValueError(f"no training holes for {inpainter.method!r}: {e}") from None
+    return own.masks, own.description
 
 
 def _resize_pair(image: torch.Tensor, mask: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -28,8 +28,9 @@ from typing import Any, Iterable
 from .fileio import atomic_open, same_file
 
 CHECK_MARK = "NBVAL_CHECK_OUTPUT"
-#: the profiles of inpaint_utils.config.PROFILES (smoke: CPU minutes; gpu: all notebooks in an hour on one GPU; full: the papers)
-PROFILES = ("smoke", "gpu", "full")
+#: the profiles of inpaint_utils.config.PROFILES (smoke: CPU minutes; cpu: each model in 20 min on a 2-core CPU;
+#: gpu: all notebooks in an hour on one GPU; full: the papers)
+PROFILES = ("smoke", "cpu", "gpu", "full")
 
 __all__ = ["run_notebook", "strip_notebook", "notebook_problems", "is_checked_cell", "NotebookTimeout", "NotebookFailed",
            "CHECK_MARK"]

@@ -14,7 +14,7 @@ set -euo pipefail
 
 usage() {
     cat <<'USAGE'
-usage: scripts/run_notebooks.sh [--profile smoke|gpu|full] [--out DIR] [--python PY] [--timeout S]
+usage: scripts/run_notebooks.sh [--profile smoke|cpu|gpu|full] [--out DIR] [--python PY] [--timeout S]
                                 [--no-nbval] [--allow-cpu] [--dry-run] [-h|--help] [NOTEBOOK ...]
 
   --profile P    profile of inpaint_utils.config.PROFILES to run (default: gpu)

@@ -680,3 +680,58 @@ def test_installed_console_script_fills(pair, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "telea filled 400 pixels" in done.stdout
     assert np.array_equal(np.asarray(Image.open(out))[~hole], pixels[~hole])
+
+
+# ------------------------------------------------------------------------ the cpu profile's runs
+
+def test_train_cpu_profile_on_the_train_split_then_evaluate_on_its_training_holes(test_images, runs, tmp_path,
+                                                                                  capsys):
+    argv = ["train", "context_encoder", "--data", str(test_images), "--profile", "cpu", "--split", "train",
+            "--steps", "2", "--batch-size", "4", "--image-size", "32", "--run-name", "cpu_ce"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "24 images" in out and "profile cpu" in out                        # 80 % of 30: the test 3 left out
+    saved = checkpoint_info(latest_checkpoint(runs / "cpu_ce"))["config"]
+    cpu = config.settings("02_context_encoder", "cpu")
+    assert saved["base_channels"] == cpu["base_channels"] and saved["bottleneck_dim"] == cpu["bottleneck_dim"]
+    recorded = json.loads((runs / "cpu_ce" / cli.TRAIN_COMMAND_FILE).read_text())
+    assert recorded["profile"] == "cpu" and recorded["split"] == "train (seed 0)" and recorded["num_images"] == 24
+    assert recorded["command"].startswith("inpaint train context_encoder") and str(tmp_path) not in str(recorded)
+
+    result = tmp_path / "ce_cpu.json"
+    assert cli.main(["evaluate", "--method", "ce", "--checkpoint", str(runs / "cpu_ce"), "--data", str(test_images),
+                     "--mask-kind", "training", "--baselines", "--no-lpips", "--json", str(result)]) == 0
+    printed = capsys.readouterr().out
+    assert "ce's training holes: the centre 16x16 hole of 32x32 (its only hole) (mean ratio 0.250)" in printed
+    record = json.loads(result.read_text())
+    assert [r["method"] for r in record["rows"]] == ["ce", "telea", "ns"] and record["num_images"] == 3
+    training = record["training"]
+    assert training["step"] == 2 and training["train_time_s"] > 0 and training["profile"] == "cpu"
+    assert training["images_per_s"] == pytest.approx(2 * 4 / training["train_time_s"])
+    assert training["command"] == recorded["command"] and record["mask_kind"] == "training"
+    assert record["ratio"] is None and record["achieved_ratio"] == pytest.approx(0.25)
+    for text in (result.read_text(), (runs / "cpu_ce" / cli.TRAIN_COMMAND_FILE).read_text()):
+        assert str(tmp_path) not in text and str(Path.home()) not in text
+
+
+def test_training_masks_are_each_models_own_holes(checkpoints):
+    from inpaint_utils import inference
+    from inpaint_utils.models import DeepFillConfig, GLCICConfig
+
+    glcic = inference.load_inpainter("glcic", checkpoints["glcic"], device="cpu")
+    mask, text = inference.training_masks(glcic, 40, torch.Generator().manual_seed(0))
+    lo, hi = GLCICConfig.from_dict(glcic.info["config"]).hole_range
+    rows, cols = mask.amax(dim=3)[:, 0].sum(dim=1), mask.amax(dim=2)[:, 0].sum(dim=1)   # (40,) hole sides
+    assert mask.shape[1:] == (1, glcic.image_size, glcic.image_size) and "one rectangle, sides" in text
+    assert bool(((rows >= lo) & (rows <= hi) & (cols >= lo) & (cols <= hi)).all())
+    assert torch.equal(mask.sum(dim=(1, 2, 3)), rows * cols)                   # one rectangle per image
+    assert len({(int(r), int(c)) for r, c in zip(rows, cols)}) > 1            # random sides, not one size
+    deepfill = inference.load_inpainter("deepfill", checkpoints["deepfill"], device="cpu")
+    mask, text = inference.training_masks(deepfill, 40, torch.Generator().manual_seed(0))
+    hole = DeepFillConfig.from_dict(deepfill.info["config"]).hole_size
+    sides = mask.amax(dim=3)[:, 0].sum(dim=1)
+    assert bool(((sides <= hole) & (sides >= hole - 2 * (hole // 8))).all()) and "box less" in text
+    again, _ = inference.training_masks(deepfill, 40, torch.Generator().manual_seed(0))
+    assert torch.equal(mask, again)                                           # seeded
+    with pytest.raises(ValueError, match="no training holes"):
+        inference.training_masks(inference.load_inpainter("telea"), 2)

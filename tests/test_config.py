@@ -15,11 +15,22 @@ def test_settings_profiles_and_overrides():
     assert config.settings("01_masking", "smoke", num_eval_images=None)["num_eval_images"] == smoke["num_eval_images"]
 
 
-def test_every_notebook_has_smoke_gpu_and_full_profiles_with_same_keys():
-    # gpu: the weekly GPU workflow runs every notebook in it (scripts/run_notebooks.sh --profile gpu)
+def test_every_notebook_has_smoke_cpu_gpu_and_full_profiles_with_same_keys():
+    # gpu: the weekly GPU workflow runs every notebook in it (scripts/run_notebooks.sh --profile gpu);
+    # cpu: each model in 20 minutes on a 2-core CPU (scripts/cpu_runs.sh)
     for name, table in config.PROFILES.items():
-        assert set(table) == {"smoke", "gpu", "full"}, f"{name} has profiles {sorted(table)}"
-        assert table["smoke"].keys() == table["gpu"].keys() == table["full"].keys(), name
+        assert set(table) == {"smoke", "cpu", "gpu", "full"}, f"{name} has profiles {sorted(table)}"
+        assert table["smoke"].keys() == table["cpu"].keys() == table["gpu"].keys() == table["full"].keys(), name
+
+
+def test_cpu_profile_trains_at_64_px_on_the_cpu_threads_it_names():
+    # 64 px: the faces the cpu runs train on are 89x109; GLCIC and DeepFill run one OpenMP thread each
+    for name in ("02_context_encoder", "04_glcic", "05_contextual_attention"):
+        cpu, smoke = config.settings(name, "cpu"), config.settings(name, "smoke")
+        assert cpu["image_size"] == 64 and cpu["num_eval_images"] is None, name   # the whole test split
+        steps = cpu.get("num_steps", cpu.get("steps_hole"))
+        assert steps > smoke.get("num_steps", smoke.get("steps_hole")), name      # more than a smoke run
+    assert config.settings("04_glcic", "cpu")["t_c"] > 0 and config.settings("04_glcic", "cpu")["threads"] == 1
 
 
 def test_nbrun_accepts_every_profile():

@@ -80,3 +80,62 @@ def test_results_record_versions_and_no_absolute_path(tmp_path, monkeypatch):
     assert set(record["versions"]) == {"torch", "numpy", "diffusers", "opencv", "lpips", "python"}
     assert record["versions"]["torch"] == torch.__version__.split("+")[0]
     assert record["versions"]["numpy"] is not None and record["versions"]["opencv"] is not None
+
+
+# ------------------------------------------------------------------ committed results (results/)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _fake_record(method="glcic", psnr=(24.0, 21.0, 20.5)):
+    rows = [{"method": m, "n": 100, "psnr_hole": p, "lpips_hole": 0.1 * (i + 1), "l1_pct_hole": 3.0,
+             "ssim_hole": 0.5, "psnr_image": 30.0} for i, (m, p) in enumerate(zip((method, "telea", "ns"), psnr))]
+    return {"rows": rows, "method": method, "num_images": 100, "image_size": 64, "data": "faces", "split": "test",
+            "mask": "its holes", "hardware": "CPU x", "code_version": "abc", "created": "today",
+            "command": "inpaint evaluate --method glcic",
+            "training": {"step": 300, "train_time_s": 600.0, "images_per_s": 8.0, "profile": "cpu",
+                         "command": "inpaint train glcic --profile cpu"}}
+
+
+def test_results_table_and_readme_read_every_number_from_the_records(tmp_path):
+    rows = report.results_table({"04_glcic_cpu": _fake_record()})
+    assert [r["method"] for r in rows] == ["glcic", "telea", "ns"]
+    assert rows[0]["steps"] == 300 and rows[0]["train_min"] == 10.0 and rows[1]["steps"] is None
+    assert [r["psnr_hole"] for r in rows] == [24.0, 21.0, 20.5]
+    text = report.readme_results({"04_glcic_cpu": _fake_record()})
+    assert "| 04_glcic_cpu | glcic | 100 | 24.00 | 0.100 |" in text and "`inpaint train glcic --profile cpu`" in text
+    readme = tmp_path / "README.md"
+    start, end = report.README_MARKERS
+    readme.write_text(f"# x\n{start}\nSTALE-TABLE\n{end}\ntail\n")
+    report.update_readme(readme)
+    written = readme.read_text()
+    assert "STALE-TABLE" not in written and written.endswith(f"{end}\ntail\n")
+    readme.write_text("no markers")
+    with pytest.raises(ValueError, match="results marker"):
+        report.update_readme(readme)
+
+
+def test_readme_results_table_agrees_with_results_folder():
+    start, end = report.README_MARKERS
+    text = (ROOT / "README.md").read_text()
+    assert text.count(start) == 1 and text.count(end) == 1
+    inside = text.split(start)[1].split(end)[0].strip()
+    assert inside == report.readme_results().strip(), "README is stale: run report.update_readme()"
+
+
+def test_committed_results_have_their_provenance_and_no_machine_paths():
+    records = report.committed_results()
+    for name, record in records.items():
+        raw = (ROOT / "results" / f"{name}.json").read_text()
+        for prefix in ("/work", "/tmp", "/home", "/root", "/Users"):
+            assert prefix not in raw, (name, prefix)
+        assert {"hardware", "code_version", "created", "command", "data", "split", "num_images", "mask",
+                "versions"} <= record.keys(), name
+        methods = [r["method"] for r in record["rows"]]
+        assert methods == [record["method"], "telea", "ns"], name        # the model and both baselines
+        assert len({r["n"] for r in record["rows"]}) == 1 and record["rows"][0]["n"] == record["num_images"]
+        assert all(r.get("psnr_hole") is not None and r.get("lpips_hole") is not None for r in record["rows"]), name
+        training = record["training"]
+        assert training["profile"] == "cpu" and training["command"].startswith("inpaint train"), name
+        assert 0 < training["train_time_s"] <= 20 * 60 and training["step"] > 0, name    # 20 minutes at most
+        assert record["split"].startswith("test") and "train" in training["split"], name

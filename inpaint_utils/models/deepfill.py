@@ -73,6 +73,7 @@ from .context_encoder import _rng
 
 __all__ = [
     "contextual_attention",
+    "random_boxes",
     "contextual_attention_weights",
     "attention_coherence",
     "ContextualAttention",
@@ -82,7 +83,6 @@ __all__ = [
     "DeepFillGenerator",
     "DeepFillCritic",
     "DeepFillTask",
-    "bbox_masks",
     "hole_boxes",
     "crop_patches",
     "feature_mask",
@@ -615,25 +615,34 @@ class DeepFillCritic(nn.Module):
 # --------------------------------------------------------------------------------------------
 # the training holes (v1's random_bbox + bbox2mask) and the local patches around them
 # --------------------------------------------------------------------------------------------
-def bbox_masks(config: DeepFillConfig, n: int, max_delta: int | None = None,
-               generator: torch.Generator | None = None) -> torch.Tensor:
-    """v1's training holes, one per sample, ``(n, 1, S, S)``: a ``config.hole_size`` square box at a
-    random position (v1's ``random_bbox``), shrunk by a random ``0 .. max_delta // 2`` px on the top and the
-    bottom and another on the left and the right (``bbox2mask``; ``max_delta`` default ``hole_size // 4``,
-    v1's 32 for its 128 px box). What :class:`DeepFillTask` trains on."""
-    cfg = config
-    max_delta = cfg.hole_size // 4 if max_delta is None else max_delta
-    if not _is_int(n) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
-    ratio = cfg.hole_size ** 2 / cfg.image_size ** 2
-    boxes = make_mask("square", cfg.image_size, ratio, batch=n, generator=generator)     # (B, 1, S, S)
+def random_boxes(batch: int, image_size: int, hole_size: int, max_delta: int | None = None,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """DeepFill v1's training holes (``random_bbox`` + ``bbox2mask``), ``(batch, 1, S, S)``, 1 = hole: a
+    ``hole_size`` square box at a uniformly random position, shrunk by a random ``0 .. max_delta // 2`` px
+    off the top and the bottom alike and off the left and the right alike (v1: ``max_delta_height`` /
+    ``max_delta_width`` 32 for its 128 px box; default ``hole_size // 4``). What :meth:`DeepFillTask.masks`
+    draws, and what a trained model is scored on (:func:`inpaint_utils.inference.training_masks`).
+
+    >>> m = random_boxes(3, 64, 32, generator=torch.Generator().manual_seed(0))
+    >>> m.shape, bool(((m.sum(dim=(1, 2, 3)) >= 24 ** 2) & (m.sum(dim=(1, 2, 3)) <= 32 ** 2)).all())
+    (torch.Size([3, 1, 64, 64]), True)
+    """
+    if not _is_int(batch) or batch < 1:
+        raise ValueError(f"batch must be an int >= 1, got {batch!r}")
+    if not _is_int(hole_size) or not _is_int(image_size) or not 4 <= hole_size < image_size:
+        raise ValueError(f"hole_size must be an int in [4, image_size {image_size!r}), got {hole_size!r}")
+    max_delta = hole_size // 4 if max_delta is None else max_delta
+    if not _is_int(max_delta) or not 0 <= max_delta < hole_size:
+        raise ValueError(f"max_delta must be an int in [0, hole_size {hole_size}), got {max_delta!r}")
+    ratio = hole_size ** 2 / image_size ** 2
+    boxes = make_mask("square", image_size, ratio, batch=batch, generator=generator)      # (B, 1, S, S)
     # v1: h = randint(max_delta // 2 + 1) px off the top and the bottom, w off the left and the right
-    delta = torch.randint(0, max_delta // 2 + 1, (n, 2), generator=generator)          # (B, 2) rows, cols
-    coords = torch.arange(cfg.image_size)
+    delta = torch.randint(0, max_delta // 2 + 1, (batch, 2), generator=generator)        # (B, 2) rows, cols
+    coords = torch.arange(image_size)
     start = torch.stack([(boxes.amax(dim=d)[:, 0] > 0).float().argmax(dim=1) for d in (3, 2)], dim=1)  # (B, 2)
-    lo, hi = start + delta, start + cfg.hole_size - delta                               # (B, 2) kept [lo, hi)
+    lo, hi = start + delta, start + hole_size - delta                                   # (B, 2) kept [lo, hi)
     inside = (coords >= lo[:, :, None]) & (coords < hi[:, :, None])                     # (B, 2, S)
-    return (inside[:, 0, :, None] & inside[:, 1, None, :]).to(boxes.dtype)[:, None]    # (B, 1, S, S)
+    return (inside[:, 0, :, None] & inside[:, 1, None, :]).to(boxes.dtype)[:, None]     # (B, 1, S, S)
 
 
 def hole_boxes(mask: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -746,11 +755,12 @@ class DeepFillTask:
         return self.critic_steps + 1 if self.critic is not None else 1
 
     def masks(self, batch: torch.Tensor | int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """One hole per sample, ``(B, 1, S, S)``: :func:`bbox_masks` with this model's sizes and the task's
-        ``max_delta`` (on the batch's device when ``batch`` is a tensor; ``batch`` may also be the number of
-        masks)."""
+        """One hole per sample, ``(B, 1, S, S)``: a ``hole_size`` square box at a random position, shrunk
+        by a random ``0 .. max_delta // 2`` px on each side (v1's ``bbox2mask``; on the batch's device when
+        ``batch`` is a tensor; ``batch`` may also be the number of masks)."""
+        cfg = self.generator.config
         n = batch if isinstance(batch, int) else batch.shape[0]
-        masks = bbox_masks(self.generator.config, n, self.max_delta, generator)
+        masks = random_boxes(n, cfg.image_size, cfg.hole_size, self.max_delta, generator=generator)
         return masks if isinstance(batch, int) else masks.to(batch.device)
 
     def critic_loss(self, image: torch.Tensor, completed: torch.Tensor, mask: torch.Tensor,

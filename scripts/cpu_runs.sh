@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The cpu profile's runs (issue 14): each learned model of notebooks 02, 04 and 05 trained with
+# `inpaint train --profile cpu` on the 80 % training split of the shared folder's 1000 CelebA faces
+# (faces_celeba_small_89x109, at 64 px), then scored with `inpaint evaluate` on the held-out 10 % test
+# split with the holes it was trained on, beside Telea and Navier-Stokes on the same images and masks,
+# into results/<run>.json (numbers and provenance, no machine paths); then README's results table is
+# regenerated from results/. Each training takes at most 20 minutes on a 2-core CPU; weights stay under
+# runs/<run>/ (git-ignored). A run that already has its checkpoint is only re-scored.
+#
+#   scripts/cpu_runs.sh            # all three (about an hour)
+#   scripts/cpu_runs.sh glcic      # one: ce | glcic | deepfill
+#
+# Needs the shared folder ($INPAINT_SHARED, default ../shared/data) with the faces and the LPIPS weights.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}     # a shared 2-core CPU: one OpenMP thread per run
+SHARED=${INPAINT_SHARED:-../shared/data}
+DATA=$(cd "$SHARED/faces_celeba_small_89x109" && pwd)
+mkdir -p results
+
+one() {  # train METHOD, fill METHOD, run name
+    "$PY" -m inpaint_utils.cli train "$1" --data "$DATA" --split train --profile cpu --run-name "$3"
+    "$PY" -m inpaint_utils.cli evaluate --method "$2" --checkpoint "$3" --collection faces_small --split test \
+        --mask-kind training --num-images 100 --baselines --lpips --json "results/$3.json"
+}
+
+case "${1:-all}" in
+    ce) one context_encoder ce 02_ce_cpu ;;
+    glcic) one glcic glcic 04_glcic_cpu ;;
+    deepfill) one deepfill deepfill 05_ca_cpu_hole ;;
+    all) one context_encoder ce 02_ce_cpu; one glcic glcic 04_glcic_cpu; one deepfill deepfill 05_ca_cpu_hole ;;
+    *) echo "usage: scripts/cpu_runs.sh [all|ce|glcic|deepfill]" >&2; exit 2 ;;
+esac
+"$PY" -c "from inpaint_utils import report; report.update_readme()"
