@@ -57,6 +57,7 @@ __all__ = [
     "style_loss",
     "dilated_hole_tv",
     "PCONV_LOSS_WEIGHTS",
+    "pconv_loss_weights",
     "pconv_loss",
 ]
 
@@ -538,6 +539,17 @@ def dilated_hole_tv(completed: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
 PCONV_LOSS_WEIGHTS: dict[str, float] = {"valid": 1.0, "hole": 6.0, "perceptual": 0.05, "style": 120.0, "tv": 0.1}
 
 
+def pconv_loss_weights(overrides: Mapping[str, float] | None = None) -> dict[str, float]:
+    """:data:`PCONV_LOSS_WEIGHTS` with ``overrides`` applied; ``ValueError`` naming an unknown term."""
+    w = dict(PCONV_LOSS_WEIGHTS)
+    if overrides is not None:
+        unknown = sorted(set(overrides) - set(w))
+        if unknown:
+            raise ValueError(f"unknown loss weights {unknown}; known: {sorted(w)}")
+        w.update(overrides)
+    return w
+
+
 def pconv_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, vgg: nn.Module,
                weights: Mapping[str, float] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The loss of the PConv U-Net (Liu et al. 2018, section 3.4, eq. 1-7); ``(total, parts)``.
@@ -560,12 +572,7 @@ def pconv_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, vgg
     """
     from .validation import check_mask
 
-    w = dict(PCONV_LOSS_WEIGHTS)
-    if weights is not None:
-        unknown = sorted(set(weights) - set(w))
-        if unknown:
-            raise ValueError(f"unknown loss weights {unknown}; known: {sorted(w)}")
-        w.update(weights)
+    w = pconv_loss_weights(weights)
     _check_float(pred, "pred")
     check_image(target, "target")
     if pred.shape != target.shape:

@@ -69,7 +69,7 @@ import torch.nn.functional as F
 
 from ..masks import INPUT_MODES, make_input, make_mask
 from ..validation import check_fill_setting, check_image, check_image_mask, check_mask
-from .context_encoder import _rng
+from .context_encoder import _is_int, _rng
 
 __all__ = [
     "contextual_attention",
@@ -86,6 +86,7 @@ __all__ = [
     "hole_boxes",
     "crop_patches",
     "feature_mask",
+    "check_attention_sizes",
     "glorot_init",
 ]
 
@@ -93,10 +94,6 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 # contextual attention (paper section 3.1, figure 3)
 # --------------------------------------------------------------------------------------------
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
 def _check_ca_args(foreground, background, mask, ksize, stride, rate, fuse_k, softmax_scale) -> torch.Tensor:
     """Validate the arguments of :func:`contextual_attention`; return the mask expanded to the batch."""
     for name, t in (("foreground", foreground), ("background", background)):
@@ -284,6 +281,17 @@ class ContextualAttention(nn.Module):
 # --------------------------------------------------------------------------------------------
 # configuration
 # --------------------------------------------------------------------------------------------
+def check_attention_sizes(image_size: Any, rate: Any) -> None:
+    """``ValueError`` unless ``rate`` is a positive int and ``image_size`` an int divisible by ``4 * rate``
+    and at least ``8 * rate``: the sizes a coarse + refinement network with contextual attention at 1/4
+    of the image, matched on a ``rate``-times downscaled copy, runs at (v1's and v2's configs)."""
+    if not _is_int(rate) or rate < 1:
+        raise ValueError(f"rate must be a positive int, got {rate!r}")
+    if not _is_int(image_size) or image_size < 8 * rate or image_size % (4 * rate):
+        raise ValueError(f"image_size must be an int divisible by 4 * rate = {4 * rate} and at least "
+                         f"{8 * rate}, got {image_size!r}")
+
+
 @dataclass
 class DeepFillConfig:
     """Hyper-parameters of DeepFill v1; the defaults are the authors' (v1.0.0) and seed 002's.
@@ -312,11 +320,7 @@ class DeepFillConfig:
     fill: Any = 0.5
 
     def __post_init__(self) -> None:
-        if not _is_int(self.rate) or self.rate < 1:
-            raise ValueError(f"rate must be a positive int, got {self.rate!r}")
-        if not _is_int(self.image_size) or self.image_size < 8 * self.rate or self.image_size % (4 * self.rate):
-            raise ValueError(f"image_size must be an int divisible by 4 * rate = {4 * self.rate} and at least "
-                             f"{8 * self.rate}, got {self.image_size!r}")
+        check_attention_sizes(self.image_size, self.rate)
         if self.hole_size is None:
             self.hole_size = self.image_size // 2
         if not _is_int(self.hole_size) or not 4 <= self.hole_size < self.image_size:

@@ -75,8 +75,8 @@ import torch.nn.functional as F
 
 from ..masks import make_mask
 from ..validation import check_image, check_image_mask, check_mask
-from .context_encoder import _rng
-from .deepfill import ContextualAttention, feature_mask, glorot_init
+from .context_encoder import _is_int, _rng
+from .deepfill import ContextualAttention, check_attention_sizes, feature_mask, glorot_init
 
 __all__ = [
     "SamePad2d",
@@ -93,10 +93,6 @@ __all__ = [
 
 #: Feature activations ``phi`` a :class:`GatedConv2d` accepts (``None``: identity, still gated).
 ACTIVATIONS = ("elu", "relu", "leaky_relu", None)
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _check_positive_int(value, name: str) -> int:
@@ -227,11 +223,7 @@ class DeepFillV2Config:
     softmax_scale: float = 10.0
 
     def __post_init__(self) -> None:
-        if not _is_int(self.rate) or self.rate < 1:
-            raise ValueError(f"rate must be a positive int, got {self.rate!r}")
-        if not _is_int(self.image_size) or self.image_size < 8 * self.rate or self.image_size % (4 * self.rate):
-            raise ValueError(f"image_size must be an int divisible by 4 * rate = {4 * self.rate} and at least "
-                             f"{8 * self.rate}, got {self.image_size!r}")
+        check_attention_sizes(self.image_size, self.rate)
         if not _is_int(self.cnum) or self.cnum < 4 or self.cnum % 4:
             raise ValueError(f"cnum must be an int divisible by 4 (layers pass on cnum / 2 features and the "
                              f"last gated layer cnum / 4), got {self.cnum!r}")

@@ -62,7 +62,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..validation import check_image_mask, check_mask
-from .context_encoder import _rng
+from .context_encoder import _is_int, _rng
 
 __all__ = [
     "PartialConv2d",
@@ -72,10 +72,6 @@ __all__ = [
     "freeze_encoder_batchnorm",
     "irregular_masks",
 ]
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 # --------------------------------------------------------------------------------------------
@@ -407,7 +403,7 @@ class PConvTask:
                  finetune_lr: float = 5e-5, finetune_step: int | None = None,
                  betas: tuple[float, float] = (0.9, 0.999), mask_fn: Callable | None = None,
                  loss_weights: Mapping[str, float] | None = None):
-        from ..losses import PCONV_LOSS_WEIGHTS, VGG16Features
+        from ..losses import VGG16Features, pconv_loss_weights
 
         if not isinstance(generator, PConvUNet):
             raise TypeError(f"generator must be a PConvUNet, got {type(generator).__name__}")
@@ -422,13 +418,7 @@ class PConvTask:
         self.vgg = vgg if vgg is not None else VGG16Features()
         self.lr, self.finetune_lr, self.finetune_step = float(lr), float(finetune_lr), finetune_step
         self.mask_fn = mask_fn if mask_fn is not None else irregular_masks()
-        weights = dict(PCONV_LOSS_WEIGHTS)
-        if loss_weights is not None:
-            unknown = sorted(set(loss_weights) - set(weights))
-            if unknown:
-                raise ValueError(f"unknown loss weights {unknown}; known: {sorted(weights)}")
-            weights.update(loss_weights)
-        self.loss_weights = weights
+        self.loss_weights = pconv_loss_weights(loss_weights)
         self.models: dict[str, nn.Module] = {"generator": generator}
         self.optimizers: dict[str, torch.optim.Optimizer] = {
             "generator": torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)}
