@@ -425,7 +425,7 @@ def training_summary(path_dir: str | os.PathLike) -> dict[str, Any]:
     """How the weights of a checkpoint written by :func:`inpaint_utils.train.train` were trained, from its
     training state (read with every check of ``load_checkpoint``; no weights loaded): ``{"step",
     "train_time_s"`` (wall seconds of training up to this step, over every resumed session),
-    ``"images_per_s"`` (global batch x step / train_time_s), ``"batch_size", "world_size", "seed",
+    ``"images_per_s"`` (global batch x batches per step x step / train_time_s, as ``train`` counts it), ``"batch_size", "world_size", "seed",
     "augment", "device", "run_name"}``."""
     meta = checkpoint_info(path_dir)
     extra = _load_state_file(_verified(meta["path"], meta, STATE_FILE), "cpu")["extra_state"]
@@ -434,7 +434,7 @@ def training_summary(path_dir: str | os.PathLike) -> dict[str, Any]:
                               f"has no elapsed_s / train_config)")
     cfg, seconds, step = extra["train_config"], float(extra["elapsed_s"]), int(meta["step"])
     return {"step": step, "train_time_s": seconds,
-            "images_per_s": step * cfg["batch_size"] / seconds if seconds > 0 else None,
+            "images_per_s": step * cfg.get("batches_per_step", 1) * cfg["batch_size"] / seconds if seconds > 0 else None,
             "batch_size": cfg["batch_size"], "world_size": extra.get("world_size", 1), "seed": cfg.get("seed"),
             "augment": cfg.get("augment"), "device": cfg.get("device"), "run_name": cfg.get("run_name")}
 

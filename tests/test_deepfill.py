@@ -522,6 +522,9 @@ def test_the_loop_feeds_each_critic_update_a_new_batch_and_resumes_exactly(tmp_p
     assert data.loaded == [i for b in batches for i in b]
     assert batches[0] == batch_indices(0, 10, 2, 0) + batch_indices(1, 10, 2, 0) + batch_indices(2, 10, 2, 0)
     assert len(set(batches[0])) == 6                                         # three batches, six distinct images
+    from inpaint_utils.checkpoint import latest_checkpoint, training_summary
+    summary = training_summary(latest_checkpoint(tmp_path / "straight"))      # counts all three batches a step
+    assert summary["images_per_s"] == pytest.approx(3 * 3 * 2 / summary["train_time_s"])
     fit(tmp_path / "resumed", 2, _smooth_images(10))
     data = Recording(_smooth_images(10))
     resumed = fit(tmp_path / "resumed", 3, data)

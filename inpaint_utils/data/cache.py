@@ -65,8 +65,7 @@ def cache_dir() -> Path:
     """Where disk caches go: ``$INPAINT_CACHE``, else ``runs_dir() / "cache"`` (ignored by git)."""
     from .. import config
 
-    value = os.environ.get("INPAINT_CACHE", "").strip()
-    return Path(value).expanduser().resolve() if value else config.runs_dir() / "cache"
+    return config._env_path("INPAINT_CACHE", config.runs_dir() / "cache")
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
