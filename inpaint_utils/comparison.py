@@ -342,7 +342,8 @@ class Replication:
     """One paper number set and where ours comes from: the paper's row ``paper_method`` of
     ``report.REPORTED[table]``, and the mean of our rows in ``results`` (a ``save_results`` name;
     ``rows_key`` picks the list inside it) whose fields equal ``where``, with ``columns`` mapping each
-    paper column to our key."""
+    paper column to our key. ``committed``: ``(results/ stem, method)`` of the committed ``cpu``-profile
+    run (:func:`inpaint_utils.report.committed_results`) whose row of that method is put beside them too."""
 
     table: str
     paper_method: str
@@ -352,6 +353,7 @@ class Replication:
     where: Mapping[str, Any]
     columns: Mapping[str, str]
     rows_key: str = "rows"
+    committed: tuple[str, str] | None = None
 
 
 _SEED000 = {"l1_pct": "l1_pct_hole", "l2_pct": "l2_pct_hole", "psnr": "psnr_hole"}
@@ -367,19 +369,19 @@ _SEED003 = {"nsd_mean": "nsd_mean", "nsd_std": "nsd_std", "nsd_standardised_ours
 #: the course measures, and where that notebook saves ours.
 REPLICATION: tuple[Replication, ...] = (
     Replication("seed000_table1", "Context Encoder", "CelebA-HQ", "02_context_encoder", "02_context_encoder",
-                {"method": "context encoder"}, _SEED000),
+                {"method": "context encoder"}, _SEED000, committed=("02_ce_cpu", "ce")),
     Replication("seed000_table1", "Stable Diffusion 2", "CelebA-HQ", "06_diffusion", "06_stable_diffusion",
                 {"method": "SD-2", "data": "faces"}, _SEED000),
     Replication("seed000_table1", "Stable Diffusion 2", "Cityscapes", "06_diffusion", "06_stable_diffusion",
                 {"method": "SD-2", "data": "scenes"}, _SEED000),
     Replication("seed002_table2", "Telea", None, "05_contextual_attention", "05_contextual_attention",
-                {"method": "Telea"}, _SEED002),
+                {"method": "Telea"}, _SEED002, committed=("05_ca_cpu_hole", "telea")),
     Replication("seed002_table2", "Navier-Stokes", None, "05_contextual_attention", "05_contextual_attention",
-                {"method": "Navier-Stokes"}, _SEED002),
+                {"method": "Navier-Stokes"}, _SEED002, committed=("05_ca_cpu_hole", "ns")),
     Replication("seed002_table2", "stable GLCIC of Yu et al. (no BN, ELU, WGAN-GP; 50k)", None, "04_glcic",
-                "04_glcic", {"method": "GLCIC"}, _SEED002),  # ours: Iizuka et al.'s GLCIC (BN, ReLU, BCE)
+                "04_glcic", {"method": "GLCIC"}, _SEED002, committed=("04_glcic_cpu", "glcic")),  # ours: Iizuka et al.'s GLCIC (BN, ReLU, BCE)
     Replication("seed002_table2", "CA Animals hole (150k)", None, "05_contextual_attention", "05_contextual_attention",
-                {"method": "CA hole"}, _SEED002),
+                {"method": "CA hole"}, _SEED002, committed=("05_ca_cpu_hole", "deepfill")),
     Replication("seed002_table2", "CA Animals mosaic (50k)", None, "05_contextual_attention",
                 "05_contextual_attention", {"method": "CA mosaic"}, _SEED002),
     Replication("seed003_nsd", "Context Encoder", None, "03_cascade_ce_nsd", "03_cascade_ce_nsd",
@@ -399,14 +401,18 @@ def _paper_row(entry: Replication) -> dict[str, Any]:
 
 
 def replication_table(entries: Sequence[Replication] = REPLICATION,
-                      loader: Callable[[str], Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
+                      loader: Callable[[str], Mapping[str, Any]] | None = None,
+                      committed: Mapping[str, Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Two rows per entry: the paper's numbers, then ours with the data, profile, steps, hardware,
     command and code version of the run that produced them (``"not run"`` and the notebook to run
-    when its results are missing). Nothing of ours is typed: every value is read from the saved
-    results through ``loader`` (default :func:`inpaint_utils.report.load_results`)."""
-    from .report import REPORTED, load_results
+    when its results are missing); a third, ``who`` = ``"ours, committed"``, for an entry whose
+    ``committed`` run is among ``committed`` (default: the records under ``results/``,
+    :func:`inpaint_utils.report.committed_results`). Nothing of ours is typed: every value is read from
+    the saved results through ``loader`` (default :func:`inpaint_utils.report.load_results`)."""
+    from .report import REPORTED, committed_results, load_results
 
     loader = load_results if loader is None else loader
+    committed = committed_results() if committed is None else committed
     out: list[dict[str, Any]] = []
     for entry in entries:
         paper = _paper_row(entry)
@@ -414,23 +420,46 @@ def replication_table(entries: Sequence[Replication] = REPLICATION,
         out.append({"table": entry.table, "method": label, "who": "paper",
                     **{c: paper.get(c) for c in entry.columns},
                     "data": paper.get("data", REPORTED[entry.table]["source"].split(":")[0])})
-        try:
-            record = loader(entry.results)
-        except FileNotFoundError:
-            out.append({"table": entry.table, "method": label, "who": "ours",
-                        "data": f"not run: execute notebook {entry.notebook} first"})
-            continue
-        found = [r for r in record.get(entry.rows_key, [])
-                 if all(str(r.get(k)) == str(v) for k, v in entry.where.items())]
-        ours: dict[str, Any] = {"table": entry.table, "method": label, "who": "ours"}
-        for col, key in entry.columns.items():
-            values = [float(r[key]) for r in found if r.get(key) is not None]
-            ours[col] = sum(values) / len(values) if values else None
-        steps = record.get("steps")
-        ours.update({"data": record.get("data") if found else f"no row {dict(entry.where)} in {entry.results}",
-                     "profile": record.get("profile"), "steps": steps if not isinstance(steps, dict) else
-                     ", ".join(f"{k} {v}" for k, v in steps.items()),
-                     "hardware": record.get("hardware"), "command": record.get("command"),
-                     "code": record.get("code_version"), "created": record.get("created")})
-        out.append(ours)
+        out.append(_ours_row(entry, label, loader))
+        if entry.committed is not None and entry.committed[0] in committed:
+            out.append(_committed_row(entry, label, committed[entry.committed[0]]))
     return out
+
+
+def _ours_row(entry: Replication, label: str, loader: Callable[[str], Mapping[str, Any]]) -> dict[str, Any]:
+    """The mean of our rows of ``entry`` in the notebook's saved results, with their provenance."""
+    try:
+        record = loader(entry.results)
+    except FileNotFoundError:
+        return {"table": entry.table, "method": label, "who": "ours",
+                "data": f"not run: execute notebook {entry.notebook} first"}
+    found = [r for r in record.get(entry.rows_key, [])
+             if all(str(r.get(k)) == str(v) for k, v in entry.where.items())]
+    ours: dict[str, Any] = {"table": entry.table, "method": label, "who": "ours"}
+    for col, key in entry.columns.items():
+        values = [float(r[key]) for r in found if r.get(key) is not None]
+        ours[col] = sum(values) / len(values) if values else None
+    steps = record.get("steps")
+    ours.update({"data": record.get("data") if found else f"no row {dict(entry.where)} in {entry.results}",
+                 "profile": record.get("profile"), "steps": steps if not isinstance(steps, dict) else
+                 ", ".join(f"{k} {v}" for k, v in steps.items()),
+                 "hardware": record.get("hardware"), "command": record.get("command"),
+                 "code": record.get("code_version"), "created": record.get("created")})
+    return ours
+
+
+def _committed_row(entry: Replication, label: str, record: Mapping[str, Any]) -> dict[str, Any]:
+    """The row of ``entry.committed``'s method in a committed ``inpaint evaluate --json`` record, in the
+    entry's columns, with that run's provenance (its training profile and steps)."""
+    name, method = entry.committed
+    found = [r for r in record.get("rows", []) if r.get("method") == method]
+    training = record.get("training") or {}
+    row: dict[str, Any] = {"table": entry.table, "method": label, "who": "ours, committed"}
+    for col, key in entry.columns.items():
+        row[col] = float(found[0][key]) if found and found[0].get(key) is not None else None
+    row.update({"data": (f"results/{name}.json: {record.get('data')}, {record.get('mask')}" if found
+                         else f"no row {method!r} in results/{name}.json"),
+                "profile": training.get("profile"), "steps": training.get("step"),
+                "hardware": record.get("hardware"), "command": training.get("command") or record.get("command"),
+                "code": record.get("code_version"), "created": record.get("created")})
+    return row

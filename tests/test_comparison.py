@@ -92,13 +92,37 @@ def test_replication_reads_ours_from_saved_results_only():
             raise FileNotFoundError(name)
         return saved[name]
 
-    rows = replication_table(entries, loader)
+    rows = replication_table(entries, loader, committed={})
     assert [r["who"] for r in rows] == ["paper", "ours", "paper", "ours"]
     assert rows[0]["l1_pct"] == 3.22 and rows[0]["psnr"] == 21.28            # seed 000 Table 1, CelebA-HQ
     assert rows[1]["l1_pct"] == 4.0 and rows[1]["psnr"] == 19.0 and rows[1]["profile"] == "smoke"
     assert rows[1]["steps"] == 300 and rows[1]["hardware"] == "CPU x"
     assert rows[2]["nsd_mean"] == 0.56
     assert "not run" in rows[3]["data"] and "03_cascade_ce_nsd" in rows[3]["data"] and "nsd_mean" not in rows[3]
+
+
+def test_replication_puts_the_committed_cpu_run_beside_the_paper():
+    from inpaint_utils.comparison import REPLICATION, replication_table
+
+    committed = {"04_glcic_cpu": {"rows": [{"method": "glcic", "psnr_hole": 17.5, "lpips_hole": 0.14},
+                                           {"method": "telea", "psnr_hole": 14.8, "lpips_hole": 0.15}],
+                                  "training": {"profile": "cpu", "step": 1500, "command": "inpaint train glcic"},
+                                  "data": "faces", "mask": "its rectangles", "hardware": "CPU y"}}
+
+    def loader(name):
+        raise FileNotFoundError(name)
+
+    rows = replication_table([e for e in REPLICATION if e.table == "seed002_table2"], loader, committed)
+    glcic = [r for r in rows if "GLCIC" in r["method"]]
+    assert [r["who"] for r in glcic] == ["paper", "ours", "ours, committed"]
+    mine = glcic[2]
+    assert mine["psnr"] == 17.5 and mine["lpips"] == 0.14 and mine["mse255"] is None     # glcic's row, not Telea's
+    assert mine["profile"] == "cpu" and mine["steps"] == 1500 and mine["command"] == "inpaint train glcic"
+    assert "results/04_glcic_cpu.json" in mine["data"]
+    # an entry whose committed run is absent gets no third row
+    assert [r["who"] for r in rows if r["method"].startswith("CA Animals hole")] == ["paper", "ours"]
+    # the real committed runs, when there are some, are read by default
+    assert all(r["who"] in ("paper", "ours", "ours, committed") for r in replication_table(loader=loader))
 
 
 def test_replication_labels_what_each_paper_row_is():
