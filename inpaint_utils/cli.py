@@ -59,7 +59,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 __all__ = ["Method", "Recipe", "METHODS", "build_context_encoder", "build_glcic", "build_deepfill", "build_parser",
-           "add_train_parser", "add_fill_parser", "add_evaluate_parser", "add_benchmark_parser", "main"]
+           "add_train_parser", "add_fill_parser", "add_evaluate_parser", "add_benchmark_parser", "main",
+           "write_train_record"]
 
 PROFILE_NAMES = ("smoke", "cpu", "gpu", "full")
 #: TrainConfig fields read from a method's settings when present there
@@ -297,15 +298,42 @@ def _write_train_command(run_dir: Path, argv: Sequence[str], args: argparse.Name
     """Record in ``run_dir/train_command.json`` the command of this training (the latest one, which resumes
     the run to its ``--steps``), its profile, split and settings, without absolute paths
     (:func:`inpaint_utils.report.portable`), so that a result scored on the run names the command behind it."""
+    write_train_record(run_dir, shlex.join(["inpaint", *argv]), method=args.method, profile=args.profile,
+                       split=f"{args.split} (seed {args.seed})", num_images=len(dataset), data=str(args.data),
+                       settings={k: v for k, v in settings.items() if k != "fill"})
+
+
+def write_train_record(run_dir: str | os.PathLike, command: str, stages: Sequence[str | os.PathLike] = (),
+                       **fields: Any) -> Path:
+    """Write ``run_dir/train_command.json`` (:data:`TRAIN_COMMAND_FILE`): the ``command`` that trains the run
+    and ``fields`` (method, profile, split, data, settings ...), through :func:`inpaint_utils.report.portable`
+    (no absolute paths). ``stages``: the run folders of a model trained in several runs (the cascade: its 64 CE,
+    then its 128 stage, in notebook 03): each one's newest checkpoint's step and training time
+    (:func:`inpaint_utils.checkpoint.training_summary`) go under ``"stages"`` and their sum is the record's
+    ``train_time_s`` (and their images over it, ``images_per_s``), which ``inpaint evaluate`` then reports as the
+    model's. Returns the file."""
+    from .checkpoint import latest_checkpoint, training_summary
     from .fileio import atomic_open
     from .report import portable
 
+    run_dir = Path(run_dir)
+    record: dict[str, Any] = {"command": command, **fields}
+    if stages:
+        record["stages"] = {}
+        for stage in map(Path, stages):
+            found = latest_checkpoint(stage)
+            if found is None:
+                raise FileNotFoundError(f"stage run {stage} has no checkpoint: train it first")
+            summary = training_summary(found)
+            record["stages"][stage.name] = {k: summary[k] for k in ("step", "train_time_s", "images_per_s")}
+        seconds = sum(v["train_time_s"] for v in record["stages"].values())
+        images = sum(v["train_time_s"] * (v["images_per_s"] or 0) for v in record["stages"].values())
+        record.update(train_time_s=seconds, images_per_s=images / seconds if seconds > 0 else None)
     run_dir.mkdir(parents=True, exist_ok=True)
-    record = portable({"command": shlex.join(["inpaint", *argv]), "method": args.method, "profile": args.profile,
-                       "split": f"{args.split} (seed {args.seed})", "num_images": len(dataset),
-                       "data": str(args.data), "settings": {k: v for k, v in settings.items() if k != "fill"}})
-    with atomic_open(run_dir / TRAIN_COMMAND_FILE, "w") as f:
-        json.dump(record, f, indent=1, default=float)
+    path = run_dir / TRAIN_COMMAND_FILE
+    with atomic_open(path, "w") as f:
+        json.dump(portable(record), f, indent=1, default=float)
+    return path
 
 
 def _training_record(inpainter: Any) -> dict[str, Any] | None:

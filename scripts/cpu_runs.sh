@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The cpu profile's runs (issue 14): each learned model of notebooks 02, 04 and 05 trained with
-# `inpaint train --profile cpu` on the 80 % training split of the shared folder's 1000 CelebA faces
+# `inpaint train --profile cpu` (the cascade of 03: notebook 03 run with PROFILE=cpu, which trains its 64 CE and
+# its 128 stage, and the plain and block CEs it compares them with) on the 80 % training split of the shared folder's 1000 CelebA faces
 # (faces_celeba_small_89x109, at 64 px), then scored with `inpaint evaluate` on the held-out 10 % test
 # split with the holes it was trained on, beside Telea and Navier-Stokes on the same images and masks,
 # into results/<run>.json (numbers and provenance, no machine paths); then README's results table is
 # regenerated from results/. Each training takes at most 20 minutes on a 2-core CPU; weights stay under
 # runs/<run>/ (git-ignored). A run that already has its checkpoint is only re-scored.
 #
-#   scripts/cpu_runs.sh            # all three (about an hour)
-#   scripts/cpu_runs.sh glcic      # one: ce | glcic | deepfill
+#   scripts/cpu_runs.sh            # all four (about 70 minutes)
+#   scripts/cpu_runs.sh glcic      # one: ce | cascade | glcic | deepfill
 #
 # Needs the shared folder ($INPAINT_SHARED, default ../shared/data) with the faces and the LPIPS weights.
 set -euo pipefail
@@ -19,17 +20,34 @@ SHARED=${INPAINT_SHARED:-../shared/data}
 DATA=$(cd "$SHARED/faces_celeba_small_89x109" && pwd)
 mkdir -p results
 
+score() {  # fill METHOD, run name: the test split with the holes it was trained on, beside Telea and NS
+    "$PY" -m inpaint_utils.cli evaluate --method "$1" --checkpoint "$2" --collection faces_small --split test \
+        --mask-kind training --num-images 100 --baselines --lpips --json "results/$2.json"
+}
+
+cascade() {  # notebook 03 in the cpu profile; the centre cascade (64 CE + 128 stage) is the model scored
+    local nb=notebooks/03_cascade_ce_nsd.ipynb out=runs/03_cascade_ce_nsd_cpu.ipynb
+    mkdir -p runs
+    "$PY" -m papermill "$nb" "$out" -p PROFILE cpu -p COLLECTION faces_small --cwd notebooks
+    "$PY" -c "import sys; from inpaint_utils import cli, config; r = config.runs_dir()
+cli.write_train_record(r / '03_cascade_center_cpu', sys.argv[1], stages=[r / '03_ce64_center_cpu', r / '03_cascade_center_cpu'],
+                       method='cascade', profile='cpu', split='train (seed 0)', data='\$INPAINT_SHARED, collection faces_small',
+                       settings=config.settings('03_cascade_ce_nsd', 'cpu'))" \
+        "papermill $nb $out -p PROFILE cpu -p COLLECTION faces_small --cwd notebooks"
+    score cascade 03_cascade_center_cpu
+}
+
 one() {  # train METHOD, fill METHOD, run name
     "$PY" -m inpaint_utils.cli train "$1" --data "$DATA" --split train --profile cpu --run-name "$3"
-    "$PY" -m inpaint_utils.cli evaluate --method "$2" --checkpoint "$3" --collection faces_small --split test \
-        --mask-kind training --num-images 100 --baselines --lpips --json "results/$3.json"
+    score "$2" "$3"
 }
 
 case "${1:-all}" in
     ce) one context_encoder ce 02_ce_cpu ;;
+    cascade) cascade ;;
     glcic) one glcic glcic 04_glcic_cpu ;;
     deepfill) one deepfill deepfill 05_ca_cpu_hole ;;
-    all) one context_encoder ce 02_ce_cpu; one glcic glcic 04_glcic_cpu; one deepfill deepfill 05_ca_cpu_hole ;;
-    *) echo "usage: scripts/cpu_runs.sh [all|ce|glcic|deepfill]" >&2; exit 2 ;;
+    all) one context_encoder ce 02_ce_cpu; cascade; one glcic glcic 04_glcic_cpu; one deepfill deepfill 05_ca_cpu_hole ;;
+    *) echo "usage: scripts/cpu_runs.sh [all|ce|cascade|glcic|deepfill]" >&2; exit 2 ;;
 esac
 "$PY" -c "from inpaint_utils import report; report.update_readme()"

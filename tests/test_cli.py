@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from inpaint_utils import cli, config
-from inpaint_utils.checkpoint import checkpoint_info, latest_checkpoint, load_checkpoint
+from inpaint_utils.checkpoint import checkpoint_info, latest_checkpoint, load_checkpoint, training_summary
 from inpaint_utils.models.context_encoder import ContextEncoderConfig, ContextEncoderGenerator
 from inpaint_utils.train import read_metrics
 
@@ -712,6 +712,25 @@ def test_train_cpu_profile_on_the_train_split_then_evaluate_on_its_training_hole
     assert record["ratio"] is None and record["achieved_ratio"] == pytest.approx(0.25)
     for text in (result.read_text(), (runs / "cpu_ce" / cli.TRAIN_COMMAND_FILE).read_text()):
         assert str(tmp_path) not in text and str(Path.home()) not in text
+
+
+def test_a_model_trained_in_stages_reports_their_summed_time(test_images, runs, tmp_path):
+    # the cascade of notebook 03: a 64 CE trained in one run, its 128 stage in another
+    for name, steps in (("stage_a", 2), ("stage_b", 3)):
+        assert cli.main(["train", "context_encoder", "--data", str(test_images), "--profile", "smoke", "--steps",
+                         str(steps), "--batch-size", "4", "--image-size", "32", "--run-name", name]) == 0
+    summaries = [training_summary(latest_checkpoint(runs / n)) for n in ("stage_a", "stage_b")]
+    path = cli.write_train_record(runs / "stage_b", "papermill notebooks/03_cascade_ce_nsd.ipynb out.ipynb -p PROFILE cpu",
+                                  stages=[runs / "stage_a", runs / "stage_b"], method="cascade", profile="cpu",
+                                  data=str(test_images))
+    record = json.loads(path.read_text())
+    assert record["stages"]["stage_a"]["step"] == 2 and record["stages"]["stage_b"]["step"] == 3
+    assert record["train_time_s"] == pytest.approx(sum(s["train_time_s"] for s in summaries))
+    images = sum(s["images_per_s"] * s["train_time_s"] for s in summaries)
+    assert images == pytest.approx((2 + 3) * 4) and record["images_per_s"] == pytest.approx(images / record["train_time_s"])
+    assert str(tmp_path) not in path.read_text()                                 # portable: no machine paths
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        cli.write_train_record(runs / "stage_b", "x", stages=[runs / "never_trained"])
 
 
 def test_training_masks_are_each_models_own_holes(checkpoints):
