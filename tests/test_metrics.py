@@ -373,8 +373,9 @@ def test_lpips_probe_gives_up_within_its_timeout(monkeypatch):
     import socket
     import time
 
-    def hangs(*args, **kwargs):
+    def hangs(*args, **kwargs):           # a resolver that hangs, then times out as a real one would
         time.sleep(30)
+        raise TimeoutError("timed out")
 
     monkeypatch.setattr(socket, "create_connection", hangs)
     start = time.perf_counter()
