@@ -28,8 +28,9 @@ testing). On several machines run torchrun yourself on each, with the same rende
         -m inpaint_utils.cli train context_encoder --data /shared/celeba-hq --profile full
     # or a fixed rank per machine: --nnodes 2 --node_rank 0|1 --master_addr HOST --master_port 29500
 
-``train`` knows ``context_encoder``, ``glcic`` and ``deepfill`` (seed 002's hole mode). Adding a method
-takes a builder and one :data:`METHODS` entry (see :func:`build_glcic`)::
+``train`` knows ``context_encoder``, ``glcic``, ``deepfill`` (seed 002's hole mode), ``partial_conv`` and
+``deepfill_v2`` (both on free-form holes; notebook 08's profile holds the numbers of both, each under its
+:attr:`Method.prefix`). Adding a method takes a builder and one :data:`METHODS` entry (see :func:`build_glcic`)::
 
     def build_mine(settings, dataset, seed):             # settings: the profile + command-line overrides
         G, D = ...                                        # build the networks from settings
@@ -39,10 +40,11 @@ takes a builder and one :data:`METHODS` entry (see :func:`build_glcic`)::
 
 Each subcommand is ``add_<name>_parser(subparsers)`` setting ``func`` with ``set_defaults`` (see
 :func:`add_train_parser`), called in :func:`build_parser`. Exit status (all subcommands): 0 done; 2 bad
-usage or input: a missing or unreadable file (image, mask, --data images, checkpoint, LPIPS weights), a
-mask of another size than the image or with no hole or all hole, an output that is one of the inputs or
-whose folder takes no file, a checkpoint that is missing or holds another model, found before anything is
-computed or written; 1 a failure while computing or writing; 130 interrupted. Errors are one line on stderr, ``inpaint COMMAND: error: ...``.
+usage or input: a missing or unreadable file (image, mask, --data images, checkpoint, LPIPS weights, the
+VGG-16 weights of ``train partial_conv``), a mask of another size than the image or with no hole or all
+hole, an output that is one of the inputs or whose folder takes no file, a checkpoint that is missing or
+holds another model, found before anything is computed or written; 1 a failure while computing or writing;
+130 interrupted. Errors are one line on stderr, ``inpaint COMMAND: error: ...``.
 """
 from __future__ import annotations
 
@@ -58,9 +60,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-__all__ = ["Method", "Recipe", "METHODS", "build_context_encoder", "build_glcic", "build_deepfill", "build_parser",
-           "add_train_parser", "add_fill_parser", "add_evaluate_parser", "add_benchmark_parser", "main",
-           "write_train_record"]
+__all__ = ["Method", "Recipe", "METHODS", "method_settings", "build_context_encoder", "build_glcic", "build_deepfill",
+           "build_partial_conv", "build_deepfill_v2", "build_parser", "add_train_parser", "add_fill_parser",
+           "add_evaluate_parser", "add_benchmark_parser", "main", "write_train_record"]
 
 PROFILE_NAMES = ("smoke", "cpu", "gpu", "full")
 #: TrainConfig fields read from a method's settings when present there
@@ -86,12 +88,15 @@ class Method:
     them from the profile's own names) and may hold ``image_size``, ``log_every``, ``sample_every``,
     ``checkpoint_every``. ``build(settings, dataset, seed) -> Recipe`` builds fresh networks (seeded)
     and the task. ``preprocess``: :func:`inpaint_utils.data.preprocess` mode of the training images.
+    ``prefix``: for a profile that holds several models' numbers (notebook 08's), the prefix of this
+    method's own keys (``"pconv_"``: ``pconv_batch_size`` is its ``batch_size``; :func:`method_settings`).
     """
 
     notebook: str
     build: Callable[[dict[str, Any], Any, int], Recipe]
     preprocess: str = "256"
     description: str = ""
+    prefix: str = ""
 
 
 def _fill_colour(settings: dict[str, Any], dataset: Any) -> tuple[float, ...]:
@@ -149,6 +154,36 @@ def build_deepfill(settings: dict[str, Any], dataset: Any, seed: int) -> Recipe:
     return Recipe(task, generator.model_name, cfg.to_dict())
 
 
+def build_partial_conv(settings: dict[str, Any], dataset: Any, seed: int) -> Recipe:
+    """Notebook 08's partial-convolution U-Net (Liu et al. 2018): ``PConvUNet`` at the profile's width, trained
+    by ``PConvTask`` on free-form holes (its default :func:`~inpaint_utils.models.irregular_masks`, 1-60 %) with
+    the paper's loss on the profile's VGG-16 (``vgg_weights``: ``"imagenet"``, read from ``$INPAINT_VGG16`` or
+    downloaded; ``"random"``: random features, offline), Adam at ``lr``, then from step ``finetune_step`` on
+    (not rescaled by ``--steps``, as GLCIC's phases) at ``finetune_lr`` with the encoder's BatchNorm frozen."""
+    from .losses import VGG16Features
+    from .models.partial_conv import PConvConfig, PConvTask, PConvUNet
+
+    cfg = PConvConfig(image_size=settings["image_size"], base_channels=settings["base_channels"])
+    generator = PConvUNet(cfg, seed=seed)
+    weights = settings["vgg_weights"]
+    vgg = VGG16Features(weights, seed=seed + 1) if weights == "random" else VGG16Features(weights)
+    task = PConvTask(generator, vgg=vgg, lr=settings["lr"], finetune_lr=settings["finetune_lr"],
+                     finetune_step=settings["finetune_step"])
+    return Recipe(task, generator.model_name, cfg.to_dict())
+
+
+def build_deepfill_v2(settings: dict[str, Any], dataset: Any, seed: int) -> Recipe:
+    """Notebook 08's DeepFill v2 (Yu et al. 2019): gated-convolution generator + SN-PatchGAN at the profile's
+    widths, ``DeepFillV2Task`` (pixel L1 + hinge GAN, 1:1; one discriminator and one generator update a step)
+    at its lr on v2's free-form holes (:func:`~inpaint_utils.models.gated_conv.free_form_masks`)."""
+    from .models.gated_conv import DeepFillV2Config, DeepFillV2Generator, DeepFillV2Task, SNPatchGANDiscriminator
+
+    cfg = DeepFillV2Config(image_size=settings["image_size"], cnum=settings["cnum"], disc_cnum=settings["disc_cnum"])
+    generator = DeepFillV2Generator(cfg, seed=seed)
+    discriminator = SNPatchGANDiscriminator(cfg, seed=seed + 1)
+    return Recipe(DeepFillV2Task(generator, discriminator, lr=settings["lr"]), generator.model_name, cfg.to_dict())
+
+
 #: ``inpaint train METHOD``: name -> :class:`Method`
 METHODS: dict[str, Method] = {
     "context_encoder": Method("02_context_encoder", build_context_encoder,
@@ -157,7 +192,28 @@ METHODS: dict[str, Method] = {
                     description="GLCIC (Iizuka et al. 2017), random rectangular holes; notebook 04"),
     "deepfill": Method("05_contextual_attention", build_deepfill,
                        description="DeepFill v1 / contextual attention (Yu et al. 2018), hole mode; notebook 05"),
+    "partial_conv": Method("08_irregular_holes", build_partial_conv, prefix="pconv_",
+                           description="partial convolutions (Liu et al. 2018), free-form holes; notebook 08"),
+    "deepfill_v2": Method("08_irregular_holes", build_deepfill_v2, prefix="v2_",
+                          description="DeepFill v2 / gated convolutions (Yu et al. 2019), free-form holes; notebook 08"),
 }
+
+
+def method_settings(method: str, profile: str) -> dict[str, Any]:
+    """The settings ``inpaint train METHOD --profile PROFILE`` starts from: its notebook's profile
+    (:func:`inpaint_utils.config.settings`); where the method has a :attr:`Method.prefix`, its own keys with
+    the prefix taken off (``pconv_lr`` -> ``lr``) beside the shared ones, and the other methods' keys of
+    that notebook left out."""
+    from . import config
+
+    own = METHODS[method]
+    table = config.settings(own.notebook, profile)
+    if not own.prefix:
+        return table
+    prefixes = {m.prefix for m in METHODS.values() if m.notebook == own.notebook and m.prefix}
+    out = {k: v for k, v in table.items() if not any(k.startswith(p) for p in prefixes)}
+    out.update({k[len(own.prefix):]: v for k, v in table.items() if k.startswith(own.prefix)})
+    return out
 
 
 # ------------------------------------------------------------------------------------------- train
@@ -250,7 +306,7 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise _UsageError(f"--from-checkpoint {args.from_checkpoint}: no such checkpoint folder")
 
     method = METHODS[args.method]
-    settings = config.settings(method.notebook, args.profile)
+    settings = method_settings(args.method, args.profile)
     overrides = {"num_steps": args.steps, "batch_size": args.batch_size, "image_size": args.image_size}
     settings.update({k: v for k, v in overrides.items() if v is not None})
     dataset = data.ImageFolder(args.data, size=settings.get("image_size"), preprocess=method.preprocess,
@@ -264,7 +320,10 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         resume_from = _resume_checkpoint(args.from_checkpoint, config.runs_dir() / run_name)
         if resume_from is not None and "fill" in resume_from["config"]:
             settings["fill"] = resume_from["config"]["fill"]   # not recomputed: the data may have grown
-        recipe = method.build(settings, dataset, args.seed)
+        try:
+            recipe = method.build(settings, dataset, args.seed)
+        except FileNotFoundError as e:               # weights the task needs (partial_conv's VGG-16), not here
+            raise _UsageError(str(e)) from e
         train_config = train.TrainConfig(
             num_steps=settings["num_steps"], batch_size=settings["batch_size"], seed=args.seed, device=args.device,
             run_name=run_name, progress=sys.stderr.isatty(),
@@ -562,7 +621,7 @@ def add_evaluate_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--mask-kind", choices=(*MASK_KINDS, "training"), default="center",
                    help="default: center; training: the holes the learned METHOD was trained on, drawn from --seed "
                         "(CE / cascade: its centre hole; GLCIC: its random rectangles; DeepFill: its random boxes; "
-                        "--ratio is not used)")
+                        "pconv: free-form strokes; deepfill_v2: strokes and a box; --ratio is not used)")
     p.add_argument("--ratio", type=float, default=0.25, help="hole area / image area, in (0, 1) (default 0.25)")
     p.add_argument("--split", choices=("test", "all"), default="test",
                    help="test: the 10 %% test split of the folder, as the notebooks (default); all: every image of "

@@ -9,7 +9,8 @@ cannot fill a mask (a centre Context Encoder asked for a hole outside its window
 
 Own masks and other masks. A learned model is also scored on masks drawn the way its training drew
 them (:func:`training_masks`, from its checkpoint's config and the training code: the CE's centre hole,
-GLCIC's random rectangles, DeepFill v1's shrunk boxes, the blocks a full-image CE trained on), and
+GLCIC's random rectangles, DeepFill v1's shrunk boxes, the blocks a full-image CE trained on, the free-form
+strokes of partial convolutions and of DeepFill v2, v2's with a box), and
 :func:`own_and_other` lays out each learned model's scores on its own masks beside those on every mask
 kind, saying which is which (``"own masks"``, ``"own kind"``: the kind its training masks belong to, at
 the comparison's ratios, ``"other kind"``) and listing each kind it refused as refused.
@@ -200,12 +201,17 @@ def _resize_mask(mask: torch.Tensor, size: int) -> torch.Tensor:
     return (F.adaptive_max_pool2d(mask, (size, size)) > 0).to(mask.dtype)
 
 
+def _ratio_text(ratio: float | Sequence[float]) -> str:
+    """``0.25`` or a range ``0.05-0.3``."""
+    return "-".join(f"{r:g}" for r in ratio) if isinstance(ratio, (tuple, list)) else f"{ratio:g}"
+
+
 def training_masks(method: str, config: Mapping[str, Any], n: int, size: int,
                    generator: torch.Generator | None = None, *, mask_kind: str | None = None,
                    mask_ratio: float | Sequence[float] | None = None) -> TrainingMasks:
-    """``n`` masks drawn as the training of the learned ``method`` (an :mod:`inpaint_utils.inference`
-    name: ``ce``, ``cascade``, ``glcic``, ``deepfill``) with the checkpoint's ``config`` drew them, by
-    the training code's own functions, at the model's size and then resized to ``size``:
+    """``n`` masks drawn as the training of the learned ``method`` (an :mod:`inpaint_utils.inference` name:
+    ``ce``, ``cascade``, ``glcic``, ``deepfill``, ``pconv``, ``deepfill_v2``) with the checkpoint's ``config``
+    drew them, by the training code's own functions, at the model's size and then resized to ``size``:
 
     * ``ce`` / ``cascade`` with a centre output: the centre hole the model drops (the window eroded by
       its ``overlap``, :meth:`ContextEncoderGenerator.input_hole_mask`); with a full-image output, the
@@ -214,7 +220,14 @@ def training_masks(method: str, config: Mapping[str, Any], n: int, size: int,
     * ``glcic``: :func:`inpaint_utils.models.glcic.random_holes`, one rectangle per image with sides in
       ``hole_range`` at a random position (kind ``"square"``);
     * ``deepfill``: :func:`inpaint_utils.models.deepfill.random_boxes`, v1's box shrunk by a random
-      ``0 .. hole_size // 8`` px a side (kind ``"square"``)."""
+      ``0 .. hole_size // 8`` px a side (kind ``"square"``);
+    * ``pconv``: :func:`inpaint_utils.models.partial_conv.irregular_masks`, free-form brush strokes covering
+      1-60 % of the image (:class:`~inpaint_utils.models.PConvTask`'s default; kind ``"irregular"``);
+    * ``deepfill_v2``: :func:`inpaint_utils.models.gated_conv.free_form_masks`, brush strokes covering 5-30 %
+      united with a box of 25 % (:class:`~inpaint_utils.models.DeepFillV2Task`'s default; kind ``"irregular"``).
+
+    A checkpoint does not store the stroke ratio: ``mask_ratio`` gives the one a run trained with when it was
+    not its task's default (``pconv``: the strokes' share; ``deepfill_v2``: the strokes', the box kept)."""
     from .masks import MASK_KINDS, center_mask, erode_mask
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -236,8 +249,7 @@ def training_masks(method: str, config: Mapping[str, Any], n: int, size: int,
             if mask_kind not in MASK_KINDS:
                 raise ValueError(f"unknown mask kind {mask_kind!r}; choose one of {MASK_KINDS}")
             masks = make_mask(mask_kind, s, mask_ratio, batch=n, generator=generator)
-            ratio = "-".join(f"{r:g}" for r in mask_ratio) if isinstance(mask_ratio, (tuple, list)) else f"{mask_ratio:g}"
-            kind, description = mask_kind, f"{mask_kind}, hole ratio {ratio}, at {s}x{s}"
+            kind, description = mask_kind, f"{mask_kind}, hole ratio {_ratio_text(mask_ratio)}, at {s}x{s}"
     elif method == "glcic":
         from .models.glcic import GLCICConfig, random_holes
 
@@ -253,8 +265,24 @@ def training_masks(method: str, config: Mapping[str, Any], n: int, size: int,
         masks = random_boxes(n, s, box, generator=generator)
         kind, description = "square", (f"a {box} px box less 0-{box // 8} px a side (v1), at a random position "
                                         f"in {s}x{s}")
+    elif method == "pconv":
+        from .models.partial_conv import HOLE_RATIO, PConvConfig, irregular_masks
+
+        s = PConvConfig.from_dict(config).image_size
+        ratio = HOLE_RATIO if mask_ratio is None else mask_ratio
+        masks = irregular_masks(ratio)(n, s, generator)
+        kind, description = "irregular", f"free-form brush strokes, hole ratio {_ratio_text(ratio)}, at {s}x{s}"
+    elif method == "deepfill_v2":
+        from .models.gated_conv import BOX_RATIO, STROKE_RATIO, DeepFillV2Config, free_form_masks
+
+        s = DeepFillV2Config.from_dict(config).image_size
+        ratio = STROKE_RATIO if mask_ratio is None else mask_ratio
+        masks = free_form_masks(n, s, ratio, BOX_RATIO, generator)
+        kind, description = "irregular", (f"free-form brush strokes (hole ratio {_ratio_text(ratio)}) and a box of "
+                                          f"{BOX_RATIO:g} of the image (v2), at {s}x{s}")
     else:
-        raise ValueError(f"{method!r} is not a learned model with training masks; choose ce, cascade, glcic or deepfill")
+        raise ValueError(f"{method!r} is not a learned model with training masks; choose ce, cascade, glcic, "
+                         f"deepfill, pconv or deepfill_v2")
     if s != size:
         description += f", scaled to {size}x{size}"
     return TrainingMasks(kind, description, _resize_mask(masks, size))

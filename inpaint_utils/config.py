@@ -223,6 +223,48 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                  "ddpm_model": "google/ddpm-ema-celebahq-256", "repaint_size": 256, "repaint_steps": 250,
                  "jump_length": 10, "jump_n_sample": 10, "diffusion_images": 20, "threads": None},
     },
+
+    # Irregular holes: partial convolutions (Liu et al. 2018, keys "pconv_") and DeepFill v2 / gated convolutions (Yu et
+    # al. 2019, keys "v2_"); `inpaint train partial_conv | deepfill_v2` reads its own keys without the prefix beside the
+    # shared ones (cli.method_settings). Both train on free-form holes drawn on the fly (PConvTask: strokes over 1-60 %
+    # of the image; DeepFillV2Task: strokes over 5-30 % and a box of 25 %). full: the papers' settings: PConv at 512 px,
+    # the paper's widths, batch 6, Adam 2e-4, then fine-tuning at 5e-5 with the encoder's BatchNorm frozen, the loss on
+    # VGG-16 ImageNet features; DeepFill v2 at 256 px, cnum 48, SN-PatchGAN 64, Adam 1e-4 (betas 0.5, 0.999, the
+    # task's), batch 16 (v2's release; the paper states none). Neither paper gives an iteration count: 500k steps each,
+    # PConv's last 150k fine-tuning, are ours. smoke: the tiny() widths at 64 px, random VGG-16 features (offline: CI
+    # never downloads; the perceptual and style terms then measure a random network), 5x (PConv) and 10x (v2) the
+    # learning rates; measured here, one thread: PConv 0.92 s/step, v2 0.52 (~1 min for both).
+    "08_irregular_holes": {
+        "smoke": {"pconv_image_size": 64, "pconv_base_channels": 8, "pconv_batch_size": 4, "pconv_num_steps": 40,
+                  "pconv_lr": 1e-3, "pconv_finetune_lr": 2.5e-4, "pconv_finetune_step": 30,
+                  "pconv_vgg_weights": "random", "v2_image_size": 64, "v2_cnum": 16, "v2_disc_cnum": 8,
+                  "v2_batch_size": 8, "v2_num_steps": 40, "v2_lr": 1e-3, "log_every": 5, "sample_every": 20,
+                  "checkpoint_every": 20, "num_eval_images": 16, "num_workers": 0, "threads": 1},
+        "full": {"pconv_image_size": 512, "pconv_base_channels": 64, "pconv_batch_size": 6, "pconv_num_steps": 500_000,
+                 "pconv_lr": 2e-4, "pconv_finetune_lr": 5e-5, "pconv_finetune_step": 350_000,
+                 "pconv_vgg_weights": "imagenet", "v2_image_size": 256, "v2_cnum": 48, "v2_disc_cnum": 64,
+                 "v2_batch_size": 16, "v2_num_steps": 500_000, "v2_lr": 1e-4, "log_every": 100, "sample_every": 5000,
+                 "checkpoint_every": 5000, "num_eval_images": None, "num_workers": 8, "threads": None},
+        # ~6 min of training each (an estimate from FLOP counts, not measured): the papers' widths at 256 px; a PConv
+        # step (batch 6, with the loss's VGG-16) is ~1.2 TFLOP, a v2 step (batch 16, D and G updates) ~3.4 TFLOP, so
+        # both are bound by per-layer overhead and image loading rather than the GPU's arithmetic (~35 / ~45 ms a
+        # step assumed); the last quarter of PConv's steps fine-tunes
+        "gpu": {"pconv_image_size": 256, "pconv_base_channels": 64, "pconv_batch_size": 6, "pconv_num_steps": 10_000,
+                "pconv_lr": 2e-4, "pconv_finetune_lr": 5e-5, "pconv_finetune_step": 7500, "pconv_vgg_weights": "imagenet",
+                "v2_image_size": 256, "v2_cnum": 48, "v2_disc_cnum": 64, "v2_batch_size": 16, "v2_num_steps": 8000,
+                "v2_lr": 1e-4, "log_every": 50, "sample_every": 1000, "checkpoint_every": 1000, "num_eval_images": None,
+                "num_workers": 8, "threads": None},
+        # cpu: the papers' learning rates and batches (v2: 8) on 64 px faces, each model in ~14 min on one thread;
+        # measured here (a shared 2-core CPU, load ~3), one thread, VGG-16 of random weights (the same cost as
+        # ImageNet's): PConv at half width 1.33 s/step (20 steps; 61 GFLOP a step, mostly the loss's VGG-16: width
+        # 8 is 56 GFLOP and 1.30 s, width 64 2.05 s), 640 steps, the last 160 fine-tuning; v2 at a third of its width
+        # (cnum 16) and a quarter of its discriminator's (16) 0.59 s/step (30 steps; cnum 24: 0.99 s), 1400 steps
+        "cpu": {"pconv_image_size": 64, "pconv_base_channels": 32, "pconv_batch_size": 6, "pconv_num_steps": 640,
+                "pconv_lr": 2e-4, "pconv_finetune_lr": 5e-5, "pconv_finetune_step": 480, "pconv_vgg_weights": "imagenet",
+                "v2_image_size": 64, "v2_cnum": 16, "v2_disc_cnum": 16, "v2_batch_size": 8, "v2_num_steps": 1400,
+                "v2_lr": 1e-4, "log_every": 25, "sample_every": 1000, "checkpoint_every": 50, "num_eval_images": None,
+                "num_workers": 0, "threads": 1},
+    },
 }
 
 

@@ -5,24 +5,26 @@ Used by the ``inpaint`` command (``inpaint fill``, ``inpaint evaluate``), by not
 and by the widgets. The trained methods are rebuilt from their checkpoints alone: a checkpoint stores
 the model's name and config (:mod:`inpaint_utils.checkpoint`), :func:`inpaint_utils.models.build_model`
 builds that network and the weights are loaded with every check of ``load_checkpoint`` (name, config,
-shapes, sha256, no unpickling). Asking for ``--method glcic`` with a Context Encoder checkpoint is
-refused with a message saying what the checkpoint holds.
+shapes, sha256, no unpickling). Asking for ``--method glcic`` with a Context Encoder checkpoint, or for
+``--method deepfill_v2`` with a DeepFill v1 one, is refused with a message saying what the checkpoint holds.
 
-=============  ===========================================  =====================================
-method         what                                         needs
-=============  ===========================================  =====================================
-``mean``       hole filled with the mean known colour       nothing
-``telea``      OpenCV Telea (fast marching)                 nothing
-``ns``         OpenCV Navier-Stokes                         nothing
-``patchmatch`` PatchMatch exemplar fill (own patches)       nothing
-``nn``         nearest training image pasted in the hole    a folder of training images
-``ce``         Context Encoder (notebook 02)                a checkpoint (run folder or step_*)
-``cascade``    cascade CE 64 -> 128 (notebook 03)           a checkpoint
-``glcic``      GLCIC completion network (notebook 04)       a checkpoint
-``deepfill``   DeepFill v1 / contextual attention (05)      a checkpoint
-``sd2``        Stable Diffusion 2 inpainting (06)           the hub model or a local folder
-``repaint``    RePaint with a DDPM (06)                     the hub model or a local folder
-=============  ===========================================  =====================================
+===============  ===========================================  =====================================
+method           what                                         needs
+===============  ===========================================  =====================================
+``mean``         hole filled with the mean known colour       nothing
+``telea``        OpenCV Telea (fast marching)                 nothing
+``ns``           OpenCV Navier-Stokes                         nothing
+``patchmatch``   PatchMatch exemplar fill (own patches)       nothing
+``nn``           nearest training image pasted in the hole    a folder of training images
+``ce``           Context Encoder (notebook 02)                a checkpoint (run folder or step_*)
+``cascade``      cascade CE 64 -> 128 (notebook 03)           a checkpoint
+``glcic``        GLCIC completion network (notebook 04)       a checkpoint
+``deepfill``     DeepFill v1 / contextual attention (05)      a checkpoint
+``pconv``        partial convolutions, PConv U-Net (08)       a checkpoint
+``deepfill_v2``  DeepFill v2 / gated convolutions (08)        a checkpoint
+``sd2``          Stable Diffusion 2 inpainting (06)           the hub model or a local folder
+``repaint``      RePaint with a DDPM (06)                     the hub model or a local folder
+===============  ===========================================  =====================================
 
 A learned model works at its training size: an image of another size is resized to it (bilinear; the
 mask by "any hole pixel"), completed, and the prediction resized back and composited at the original
@@ -56,6 +58,8 @@ METHODS: dict[str, str] = {
     "cascade": "cascade Context Encoder 64->128 (needs --checkpoint)",
     "glcic": "GLCIC (needs --checkpoint)",
     "deepfill": "DeepFill v1 / contextual attention (needs --checkpoint)",
+    "pconv": "partial convolutions, PConv U-Net (needs --checkpoint)",
+    "deepfill_v2": "DeepFill v2 / gated convolutions (needs --checkpoint)",
     "sd2": "Stable Diffusion 2 inpainting (hub model or --checkpoint folder)",
     "repaint": "RePaint DDPM (hub model or --checkpoint folder)",
 }
@@ -65,6 +69,8 @@ LEARNED: dict[str, str] = {
     "cascade": "cascade_context_encoder",
     "glcic": "glcic",
     "deepfill": "deepfill",
+    "pconv": "partial_conv",
+    "deepfill_v2": "deepfill_v2",
 }
 _BASELINE_NAMES = {"mean": "mean_fill", "telea": "telea", "ns": "navier_stokes", "patchmatch": "patchmatch"}
 #: learned method -> (the notebook that trains it, the ``inpaint train`` method or ``None`` when only the
@@ -74,6 +80,8 @@ MAKES: dict[str, tuple[str, str | None]] = {
     "cascade": ("03_cascade_ce_nsd", None),
     "glcic": ("04_glcic", "glcic"),
     "deepfill": ("05_contextual_attention", "deepfill"),
+    "pconv": ("08_irregular_holes", "partial_conv"),
+    "deepfill_v2": ("08_irregular_holes", "deepfill_v2"),
 }
 
 
@@ -119,7 +127,8 @@ def training_masks(inpainter: "Inpainter", batch: int, generator: torch.Generato
                    ) -> tuple[torch.Tensor, str]:
     """The holes a learned method was trained on, drawn for ``batch`` images at its own size: ``(masks (B, 1,
     S, S), a one-line description)``, by :func:`inpaint_utils.comparison.training_masks` (the CE and a
-    centre cascade: their centre hole; GLCIC: its random rectangles; DeepFill: its shrunk random boxes)."""
+    centre cascade: their centre hole; GLCIC: its random rectangles; DeepFill: its shrunk random boxes; PConv:
+    free-form strokes; DeepFill v2: strokes and a box)."""
     from .comparison import training_masks as drawn
 
     cfg = inpainter.info.get("config")

@@ -308,7 +308,9 @@ class InpaintExplorer:
             ``[0, 1]``, or a list (or dataset) of such tensors and image paths. Each is resized (short side)
             and centre-cropped to ``size`` (``data.preprocess(image, "256", size)``); at most ``max_images``.
         methods: ``{name: callable(masked_image, mask) -> completed}`` (default: the baselines,
-            :data:`inpaint_utils.baselines.BASELINES`); notebook 07 adds the trained models.
+            :data:`inpaint_utils.baselines.BASELINES`); notebook 07 adds the trained models, each
+            :func:`inpaint_utils.inference.load_inpainter` on its checkpoint (``ce``, ``cascade``, ``glcic``,
+            ``deepfill``, ``pconv``, ``deepfill_v2``: any of :data:`inpaint_utils.inference.LEARNED`).
         size: side of the square images and masks (at least 16).
         lpips_model: an LPIPS model (:func:`inpaint_utils.metrics.load_lpips`) to add LPIPS to the table.
         names: labels of the images in the drop-down (default: file names, or "image i").

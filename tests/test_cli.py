@@ -181,7 +181,7 @@ def test_every_method_names_a_profile_table():
     for name, method in cli.METHODS.items():
         assert method.notebook in config.PROFILES, name
         for profile in cli.PROFILE_NAMES:
-            assert {"batch_size", "image_size"} <= config.settings(method.notebook, profile).keys(), (name, profile)
+            assert {"batch_size", "image_size"} <= cli.method_settings(name, profile).keys(), (name, profile)
 
 
 def test_entry_point_and_module_run():

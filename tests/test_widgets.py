@@ -295,3 +295,30 @@ def test_missing_anywidget_says_what_to_install(monkeypatch):
             widgets.InpaintExplorer(_images(), size=SIZE)
     finally:
         widgets._brush_canvas_class.cache_clear()
+
+
+def test_learned_methods_of_irregular_holes_are_selectable_from_their_checkpoints(tmp_path):
+    """Partial convolutions and DeepFill v2 join the explorer as the other learned methods do (notebook 07:
+    ``load_inpainter`` on a checkpoint): selectable, their fill shown, known pixels kept, on any mask mode."""
+    from inpaint_utils import inference
+    from inpaint_utils.checkpoint import save_checkpoint
+    from inpaint_utils.models import DeepFillV2Config, DeepFillV2Generator, PConvConfig, PConvUNet
+
+    methods = {"telea": widgets.baselines.telea}
+    for method, net in (("pconv", PConvUNet(PConvConfig.tiny(image_size=32), seed=0)),
+                        ("deepfill_v2", DeepFillV2Generator(DeepFillV2Config.tiny(image_size=32), seed=0))):
+        run = tmp_path / method
+        save_checkpoint(run / "checkpoints" / "step_000001", {"generator": net}, model_name=net.model_name,
+                        config=net.config.to_dict(), step=1)
+        methods[method] = inference.load_inpainter(method, run, device="cpu")       # 32 px models, a 64 px explorer
+    explorer = widgets.InpaintExplorer(_images(), methods, size=SIZE)
+    assert list(explorer.method.options) == ["telea", "pconv", "deepfill_v2"]
+    image = explorer.images[:1]
+    for method in ("pconv", "deepfill_v2"):
+        explorer.method.value = method
+        explorer.kind.value = "irregular"
+        assert explorer.error is None, explorer.error
+        known = explorer.mask.expand_as(image) == 0
+        assert torch.equal(explorer.completed[known], image[known])
+        assert not torch.equal(explorer.completed, image) and method in explorer.message.value
+        explorer.kind.value = "square"

@@ -88,6 +88,7 @@ __all__ = [
     "DeepFillV2Generator",
     "SNPatchGANDiscriminator",
     "DeepFillV2Task",
+    "free_form_masks",
     "ACTIVATIONS",
 ]
 
@@ -447,6 +448,29 @@ class SNPatchGANDiscriminator(nn.Module):
 MaskFn = Callable[[int, tuple[int, int], "torch.Generator | None"], torch.Tensor]
 
 
+#: v2's default training holes (:func:`free_form_masks`): the strokes' share of the image, drawn per sample, and the
+#: box's (v2's 128x128 in 256x256)
+STROKE_RATIO: tuple[float, float] = (0.05, 0.3)
+BOX_RATIO: float = 0.25
+
+
+def free_form_masks(n: int, size: int | tuple[int, int], stroke_ratio: float | tuple[float, float] = STROKE_RATIO,
+                    box_ratio: float | None = BOX_RATIO, generator: torch.Generator | None = None) -> torch.Tensor:
+    """v2's training holes ``(n, 1, H, W)``, 1 = hole, one per sample: free-form brush strokes covering a drawn
+    ``stroke_ratio`` of the image (:func:`inpaint_utils.masks.make_mask` ``"irregular"``) united with a random
+    box of ``box_ratio`` of the image (``"square"``; ``None``: strokes alone). What :meth:`DeepFillV2Task.masks`
+    draws by default, and what a trained model is scored on (:func:`inpaint_utils.comparison.training_masks`).
+
+    >>> m = free_form_masks(2, 64, generator=torch.Generator().manual_seed(0))
+    >>> m.shape, bool((m.mean(dim=(1, 2, 3)) >= 0.25).all())
+    (torch.Size([2, 1, 64, 64]), True)
+    """
+    masks = make_mask("irregular", size, stroke_ratio, batch=n, generator=generator)
+    if box_ratio is not None:
+        masks = torch.maximum(masks, make_mask("square", size, box_ratio, batch=n, generator=generator))
+    return masks
+
+
 class DeepFillV2Task:
     """DeepFill v2's training step, a :class:`inpaint_utils.train.Task` with models
     ``{"generator", "discriminator"}``.
@@ -474,7 +498,7 @@ class DeepFillV2Task:
     def __init__(self, generator: DeepFillV2Generator, discriminator: SNPatchGANDiscriminator | None = None,
                  lr: float = 1e-4, betas: tuple[float, float] = (0.5, 0.999), l1_loss_alpha: float = 1.0,
                  gan_loss_alpha: float = 1.0, mask_fn: MaskFn | None = None,
-                 stroke_ratio: float | tuple[float, float] = (0.05, 0.3), box_ratio: float | None = 0.25):
+                 stroke_ratio: float | tuple[float, float] = STROKE_RATIO, box_ratio: float | None = BOX_RATIO):
         if not isinstance(generator, DeepFillV2Generator):
             raise TypeError(f"generator must be a DeepFillV2Generator, got {type(generator).__name__}")
         if discriminator is not None and not isinstance(discriminator, SNPatchGANDiscriminator):
@@ -519,9 +543,7 @@ class DeepFillV2Task:
             if masks.shape[0] != n:
                 raise ValueError(f"mask_fn(n={n}, size={hw}) returned {masks.shape[0]} masks, expected {n}")
         else:
-            masks = make_mask("irregular", hw, self.stroke_ratio, batch=n, generator=generator)
-            if self.box_ratio is not None:
-                masks = torch.maximum(masks, make_mask("square", hw, self.box_ratio, batch=n, generator=generator))
+            masks = free_form_masks(n, hw, self.stroke_ratio, self.box_ratio, generator)
         return masks if isinstance(batch, int) else masks.to(device=batch.device, dtype=torch.float32)
 
     def discriminator_loss(self, image: torch.Tensor, completed: torch.Tensor,

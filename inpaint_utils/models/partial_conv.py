@@ -367,7 +367,11 @@ class PConvUNet(nn.Module):
 # --------------------------------------------------------------------------------------------
 # training for the shared loop (inpaint_utils.train)
 # --------------------------------------------------------------------------------------------
-def irregular_masks(ratio: float | tuple[float, float] = (0.01, 0.6)) -> Callable:
+#: the hole-area range of :func:`irregular_masks`, PConvTask's training holes: 1-60 %, the paper's six test bins
+HOLE_RATIO: tuple[float, float] = (0.01, 0.6)
+
+
+def irregular_masks(ratio: float | tuple[float, float] = HOLE_RATIO) -> Callable:
     """A mask function ``(n, size, generator) -> (n, 1, size, size)`` of free-form brush strokes
     (:func:`inpaint_utils.masks.make_mask` ``"irregular"``), hole area drawn per sample from ``ratio``
     (default 1-60 %, the range of the paper's six test bins)."""
