@@ -217,7 +217,7 @@ def training_masks(method: str, config: Mapping[str, Any], n: int, size: int,
       its ``overlap``, :meth:`ContextEncoderGenerator.input_hole_mask`); with a full-image output, the
       task's ``mask_kind`` at ``mask_ratio`` (a checkpoint does not store them: notebook 03's cascade
       trains on ``"blocks"`` at ``(0.05, 0.25)``, pass them);
-    * ``glcic``: :func:`inpaint_utils.models.glcic.random_holes`, one rectangle per image with sides in
+    * ``glcic`` (and ``glcic_poisson``): :func:`inpaint_utils.models.glcic.random_holes`, one rectangle per image with sides in
       ``hole_range`` at a random position (kind ``"square"``);
     * ``deepfill``: :func:`inpaint_utils.models.deepfill.random_boxes`, v1's box shrunk by a random
       ``0 .. hole_size // 8`` px a side (kind ``"square"``);
@@ -250,7 +250,7 @@ def training_masks(method: str, config: Mapping[str, Any], n: int, size: int,
                 raise ValueError(f"unknown mask kind {mask_kind!r}; choose one of {MASK_KINDS}")
             masks = make_mask(mask_kind, s, mask_ratio, batch=n, generator=generator)
             kind, description = mask_kind, f"{mask_kind}, hole ratio {_ratio_text(mask_ratio)}, at {s}x{s}"
-    elif method == "glcic":
+    elif method in ("glcic", "glcic_poisson"):
         from .models.glcic import GLCICConfig, random_holes
 
         cfg = GLCICConfig.from_dict(config)

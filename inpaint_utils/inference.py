@@ -19,6 +19,7 @@ method           what                                         needs
 ``ce``           Context Encoder (notebook 02)                a checkpoint (run folder or step_*)
 ``cascade``      cascade CE 64 -> 128 (notebook 03)           a checkpoint
 ``glcic``        GLCIC completion network (notebook 04)       a checkpoint
+``glcic_poisson``  GLCIC + the paper's post-process (04)    a GLCIC checkpoint
 ``deepfill``     DeepFill v1 / contextual attention (05)      a checkpoint
 ``pconv``        partial convolutions, PConv U-Net (08)       a checkpoint
 ``deepfill_v2``  DeepFill v2 / gated convolutions (08)        a checkpoint
@@ -57,6 +58,8 @@ METHODS: dict[str, str] = {
     "ce": "Context Encoder (needs --checkpoint)",
     "cascade": "cascade Context Encoder 64->128 (needs --checkpoint)",
     "glcic": "GLCIC (needs --checkpoint)",
+    "glcic_poisson": "GLCIC then the paper's post-process: fast marching, then Poisson blending (needs a GLCIC "
+                     "--checkpoint)",
     "deepfill": "DeepFill v1 / contextual attention (needs --checkpoint)",
     "pconv": "partial convolutions, PConv U-Net (needs --checkpoint)",
     "deepfill_v2": "DeepFill v2 / gated convolutions (needs --checkpoint)",
@@ -68,6 +71,7 @@ LEARNED: dict[str, str] = {
     "ce": "context_encoder",
     "cascade": "cascade_context_encoder",
     "glcic": "glcic",
+    "glcic_poisson": "glcic",
     "deepfill": "deepfill",
     "pconv": "partial_conv",
     "deepfill_v2": "deepfill_v2",
@@ -79,6 +83,7 @@ MAKES: dict[str, tuple[str, str | None]] = {
     "ce": ("02_context_encoder", "context_encoder"),
     "cascade": ("03_cascade_ce_nsd", None),
     "glcic": ("04_glcic", "glcic"),
+    "glcic_poisson": ("04_glcic", "glcic"),
     "deepfill": ("05_contextual_attention", "deepfill"),
     "pconv": ("08_irregular_holes", "partial_conv"),
     "deepfill_v2": ("08_irregular_holes", "deepfill_v2"),
@@ -111,7 +116,9 @@ def load_trained_model(checkpoint: str | os.PathLike, expected: str | None = Non
     info = checkpoint_info(path)
     name = info["model_name"]
     if expected is not None and name != expected:
-        wanted = {v: k for k, v in LEARNED.items()}
+        wanted: dict[str, str] = {}
+        for method, model_name in LEARNED.items():    # the first method of each model: glcic, not glcic_poisson
+            wanted.setdefault(model_name, method)
         hint = f" (use --method {wanted[name]})" if name in wanted else ""
         raise CheckpointError(f"{path} holds a {name!r} model{hint}, not the {expected!r} model this method needs")
     if name not in MODELS:
@@ -218,6 +225,8 @@ def load_inpainter(method: str, checkpoint: str | os.PathLike | None = None, dev
         size = getattr(model.config, "image_size", None)
         meta = {"method": method, "checkpoint": str(info["path"]), "step": info["step"],
                 "model_name": info["model_name"], "config": info["config"]}
+        if method == "glcic_poisson":
+            return _with_poisson_blend(Inpainter("glcic", _model_fn(model), meta, image_size=size), meta)
         return Inpainter(method, _model_fn(model), meta, image_size=size)
     from . import diffusion
 
@@ -228,6 +237,19 @@ def load_inpainter(method: str, checkpoint: str | os.PathLike | None = None, dev
         return pipe(image, mask)[0]                     # (completed, info): the composite
 
     return Inpainter(method, fill, {"method": method, "model": repr(pipe), "pipeline": pipe})
+
+
+def _with_poisson_blend(glcic: Inpainter, meta: dict[str, Any]) -> Inpainter:
+    """GLCIC as Iizuka et al. run it: the network's composite (at any size, through ``glcic``), then its hole
+    blended into the surroundings by :func:`inpaint_utils.models.glcic.poisson_blend` (fast marching, then
+    Poisson image editing, the paper's post-process) at the image's own size."""
+    from .models.glcic import poisson_blend
+
+    def fill(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return poisson_blend(image, glcic(image, mask), mask)
+
+    return Inpainter("glcic_poisson", fill, {**meta, "method": "glcic_poisson",
+                                             "postprocess": "fast marching + Poisson blending (Iizuka et al.)"})
 
 
 def _load_nearest_neighbour(checkpoint: str | os.PathLike | None, train: Any = None, image_size: int = 128,

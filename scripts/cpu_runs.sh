@@ -20,9 +20,9 @@ SHARED=${INPAINT_SHARED:-../shared/data}
 DATA=$(cd "$SHARED/faces_celeba_small_89x109" && pwd)
 mkdir -p results
 
-score() {  # fill METHOD, run name: the test split with the holes it was trained on, beside Telea and NS
+score() {  # fill METHOD, run name [, results name]: the test split with the holes it was trained on, beside Telea and NS
     "$PY" -m inpaint_utils.cli evaluate --method "$1" --checkpoint "$2" --collection faces_small --split test \
-        --mask-kind training --num-images 100 --baselines --lpips --json "results/$2.json"
+        --mask-kind training --num-images 100 --baselines --lpips --json "results/${3:-$2}.json"
 }
 
 cascade() {  # notebook 03 in the cpu profile; the centre cascade (64 CE + 128 stage) is the model scored
@@ -42,12 +42,17 @@ one() {  # train METHOD, fill METHOD, run name
     score "$2" "$3"
 }
 
+glcic() {  # GLCIC as the paper runs it (the network, then fast marching + Poisson blending), and the network alone
+    one glcic glcic_poisson 04_glcic_cpu
+    score glcic 04_glcic_cpu 04_glcic_cpu_network
+}
+
 case "${1:-all}" in
     ce) one context_encoder ce 02_ce_cpu ;;
     cascade) cascade ;;
-    glcic) one glcic glcic 04_glcic_cpu ;;
+    glcic) glcic ;;
     deepfill) one deepfill deepfill 05_ca_cpu_hole ;;
-    all) one context_encoder ce 02_ce_cpu; cascade; one glcic glcic 04_glcic_cpu; one deepfill deepfill 05_ca_cpu_hole ;;
+    all) one context_encoder ce 02_ce_cpu; cascade; glcic; one deepfill deepfill 05_ca_cpu_hole ;;
     *) echo "usage: scripts/cpu_runs.sh [all|ce|cascade|glcic|deepfill]" >&2; exit 2 ;;
 esac
 "$PY" -c "from inpaint_utils import report; report.update_readme()"

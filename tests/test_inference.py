@@ -76,6 +76,32 @@ def test_mismatched_missing_and_absent_checkpoints(ce_run, tmp_path):
     assert set(METHODS) >= {"telea", "ns", "ce", "glcic", "deepfill", "sd2"}
 
 
+def test_glcic_poisson_is_the_network_then_the_papers_post_process(tmp_path, ce_run):
+    from inpaint_utils.comparison import training_masks
+    from inpaint_utils.models import CompletionNetwork, GLCICConfig
+    from inpaint_utils.models.glcic import poisson_blend
+
+    cfg = GLCICConfig.tiny()
+    save_checkpoint(tmp_path / "glcic" / "checkpoints" / "step_000002", {"generator": CompletionNetwork(cfg, seed=0)},
+                    model_name="glcic", config=cfg.to_dict(), step=2)
+    plain = load_inpainter("glcic", tmp_path / "glcic", device="cpu")
+    fill = load_inpainter("glcic_poisson", tmp_path / "glcic", device="cpu")
+    assert fill.method == "glcic_poisson" and fill.info["step"] == 2 and "Poisson" in fill.info["postprocess"]
+    for size in (cfg.image_size, 48):                       # its own size, and another (resized like GLCIC)
+        image, mask = _pair(size, batch=2, seed=size)
+        out = fill(image, mask)
+        known = mask.expand_as(image) == 0
+        assert torch.equal(out[known], image[known])
+        assert torch.equal(out, poisson_blend(image, plain(image, mask), mask))
+        assert not torch.equal(out, plain(image, mask))     # the blend changed the hole
+    # it trains on GLCIC's holes, and another model's checkpoint is refused naming the method it needs
+    drawn = [training_masks(m, plain.info["config"], 4, cfg.image_size, torch.Generator().manual_seed(0)).masks
+             for m in ("glcic", "glcic_poisson")]
+    assert torch.equal(drawn[0], drawn[1])
+    with pytest.raises(CheckpointError, match=r"holds a 'context_encoder' model \(use --method ce\)"):
+        load_inpainter("glcic_poisson", ce_run)
+
+
 def test_run_names_resolve_under_runs_dir(ce_run, monkeypatch):
     monkeypatch.setenv("INPAINT_RUNS", str(ce_run.parent))
     assert run_checkpoint("tiny_ce").name == "step_000003"
