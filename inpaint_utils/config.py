@@ -17,6 +17,9 @@ variable               meaning                                                  
 ``INPAINT_FIGURES``    where notebooks save figures                             ``<project>/figures``
 ``INPAINT_RUNS``       executed notebooks, checkpoints, metrics                 ``<project>/runs``
 ``INPAINT_LPIPS``      LPIPS weights (``.npz`` of the full squeeze model)       looked up under the above
+``INPAINT_VGG16``      VGG-16 ImageNet weights (perceptual and style losses)    shared folder, torch hub cache
+``INPAINT_INCEPTION``  Inception weights of FID / KID (torch-fidelity's)        shared folder, torch hub cache
+``INPAINT_CACHE``      memory-mapped caches of decoded training images          ``<project>/runs/cache``
 =====================  =======================================================  ==========================
 """
 from __future__ import annotations
@@ -144,11 +147,12 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     # DeepFill v1 / contextual attention (Yu et al. 2018, seed 002): full is seed 002's Table I (256 px, 128 px hole,
     # batch 64 as seed 002 says (v1's yml: 16), Adam 1e-4, 5 critic steps; 150k / 50k / 20k iterations for the hole /
     # mosaic / hole_ns models). smoke: the same layers at 1/4 width on 64 px faces (32 px hole), a few dozen steps per
-    # input mode with 10x the learning rate so that they show something. gpu: v1's widths at 256 px, batch 16, sized
+    # input mode with 10x the learning rate so that they show something; each step is 6 batches (5 critic steps, each
+    # on its own batch and fakes, then the generator's): 40 + 12 + 12 steps were ~130 s x 64/100 of CI's 05 cell. gpu: v1's widths at 256 px, batch 16, sized
     # for about 6 minutes of training on one H200 (an estimate from FLOP counts: not measured).
     "05_contextual_attention": {
         "smoke": {"image_size": 64, "cnum": 8, "critic_cnum": 8, "batch_size": 8, "lr": 1e-3, "critic_steps": 5,
-                  "steps_hole": 60, "steps_mosaic": 20, "steps_hole_ns": 20, "log_every": 5, "sample_every": 20,
+                  "steps_hole": 40, "steps_mosaic": 12, "steps_hole_ns": 12, "log_every": 4, "sample_every": 20,
                   "checkpoint_every": 20, "num_eval_images": 16, "threads": 1},
         "full": {"image_size": 256, "cnum": 32, "critic_cnum": 64, "batch_size": 64, "lr": 1e-4, "critic_steps": 5,
                  "steps_hole": 150_000, "steps_mosaic": 50_000, "steps_hole_ns": 20_000, "log_every": 100,
