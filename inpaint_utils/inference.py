@@ -240,16 +240,18 @@ def load_inpainter(method: str, checkpoint: str | os.PathLike | None = None, dev
 
 
 def _with_poisson_blend(glcic: Inpainter, meta: dict[str, Any]) -> Inpainter:
-    """GLCIC as Iizuka et al. run it: the network's composite (at any size, through ``glcic``), then its hole
-    blended into the surroundings by :func:`inpaint_utils.models.glcic.poisson_blend` (fast marching, then
-    Poisson image editing, the paper's post-process) at the image's own size."""
+    """GLCIC as Iizuka et al. run it: the network's composite, then its hole blended into the surroundings by
+    :func:`inpaint_utils.models.glcic.poisson_blend` (fast marching, then Poisson image editing, the paper's
+    post-process), both at the model's working size (an image of another size is resized to it and back, as
+    for every learned method)."""
     from .models.glcic import poisson_blend
 
     def fill(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return poisson_blend(image, glcic(image, mask), mask)
 
     return Inpainter("glcic_poisson", fill, {**meta, "method": "glcic_poisson",
-                                             "postprocess": "fast marching + Poisson blending (Iizuka et al.)"})
+                                             "postprocess": "fast marching + Poisson blending (Iizuka et al.)"},
+                     image_size=glcic.image_size)
 
 
 def _load_nearest_neighbour(checkpoint: str | os.PathLike | None, train: Any = None, image_size: int = 128,

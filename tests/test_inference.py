@@ -87,13 +87,16 @@ def test_glcic_poisson_is_the_network_then_the_papers_post_process(tmp_path, ce_
     plain = load_inpainter("glcic", tmp_path / "glcic", device="cpu")
     fill = load_inpainter("glcic_poisson", tmp_path / "glcic", device="cpu")
     assert fill.method == "glcic_poisson" and fill.info["step"] == 2 and "Poisson" in fill.info["postprocess"]
-    for size in (cfg.image_size, 48):                       # its own size, and another (resized like GLCIC)
+    assert fill.image_size == plain.image_size == cfg.image_size     # what inpaint evaluate scores at by default
+    image, mask = _pair(cfg.image_size, batch=2, seed=1)
+    out = fill(image, mask)
+    assert torch.equal(out, poisson_blend(image, plain(image, mask), mask))
+    assert not torch.equal(out, plain(image, mask))         # the blend changed the hole
+    for size in (cfg.image_size, 48):                       # its own size, and another (resized and back)
         image, mask = _pair(size, batch=2, seed=size)
         out = fill(image, mask)
         known = mask.expand_as(image) == 0
-        assert torch.equal(out[known], image[known])
-        assert torch.equal(out, poisson_blend(image, plain(image, mask), mask))
-        assert not torch.equal(out, plain(image, mask))     # the blend changed the hole
+        assert out.shape == image.shape and torch.equal(out[known], image[known])
     # it trains on GLCIC's holes, and another model's checkpoint is refused naming the method it needs
     drawn = [training_masks(m, plain.info["config"], 4, cfg.image_size, torch.Generator().manual_seed(0)).masks
              for m in ("glcic", "glcic_poisson")]
