@@ -221,12 +221,15 @@ def median_seconds(fn, repeat: int, device: torch.device | str = "cpu") -> float
 
 
 def code_version() -> str:
-    """The git commit of the checkout (with ``+dirty`` when it has changes), or ``unknown``."""
+    """The git commit of the checkout (with ``+dirty`` when its tracked files have changes), or ``unknown``.
+    The committed results (``results/``) and README.md, which ``scripts/cpu_runs.sh`` rewrites as it goes, do not
+    count: the second run it scores is made by the same code as the first."""
     root = project_root()
     try:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
                              text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)results", ":(exclude)README.md"], cwd=root,
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return rev + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):

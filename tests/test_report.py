@@ -136,6 +136,31 @@ def test_committed_results_have_their_provenance_and_no_machine_paths():
         assert len({r["n"] for r in record["rows"]}) == 1 and record["rows"][0]["n"] == record["num_images"]
         assert all(r.get("psnr_hole") is not None and r.get("lpips_hole") is not None for r in record["rows"]), name
         training = record["training"]
-        assert training["profile"] == "cpu" and training["command"].startswith("inpaint train"), name
+        # trained by inpaint train, or (the cascade) by its notebook in the cpu profile, stage by stage
+        assert training["profile"] == "cpu" and training["command"].startswith(("inpaint train", "papermill notebooks/")), name
+        if "stages" in training:
+            assert training["train_time_s"] == pytest.approx(sum(s["train_time_s"] for s in training["stages"].values()))
         assert 0 < training["train_time_s"] <= 20 * 60 and training["step"] > 0, name    # 20 minutes at most
         assert record["split"].startswith("test") and "train" in training["split"], name
+
+
+def test_code_version_is_dirty_for_code_not_for_results_or_readme(tmp_path, monkeypatch):
+    import subprocess
+
+    repo = tmp_path / "repo"
+    (repo / "results").mkdir(parents=True)
+    for name in ("code.py", "README.md", "results/a.json"):
+        (repo / name).write_text("one\n")
+    git = lambda *a: subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *a], cwd=repo,  # noqa: E731
+                                    check=True, capture_output=True)
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "x")
+    monkeypatch.setattr(report, "project_root", lambda: repo)
+    clean = report.code_version()
+    assert clean and not clean.endswith("+dirty") and clean != "unknown"
+    (repo / "results" / "a.json").write_text("two\n")          # what scripts/cpu_runs.sh rewrites as it goes
+    (repo / "README.md").write_text("two\n")
+    assert report.code_version() == clean
+    (repo / "code.py").write_text("two\n")
+    assert report.code_version() == clean + "+dirty"
