@@ -27,26 +27,27 @@ waiting for the host. Run from the checkout::
     .venv/bin/python benchmarks/bench_training.py --device cpu --steps 2 --models ce,deepfill --max-images 32
 
 Measured on 2026-12-02, ``--device cpu --steps 20`` (smoke profile, faces_small: 800 training faces of
-89 x 109 px, resized to 128 or 64 px), 2-core CPU shared with other jobs (load average about 2.5, so the
-images/s move by +-10 % between runs), torch 2.14.1::
+89 x 109 px, resized to 128 or 64 px), on the 2-core CPU with nothing else running, torch 2.14.1::
 
     model                cache   device  batch  size  threads  images/s  data wait %  fill s  speed-up
     -------------------  ------  ------  -----  ----  -------  --------  -----------  ------  --------
-    CE                   none    cpu        16   128        2       8.3          8.1
-    CE                   memory  cpu        16   128        2      10.0          2.3  8.9     1.20x
-    cascade CE           none    cpu         8   128        1      46.8         11.5
-    cascade CE           memory  cpu         8   128        1      45.1          5.8  1.0     0.96x
-    GLCIC (joint phase)  none    cpu         8   128        1      14.2          3.8
-    GLCIC (joint phase)  memory  cpu         8   128        1      16.7          1.7  1.3     1.18x
-    DeepFill v1          none    cpu         8    64        1      11.4          1.7
-    DeepFill v1          memory  cpu         8    64        1      11.2          0.4  0.9     0.98x
+    CE                   none    cpu        16   128        2      42.6          5.3
+    CE                   memory  cpu        16   128        2      48.4          1.5  1.1     1.14x
+    cascade CE           none    cpu         8   128        1      62.9          9.9
+    cascade CE           memory  cpu         8   128        1      61.5          3.1  1.1     0.98x
+    GLCIC (joint phase)  none    cpu         8   128        1      19.0          3.1
+    GLCIC (joint phase)  memory  cpu         8   128        1      19.1          1.0  0.9     1.00x
+    DeepFill v1          none    cpu         8    64        1       7.7          4.5
+    DeepFill v1          memory  cpu         8    64        1       8.4          0.8  0.9     1.09x
 
-What it shows: reading the files cost 8-12 % of a step for the two Context Encoders and under 5 % already
-for GLCIC (3.8 %) and DeepFill (1.7 %), whose steps are longer; with the cache, 0.4-2.3 % for three models
-and 5.8 % for the cascade, whose short steps (batch 8) still spend ~8 ms on the loop's crops and flips
-(``grid_sample`` over the batch, one thread) and ~3 ms on turning uint8 rows into a float batch. The
-speed-ups (0.96x-1.20x) are mostly the machine's noise: what the cache saves on these CPU-bound steps is
-the drop of the data-wait share, 1-6 % of a step. On a GPU a step takes milliseconds while decoding does
+What it shows: reading the files cost 3-10 % of a step (most for the cascade, whose steps are the shortest);
+with the cache 0.8-3.1 %, under 5 % for every model. The cascade's share was 5.7 % with the cache (same
+machine, idle, an hour earlier) until the loop's crops and flips stopped building their sampling grid with
+``affine_grid`` (a matrix product per pixel: 4 of the crop's 8 ms for 8 images of 128 px on one thread) and
+built it from one row and one column of coordinates (``data.preprocessing._axis_aligned_grid``; the same grid
+up to rounding): the crop now takes ~3 ms. DeepFill's 8 images/s count every batch of a step (five critic
+batches and the generator's). The speed-ups (0.98x-1.14x) are within the machine's noise: what the cache
+saves on these CPU-bound steps is the data-wait share. On a GPU a step takes milliseconds while decoding does
 not get faster, so the share is larger there; not measured yet (``scripts/gpu_check.sh`` runs this).
 """
 from __future__ import annotations

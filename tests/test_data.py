@@ -515,3 +515,23 @@ def test_crop_flip_identity_mirror_and_seeded_draws():
         apply_crop_flip(images, theta[:3])
     with pytest.raises(ValueError, match=r"min_scale must be a number in \(0, 1\], got 0"):
         random_crop_flip_params(4, torch.Generator(), min_scale=0)
+
+
+def test_crop_flip_grid_is_affine_grids_and_other_matrices_still_work():
+    import torch.nn.functional as F
+
+    from inpaint_utils.data import apply_crop_flip, random_crop_flip_params
+    from inpaint_utils.data.preprocessing import _axis_aligned_grid
+
+    theta = random_crop_flip_params(6, torch.Generator().manual_seed(2))
+    for shape in ((6, 3, 32, 32), (6, 3, 20, 28)):                         # square and not
+        reference = F.affine_grid(theta, list(shape), align_corners=False)
+        assert torch.allclose(_axis_aligned_grid(theta, torch.Size(shape)), reference, atol=1e-6)
+    images = torch.rand(6, 3, 20, 28, generator=torch.Generator().manual_seed(3))
+    plain = F.grid_sample(images, F.affine_grid(theta, list(images.shape), align_corners=False), mode="bilinear",
+                          padding_mode="border", align_corners=False)
+    assert torch.allclose(apply_crop_flip(images, theta), plain.clamp(0, 1), atol=1e-5)
+    # a rotation (not a crop and flip) still goes through affine_grid: a quarter turn of a square image
+    quarter = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0]]).expand(6, 2, 3)
+    square = images[..., :20]
+    assert torch.allclose(apply_crop_flip(square, quarter), square.rot90(1, dims=(-2, -1)), atol=1e-5)
