@@ -44,12 +44,6 @@ def images(tmp_path):
     return folder
 
 
-@pytest.fixture
-def runs(tmp_path, monkeypatch):
-    monkeypatch.setenv("INPAINT_RUNS", str(tmp_path / "runs"))
-    return tmp_path / "runs"
-
-
 TINY = ["--batch-size", "4", "--image-size", "32", "--run-name", "cli_ce"]
 
 
@@ -524,17 +518,6 @@ def test_unreadable_checkpoint_file_exits_2(pair, tmp_path, checkpoints, monkeyp
 
 
 # ----------------------------------------------------------------------------------- evaluate
-
-@pytest.fixture
-def test_images(tmp_path):
-    """30 small PNGs: the test split (10 %, seed 0) holds 3."""
-    folder = tmp_path / "eval_images"
-    folder.mkdir()
-    rng = np.random.default_rng(2)
-    for i in range(30):
-        pixels = np.kron(rng.random((4, 4, 3)), np.ones((10, 10, 1)))            # 40 x 40 blocks of colour
-        Image.fromarray((pixels * 255).astype(np.uint8)).save(folder / f"im_{i:02d}.png")
-    return folder
 
 
 def test_evaluate_prints_a_table_and_writes_json(test_images, tmp_path, checkpoints, capsys):

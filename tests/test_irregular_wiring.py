@@ -32,24 +32,6 @@ def _offline_one_thread(monkeypatch):
     torch.set_num_threads(threads)
 
 
-@pytest.fixture
-def runs(tmp_path, monkeypatch):
-    monkeypatch.setenv("INPAINT_RUNS", str(tmp_path / "runs"))
-    return tmp_path / "runs"
-
-
-@pytest.fixture
-def test_images(tmp_path):
-    """30 small PNGs of smooth colour blocks: the test split (10 %, seed 0) holds 3, the train split 24."""
-    folder = tmp_path / "images"
-    folder.mkdir()
-    rng = np.random.default_rng(2)
-    for i in range(30):
-        pixels = np.kron(rng.random((4, 4, 3)), np.ones((10, 10, 1)))            # 40 x 40
-        Image.fromarray((pixels * 255).astype(np.uint8)).save(folder / f"im_{i:02d}.png")
-    return folder
-
-
 def _tiny(method: str):
     if method == "pconv":
         return PConvUNet(PConvConfig.tiny(), seed=0)
