@@ -407,7 +407,7 @@ REPLICATION: tuple[Replication, ...] = (
     Replication("seed002_table2", "Navier-Stokes", None, "05_contextual_attention", "05_contextual_attention",
                 {"method": "Navier-Stokes"}, _SEED002, committed=("05_ca_cpu_hole", "ns")),
     Replication("seed002_table2", "stable GLCIC of Yu et al. (no BN, ELU, WGAN-GP; 50k)", None, "04_glcic",
-                "04_glcic", {"method": "GLCIC"}, _SEED002, committed=("04_glcic_cpu", "glcic")),  # ours: Iizuka et al.'s GLCIC (BN, ReLU, BCE)
+                "04_glcic", {"method": "GLCIC"}, _SEED002, committed=("04_glcic_cpu_network", "glcic")),  # ours: Iizuka et al.'s GLCIC (BN, ReLU, BCE)
     Replication("seed002_table2", "CA Animals hole (150k)", None, "05_contextual_attention", "05_contextual_attention",
                 {"method": "CA hole"}, _SEED002, committed=("05_ca_cpu_hole", "deepfill")),
     Replication("seed002_table2", "CA Animals mosaic (50k)", None, "05_contextual_attention",
@@ -487,7 +487,8 @@ def _committed_row(entry: Replication, label: str, record: Mapping[str, Any]) ->
         row[col] = float(found[0][key]) if found and found[0].get(key) is not None else None
     row.update({"data": (f"results/{name}.json: {record.get('data')}, {record.get('mask')}" if found
                          else f"no row {method!r} in results/{name}.json"),
-                "profile": training.get("profile"), "steps": training.get("step"),
+                "profile": training.get("profile"),
+                "steps": training.get("step") if method == record.get("method") else None,   # a baseline: not trained
                 "hardware": record.get("hardware"), "command": training.get("command") or record.get("command"),
                 "code": record.get("code_version"), "created": record.get("created")})
     return row

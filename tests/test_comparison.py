@@ -104,10 +104,13 @@ def test_replication_reads_ours_from_saved_results_only():
 def test_replication_puts_the_committed_cpu_run_beside_the_paper():
     from inpaint_utils.comparison import REPLICATION, replication_table
 
-    committed = {"04_glcic_cpu": {"rows": [{"method": "glcic", "psnr_hole": 17.5, "lpips_hole": 0.14},
-                                           {"method": "telea", "psnr_hole": 14.8, "lpips_hole": 0.15}],
-                                  "training": {"profile": "cpu", "step": 1500, "command": "inpaint train glcic"},
-                                  "data": "faces", "mask": "its rectangles", "hardware": "CPU y"}}
+    committed = {"04_glcic_cpu_network": {"rows": [{"method": "glcic", "psnr_hole": 17.5, "lpips_hole": 0.14},
+                                                   {"method": "telea", "psnr_hole": 14.8, "lpips_hole": 0.15}],
+                                          "method": "glcic",
+                                          "training": {"profile": "cpu", "step": 1500, "command": "inpaint train glcic"},
+                                          "data": "faces", "mask": "its rectangles", "hardware": "CPU y"},
+                 "05_ca_cpu_hole": {"rows": [{"method": "telea", "psnr_hole": 14.9}], "method": "deepfill",
+                                    "training": {"profile": "cpu", "step": 1600}}}
 
     def loader(name):
         raise FileNotFoundError(name)
@@ -118,9 +121,15 @@ def test_replication_puts_the_committed_cpu_run_beside_the_paper():
     mine = glcic[2]
     assert mine["psnr"] == 17.5 and mine["lpips"] == 0.14 and mine["mse255"] is None     # glcic's row, not Telea's
     assert mine["profile"] == "cpu" and mine["steps"] == 1500 and mine["command"] == "inpaint train glcic"
-    assert "results/04_glcic_cpu.json" in mine["data"]
+    assert "results/04_glcic_cpu_network.json" in mine["data"]
+    # a baseline's row of a committed run: its numbers, not the training steps of the run's model
+    telea = [r for r in rows if r["method"] == "Telea" and r["who"] == "ours, committed"]
+    assert telea[0]["psnr"] == 14.9 and telea[0]["steps"] is None
+    # an entry whose committed run has no row of its method says so
+    ca = [r for r in rows if r["method"].startswith("CA Animals hole") and r["who"] == "ours, committed"]
+    assert ca[0]["psnr"] is None and "no row 'deepfill'" in ca[0]["data"]
     # an entry whose committed run is absent gets no third row
-    assert [r["who"] for r in rows if r["method"].startswith("CA Animals hole")] == ["paper", "ours"]
+    assert [r["who"] for r in rows if r["method"].startswith("CA Animals mosaic")] == ["paper", "ours"]
     # the real committed runs, when there are some, are read by default
     assert all(r["who"] in ("paper", "ours", "ours, committed") for r in replication_table(loader=loader))
 
