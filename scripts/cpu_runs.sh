@@ -26,14 +26,16 @@ score() {  # fill METHOD, run name [, results name]: the test split with the hol
 }
 
 cascade() {  # notebook 03 in the cpu profile; the centre cascade (64 CE + 128 stage) is the model scored
-    local nb=notebooks/03_cascade_ce_nsd.ipynb out=runs/03_cascade_ce_nsd_cpu.ipynb
+    local run=(papermill notebooks/03_cascade_ce_nsd.ipynb runs/03_cascade_ce_nsd_cpu.ipynb -p PROFILE cpu
+               -p COLLECTION faces_small --cwd notebooks)
     mkdir -p runs
-    "$PY" -m papermill "$nb" "$out" -p PROFILE cpu -p COLLECTION faces_small --cwd notebooks
+    # the kernel imports this checkout's package, not whichever one the interpreter has installed
+    PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m "${run[@]}"
     "$PY" -c "import sys; from inpaint_utils import cli, config; r = config.runs_dir()
 cli.write_train_record(r / '03_cascade_center_cpu', sys.argv[1], stages=[r / '03_ce64_center_cpu', r / '03_cascade_center_cpu'],
                        method='cascade', profile='cpu', split='train (seed 0)', data='\$INPAINT_SHARED, collection faces_small',
                        settings=config.settings('03_cascade_ce_nsd', 'cpu'))" \
-        "papermill $nb $out -p PROFILE cpu -p COLLECTION faces_small --cwd notebooks"
+        "${run[*]}"
     score cascade 03_cascade_center_cpu
 }
 
