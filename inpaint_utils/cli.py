@@ -602,7 +602,7 @@ EVALUATE_COLUMNS = ("method", "n", "psnr_hole", "ssim_hole", "l1_pct_hole", "l2_
 def add_evaluate_parser(subparsers: Any) -> argparse.ArgumentParser:
     from .data import COLLECTIONS
     from .inference import METHODS as FILL_METHODS
-    from .masks import MASK_KINDS
+    from .masks import LAMA_KINDS, MASK_KINDS
 
     p = subparsers.add_parser(
         "evaluate", help="score a method on held-out images",
@@ -618,10 +618,13 @@ def add_evaluate_parser(subparsers: Any) -> argparse.ArgumentParser:
     source.add_argument("--collection", choices=list(COLLECTIONS),
                         help="a collection of the shared images (scikit-image's samples when the folder is absent)")
     p.add_argument("--baselines", action="store_true", help="also score telea and ns on the same images and masks")
-    p.add_argument("--mask-kind", choices=(*MASK_KINDS, "training"), default="center",
+    p.add_argument("--mask-kind", choices=(*MASK_KINDS, *LAMA_KINDS, "training"), default="center",
                    help="default: center; training: the holes the learned METHOD was trained on, drawn from --seed "
                         "(CE / cascade: its centre hole; GLCIC: its random rectangles; DeepFill: its random boxes; "
-                        "pconv: free-form strokes; deepfill_v2: strokes and a box; --ratio is not used)")
+                        "pconv: free-form strokes; deepfill_v2: strokes and a box; --ratio is not used); "
+                        f"{', '.join(LAMA_KINDS)}: LaMa's fixed free-form evaluation set of that kind (drawn once "
+                        "from --seed, saved under runs/eval_masks; --ratio is not used), scored also per 10 %% "
+                        "hole-area bin")
     p.add_argument("--ratio", type=float, default=0.25, help="hole area / image area, in (0, 1) (default 0.25)")
     p.add_argument("--split", choices=("test", "all"), default="test",
                    help="test: the 10 %% test split of the folder, as the notebooks (default); all: every image of "
@@ -645,6 +648,7 @@ def run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     import torch
 
     from . import data, masks, metrics, report
+    from .comparison import _resize_mask, scores_by_area
     from .fileio import atomic_open
     from .validation import check_ratio
 
@@ -669,8 +673,9 @@ def run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
             from .inference import training_masks
 
             mask, holes = training_masks(inpainter, len(dataset), generator)              # (N, 1, s, s)
-            if mask.shape[-1] != size:     # the model's holes at another --size: any hole pixel of a cell
-                mask = (torch.nn.functional.adaptive_max_pool2d(mask, (size, size)) > 0).float()
+            mask = _resize_mask(mask, size)                    # the model's holes at another --size
+        elif args.mask_kind in masks.LAMA_KINDS:
+            mask = masks.eval_mask_set(args.mask_kind, size, n=len(dataset), seed=args.seed)  # (N, 1, S, S)
         else:
             mask = masks.make_mask(args.mask_kind, size, args.ratio, batch=len(dataset),
                                    generator=generator)                                  # (N, 1, S, S)
@@ -701,13 +706,22 @@ def run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
         images = data.first_images(dataset, len(dataset))                         # (N, 3, S, S)
     except data.ImageReadError as e:                                              # changed since it was checked
         raise _UsageError(str(e)) from e
-    rows, _ = metrics.compare_methods(methods, images, mask, conventions=("seed000", "seed002"),
+    scores, _ = metrics.score_methods(methods, images, mask, conventions=("seed000", "seed002"),
                                       lpips_model=lpips_model, batch_size=args.batch_size,
                                       progress=sys.stderr.isatty())
+    rows = [{"method": name, "n": len(images), **{k: float(v.mean()) for k, v in per_image.items()}}
+            for name, per_image in scores.items()]
+    lama = args.mask_kind in masks.LAMA_KINDS
+    by_area = ([{"method": name, **row} for name, per_image in scores.items()
+                for row in scores_by_area(per_image, mask)] if lama else None)
     achieved = float(masks.area_ratio(mask).mean())
-    mask_text = (f"{args.method}'s training holes: {holes} (mean ratio {achieved:.3f}), seed {args.seed}"
-                 if args.mask_kind == "training" else
-                 f"{args.mask_kind} holes, ratio {args.ratio:g} (achieved {achieved:.3f}), seed {args.seed}")
+    if args.mask_kind == "training":
+        mask_text = f"{args.method}'s training holes: {holes} (mean ratio {achieved:.3f}), seed {args.seed}"
+    elif lama:
+        mask_text = (f"LaMa's {args.mask_kind} free-form evaluation set ({len(images)} masks drawn from seed "
+                     f"{args.seed}, mean ratio {achieved:.3f})")
+    else:
+        mask_text = f"{args.mask_kind} holes, ratio {args.ratio:g} (achieved {achieved:.3f}), seed {args.seed}"
     split = f"{'test split' if args.split == 'test' else 'every image'} (seed {args.seed})"
     print(f"inpaint evaluate: {where}, {split}, {len(images)} images {size}x{size}; "
           f"{mask_text}; {report.hardware()}")
@@ -716,13 +730,18 @@ def run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     print("hole: PSNR dB, SSIM, L1 and L2 in % of [0, 1] (seed 000), MSE, L1 and TV on 0-255 (seed 002); "
           "image: PSNR, SSIM")
     print(report.format_table(rows, [c for c in EVALUATE_COLUMNS if c in rows[0]]))
+    if by_area:
+        print("by hole-area bin (LaMa's protocol; each mean beside its n):")
+        print(report.format_table(by_area, [c for c in ("area_bin", "method", "n", "achieved", "psnr_hole",
+                                                        "lpips_hole", "l1_pct_hole") if c in by_area[0]]))
     if args.json is not None:
         record = {"name": args.json.stem, "rows": rows,
                   **_provenance(argv, method=args.method, training=_training_record(inpainter),
                                 checkpoint=inpainter.info.get("checkpoint"),
                                 step=inpainter.info.get("step"), data=where, split=f"{args.split} (seed {args.seed})",
                                 image_size=size, num_images=len(images), mask=mask_text, mask_kind=args.mask_kind,
-                                ratio=None if args.mask_kind == "training" else args.ratio,
+                                ratio=None if args.mask_kind == "training" or lama else args.ratio,
+                                **({"by_area": by_area} if lama else {}),
                                 achieved_ratio=achieved, seed=args.seed,
                                 lpips=lpips_model is not False)}
         with atomic_open(args.json, "w") as f:

@@ -9,7 +9,12 @@
 # runs/<run>/ (git-ignored). A run that already has its checkpoint is only re-scored.
 #
 #   scripts/cpu_runs.sh            # all four (about 70 minutes)
-#   scripts/cpu_runs.sh glcic      # one: ce | cascade | glcic | deepfill
+#   scripts/cpu_runs.sh glcic      # one: ce | cascade | glcic | deepfill | v2 | pconv
+#
+# Notebook 08's models (issue 15), trained on free-form holes, are scored on LaMa's fixed thin / medium /
+# thick evaluation sets (`--mask-kind thick`: 100 masks drawn once from seed 0, binned by hole area) instead:
+# `v2` (DeepFill v2, gated convolutions, ~8-14 min) and `pconv` (partial convolutions; its loss needs
+# VGG-16's ImageNet weights, torchvision's download or $INPAINT_VGG16: without them it stops at once).
 #
 # Needs the shared folder ($INPAINT_SHARED, default ../shared/data) with the faces and the LPIPS weights.
 set -euo pipefail
@@ -44,6 +49,14 @@ one() {  # train METHOD, fill METHOD, run name
     score "$2" "$3"
 }
 
+free_form() {  # train METHOD, fill METHOD, run name: scored on each LaMa set, results/<run>_<kind>.json
+    "$PY" -m inpaint_utils.cli train "$1" --data "$DATA" --split train --profile cpu --run-name "$3"
+    for kind in thin medium thick; do
+        "$PY" -m inpaint_utils.cli evaluate --method "$2" --checkpoint "$3" --collection faces_small --split test \
+            --mask-kind "$kind" --num-images 100 --baselines --lpips --json "results/$3_$kind.json"
+    done
+}
+
 glcic() {  # GLCIC as the paper runs it (the network, then fast marching + Poisson blending), and the network alone
     one glcic glcic_poisson 04_glcic_cpu
     score glcic 04_glcic_cpu 04_glcic_cpu_network
@@ -54,7 +67,9 @@ case "${1:-all}" in
     cascade) cascade ;;
     glcic) glcic ;;
     deepfill) one deepfill deepfill 05_ca_cpu_hole ;;
+    v2) free_form deepfill_v2 deepfill_v2 08_v2_cpu ;;
+    pconv) free_form partial_conv pconv 08_pconv_cpu ;;
     all) one context_encoder ce 02_ce_cpu; cascade; glcic; one deepfill deepfill 05_ca_cpu_hole ;;
-    *) echo "usage: scripts/cpu_runs.sh [all|ce|cascade|glcic|deepfill]" >&2; exit 2 ;;
+    *) echo "usage: scripts/cpu_runs.sh [all|ce|cascade|glcic|deepfill|v2|pconv]" >&2; exit 2 ;;
 esac
 "$PY" -c "from inpaint_utils import report; report.update_readme()"

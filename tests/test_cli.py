@@ -547,6 +547,34 @@ def test_evaluate_prints_a_table_and_writes_json(test_images, tmp_path, checkpoi
     assert json.loads((tmp_path / "again.json").read_text())["rows"] == record["rows"]
 
 
+def test_evaluate_on_a_lama_set_scores_by_hole_area_and_reuses_the_fixed_masks(test_images, tmp_path, runs, capsys):
+    from inpaint_utils import masks
+
+    out = tmp_path / "thick.json"
+    argv = ["evaluate", "--method", "telea", "--data", str(test_images), "--split", "all", "--num-images", "12",
+            "--size", "32", "--mask-kind", "thick", "--baselines", "--no-lpips", "--json", str(out)]
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "LaMa's thick free-form evaluation set (12 masks drawn from seed 0" in printed
+    assert "by hole-area bin" in printed
+    record = json.loads(out.read_text())
+    assert record["mask_kind"] == "thick" and record["ratio"] is None
+    expected = masks.eval_mask_set("thick", 32, n=12, seed=0)                    # the saved set, read back
+    assert np.isclose(record["achieved_ratio"], float(masks.area_ratio(expected).mean()))
+    assert (runs / "eval_masks").is_dir()
+    bins = [r for r in record["by_area"] if r["method"] == "telea"]
+    assert sum(r["n"] for r in bins) == 12 and [r["method"] for r in record["rows"]] == ["telea", "ns"]
+    own = np.bincount(masks.area_bins(expected).numpy(), minlength=10)
+    assert [r["n"] for r in bins] == [int(c) for c in own if c]                  # one row per non-empty bin
+    weighted = sum(r["n"] * r["psnr_hole"] for r in bins) / 12                   # the bins make up the mean
+    assert np.isclose(weighted, record["rows"][0]["psnr_hole"])
+    assert all(r["area_lo"] <= r["achieved"] < r["area_hi"] for r in bins)
+    # the same seed reads the same set: the same numbers
+    assert cli.main([*argv[:-1], str(tmp_path / "again.json")]) == 0
+    capsys.readouterr()
+    assert json.loads((tmp_path / "again.json").read_text())["by_area"] == record["by_area"]
+
+
 def test_evaluate_errors(images, test_images, capsys):
     base = ["evaluate", "--method", "telea", "--no-lpips"]
     assert cli.main([*base, "--data", str(images)]) == 2                       # 6 images: the test split is empty

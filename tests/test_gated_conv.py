@@ -403,3 +403,17 @@ def test_training_lowers_the_l1_loss_and_checkpoints_round_trip(tmp_path):
     out = task.sample(x, torch.Generator().manual_seed(0))
     assert set(out) == {"input", "coarse", "completed", "attention", "target"}
     assert all(v.shape == (2, 3, 32, 32) for v in out.values())
+
+
+def test_coarse_gates_are_the_gating_maps_of_the_coarse_encoder():
+    g = DeepFillV2Generator(DeepFillV2Config.tiny(), seed=0).eval()
+    image, mask = torch.rand(2, 3, 64, 64), make_mask("irregular", 64, 0.2, batch=2, seed=0)
+    gates = g.coarse_gates(image, mask, layers=(1, 4))
+    assert list(gates) == ["conv1", "conv4"]
+    assert gates["conv1"].shape == (2, 8, 64, 64) and gates["conv4"].shape == (2, 32, 16, 16)
+    assert all(bool(((v > 0) & (v < 1)).all()) for v in gates.values())
+    x = torch.cat([(image * 2 - 1) * (1 - mask), torch.ones_like(mask), mask], dim=1)  # forward's coarse input
+    conv1 = g.coarse.encoder[0]
+    assert torch.allclose(gates["conv1"], torch.sigmoid(conv1.conv(conv1.pad(x))[:, 8:]), atol=1e-6)
+    with pytest.raises(ValueError, match="layers must be indices"):
+        g.coarse_gates(image, mask, layers=(0,))

@@ -17,6 +17,7 @@ from inpaint_utils.models.partial_conv import (
     PConvConfig,
     PConvTask,
     PConvUNet,
+    fill_dependence,
     freeze_encoder_batchnorm,
     irregular_masks,
 )
@@ -314,3 +315,40 @@ def test_training_lowers_the_loss_and_checkpoints_round_trip(tmp_path):
     hole = task.masks(2, torch.Generator().manual_seed(0))
     keep = (1 - hole).bool().expand_as(x)
     assert torch.equal(out["completed"][keep], x[keep])                  # known pixels preserved in the composite
+
+
+# ------------------------------------------------------------------------------ notebook 08's figures
+def test_plain_convolutions_depend_on_the_hole_fill_in_a_widening_band_partial_ones_not_at_all():
+    image = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[0, :, 10:20, 12:22] = 1                                             # a 10x10 hole
+    mask[1, :, 4:8, 4:30] = 1                                                # a 4x26 bar
+    found = fill_dependence(image, mask, depth=4, width=6, kernel_size=3, seed=1)
+    assert [len(v) for v in found.values()] == [4, 4, 4]
+    from scipy.ndimage import distance_transform_cdt
+
+    dist = torch.stack([torch.from_numpy(distance_transform_cdt(m[0].numpy() == 0, metric="chessboard"))
+                        for m in mask]).float()[:, None]          # chessboard distance to the hole, 0 in it
+    for layer, (plain, partial, hole) in enumerate(zip(found["plain"], found["partial"], found["hole"]), start=1):
+        assert plain.shape == partial.shape == hole.shape == (2, 1, 32, 32)
+        assert torch.equal(partial, torch.zeros_like(partial))              # exactly independent of the fill
+        band = (dist >= 1) & (dist <= layer)                                  # known pixels the hole can reach
+        assert bool((plain[band] > 0).all())                                 # the fill leaks into every one
+        assert torch.equal(plain[dist > layer], torch.zeros_like(plain[dist > layer]))   # and no farther
+        # the partial convolution's hole shrinks by one pixel a side per 3x3 layer
+        assert torch.equal(hole, -F.max_pool2d(-mask, 2 * layer + 1, 1, layer))   # the hole eroded
+    with pytest.raises(ValueError, match="depth"):
+        fill_dependence(image, mask, depth=0)
+
+
+def test_encoder_holes_shrink_to_nothing_and_follow_the_mask_update():
+    net = PConvUNet(PConvConfig.tiny(), seed=0)
+    mask = make_mask("irregular", 64, 0.3, batch=2, seed=0)
+    holes = net.encoder_holes(mask)
+    assert [h.shape[-1] for h in holes] == [32, 16, 8, 4, 2]
+    x, valid = torch.rand(2, 3, 64, 64), (1 - mask).expand(2, 3, 64, 64)
+    for block, hole in zip(net.encoder, holes):                              # the same masks as the forward pass
+        x, valid = block(x, valid)
+        assert torch.equal(hole, 1 - valid[:, :1])
+    shares = [float(h.mean()) for h in holes]
+    assert shares[0] < float(mask.mean()) and shares == sorted(shares, reverse=True) and shares[-1] == 0.0

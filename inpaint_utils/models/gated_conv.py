@@ -384,6 +384,24 @@ class DeepFillV2Generator(nn.Module):
         x2, offsets = self.refine(x, feature_mask(mask))             # (B, 3, H, W), (B, 2, H/4r, W/4r)
         return (x1 + 1.0) * 0.5, (x2 + 1.0) * 0.5, offsets
 
+    @torch.no_grad()
+    def coarse_gates(self, image: torch.Tensor, mask: torch.Tensor,
+                     layers: tuple[int, ...] = (1, 2, 4)) -> dict[str, torch.Tensor]:
+        """The soft masks ``sigmoid(W_g * x)`` of the coarse network's gated layers ``conv<i>`` (1-based,
+        v2's names: ``conv1`` ... ``conv10_atrous``, the encoder), each ``(B, n, h, w)`` in ``(0, 1)``: what a
+        gated convolution learns where a partial convolution applies its fixed mask update."""
+        xin, mask = self._prepare(image, mask)
+        encoder = list(self.coarse.encoder)
+        if not layers or any(not _is_int(i) or not 1 <= i <= len(encoder) for i in layers):
+            raise ValueError(f"layers must be indices 1..{len(encoder)} of the coarse encoder, got {layers!r}")
+        x = torch.cat([xin, torch.ones_like(mask), mask], dim=1)      # (B, 5, H, W), as forward
+        gates = {}
+        for i, layer in enumerate(encoder[:max(layers)], start=1):
+            if i in layers:
+                gates[f"conv{i}"] = layer.gate(x)
+            x = layer(x)
+        return gates
+
     def predict_full(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Inpaint ``image`` ``(B, 3, H, W)`` where ``mask`` is 1 and return the composite
         ``mask * refined + (1 - mask) * image``: known pixels come back unchanged, bit for bit, and the

@@ -71,6 +71,7 @@ __all__ = [
     "PConvTask",
     "freeze_encoder_batchnorm",
     "irregular_masks",
+    "fill_dependence",
 ]
 
 
@@ -356,6 +357,22 @@ class PConvUNet(nn.Module):
             x, valid = block(x, valid)
         return (x + 1.0) * 0.5                                         # (B, 3, S, S) back to the [0, 1] scale
 
+    @torch.no_grad()
+    def encoder_holes(self, mask: torch.Tensor) -> list[torch.Tensor]:
+        """What is still hole after each encoder layer: ``[(B, 1, S / 2, S / 2), ..., (B, 1, 2, 2)]``, 1 = hole
+        (``1 - m'`` of eq. 2, layer by layer). Each stride-2 partial convolution marks a position known as
+        soon as its window sees one known pixel, so the hole shrinks by about ``k // 2`` input pixels a side
+        per layer and is gone long before the bottleneck unless it is huge. Depends on the mask alone."""
+        check_mask(mask)
+        b = mask.shape[0]
+        valid = (1.0 - mask.float()).expand(b, 3, -1, -1)
+        x = torch.zeros(b, 3, *mask.shape[-2:])
+        holes = []
+        for block in self.encoder:
+            x, valid = block.conv(x, valid)                            # the partial convolution alone
+            holes.append(1.0 - valid[:, :1])
+        return holes
+
     def predict_full(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The composite ``mask * clamp(pred, 0, 1) + (1 - mask) * image``: known pixels unchanged,
         bit for bit. Gradients flow; wrap in ``torch.no_grad()`` for inference."""
@@ -367,6 +384,51 @@ class PConvUNet(nn.Module):
 # --------------------------------------------------------------------------------------------
 # training for the shared loop (inpaint_utils.train)
 # --------------------------------------------------------------------------------------------
+@torch.no_grad()
+def fill_dependence(image: torch.Tensor, mask: torch.Tensor, depth: int = 4, width: int = 8, kernel_size: int = 3,
+                    seed: int = 0) -> dict[str, list[torch.Tensor]]:
+    """Why vanilla convolutions fail on holes: how much each layer's features depend on what the hole was
+    filled with, for a plain convolution and for a partial convolution with **the same weights**.
+
+    A stack of ``depth`` random ``kernel_size`` convolutions (``width`` channels, stride 1, zero padding,
+    LeakyReLU 0.2, which is strictly increasing and so keeps every difference; weights drawn from ``seed``)
+    runs twice on ``image`` ``(B, 3, H, W)`` (fed as ``2 x - 1``, as the networks take it): with the hole
+    (``mask`` ``(B or 1, 1, H, W)``, 1 = hole) filled with 0 and with 1. A plain convolution mixes the fill
+    into every window that touches the hole, so the features of *known* pixels near the border change with
+    it, in a band that widens by ``kernel_size // 2`` pixels a layer; the network must learn to ignore a
+    value that carries no information, and what it learns for one fill (mean colour, noise) is wrong for
+    another. A partial convolution multiplies by the valid mask first: its features do not change at all.
+
+    Returns ``{"plain": [...], "partial": [...], "hole": [...]}``, one ``(B, 1, H, W)`` per layer: the
+    largest change over channels, ``max_c |f(fill 1) - f(fill 0)|``, and the partial convolution's hole
+    after that layer (1 = still hole, eq. 2)."""
+    check_image_mask(image, mask)
+    for name, value in (("depth", depth), ("width", width), ("kernel_size", kernel_size)):
+        if not _is_int(value) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    b = image.shape[0]
+    mask = mask.to(image.dtype).expand(b, 1, *image.shape[-2:])
+    rng = torch.Generator().manual_seed(int(seed))
+    layers = [PartialConv2d(3 if i == 0 else width, width, kernel_size) for i in range(depth)]
+    for layer in layers:
+        fan_in = layer.in_channels * kernel_size ** 2
+        layer.weight.copy_(torch.randn(layer.weight.shape, generator=rng) * math.sqrt(2.0 / fan_in))
+        layer.bias.copy_(torch.randn(layer.bias.shape, generator=rng) * 0.1)
+    fills = [(image * (1 - mask) + value * mask) * 2.0 - 1.0 for value in (0.0, 1.0)]
+    out: dict[str, list[torch.Tensor]] = {"plain": [], "partial": [], "hole": []}
+    plain = [x.clone() for x in fills]
+    partial = [x.clone() for x in fills]
+    valid = [1.0 - mask, 1.0 - mask]
+    for layer in layers:
+        plain = [F.leaky_relu(F.conv2d(x, layer.weight, layer.bias, padding=layer.padding), 0.2) for x in plain]
+        stepped = [layer(x, v) for x, v in zip(partial, valid)]
+        partial, valid = [F.leaky_relu(x, 0.2) for x, _ in stepped], [v for _, v in stepped]
+        out["plain"].append((plain[1] - plain[0]).abs().amax(dim=1, keepdim=True))
+        out["partial"].append((partial[1] - partial[0]).abs().amax(dim=1, keepdim=True))
+        out["hole"].append(1.0 - valid[0][:, :1])
+    return out
+
+
 #: the hole-area range of :func:`irregular_masks`, PConvTask's training holes: 1-60 %, the paper's six test bins
 HOLE_RATIO: tuple[float, float] = (0.01, 0.6)
 
