@@ -39,6 +39,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "05_contextual_attention": ("notebooks",),
     "06_stable_diffusion": ("notebooks", "diffusion"),
     "07_comparison": ("notebooks", "diffusion"),
+    "08_irregular_holes": ("notebooks",),
 }
 #: Where ``INPAINT_RUNS`` points on Google Drive (shared by every notebook, so 07 finds 02-05's checkpoints).
 DRIVE_RUNS = "/content/drive/MyDrive/inpaint-course/runs"

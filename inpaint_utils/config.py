@@ -263,15 +263,18 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                 "v2_image_size": 256, "v2_cnum": 48, "v2_disc_cnum": 64, "v2_batch_size": 16, "v2_num_steps": 8000,
                 "v2_lr": 1e-4, "log_every": 50, "sample_every": 1000, "checkpoint_every": 1000, "num_eval_images": None,
                 "num_workers": 8, "threads": None},
-        # cpu: the papers' learning rates and batches (v2: 8) on 64 px faces, each model in ~14 min on one thread;
+        # cpu: the papers' learning rates and batches (v2: 8) on 64 px faces, each model in ~14 min on one thread,
+        # except v2's lr: at v2's 1e-4 its 1400-step cpu run (530 s idle, 0.38 s/step) left the whole-image L1 at
+        # ~1.0 for 1000 steps while the discriminator led, and filled LaMa's thick set worse than Telea (13.4 vs
+        # 16.3 dB); 1e-3, as notebook 05's cpu DeepFill v1, for 2000 steps (~13 min idle);
         # measured here (a shared 2-core CPU, load ~3), one thread, VGG-16 of random weights (the same cost as
         # ImageNet's): PConv at half width 1.33 s/step (20 steps; 61 GFLOP a step, mostly the loss's VGG-16: width
         # 8 is 56 GFLOP and 1.30 s, width 64 2.05 s), 640 steps, the last 160 fine-tuning; v2 at a third of its width
         # (cnum 16) and a quarter of its discriminator's (16) 0.59 s/step (30 steps; cnum 24: 0.99 s), 1400 steps
         "cpu": {"pconv_image_size": 64, "pconv_base_channels": 32, "pconv_batch_size": 6, "pconv_num_steps": 640,
                 "pconv_lr": 2e-4, "pconv_finetune_lr": 5e-5, "pconv_finetune_step": 480, "pconv_vgg_weights": "imagenet",
-                "v2_image_size": 64, "v2_cnum": 16, "v2_disc_cnum": 16, "v2_batch_size": 8, "v2_num_steps": 1400,
-                "v2_lr": 1e-4, "log_every": 25, "sample_every": 1000, "checkpoint_every": 50, "num_eval_images": None,
+                "v2_image_size": 64, "v2_cnum": 16, "v2_disc_cnum": 16, "v2_batch_size": 8, "v2_num_steps": 2000,
+                "v2_lr": 1e-3, "log_every": 25, "sample_every": 1000, "checkpoint_every": 50, "num_eval_images": None,
                 "num_workers": 0, "threads": 1},
     },
 }

@@ -68,6 +68,23 @@ REPORTED: dict[str, dict[str, Any]] = {
              "tv": 1.25},
         ],
     },
+    "seed001_irregular": {
+        "source": "seed 001 (the course's overview) and LaMa Table 1 (Suvorov et al. 2021), via DESIGN.md: FID and "
+                  "LPIPS of free-form inpainting; n = test images (Places2 and CelebA-HQ 256)",
+        "columns": ("method", "data", "masks", "fid", "lpips", "n", "note"),
+        "rows": [
+            {"method": "DeepFill v2", "data": "Places2, 256 px", "masks": "free-form", "fid": 7.8, "lpips": None,
+             "n": None, "note": "seed 001; a user study preferred it over partial convolutions 61 % of the time"},
+            {"method": "DeepFill v2", "data": "CelebA-HQ, 256 px", "masks": "LaMa narrow", "fid": 12.5, "lpips": 0.130,
+             "n": 2000, "note": "LaMa Table 1"},
+            {"method": "DeepFill v2", "data": "CelebA-HQ, 256 px", "masks": "LaMa wide", "fid": 11.2, "lpips": 0.126,
+             "n": 2000, "note": "LaMa Table 1"},
+            {"method": "LaMa", "data": "CelebA-HQ, 256 px", "masks": "LaMa narrow", "fid": 7.26, "lpips": 0.085,
+             "n": 2000, "note": "LaMa Table 1"},
+            {"method": "LaMa", "data": "CelebA-HQ, 256 px", "masks": "LaMa wide", "fid": 6.96, "lpips": 0.098,
+             "n": 2000, "note": "LaMa Table 1"},
+        ],
+    },
     "seed003_nsd": {
         "source": "seed 003: NSD of raw encoder latents (standardize=False), k=250 images, n=100 masks, "
                   "100k ImageNet images",

@@ -8,7 +8,7 @@
 # regenerated from results/. Each training takes at most 20 minutes on a 2-core CPU; weights stay under
 # runs/<run>/ (git-ignored). A run that already has its checkpoint is only re-scored.
 #
-#   scripts/cpu_runs.sh            # all four (about 70 minutes)
+#   scripts/cpu_runs.sh            # all five: the four below and v2 (about 85 minutes; pconv only by name)
 #   scripts/cpu_runs.sh glcic      # one: ce | cascade | glcic | deepfill | v2 | pconv
 #
 # Notebook 08's models (issue 15), trained on free-form holes, are scored on LaMa's fixed thin / medium /
@@ -69,7 +69,8 @@ case "${1:-all}" in
     deepfill) one deepfill deepfill 05_ca_cpu_hole ;;
     v2) free_form deepfill_v2 deepfill_v2 08_v2_cpu ;;
     pconv) free_form partial_conv pconv 08_pconv_cpu ;;
-    all) one context_encoder ce 02_ce_cpu; cascade; glcic; one deepfill deepfill 05_ca_cpu_hole ;;
+    all) one context_encoder ce 02_ce_cpu; cascade; glcic; one deepfill deepfill 05_ca_cpu_hole
+         free_form deepfill_v2 deepfill_v2 08_v2_cpu ;;
     *) echo "usage: scripts/cpu_runs.sh [all|ce|cascade|glcic|deepfill|v2|pconv]" >&2; exit 2 ;;
 esac
 "$PY" -c "from inpaint_utils import report; report.update_readme()"

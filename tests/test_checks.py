@@ -6,6 +6,7 @@ import sys
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from inpaint_utils import checks, losses, masks, metrics
 from inpaint_utils.checks import CheckFailed, CheckResult, parse_check_lines
@@ -251,3 +252,197 @@ def test_contextual_attention_without_the_reference(monkeypatch):
     monkeypatch.setitem(sys.modules, "inpaint_utils.models.deepfill", None)
     result = checks.check_contextual_attention(lambda f, b, m, **kw: (f, torch.zeros(1, 2, 1, 1).long()))
     assert "cannot compare: the reference" in _failures(result)
+
+
+# --------------------------------------------------------------------------------------------------
+# mask update and partial convolution (notebook 08, against the library's PartialConv2d)
+# --------------------------------------------------------------------------------------------------
+def _pconv_layer(x, valid, weight, bias=None, stride=1, padding=None):
+    """The library's PartialConv2d run with the given weight and bias (gradients reach them)."""
+    from inpaint_utils.models.partial_conv import PartialConv2d
+
+    c_out, c_in, k = weight.shape[:3]
+    layer = PartialConv2d(c_in, c_out, k, stride=stride, padding=padding, bias=bias is not None)
+    params = {"weight": weight} if bias is None else {"weight": weight, "bias": bias}
+    return torch.func.functional_call(layer, params, (x, valid))
+
+
+def _pconv_mask_update(valid, kernel_size, stride=1, padding=None):
+    """The library's mask update: PartialConv2d's new mask, one channel."""
+    x = torch.zeros_like(valid)
+    weight = torch.zeros(1, valid.shape[1], kernel_size, kernel_size)
+    return _pconv_layer(x, valid, weight, stride=stride, padding=padding)[1]
+
+
+def _student_mask_update(valid, kernel_size, stride=1, padding=None):
+    """A correct solution in plain torch (what notebook 08 shows): sum(M) per window > 0."""
+    p = kernel_size // 2 if padding is None else padding
+    ones = torch.ones(1, 1, kernel_size, kernel_size)
+    return (F.conv2d(valid.float().sum(1, keepdim=True), ones, stride=stride, padding=p) > 0).float()
+
+
+def _student_partial_conv(x, valid, weight, bias=None, stride=1, padding=None, *, renorm=True, window=None,
+                          bias_mode="seen", mask_x=True):
+    """A correct solution in plain torch; the keywords plant the usual mistakes."""
+    c_in, k = x.shape[1], weight.shape[-1]
+    p = k // 2 if padding is None else padding
+    m = valid.float().expand(x.shape[0], c_in, -1, -1)                      # (B, C_in, H, W)
+    count = F.conv2d(m.sum(1, keepdim=True), torch.ones(1, 1, k, k), stride=stride, padding=p)
+    seen = (count > 0).float()
+    ratio = (c_in * k * k if window is None else window) / count.clamp(min=1) * seen
+    raw = F.conv2d(x * m if mask_x else x, weight, None, stride=stride, padding=p)
+    out = raw * ratio if renorm else raw
+    if bias is not None:
+        b = bias.view(1, -1, 1, 1)
+        out = {"seen": out + b * seen, "all": out + b, "scaled": (raw + b) * ratio}[bias_mode]
+    return out, seen
+
+
+@pytest.mark.parametrize("fn", [_pconv_mask_update, _student_mask_update,
+                                lambda v, k, stride=1, padding=None: F.max_pool2d(
+                                    v.amax(1, keepdim=True), k, stride, k // 2 if padding is None else padding),
+                                lambda v, k, stride=1, padding=None: _student_mask_update(v, k, stride, padding) > 0])
+def test_mask_update_passes_on_right_code(fn, capsys):
+    result = checks.check_mask_update(fn)
+    assert result.passed and result.score == 1.0, _failures(result)
+    assert parse_check_lines(capsys.readouterr().out) == [("mask_update", True, 1.0)]
+
+
+def _dilate(v, k, stride=1, padding=None):
+    return _student_mask_update(v, k, stride, padding)
+
+
+@pytest.mark.parametrize("wrong, messages", [
+    (lambda v, k, stride=1, padding=None: -F.max_pool2d(-v.amin(1, keepdim=True), k, stride,
+                                                        k // 2 if padding is None else padding),
+     ["ALL its pixels are known", "erosion"]),
+    (lambda v, k, stride=1, padding=None: (F.conv2d(v.sum(1, keepdim=True), torch.ones(1, 1, k, k), stride=stride,
+                                                    padding=k // 2 if padding is None else padding)
+                                           == v.shape[1] * k * k).float(), ["erosion"]),
+    (lambda v, k, stride=1, padding=None: 1 - _dilate(v, k, stride, padding),
+     ["updated HOLE", "convention is flipped"]),
+    (lambda v, k, stride=1, padding=None: _dilate(1 - v, k, stride, padding), ["update of the HOLE",
+                                                                               "convention is flipped"]),
+    (lambda v, k, stride=1, padding=None: _dilate(v, k, stride, 0), ["without padding"]),
+    (lambda v, k, stride=1, padding=None: torch.cat([_dilate(v[:, i:i + 1], k, stride, padding)
+                                                     for i in range(v.shape[1])], 1),
+     ["one new mask per input channel"]),
+    (lambda v, k, stride=1, padding=None: _dilate(v, k, stride), ["padding=0 was ignored"]),
+    (lambda v, k, stride=1, padding=None: F.conv2d(v.sum(1, keepdim=True), torch.ones(1, 1, k, k), stride=stride,
+                                                   padding=k // 2 if padding is None else padding),
+     ["threshold"]),
+    (lambda v, k, stride=1, padding=None: _dilate(v, k, stride, padding)[:, 0], ["Keep the channel dimension"]),
+])
+def test_mask_update_fails_with_the_right_message(wrong, messages):
+    result = checks.check_mask_update(wrong)
+    assert not result.passed
+    for message in messages:
+        assert message in _failures(result), _failures(result)
+
+
+def test_mask_update_hole_shrink_is_tested():
+    """An update that is right on the 12-px random masks but not on the 16-px large hole fails the shrink test
+    alone: that test has its own hand-computed expectation."""
+    def no_border(v, k, stride=1, padding=None):
+        out = _dilate(v, k, stride, padding)
+        return out if v.shape[-1] != 16 else out * F.max_pool2d(v, 3, 1, 1)   # the ring stays a hole
+    result = checks.check_mask_update(no_border)
+    titles = [m.split(":")[0] for m in result.failures]
+    assert titles == ["FAIL a hole bigger than the window shrinks by k // 2 per layer"]
+
+
+@pytest.mark.parametrize("fn", [_pconv_layer, _student_partial_conv,
+                                lambda *a, **kw: (_pconv_layer(*a, **kw)[0], _pconv_layer(*a, **kw)[1][:, :1])])
+def test_partial_conv_passes_on_right_code(fn, capsys):
+    result = checks.check_partial_conv(fn)
+    assert result.passed and result.score == 1.0, _failures(result)
+    assert parse_check_lines(capsys.readouterr().out) == [("partial_conv", True, 1.0)]
+
+
+def _planted(**mistake):
+    return lambda *a, **kw: _student_partial_conv(*a, **kw, **mistake)
+
+
+def _nan_where(x, valid, weight, bias=None, stride=1, padding=None):
+    """Right forward, but the division by sum(M) = 0 happens before torch.where: NaN gradients."""
+    c_in, k = x.shape[1], weight.shape[-1]
+    m = valid.expand_as(x)
+    count = F.conv2d(m.sum(1, keepdim=True), torch.ones(1, 1, k, k), stride=stride, padding=k // 2)
+    raw = F.conv2d(x * m, weight, None, stride=stride, padding=k // 2)
+    out = torch.where(count > 0, raw * (c_in * k * k / count), torch.zeros_like(raw))
+    return out + (0 if bias is None else bias.view(1, -1, 1, 1) * (count > 0)), (count > 0).float()
+
+
+@pytest.mark.parametrize("wrong, messages", [
+    (_planted(renorm=False), ["Your output matches a convolution of X*M without the sum(1)/sum(M) rescaling"]),
+    (_planted(renorm=False, bias_mode="all"), ["Your output matches a convolution of X*M without the sum(1)/sum(M) "
+                                               "rescaling"]),
+    (lambda x, v, w, **kw: _student_partial_conv(x, v, w, **kw, window=w.shape[-1] ** 2),
+     ["ratio computed per channel", "C_in*k*k"]),
+    (_planted(bias_mode="scaled"), ["bias multiplied by the ratio"]),
+    (_planted(bias_mode="all"), ["bias added in windows that see no known pixel"]),
+    (_planted(mask_x=False), ["X instead of X * M", "x's gradient is non-zero on unknown pixels"]),
+    (lambda x, v, w, **kw: _student_partial_conv(x, 1 - v, w, **kw), ["partial convolution of the HOLE"]),
+    (lambda x, v, w, bias=None, stride=1, padding=None: (F.conv2d(x, w, bias, stride, w.shape[-1] // 2),
+                                                         _student_partial_conv(x, v, w, bias, stride)[1]),
+     ["plain convolution"]),
+    (lambda *a, **kw: (_pconv_layer(*a, **kw)[0], 1 - _pconv_layer(*a, **kw)[1]), ["new_valid differs",
+                                                                                   "updated HOLE"]),
+    (lambda *a, **kw: (_pconv_layer(*a, **kw)[0].detach(), _pconv_layer(*a, **kw)[1]), ["no gradient reaches"]),
+    (lambda *a, **kw: _pconv_layer(*a, **kw)[0], ["expected a pair (out, new_valid)"]),
+    (_nan_where, ["gradient holds NaN"]),
+])
+def test_partial_conv_fails_with_the_right_message(wrong, messages):
+    result = checks.check_partial_conv(wrong)
+    assert not result.passed
+    for message in messages:
+        assert message in _failures(result), _failures(result)
+
+
+def test_partial_conv_fully_known_tests_the_interior_only():
+    """Right in the interior, plain convolution at the border (padding counted as known): the fully known test
+    passes (it says it skips the border), the comparison with PartialConv2d does not."""
+    def padding_known(x, valid, weight, bias=None, stride=1, padding=None):
+        c_in, k = x.shape[1], weight.shape[-1]
+        m = valid.float().expand_as(x)
+        count = F.conv2d(m.sum(1, keepdim=True), torch.ones(1, 1, k, k), stride=stride, padding=k // 2)
+        inside = c_in * F.conv2d(torch.ones_like(m[:, :1]), torch.ones(1, 1, k, k), stride=stride, padding=k // 2)
+        seen = (count > 0).float()
+        out = F.conv2d(x * m, weight, None, stride=stride, padding=k // 2) * inside / count.clamp(min=1) * seen
+        return out + (0 if bias is None else bias.view(1, -1, 1, 1) * seen), seen
+
+    result = checks.check_partial_conv(padding_known)
+    failures = _failures(result)
+    assert "padded border is part of the window" in failures
+    assert any(m.startswith("ok") and "fully known" in m for m in result.messages)
+
+
+def test_partial_conv_strict_and_not_implemented(monkeypatch):
+    monkeypatch.delenv(checks.STRICT_ENV, raising=False)
+    with pytest.raises(CheckFailed, match="without the sum\\(1\\)/sum\\(M\\) rescaling"):
+        checks.check_partial_conv(_planted(renorm=False), strict=True)
+    assert checks.check_partial_conv(_student_partial_conv, strict=True).passed
+
+    def stub(*args, **kwargs):
+        raise NotImplementedError("TODO: eq. 2")
+
+    with pytest.raises(CheckFailed, match="not implemented yet"):
+        checks.check_mask_update(stub, strict=True)
+    result = checks.check_partial_conv(stub)
+    assert result.score == 0 and "not implemented yet" in result.failures[0]
+    assert all("not run" in m for m in result.failures[1:])
+
+
+def test_partial_conv_checks_leave_the_global_rng_alone():
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    checks.check_mask_update(_student_mask_update)
+    checks.check_partial_conv(_student_partial_conv)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_partial_conv_without_the_reference(monkeypatch):
+    monkeypatch.setitem(sys.modules, "inpaint_utils.models.partial_conv", None)
+    assert "cannot compare: the reference" in _failures(checks.check_partial_conv(_student_partial_conv))
+    assert "cannot compare: the reference" in _failures(checks.check_mask_update(_student_mask_update))

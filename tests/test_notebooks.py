@@ -32,6 +32,7 @@ HIDDEN_PARAMETERS: dict[str, dict[str, object]] = {
     "03_cascade_ce_nsd": {"STEPS_CENTER": 16, "STEPS_BLOCKS": 8},
     "04_glcic": {"NUM_STEPS": 24, "T_C": 8, "T_D": 4},
     "05_contextual_attention": {"NUM_STEPS": 8},
+    "08_irregular_holes": {"PCONV_STEPS": 8, "V2_STEPS": 8},
 }
 
 
