@@ -589,14 +589,16 @@ def check_mask_generator(fn: Callable[[int, float, torch.Generator], Any], *, si
 # --------------------------------------------------------------------------------------------------
 # check_contextual_attention
 # --------------------------------------------------------------------------------------------------
-def _reference_contextual_attention() -> Callable:
-    """The library's contextual attention (``inpaint_utils.models.deepfill``), imported when needed."""
+def _reference(module: str, name: str) -> Any:
+    """The library's ``inpaint_utils.<module>.<name>`` that a check compares with, imported when needed (a clear
+    failure, not a crash, when it cannot be)."""
+    import importlib
+
     try:
-        from .models.deepfill import contextual_attention
-    except ImportError as err:
-        raise _Fail("cannot compare: the reference inpaint_utils.models.deepfill.contextual_attention is not "
-                    f"available ({err}); reinstall the course package (pip install -e .)") from None
-    return contextual_attention
+        return getattr(importlib.import_module(f".{module}", __package__), name)
+    except (ImportError, AttributeError) as err:
+        raise _Fail(f"cannot compare: the reference inpaint_utils.{module}.{name} is not available ({err}); "
+                    "reinstall the course package (pip install -e .)") from None
 
 
 def _valid_patch_map(mask: torch.Tensor, rate: int, ksize: int) -> torch.Tensor:
@@ -668,7 +670,7 @@ def check_contextual_attention(fn: Callable[..., Any], *, strict: bool = False, 
 
     def diagnose(fg, bg, mask, output) -> str:
         """Which known mistake the student's output matches, by running the reference with it."""
-        reference = _reference_contextual_attention()
+        reference = _reference("models.deepfill", "contextual_attention")
         variants = {
             "the reference WITHOUT the mask: the scores of background patches that touch the hole must be "
             "excluded (multiply by the patch-validity map before and after the softmax, or set them to -inf)":
@@ -694,7 +696,7 @@ def check_contextual_attention(fn: Callable[..., Any], *, strict: bool = False, 
 
     def t_reference():
         fg, bg, mask = case
-        reference = _reference_contextual_attention()
+        reference = _reference("models.deepfill", "contextual_attention")
         ref_out, ref_off = reference(fg, bg, mask)
         output, offsets = run(fg, bg, mask)
         if not isinstance(output, torch.Tensor) or output.shape != ref_out.shape:
@@ -800,23 +802,13 @@ def check_contextual_attention(fn: Callable[..., Any], *, strict: bool = False, 
 # --------------------------------------------------------------------------------------------------
 # check_mask_update and check_partial_conv (notebook 08, against the library's PartialConv2d)
 # --------------------------------------------------------------------------------------------------
-def _reference_partial_conv2d() -> type:
-    """The library's partial convolution (``inpaint_utils.models.partial_conv.PartialConv2d``), imported when needed."""
-    try:
-        from .models.partial_conv import PartialConv2d
-    except ImportError as err:
-        raise _Fail("cannot compare: the reference inpaint_utils.models.partial_conv.PartialConv2d is not "
-                    f"available ({err}); reinstall the course package (pip install -e .)") from None
-    return PartialConv2d
-
-
 @torch.no_grad()
 def _reference_partial_conv(x: torch.Tensor, valid: torch.Tensor, weight: torch.Tensor,
                             bias: torch.Tensor | None = None, stride: int = 1,
                             padding: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``PartialConv2d`` with ``weight`` ``(C_out, C_in, k, k)`` and ``bias`` copied in: ``(out (B, C_out, H', W'),
     new_valid (B, 1, H', W') float)``."""
-    layer_cls = _reference_partial_conv2d()
+    layer_cls = _reference("models.partial_conv", "PartialConv2d")
     c_out, c_in, k = weight.shape[:3]
     with torch.random.fork_rng(devices=[]):      # its initialisation draws from the global RNG: keep the notebook's
         layer = layer_cls(c_in, c_out, k, stride=stride, padding=padding, bias=bias is not None)

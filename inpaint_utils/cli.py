@@ -709,8 +709,7 @@ def run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     scores, _ = metrics.score_methods(methods, images, mask, conventions=("seed000", "seed002"),
                                       lpips_model=lpips_model, batch_size=args.batch_size,
                                       progress=sys.stderr.isatty())
-    rows = [{"method": name, "n": len(images), **{k: float(v.mean()) for k, v in per_image.items()}}
-            for name, per_image in scores.items()]
+    rows = metrics.mean_rows(scores)
     lama = args.mask_kind in masks.LAMA_KINDS
     by_area = ([{"method": name, **row} for name, per_image in scores.items()
                 for row in scores_by_area(per_image, mask)] if lama else None)

@@ -37,14 +37,15 @@ import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from .validation import check_image_mask
 
-__all__ = ["METHODS", "LEARNED", "MAKES", "Inpainter", "load_inpainter", "load_methods", "how_to_make",
+__all__ = ["METHODS", "LEARNED", "MAKES", "COURSE_RUNS", "Inpainter", "load_inpainter", "load_methods", "course_runs",
+           "how_to_make",
            "load_trained_model", "run_checkpoint", "training_masks"]
 
 #: method -> one line for ``--help`` and error messages.
@@ -295,6 +296,31 @@ def how_to_make(method: str, checkpoint: str | os.PathLike | None = None) -> str
     if method == "nn":
         return "nothing to train: pass a folder of training images (e.g. a data split) as the checkpoint"
     return "nothing: it needs no checkpoint"
+
+
+#: The learned models the notebooks train: display name -> (notebook, method, the run folder its notebook writes
+#: under ``runs/``, ``{profile}`` filled in by :func:`course_runs`).
+COURSE_RUNS: dict[str, tuple[str, str, str]] = {
+    "CE (02)": ("02", "ce", "02_ce_{profile}"),
+    "cascade CE (03)": ("03", "cascade", "03_cascade_blocks_{profile}"),
+    "GLCIC (04)": ("04", "glcic", "04_glcic_{profile}"),
+    "DeepFill v1 (05)": ("05", "deepfill", "05_ca_{profile}_hole"),
+    "PConv (08)": ("08", "pconv", "08_{profile}_pconv"),
+    "DeepFill v2 (08)": ("08", "deepfill_v2", "08_{profile}_v2"),
+}
+
+
+def course_runs(profile: str, notebooks: Sequence[str] = ("02", "03", "04", "05"),
+                overrides: Mapping[str, Any] | None = None) -> dict[str, tuple[str, Any]]:
+    """:func:`load_methods` requests ``{name: (method, run)}`` for the models of :data:`COURSE_RUNS` that
+    ``notebooks`` train, each at the run folder its notebook writes in ``profile``; ``overrides`` ``{name: run
+    folder or name}`` replaces some (a name that is not in :data:`COURSE_RUNS` raises ``KeyError``)."""
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(COURSE_RUNS))
+    if unknown:
+        raise KeyError(f"no course model named {unknown}; known: {list(COURSE_RUNS)}")
+    return {name: (method, overrides.get(name, run.format(profile=profile)))
+            for name, (notebook, method, run) in COURSE_RUNS.items() if notebook in notebooks}
 
 
 def load_methods(requests: dict[str, tuple], device: str | torch.device = "auto"

@@ -68,6 +68,7 @@ from .validation import check_image, check_image_mask, check_mask
 __all__ = [
     "compare_methods",
     "score_methods",
+    "mean_rows",
     "REGIONS",
     "SCALES",
     "l1",
@@ -725,9 +726,14 @@ def compare_methods(methods: Mapping[str, Callable[[torch.Tensor, torch.Tensor],
     """
     scores, outputs = score_methods(methods, image, mask, conventions=conventions, lpips_model=lpips_model,
                                     batch_size=batch_size, progress=progress)
-    rows = [{"method": name, "n": int(image.shape[0]), **{k: float(v.mean()) for k, v in per_image.items()}}
-            for name, per_image in scores.items()]
-    return rows, outputs
+    return mean_rows(scores), outputs
+
+
+def mean_rows(scores: Mapping[str, Mapping[str, torch.Tensor]]) -> list[dict[str, Any]]:
+    """:func:`score_methods`' per-image scores ``{method: {key: (B,)}}`` as table rows, one per method:
+    ``{"method", "n" (B), <key>: the mean over the images}``."""
+    return [{"method": name, "n": int(next(iter(per_image.values())).shape[0]),
+             **{k: float(v.mean()) for k, v in per_image.items()}} for name, per_image in scores.items()]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -25,9 +25,14 @@ SHARED=${INPAINT_SHARED:-../shared/data}
 DATA=$(cd "$SHARED/faces_celeba_small_89x109" && pwd)
 mkdir -p results
 
-score() {  # fill METHOD, run name [, results name]: the test split with the holes it was trained on, beside Telea and NS
+score() {  # fill METHOD, run name [, results name [, mask kind]]: the test split beside Telea and NS, by default
+           # with the holes it was trained on
     "$PY" -m inpaint_utils.cli evaluate --method "$1" --checkpoint "$2" --collection faces_small --split test \
-        --mask-kind training --num-images 100 --baselines --lpips --json "results/${3:-$2}.json"
+        --mask-kind "${4:-training}" --num-images 100 --baselines --lpips --json "results/${3:-$2}.json"
+}
+
+train_cpu() {  # train METHOD, run name: the cpu profile on the training split
+    "$PY" -m inpaint_utils.cli train "$1" --data "$DATA" --split train --profile cpu --run-name "$2"
 }
 
 cascade() {  # notebook 03 in the cpu profile; the centre cascade (64 CE + 128 stage) is the model scored
@@ -45,15 +50,14 @@ cli.write_train_record(r / '03_cascade_center_cpu', sys.argv[1], stages=[r / '03
 }
 
 one() {  # train METHOD, fill METHOD, run name
-    "$PY" -m inpaint_utils.cli train "$1" --data "$DATA" --split train --profile cpu --run-name "$3"
+    train_cpu "$1" "$3"
     score "$2" "$3"
 }
 
 free_form() {  # train METHOD, fill METHOD, run name: scored on each LaMa set, results/<run>_<kind>.json
-    "$PY" -m inpaint_utils.cli train "$1" --data "$DATA" --split train --profile cpu --run-name "$3"
+    train_cpu "$1" "$3"
     for kind in thin medium thick; do
-        "$PY" -m inpaint_utils.cli evaluate --method "$2" --checkpoint "$3" --collection faces_small --split test \
-            --mask-kind "$kind" --num-images 100 --baselines --lpips --json "results/$3_$kind.json"
+        score "$2" "$3" "$3_$kind" "$kind"
     done
 }
 

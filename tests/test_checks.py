@@ -16,6 +16,13 @@ def _failures(result: CheckResult) -> str:
     return "\n".join(result.failures)
 
 
+def _assert_fails_with(result: CheckResult, messages) -> None:
+    """The check failed, and its failures hold every one of ``messages``."""
+    assert not result.passed
+    for message in messages:
+        assert message in _failures(result), _failures(result)
+
+
 # --------------------------------------------------------------------------------------------------
 # the result object, the printed line, strict mode
 # --------------------------------------------------------------------------------------------------
@@ -242,10 +249,7 @@ def test_contextual_attention_passes_on_the_reference():
     (lambda f, b, m, **kw: ref(f, b, m, **kw)[0], ["expected a pair (output, offsets)"]),
 ])
 def test_contextual_attention_fails_with_the_right_message(wrong, messages):
-    result = checks.check_contextual_attention(wrong)
-    assert not result.passed
-    for message in messages:
-        assert message in _failures(result), _failures(result)
+    _assert_fails_with(checks.check_contextual_attention(wrong), messages)
 
 
 def test_contextual_attention_without_the_reference(monkeypatch):
@@ -334,10 +338,7 @@ def _dilate(v, k, stride=1, padding=None):
     (lambda v, k, stride=1, padding=None: _dilate(v, k, stride, padding)[:, 0], ["Keep the channel dimension"]),
 ])
 def test_mask_update_fails_with_the_right_message(wrong, messages):
-    result = checks.check_mask_update(wrong)
-    assert not result.passed
-    for message in messages:
-        assert message in _failures(result), _failures(result)
+    _assert_fails_with(checks.check_mask_update(wrong), messages)
 
 
 def test_mask_update_hole_shrink_is_tested():
@@ -393,10 +394,7 @@ def _nan_where(x, valid, weight, bias=None, stride=1, padding=None):
     (_nan_where, ["gradient holds NaN"]),
 ])
 def test_partial_conv_fails_with_the_right_message(wrong, messages):
-    result = checks.check_partial_conv(wrong)
-    assert not result.passed
-    for message in messages:
-        assert message in _failures(result), _failures(result)
+    _assert_fails_with(checks.check_partial_conv(wrong), messages)
 
 
 def test_partial_conv_fully_known_tests_the_interior_only():

@@ -179,3 +179,19 @@ def test_patchmatch_options_and_nn_from_a_folder_or_a_tensor(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_inpainter("nn", tmp_path / "nowhere")
     assert {"patchmatch", "nn"} <= set(METHODS)
+
+
+def test_course_runs_name_the_run_folders_the_notebooks_write_and_take_overrides():
+    from inpaint_utils.inference import COURSE_RUNS, course_runs
+
+    runs = course_runs("smoke")
+    assert runs == {"CE (02)": ("ce", "02_ce_smoke"), "cascade CE (03)": ("cascade", "03_cascade_blocks_smoke"),
+                    "GLCIC (04)": ("glcic", "04_glcic_smoke"), "DeepFill v1 (05)": ("deepfill", "05_ca_smoke_hole")}
+    assert course_runs("cpu", ("08",)) == {"PConv (08)": ("pconv", "08_cpu_pconv"),
+                                          "DeepFill v2 (08)": ("deepfill_v2", "08_cpu_v2")}
+    assert all(method in METHODS for _, method, _ in COURSE_RUNS.values())
+    # an override replaces its run; one for a model of another notebook is not selected; an unknown name raises
+    got = course_runs("smoke", overrides={"GLCIC (04)": "my_glcic", "PConv (08)": "my_pconv"})
+    assert got["GLCIC (04)"] == ("glcic", "my_glcic") and "PConv (08)" not in got
+    with pytest.raises(KeyError, match="no course model named"):
+        course_runs("smoke", overrides={"GLCIC": "x"})

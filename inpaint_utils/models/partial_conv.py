@@ -382,7 +382,7 @@ class PConvUNet(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------
-# training for the shared loop (inpaint_utils.train)
+# why partial convolutions (notebook 08's first figure)
 # --------------------------------------------------------------------------------------------
 @torch.no_grad()
 def fill_dependence(image: torch.Tensor, mask: torch.Tensor, depth: int = 4, width: int = 8, kernel_size: int = 3,
@@ -414,21 +414,22 @@ def fill_dependence(image: torch.Tensor, mask: torch.Tensor, depth: int = 4, wid
         fan_in = layer.in_channels * kernel_size ** 2
         layer.weight.copy_(torch.randn(layer.weight.shape, generator=rng) * math.sqrt(2.0 / fan_in))
         layer.bias.copy_(torch.randn(layer.bias.shape, generator=rng) * 0.1)
-    fills = [(image * (1 - mask) + value * mask) * 2.0 - 1.0 for value in (0.0, 1.0)]
+    plain = partial = [(image * (1 - mask) + value * mask) * 2.0 - 1.0 for value in (0.0, 1.0)]
+    valid = 1.0 - mask                                      # the mask update depends on the mask alone: one for both
     out: dict[str, list[torch.Tensor]] = {"plain": [], "partial": [], "hole": []}
-    plain = [x.clone() for x in fills]
-    partial = [x.clone() for x in fills]
-    valid = [1.0 - mask, 1.0 - mask]
     for layer in layers:
         plain = [F.leaky_relu(F.conv2d(x, layer.weight, layer.bias, padding=layer.padding), 0.2) for x in plain]
-        stepped = [layer(x, v) for x, v in zip(partial, valid)]
-        partial, valid = [F.leaky_relu(x, 0.2) for x, _ in stepped], [v for _, v in stepped]
+        (p0, new_valid), (p1, _) = (layer(x, valid) for x in partial)
+        partial, valid = [F.leaky_relu(p0, 0.2), F.leaky_relu(p1, 0.2)], new_valid
         out["plain"].append((plain[1] - plain[0]).abs().amax(dim=1, keepdim=True))
         out["partial"].append((partial[1] - partial[0]).abs().amax(dim=1, keepdim=True))
-        out["hole"].append(1.0 - valid[0][:, :1])
+        out["hole"].append(1.0 - valid[:, :1])
     return out
 
 
+# --------------------------------------------------------------------------------------------
+# training for the shared loop (inpaint_utils.train)
+# --------------------------------------------------------------------------------------------
 #: the hole-area range of :func:`irregular_masks`, PConvTask's training holes: 1-60 %, the paper's six test bins
 HOLE_RATIO: tuple[float, float] = (0.01, 0.6)
 
