@@ -60,6 +60,7 @@ from .fileio import sha256_file
 
 __all__ = [
     "CheckpointError",
+    "jsonable",
     "save_checkpoint",
     "load_checkpoint",
     "checkpoint_info",
@@ -96,7 +97,7 @@ def checkpoint_path(run_dir: str | os.PathLike, step: int) -> Path:
     return Path(run_dir) / "checkpoints" / f"step_{int(step):06d}"
 
 
-def _jsonable(value: Any, key: str = "config") -> Any:
+def jsonable(value: Any, key: str = "config") -> Any:
     """``value`` as plain JSON types (dataclasses -> dict, tuples -> list, paths/dtypes/enums -> str),
     so that a config compares equal before and after a JSON round trip."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -106,10 +107,10 @@ def _jsonable(value: Any, key: str = "config") -> Any:
         for k, v in value.items():
             if not isinstance(k, str):
                 raise TypeError(f"{key} keys must be strings, got {k!r}")
-            out[k] = _jsonable(v, f"{key}.{k}")
+            out[k] = jsonable(v, f"{key}.{k}")
         return out
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v, f"{key}[{i}]") for i, v in enumerate(value)]
+        return [jsonable(v, f"{key}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
         return value
     if isinstance(value, float):
@@ -117,7 +118,7 @@ def _jsonable(value: Any, key: str = "config") -> Any:
             return str(value)  # JSON has no NaN/inf; keep them comparable as text
         return value
     if isinstance(value, enum.Enum):
-        return _jsonable(value.value, key)
+        return jsonable(value.value, key)
     if isinstance(value, (os.PathLike, torch.dtype, torch.device)):
         return str(value)
     raise TypeError(f"{key} = {value!r} ({type(value).__name__}) cannot be stored in a checkpoint's JSON; "
@@ -236,7 +237,7 @@ def save_checkpoint(path_dir: str | os.PathLike, models: Mapping[str, nn.Module]
         raise TypeError(f"extra_state must be a dict, got {type(extra_state).__name__}")
     if keep_last is not None and (isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1):
         raise ValueError(f"keep_last must be a positive int or None, got {keep_last!r}")
-    config_json = _jsonable(config)
+    config_json = jsonable(config)
 
     parent = path.parent
     parent.mkdir(parents=True, exist_ok=True)
@@ -521,7 +522,7 @@ def load_checkpoint(path_dir: str | os.PathLike, models: Mapping[str, nn.Module]
                               f"for: load it into a {meta['model_name']!r} model, or use a checkpoint of "
                               f"{model_name!r}")
     if config is not None:
-        diff = _config_diff(meta["config"], _jsonable(config))
+        diff = _config_diff(meta["config"], jsonable(config))
         if diff:
             raise CheckpointError(f"{path} was trained with another config; differing keys:\n  " + "\n  ".join(diff)
                                   + "\nbuild the model with the checkpoint's config (info['config']) or retrain")

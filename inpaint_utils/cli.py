@@ -648,7 +648,7 @@ def run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     import torch
 
     from . import data, masks, metrics, report
-    from .comparison import _resize_mask, scores_by_area
+    from .comparison import scores_by_area
     from .fileio import atomic_open
     from .validation import check_ratio
 
@@ -673,7 +673,7 @@ def run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
             from .inference import training_masks
 
             mask, holes = training_masks(inpainter, len(dataset), generator)              # (N, 1, s, s)
-            mask = _resize_mask(mask, size)                    # the model's holes at another --size
+            mask = masks.resize_mask(mask, size)                   # the model's holes at another --size
         elif args.mask_kind in masks.LAMA_KINDS:
             mask = masks.eval_mask_set(args.mask_kind, size, n=len(dataset), seed=args.seed)  # (N, 1, S, S)
         else:

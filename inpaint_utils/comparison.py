@@ -28,11 +28,10 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from .masks import area_bin_label, area_bins, area_ratio, make_mask, max_ratio
+from .masks import TrainingMasks, area_bin_label, area_bins, area_ratio, make_mask, max_ratio, resize_mask
 
-__all__ = ["comparison_masks", "compare_on_masks", "scores_by_area", "summarize", "psnr_by_ratio", "TrainingMasks",
-           "training_masks", "compare_on_training_masks", "own_and_other", "vs_training", "Replication", "REPLICATION",
-           "replication_table"]
+__all__ = ["comparison_masks", "compare_on_masks", "scores_by_area", "summarize", "psnr_by_ratio", "training_masks",
+           "compare_on_training_masks", "own_and_other", "vs_training", "Replication", "REPLICATION", "replication_table"]
 
 Method = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -178,114 +177,33 @@ def psnr_by_ratio(rows: Sequence[Mapping[str, Any]], key: str = "psnr_hole") -> 
 # --------------------------------------------------------------------------------------------------
 # each learned model on the masks it trained on, beside every mask kind
 # --------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class TrainingMasks:
-    """Masks drawn as a learned model's training drew them: ``kind`` (the :data:`inpaint_utils.masks.MASK_KINDS`
-    kind they belong to), ``description`` (one line, at the model's training size) and ``masks`` ``(n, 1, S, S)``
-    at the comparison's size."""
-
-    kind: str
-    description: str
-    masks: torch.Tensor
-
-
-def _resize_mask(mask: torch.Tensor, size: int) -> torch.Tensor:
-    """``mask`` at ``size x size``: nearest-neighbour up (exact for integer factors), "any hole pixel" down."""
-    import torch.nn.functional as F
-
-    s = mask.shape[-1]
-    if s == size:
-        return mask
-    if size > s:
-        return F.interpolate(mask, size=(size, size), mode="nearest")
-    return (F.adaptive_max_pool2d(mask, (size, size)) > 0).to(mask.dtype)
-
-
-def _ratio_text(ratio: float | Sequence[float]) -> str:
-    """``0.25`` or a range ``0.05-0.3``."""
-    return "-".join(f"{r:g}" for r in ratio) if isinstance(ratio, (tuple, list)) else f"{ratio:g}"
-
-
 def training_masks(method: str, config: Mapping[str, Any], n: int, size: int,
                    generator: torch.Generator | None = None, *, mask_kind: str | None = None,
                    mask_ratio: float | Sequence[float] | None = None) -> TrainingMasks:
-    """``n`` masks drawn as the training of the learned ``method`` (an :mod:`inpaint_utils.inference` name:
-    ``ce``, ``cascade``, ``glcic``, ``deepfill``, ``pconv``, ``deepfill_v2``) with the checkpoint's ``config``
-    drew them, by the training code's own functions, at the model's size and then resized to ``size``:
+    """``n`` masks drawn as the training of the learned ``method`` (an :data:`inpaint_utils.models.LEARNED`
+    name: ``ce``, ``cascade``, ``glcic``, ``deepfill``, ``pconv``, ``deepfill_v2``) with the checkpoint's
+    ``config`` drew them, at the model's size and then resized to ``size``. The task that trains the model
+    draws them (``training_masks`` of :data:`inpaint_utils.models.TASKS`), by its own functions:
 
-    * ``ce`` / ``cascade`` with a centre output: the centre hole the model drops (the window eroded by
-      its ``overlap``, :meth:`ContextEncoderGenerator.input_hole_mask`); with a full-image output, the
-      task's ``mask_kind`` at ``mask_ratio`` (a checkpoint does not store them: notebook 03's cascade
-      trains on ``"blocks"`` at ``(0.05, 0.25)``, pass them);
-    * ``glcic`` (and ``glcic_poisson``): :func:`inpaint_utils.models.glcic.random_holes`, one rectangle per image with sides in
-      ``hole_range`` at a random position (kind ``"square"``);
-    * ``deepfill``: :func:`inpaint_utils.models.deepfill.random_boxes`, v1's box shrunk by a random
-      ``0 .. hole_size // 8`` px a side (kind ``"square"``);
-    * ``pconv``: :func:`inpaint_utils.models.partial_conv.irregular_masks`, free-form brush strokes covering
-      1-60 % of the image (:class:`~inpaint_utils.models.PConvTask`'s default; kind ``"irregular"``);
-    * ``deepfill_v2``: :func:`inpaint_utils.models.gated_conv.free_form_masks`, brush strokes covering 5-30 %
-      united with a box of 25 % (:class:`~inpaint_utils.models.DeepFillV2Task`'s default; kind ``"irregular"``).
+    * ``ce`` / ``cascade`` with a centre output: the centre hole the model drops; with a full-image output,
+      the task's ``mask_kind`` at ``mask_ratio`` (a checkpoint does not store them: pass them);
+    * ``glcic`` (and ``glcic_poisson``): one rectangle per image with sides in ``hole_range`` (kind ``"square"``);
+    * ``deepfill``: v1's box shrunk by a random ``0 .. hole_size // 8`` px a side (kind ``"square"``);
+    * ``pconv``: free-form brush strokes covering 1-60 % of the image (kind ``"irregular"``);
+    * ``deepfill_v2``: brush strokes covering 5-30 % united with a box of 25 % (kind ``"irregular"``).
 
     A checkpoint does not store the stroke ratio: ``mask_ratio`` gives the one a run trained with when it was
     not its task's default (``pconv``: the strokes' share; ``deepfill_v2``: the strokes', the box kept)."""
-    from .masks import MASK_KINDS, center_mask, erode_mask
+    from .models import LEARNED, TASKS
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
-    if method in ("ce", "cascade"):
-        from .models import ContextEncoderConfig
-        from .models.cascade import CascadeConfig
-
-        ce = CascadeConfig.from_dict(config).ce128 if method == "cascade" else ContextEncoderConfig.from_dict(config)
-        s = ce.image_size
-        if ce.output == "center":
-            masks = erode_mask(center_mask(s, ce.hole_size, batch=n), ce.overlap)       # the model's input hole
-            side = ce.hole_size - 2 * ce.overlap
-            kind, description = "center", f"the centre {side}x{side} hole of {s}x{s} (its only hole)"
-        else:
-            if mask_kind is None or mask_ratio is None:
-                raise ValueError(f"a full-image {method} checkpoint does not say which masks it trained on: pass "
-                                 f"mask_kind and mask_ratio (notebook 03's cascade: 'blocks', (0.05, 0.25))")
-            if mask_kind not in MASK_KINDS:
-                raise ValueError(f"unknown mask kind {mask_kind!r}; choose one of {MASK_KINDS}")
-            masks = make_mask(mask_kind, s, mask_ratio, batch=n, generator=generator)
-            kind, description = mask_kind, f"{mask_kind}, hole ratio {_ratio_text(mask_ratio)}, at {s}x{s}"
-    elif method in ("glcic", "glcic_poisson"):
-        from .models.glcic import GLCICConfig, random_holes
-
-        cfg = GLCICConfig.from_dict(config)
-        s, (lo, hi) = cfg.image_size, cfg.hole_range
-        masks = random_holes(n, s, cfg.hole_range, cfg.local_size, generator=generator).mask
-        kind, description = "square", f"one rectangle, sides {lo}-{hi} px, at a random position in {s}x{s}"
-    elif method == "deepfill":
-        from .models.deepfill import DeepFillConfig, random_boxes
-
-        cfg = DeepFillConfig.from_dict(config)
-        s, box = cfg.image_size, cfg.hole_size
-        masks = random_boxes(n, s, box, generator=generator)
-        kind, description = "square", (f"a {box} px box less 0-{box // 8} px a side (v1), at a random position "
-                                        f"in {s}x{s}")
-    elif method == "pconv":
-        from .models.partial_conv import HOLE_RATIO, PConvConfig, irregular_masks
-
-        s = PConvConfig.from_dict(config).image_size
-        ratio = HOLE_RATIO if mask_ratio is None else mask_ratio
-        masks = irregular_masks(ratio)(n, s, generator)
-        kind, description = "irregular", f"free-form brush strokes, hole ratio {_ratio_text(ratio)}, at {s}x{s}"
-    elif method == "deepfill_v2":
-        from .models.gated_conv import BOX_RATIO, STROKE_RATIO, DeepFillV2Config, free_form_masks
-
-        s = DeepFillV2Config.from_dict(config).image_size
-        ratio = STROKE_RATIO if mask_ratio is None else mask_ratio
-        masks = free_form_masks(n, s, ratio, BOX_RATIO, generator)
-        kind, description = "irregular", (f"free-form brush strokes (hole ratio {_ratio_text(ratio)}) and a box of "
-                                          f"{BOX_RATIO:g} of the image (v2), at {s}x{s}")
-    else:
-        raise ValueError(f"{method!r} is not a learned model with training masks; choose ce, cascade, glcic, "
-                         f"deepfill, pconv or deepfill_v2")
-    if s != size:
-        description += f", scaled to {size}x{size}"
-    return TrainingMasks(kind, description, _resize_mask(masks, size))
+    if method not in LEARNED:
+        raise ValueError(f"{method!r} is not a learned model with training masks; choose one of {sorted(LEARNED)}")
+    own = TASKS[LEARNED[method]].training_masks(config, n, generator, mask_kind=mask_kind, mask_ratio=mask_ratio)
+    s = own.masks.shape[-1]
+    description = own.description + (f", scaled to {size}x{size}" if s != size else "")
+    return TrainingMasks(own.kind, description, resize_mask(own.masks, size))
 
 
 def compare_on_training_masks(methods: Mapping[str, Method], images: torch.Tensor,

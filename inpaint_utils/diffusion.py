@@ -61,6 +61,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import get_device, runs_dir
+from .masks import resize_mask
 from .validation import check_image, check_image_mask, check_mask
 
 __all__ = [
@@ -85,7 +86,6 @@ __all__ = [
     "build_random_ddpm_pipeline",
     "working_size",
     "resize_image",
-    "resize_mask",
     "to_repaint_mask",
     "repaint_schedule",
     "roundtrip_error",
@@ -606,17 +606,6 @@ def resize_image(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     shrink = size[0] < image.shape[-2] or size[1] < image.shape[-1]
     out = F.interpolate(image.float(), size=size, mode="bicubic", align_corners=False, antialias=shrink)
     return out.clamp_(0.0, 1.0).to(image.dtype)
-
-
-def resize_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Resize a ``(B, 1, H, W)`` hole mask so that a pixel is a hole when **any** part of it covers a
-    hole pixel (adaptive max pooling): an integer upscale (128 -> 512) replicates each pixel exactly,
-    other factors grow the hole rather than shrink it, so no hole pixel is ever taken as known."""
-    check_mask(mask)
-    size = (int(size[0]), int(size[1]))
-    if tuple(mask.shape[-2:]) == size:
-        return mask
-    return F.adaptive_max_pool2d(mask.float(), size).to(mask.dtype)
 
 
 def to_repaint_mask(mask: torch.Tensor) -> torch.Tensor:

@@ -42,6 +42,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
+from .models import LEARNED
 from .validation import check_image_mask
 
 __all__ = ["METHODS", "LEARNED", "MAKES", "COURSE_RUNS", "Inpainter", "load_inpainter", "load_methods", "course_runs",
@@ -66,16 +67,6 @@ METHODS: dict[str, str] = {
     "deepfill_v2": "DeepFill v2 / gated convolutions (needs --checkpoint)",
     "sd2": "Stable Diffusion 2 inpainting (hub model or --checkpoint folder)",
     "repaint": "RePaint DDPM (hub model or --checkpoint folder)",
-}
-#: learned method -> the model name its checkpoints carry (``model.model_name``).
-LEARNED: dict[str, str] = {
-    "ce": "context_encoder",
-    "cascade": "cascade_context_encoder",
-    "glcic": "glcic",
-    "glcic_poisson": "glcic",
-    "deepfill": "deepfill",
-    "pconv": "partial_conv",
-    "deepfill_v2": "deepfill_v2",
 }
 _BASELINE_NAMES = {"mean": "mean_fill", "telea": "telea", "ns": "navier_stokes", "patchmatch": "patchmatch"}
 #: learned method -> (the notebook that trains it, the ``inpaint train`` method or ``None`` when only the
@@ -153,8 +144,9 @@ def training_masks(inpainter: "Inpainter", batch: int, generator: torch.Generato
 
 def _resize_pair(image: torch.Tensor, mask: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     small = F.interpolate(image, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    # a pixel of the small mask is a hole when any full-size pixel it covers is one
-    small_mask = (F.adaptive_max_pool2d(mask, (size, size)) > 0).to(image.dtype)
+    from .masks import resize_mask
+
+    small_mask = resize_mask(mask, size).to(image.dtype)   # a hole wherever any pixel it covers is one
     return small.clamp(0, 1), small_mask
 
 
@@ -201,7 +193,7 @@ def load_inpainter(method: str, checkpoint: str | os.PathLike | None = None, dev
     ``patchmatch`` (``seed``, ``patch_size``, ...). ``nn`` takes its training set as ``checkpoint`` (a
     folder of images, loaded at ``image_size`` px, default 128, at most ``max_images``) or as
     ``train=`` (a tensor or dataset); ``size`` (the tiny-image feature, default 32) and ``blend``
-    (Poisson post-process) go to :class:`inpaint_utils.exemplar.NearestNeighbourInpainter`."""
+    (Poisson post-process) go to :class:`inpaint_utils.baselines.NearestNeighbourInpainter`."""
     from . import baselines
     from .config import get_device
 
@@ -242,10 +234,10 @@ def load_inpainter(method: str, checkpoint: str | os.PathLike | None = None, dev
 
 def _with_poisson_blend(glcic: Inpainter, meta: dict[str, Any]) -> Inpainter:
     """GLCIC as Iizuka et al. run it: the network's composite, then its hole blended into the surroundings by
-    :func:`inpaint_utils.models.glcic.poisson_blend` (fast marching, then Poisson image editing, the paper's
+    :func:`inpaint_utils.baselines.poisson_blend` (fast marching, then Poisson image editing, the paper's
     post-process), both at the model's working size (an image of another size is resized to it and back, as
     for every learned method)."""
-    from .models.glcic import poisson_blend
+    from .baselines import poisson_blend
 
     def fill(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return poisson_blend(image, glcic(image, mask), mask)
@@ -257,7 +249,7 @@ def _with_poisson_blend(glcic: Inpainter, meta: dict[str, Any]) -> Inpainter:
 
 def _load_nearest_neighbour(checkpoint: str | os.PathLike | None, train: Any = None, image_size: int = 128,
                             max_images: int | None = None, size: int = 32, blend: bool = False) -> Inpainter:
-    from .exemplar import NearestNeighbourInpainter
+    from .baselines import NearestNeighbourInpainter
 
     if (checkpoint is None) == (train is None):
         raise ValueError("method 'nn' needs its training set: a folder of training images as the checkpoint "

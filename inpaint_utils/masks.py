@@ -46,7 +46,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .validation import check_image_mask, check_mask, check_ratio
+from .baselines.fills import navier_stokes
+from .validation import check_generator, check_image_mask, check_mask, check_ratio, is_int
 
 __all__ = [
     "ratio_stats",
@@ -58,6 +59,9 @@ __all__ = [
     "overlap_weights",
     "erode_mask",
     "area_ratio",
+    "resize_mask",
+    "TrainingMasks",
+    "ratio_text",
     "make_input",
     "load_mask",
     "hole_from_pil",
@@ -103,15 +107,12 @@ _MAX_RECTS = 100_000                # safety stop of the rectangle loops
 # --------------------------------------------------------------------------------------------
 # argument parsing
 # --------------------------------------------------------------------------------------------
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
 
 def _parse_size(size: Size, name: str = "size", minimum: int = MIN_SIDE) -> tuple[int, int]:
     """``int`` or ``(H, W)`` -> ``(H, W)``, each side an int >= ``minimum``."""
-    if _is_int(size):
+    if is_int(size):
         hw = (int(size), int(size))
-    elif isinstance(size, (tuple, list, torch.Size)) and len(size) == 2 and all(_is_int(s) for s in size):
+    elif isinstance(size, (tuple, list, torch.Size)) and len(size) == 2 and all(is_int(s) for s in size):
         hw = (int(size[0]), int(size[1]))
     else:
         raise TypeError(f"{name} must be an int or a pair of ints (H, W), got {size!r}")
@@ -134,18 +135,12 @@ def _parse_ratio(ratio: Ratio) -> tuple[float, float]:
 
 
 def _make_generator(generator: torch.Generator | None, seed: int | None) -> torch.Generator:
-    if generator is not None and seed is not None:
-        raise ValueError("pass either generator or seed, not both")
-    if generator is not None:
-        if not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-        return generator
-    if seed is not None:
-        if not _is_int(seed):
-            raise TypeError(f"seed must be an int, got {seed!r}")
-        return torch.Generator().manual_seed(int(seed))
-    # Neither: draw a seed from torch's global RNG, so seed_everything() makes it reproducible.
-    return torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
+    """:func:`check_generator`'s source, or, with neither, a generator seeded from torch's global RNG (so
+    that ``seed_everything()`` makes the draw reproducible)."""
+    generator = check_generator(generator, seed)
+    if generator is None:
+        generator = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
+    return generator
 
 
 def _rand(generator: torch.Generator, *shape: int) -> torch.Tensor:
@@ -223,7 +218,7 @@ def make_mask(kind: str, size: Size, ratio: Ratio = 0.25, batch: int = 1,
     _check_kind(kind)
     h, w = _parse_size(size)
     lo, hi = _parse_ratio(ratio)
-    if not _is_int(batch) or batch < 1:
+    if not is_int(batch) or batch < 1:
         raise ValueError(f"batch must be an int >= 1, got {batch!r}")
     ceiling = max_ratio(kind, (h, w))
     if hi > ceiling:
@@ -270,7 +265,7 @@ def center_mask(size: Size, hole: int | Sequence[int] = 64, batch: int = 1,
     hh, hw = _parse_size(hole, "hole", minimum=1)
     if hh > h or hw > w:
         raise ValueError(f"hole {hole!r} must fit in the image of size {h}x{w}")
-    if not _is_int(batch) or batch < 1:
+    if not is_int(batch) or batch < 1:
         raise ValueError(f"batch must be an int >= 1, got {batch!r}")
     mask = torch.zeros(batch, 1, h, w, dtype=torch.float32)
     top, left = (h - hh) // 2, (w - hw) // 2
@@ -568,7 +563,7 @@ def _irregular_one(h: int, w: int, count: int, rng: np.random.Generator) -> np.n
 # loss weights and ratios
 # --------------------------------------------------------------------------------------------
 def _check_pixels(value, name: str) -> int:
-    if not _is_int(value) or value < 0:
+    if not is_int(value) or value < 0:
         raise ValueError(f"{name} must be an int >= 0 (pixels), got {value!r}")
     return int(value)
 
@@ -615,6 +610,34 @@ def area_ratio(mask: torch.Tensor) -> torch.Tensor:
     """Hole fraction of each mask: ``(B,)`` float."""
     check_mask(mask)
     return mask.flatten(1).mean(dim=1)
+
+
+@dataclass(frozen=True)
+class TrainingMasks:
+    """Masks drawn as a learned model's training drew them (each task's ``training_masks``): ``kind`` (the
+    :data:`MASK_KINDS` kind they belong to), ``description`` (one line) and ``masks`` ``(n, 1, S, S)``."""
+
+    kind: str
+    description: str
+    masks: torch.Tensor
+
+
+def ratio_text(ratio: Ratio) -> str:
+    """``0.25``, or a range ``0.05-0.3``: a hole ratio as the descriptions of masks print it."""
+    return "-".join(f"{r:g}" for r in ratio) if isinstance(ratio, (tuple, list)) else f"{ratio:g}"
+
+
+def resize_mask(mask: torch.Tensor, size: Size) -> torch.Tensor:
+    """``mask`` ``(B, 1, H, W)`` resized to ``size`` (an int or ``(H, W)``) so that a pixel is a hole when
+    **any** part of it covers a hole pixel (adaptive max pooling): an integer upscale (128 -> 512)
+    replicates each pixel exactly, other factors grow the hole rather than shrink it, so no hole pixel
+    is ever taken as known. The one mask resize of the package (the model's holes at another size,
+    a diffusion pipeline's working size, a smaller model's input)."""
+    check_mask(mask)
+    hw = _parse_size(size, minimum=1)
+    if tuple(mask.shape[-2:]) == hw:
+        return mask
+    return (F.adaptive_max_pool2d(mask.float(), hw) > 0).to(mask.dtype)
 
 
 # --------------------------------------------------------------------------------------------
@@ -673,12 +696,11 @@ def make_input(image: torch.Tensor, mask: torch.Tensor, mode: str = "hole", fill
     if mode == "hole":
         filled = _fill_values(image, mask, fill).expand_as(image)
     elif mode == "mosaic":
-        if not _is_int(mosaic_unit) or not 1 <= mosaic_unit <= min(image.shape[-2:]):
+        if not is_int(mosaic_unit) or not 1 <= mosaic_unit <= min(image.shape[-2:]):
             raise ValueError(f"mosaic_unit must be an int in [1, min(H, W) = {min(image.shape[-2:])}], "
                              f"got {mosaic_unit!r}")
         filled = _mosaic(image, int(mosaic_unit))
     else:  # "hole_ns"
-        from .baselines import navier_stokes  # lazy: OpenCV inpainting lives with the baselines
         filled = navier_stokes(image, mask.expand(image.shape[0], 1, *image.shape[-2:]), radius=3)
         filled = filled.to(dtype=image.dtype, device=image.device)
     return torch.where(hole, filled, image)
@@ -931,7 +953,7 @@ def lama_mask(kind: str, size: Size = LAMA_BASE_SIDE, batch: int = 1, generator:
     if kind not in LAMA_KINDS:
         raise ValueError(f"unknown LaMa mask kind {kind!r}; choose one of {LAMA_KINDS}")
     h, w = _parse_size(size)
-    if not _is_int(batch) or batch < 1:
+    if not is_int(batch) or batch < 1:
         raise ValueError(f"batch must be an int >= 1, got {batch!r}")
     max_hole = check_ratio(max_hole, "max_hole")
     gen = _make_generator(generator, seed)
@@ -946,7 +968,7 @@ def area_bins(mask: torch.Tensor, bins: int = 10) -> torch.Tensor:
     bins)`` (LaMa's evaluator: ``0-10 %``, ``10-20 %``, ..., a share of exactly 10 % in ``10-20 %``,
     100 % in the last bin). Counted in whole pixels, so a share on an edge falls on the right side."""
     check_mask(mask)
-    if not _is_int(bins) or bins < 1:
+    if not is_int(bins) or bins < 1:
         raise ValueError(f"bins must be an int >= 1, got {bins!r}")
     holes = (mask > 0.5).flatten(1).sum(dim=1).cpu()                                  # (B,) hole pixels
     total = mask[0].numel()
@@ -1013,9 +1035,9 @@ def eval_mask_set(kind: str, size: Size = LAMA_BASE_SIDE, n: int = 100, seed: in
     import json
 
     h, w = _parse_size(size)
-    if not _is_int(n) or n < 1:
+    if not is_int(n) or n < 1:
         raise ValueError(f"n must be an int >= 1, got {n!r}")
-    if not _is_int(seed):
+    if not is_int(seed):
         raise TypeError(f"seed must be an int, got {seed!r}")
     if kind in LAMA_KINDS:
         if ratio is not None:

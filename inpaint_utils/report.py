@@ -41,7 +41,7 @@ REPORTED: dict[str, dict[str, Any]] = {
             # that table found by search (a course summary of the paper and a PyTorch CE port's evaluation
             # script; the port quotes the joint row as 10.33 % / 2.35 % / 17.59 dB, likely another arXiv
             # version, with the same two NN rows): seed 000's numbers match no NN row, and match the joint row.
-            # The original PDF was not at hand; our NN baseline is inpaint_utils.exemplar.
+            # The original PDF was not at hand; our NN baseline is inpaint_utils.baselines.exemplar.
             {"method": "Context Encoder of Pathak et al. (L2 + adversarial; seed 000: 'NN-inpainting')",
              "data": "Paris StreetView", "l1_pct": 9.37, "l2_pct": 1.96, "psnr": 18.58},
             {"method": "Context Encoder", "data": "CelebA-HQ", "l1_pct": 3.22, "l2_pct": 0.88, "psnr": 21.28},

@@ -122,7 +122,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
 from . import distributed
-from .checkpoint import _jsonable, checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import jsonable, checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import get_device, runs_dir
 from .data.cache import CACHE_MODES, cache_dataset
 from .data.preprocessing import apply_crop_flip, random_crop_flip_params
@@ -825,7 +825,7 @@ def _train_locked(task: Task, dataset: Any, config: TrainConfig, model_name: str
 
     # -- start or resume
     generator = torch.Generator().manual_seed(config.seed)
-    train_config = _jsonable(dataclasses.asdict(config))
+    train_config = jsonable(dataclasses.asdict(config))
     train_config["batches_per_step"] = per_step  # the task's: it moves the data stream too
     start_step, elapsed0 = 0, 0.0
     log_sums: dict[str, float] = {}

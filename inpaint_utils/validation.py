@@ -12,7 +12,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["check_image", "check_mask", "check_ratio", "check_image_mask"]
+__all__ = ["check_image", "check_mask", "check_ratio", "check_image_mask", "check_fill_setting", "is_int",
+           "check_generator"]
 
 
 def check_image(image: torch.Tensor, name: str = "image") -> torch.Tensor:
@@ -94,3 +95,23 @@ def check_fill_setting(fill: Any) -> Any:
         raise ValueError(f"fill must be 'mean', a float in [0, 1] or an (r, g, b) tuple, got {fill!r}")
     return fill
 
+
+
+def is_int(value: Any) -> bool:
+    """Whether ``value`` is an integer (Python or NumPy), and not a ``bool``."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_generator(generator: torch.Generator | None, seed: int | None) -> torch.Generator | None:
+    """The random source of a call that takes ``generator=`` or ``seed=`` (never both): a new generator
+    seeded with ``seed``, else ``generator`` (checked), else ``None`` (torch's global RNG, which
+    ``seed_everything`` makes reproducible)."""
+    if generator is not None and seed is not None:
+        raise ValueError("pass either generator or seed, not both")
+    if seed is not None:
+        if not is_int(seed):
+            raise TypeError(f"seed must be an int, got {seed!r}")
+        return torch.Generator().manual_seed(int(seed))
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    return generator

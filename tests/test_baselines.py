@@ -119,11 +119,11 @@ def test_bad_method_and_radius():
     assert baselines.BASELINES["ns"] is navier_stokes
 
 
-# ------------------------------------------------------------------------ PatchMatch (exemplar.py)
+# ------------------------------------------------------------------------ PatchMatch (baselines/exemplar.py)
 import numpy as np  # noqa: E402
 
-from inpaint_utils import exemplar  # noqa: E402
-from inpaint_utils.exemplar import (NearestNeighbourInpainter, nearest_neighbour_field,  # noqa: E402
+from inpaint_utils.baselines import exemplar  # noqa: E402
+from inpaint_utils.baselines.exemplar import (NearestNeighbourInpainter, nearest_neighbour_field,  # noqa: E402
                                     nearest_neighbour_fill, patch_distances, patchmatch_inpaint)
 
 

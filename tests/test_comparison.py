@@ -207,7 +207,8 @@ def _centre_only(masked, mask):
 
 
 def test_own_and_other_says_which_masks_are_own_and_lists_refused_kinds():
-    from inpaint_utils.comparison import TrainingMasks, compare_on_training_masks, own_and_other
+    from inpaint_utils.comparison import compare_on_training_masks, own_and_other
+    from inpaint_utils.masks import TrainingMasks
     from inpaint_utils.masks import center_mask
 
     images = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))

@@ -20,6 +20,7 @@ pytest.importorskip("diffusers", reason=_MISSING)
 pytest.importorskip("transformers", reason=_MISSING)
 
 from inpaint_utils import diffusion as D  # noqa: E402
+from inpaint_utils import masks  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -256,16 +257,16 @@ def test_resize_128_512_128():
     assert torch.allclose(D.resize_image(D.resize_image(flat, (512, 512)), (128, 128)), flat, atol=1e-6)
 
     mask = (torch.rand(2, 1, 128, 128, generator=torch.Generator().manual_seed(0)) > 0.7).float()
-    up_mask = D.resize_mask(mask, (512, 512))
+    up_mask = masks.resize_mask(mask, (512, 512))
     assert torch.equal(up_mask, mask.repeat_interleave(4, -2).repeat_interleave(4, -1))  # exact x4 replication
-    assert torch.equal(D.resize_mask(up_mask, (128, 128)), mask)
+    assert torch.equal(masks.resize_mask(up_mask, (128, 128)), mask)
 
 
 def test_resize_mask_never_loses_hole_pixels():
     mask = torch.zeros(1, 1, 100, 100)
     mask[..., 37, 61] = 1.0                                            # one isolated hole pixel
     for side in (64, 48, 160):
-        small = D.resize_mask(mask, (side, side))
+        small = masks.resize_mask(mask, (side, side))
         assert small.sum() >= 1 and set(small.unique().tolist()) <= {0.0, 1.0}
 
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+from inpaint_utils.baselines import poisson_blend
 from inpaint_utils.checkpoint import checkpoint_info, latest_checkpoint, load_checkpoint
 from inpaint_utils.models import MODELS, build_model, count_parameters
 from inpaint_utils.models.glcic import (
@@ -16,7 +17,6 @@ from inpaint_utils.models.glcic import (
     GLCICDiscriminator,
     GLCICTask,
     crop_local,
-    poisson_blend,
     random_holes,
 )
 from inpaint_utils.train import StepContext, TrainConfig, train

@@ -79,7 +79,7 @@ def test_mismatched_missing_and_absent_checkpoints(ce_run, tmp_path):
 def test_glcic_poisson_is_the_network_then_the_papers_post_process(tmp_path, ce_run):
     from inpaint_utils.comparison import training_masks
     from inpaint_utils.models import CompletionNetwork, GLCICConfig
-    from inpaint_utils.models.glcic import poisson_blend
+    from inpaint_utils.baselines import poisson_blend
 
     cfg = GLCICConfig.tiny()
     save_checkpoint(tmp_path / "glcic" / "checkpoints" / "step_000002", {"generator": CompletionNetwork(cfg, seed=0)},

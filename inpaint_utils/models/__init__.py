@@ -24,6 +24,7 @@ from .context_encoder import (
     ContextEncoderConfig,
     ContextEncoderDiscriminator,
     ContextEncoderGenerator,
+    ContextEncoderTask,
     count_parameters,
     init_weights,
 )
@@ -36,15 +37,18 @@ from .gated_conv import (
     GatedConv2d,
     SNPatchGANDiscriminator,
 )
-from .glcic import CompletionNetwork, GLCICConfig, GLCICDiscriminator, GLCICTask, poisson_blend
+from .glcic import CompletionNetwork, GLCICConfig, GLCICDiscriminator, GLCICTask
 from .partial_conv import PartialConv2d, PConvConfig, PConvTask, PConvUNet, freeze_encoder_batchnorm, irregular_masks
 
 __all__ = [
+    "TASKS",
+    "LEARNED",
     "AUTHORS_FILL",
     "ChannelwiseFC",
     "ContextEncoderConfig",
     "ContextEncoderDiscriminator",
     "ContextEncoderGenerator",
+    "ContextEncoderTask",
     "MODELS",
     "build_model",
     "count_parameters",
@@ -67,7 +71,6 @@ __all__ = [
     "GLCICConfig",
     "GLCICDiscriminator",
     "GLCICTask",
-    "poisson_blend",
     "PartialConv2d",
     "PConvConfig",
     "PConvTask",
@@ -88,6 +91,29 @@ MODELS: dict[str, tuple[type[nn.Module], type]] = {
     "glcic": (CompletionNetwork, GLCICConfig),
     "glcic_discriminator": (GLCICDiscriminator, GLCICConfig),
     "partial_conv": (PConvUNet, PConvConfig),
+}
+
+
+#: checkpoint model name -> the task that trains it; its ``training_masks(config, n, generator, *,
+#: mask_kind, mask_ratio)`` draws the holes of its paper's protocol (what a trained model is scored on).
+TASKS: dict[str, type] = {
+    "context_encoder": ContextEncoderTask,
+    "cascade_context_encoder": CascadeTask,
+    "deepfill": DeepFillTask,
+    "deepfill_v2": DeepFillV2Task,
+    "glcic": GLCICTask,
+    "partial_conv": PConvTask,
+}
+#: learned method (the name ``inpaint fill`` / ``evaluate`` and the comparisons use) -> the model name its
+#: checkpoints carry (``model.model_name``).
+LEARNED: dict[str, str] = {
+    "ce": "context_encoder",
+    "cascade": "cascade_context_encoder",
+    "glcic": "glcic",
+    "glcic_poisson": "glcic",
+    "deepfill": "deepfill",
+    "pconv": "partial_conv",
+    "deepfill_v2": "deepfill_v2",
 }
 
 

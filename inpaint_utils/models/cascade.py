@@ -44,7 +44,8 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ..validation import check_image_mask
-from .context_encoder import ContextEncoderConfig, ContextEncoderGenerator, ContextEncoderTask
+from ..masks import Ratio, TrainingMasks
+from .context_encoder import ContextEncoderConfig, ContextEncoderGenerator, ContextEncoderTask, _ce_training_masks
 
 __all__ = ["CascadeConfig", "CascadeContextEncoder", "CascadeTask", "DownscaledImages", "downscale_image",
            "downscale_mask", "upscale_image"]
@@ -350,6 +351,13 @@ class CascadeTask(ContextEncoderTask):
         super().__init__(cascade.ce128, discriminator, **kwargs)   # optimiser over ce128's parameters only
         self.cascade = cascade
         self.models["generator"] = cascade                          # checkpointed whole; moved to the device whole
+
+    @classmethod
+    def training_masks(cls, config: Mapping[str, Any], n: int, generator: torch.Generator | None = None, *,
+                       mask_kind: str | None = None, mask_ratio: Ratio | None = None) -> TrainingMasks:
+        """The plain CE's :meth:`ContextEncoderTask.training_masks` for the cascade's 128 CE."""
+        return _ce_training_masks(CascadeConfig.from_dict(config).ce128, "cascade", n, generator, mask_kind,
+                                  mask_ratio)
 
     def _predict(self, batch: torch.Tensor, hole: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         g = self.generator                                          # the 128 CE

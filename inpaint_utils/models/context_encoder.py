@@ -70,8 +70,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..masks import center_mask, erode_mask, make_input
-from ..validation import check_fill_setting, check_image, check_image_mask
+from ..masks import (MASK_KINDS, Ratio, TrainingMasks, center_mask, erode_mask, make_input, make_mask, overlap_weights,
+                     ratio_text)
+from ..validation import check_fill_setting, check_generator, check_image, check_image_mask, is_int
 
 __all__ = [
     "AUTHORS_FILL",
@@ -94,13 +95,10 @@ OUTPUTS = ("center", "full")
 # --------------------------------------------------------------------------------------------
 # configuration
 # --------------------------------------------------------------------------------------------
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
 
 def _steps(size: int, name: str) -> int:
     """Number of stride-2 stages between ``size`` and 4x4: ``size = 4 * 2**steps``, steps >= 1."""
-    if not _is_int(size) or size < 8 or size & (size - 1):
+    if not is_int(size) or size < 8 or size & (size - 1):
         raise ValueError(f"{name} must be a power of two >= 8 (4 * 2**k: each 4x4 stride-2 layer halves it "
                          f"down to 4x4), got {size!r}")
     return int(math.log2(size)) - 2
@@ -115,7 +113,7 @@ def _pyramid(n: int, base: int) -> tuple[int, ...]:
 
 
 def _channels(value, name: str) -> tuple[int, ...]:
-    if not isinstance(value, (tuple, list)) or not value or not all(_is_int(c) and c >= 1 for c in value):
+    if not isinstance(value, (tuple, list)) or not value or not all(is_int(c) and c >= 1 for c in value):
         raise ValueError(f"{name} must be a non-empty tuple of positive ints, got {value!r}")
     return tuple(int(c) for c in value)
 
@@ -179,9 +177,9 @@ class ContextEncoderConfig:
                 raise ValueError(f"hole_size applies to output='center' only (the full-image model fills any "
                                  f"mask), got hole_size={self.hole_size!r} with output='full'")
             n_dec = n_enc
-        if not _is_int(self.base_channels) or self.base_channels < 1:
+        if not is_int(self.base_channels) or self.base_channels < 1:
             raise ValueError(f"base_channels must be a positive int, got {self.base_channels!r}")
-        if not _is_int(self.bottleneck_dim) or self.bottleneck_dim < 1:
+        if not is_int(self.bottleneck_dim) or self.bottleneck_dim < 1:
             raise ValueError(f"bottleneck_dim must be a positive int, got {self.bottleneck_dim!r}")
         n_disc = _steps(self.discriminator_size, "discriminator input size")
         base = self.base_channels
@@ -200,7 +198,7 @@ class ContextEncoderConfig:
             raise TypeError(f"bias must be a bool, got {self.bias!r}")
         if not (isinstance(self.leaky_slope, numbers.Real) and 0 <= self.leaky_slope < 1):
             raise ValueError(f"leaky_slope must be in [0, 1), got {self.leaky_slope!r}")
-        if not _is_int(self.overlap) or self.overlap < 0:
+        if not is_int(self.overlap) or self.overlap < 0:
             raise ValueError(f"overlap must be an int >= 0, got {self.overlap!r}")
         if self.output == "center" and 2 * self.overlap >= self.hole_size:
             raise ValueError(f"overlap {self.overlap} leaves no hole inside the {self.hole_size}x{self.hole_size} "
@@ -273,17 +271,6 @@ def init_weights(module: nn.Module, generator: torch.Generator | None = None) ->
                 m.bias.zero_()
     return module
 
-
-def _rng(generator: torch.Generator | None, seed: int | None) -> torch.Generator | None:
-    if generator is not None and seed is not None:
-        raise ValueError("pass either generator or seed, not both")
-    if seed is not None:
-        if not _is_int(seed):
-            raise TypeError(f"seed must be an int, got {seed!r}")
-        return torch.Generator().manual_seed(int(seed))
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-    return generator
 
 
 def _down(c_in: int, c_out: int, batch_norm: bool, slope: float, bias: bool) -> nn.Sequential:
@@ -386,7 +373,7 @@ class ContextEncoderGenerator(nn.Module):
         # Output layer: tconv 4x4 s2 to RGB, tanh                                           -> (B, 3, out, out)
         self.to_rgb = nn.Sequential(nn.ConvTranspose2d(dec[-1], 3, 4, stride=2, padding=1, bias=bias), nn.Tanh())
 
-        init_weights(self, _rng(generator, seed))
+        init_weights(self, check_generator(generator, seed))
 
     # ---- the network
     def _check_input(self, masked_input: torch.Tensor) -> None:
@@ -500,7 +487,7 @@ class ContextEncoderDiscriminator(nn.Module):
         # conv 4x4 (no padding) to one logit; no sigmoid                                        -> (B, 1, 1, 1)
         self.classifier = nn.Conv2d(ch[-1], 1, 4, bias=bias)
 
-        init_weights(self, _rng(generator, seed))
+        init_weights(self, check_generator(generator, seed))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         check_image(image, "image")
@@ -561,14 +548,21 @@ class ContextEncoderTask:
             self.optimizers["discriminator"] = torch.optim.Adam(discriminator.parameters(), lr=lr * d_lr_ratio,
                                                                 betas=betas)
 
+    @classmethod
+    def training_masks(cls, config: Mapping[str, Any], n: int, generator: torch.Generator | None = None, *,
+                       mask_kind: str | None = None, mask_ratio: Ratio | None = None) -> TrainingMasks:
+        """``n`` holes as a checkpoint's training drew them, from its ``config`` (a dict): with a centre
+        output, the centre hole the model drops (the window eroded by its ``overlap``,
+        :meth:`ContextEncoderGenerator.input_hole_mask`); with a full-image output, ``mask_kind`` at
+        ``mask_ratio``, which a checkpoint does not store (notebook 03's cascade: ``"blocks"``, (0.05, 0.25))."""
+        return _ce_training_masks(ContextEncoderConfig.from_dict(config), "ce", n, generator, mask_kind, mask_ratio)
+
     def masks(self, batch: torch.Tensor, generator: torch.Generator | None = None,
               ctx=None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(hole, weights)`` for a batch: the input hole ``(B, 1, S, S)`` and the per-pixel loss
         weights on the prediction (``(B, 1, hole, hole)`` for the centre model, full size otherwise).
         With the training loop's ``ctx``, random masks are drawn for the global batch and this process
         keeps its rows (several processes then draw what one process would; in one process no change)."""
-        from ..masks import make_mask, overlap_weights
-
         g, b, device = self.generator, batch.shape[0], batch.device
         if g.config.output == "center":
             window = g.window_mask(b, device)
@@ -629,3 +623,22 @@ class ContextEncoderTask:
         hole, _ = self.masks(batch, generator)
         completed = self.generator.predict_full(batch, hole, mode=self.input_mode)
         return {"input": overlay_mask(batch, hole), "completed": completed, "target": batch}
+
+
+def _ce_training_masks(ce: ContextEncoderConfig, method: str, n: int, generator: torch.Generator | None,
+                       mask_kind: str | None, mask_ratio: Ratio | None) -> TrainingMasks:
+    """:meth:`ContextEncoderTask.training_masks` of a CE config (the plain CE's, or a cascade's 128 CE)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    s = ce.image_size
+    if ce.output == "center":
+        masks = erode_mask(center_mask(s, ce.hole_size, batch=n), ce.overlap)       # the model's input hole
+        side = ce.hole_size - 2 * ce.overlap
+        return TrainingMasks("center", f"the centre {side}x{side} hole of {s}x{s} (its only hole)", masks)
+    if mask_kind is None or mask_ratio is None:
+        raise ValueError(f"a full-image {method} checkpoint does not say which masks it trained on: pass "
+                         f"mask_kind and mask_ratio (notebook 03's cascade: 'blocks', (0.05, 0.25))")
+    if mask_kind not in MASK_KINDS:
+        raise ValueError(f"unknown mask kind {mask_kind!r}; choose one of {MASK_KINDS}")
+    masks = make_mask(mask_kind, s, mask_ratio, batch=n, generator=generator)
+    return TrainingMasks(mask_kind, f"{mask_kind}, hole ratio {ratio_text(mask_ratio)}, at {s}x{s}", masks)

@@ -67,9 +67,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..masks import INPUT_MODES, make_input, make_mask
-from ..validation import check_fill_setting, check_image, check_image_mask, check_mask
-from .context_encoder import _is_int, _rng
+from ..masks import INPUT_MODES, TrainingMasks, make_input, make_mask
+from ..validation import check_fill_setting, check_generator, check_image, check_image_mask, check_mask, is_int
 
 __all__ = [
     "contextual_attention",
@@ -107,7 +106,7 @@ def _check_ca_args(foreground, background, mask, ksize, stride, rate, fuse_k, so
         raise ValueError(f"foreground {tuple(foreground.shape)} and background {tuple(background.shape)} must have "
                          f"the same shape (the layer matches every location against patches of the same map)")
     for name, v in (("ksize", ksize), ("stride", stride), ("rate", rate), ("fuse_k", fuse_k)):
-        if not _is_int(v) or v < 1:
+        if not is_int(v) or v < 1:
             raise ValueError(f"{name} must be a positive int, got {v!r}")
     if ksize % 2 == 0 or fuse_k % 2 == 0:
         raise ValueError(f"ksize and fuse_k must be odd (centred patches / propagation windows), got "
@@ -285,9 +284,9 @@ def check_attention_sizes(image_size: Any, rate: Any) -> None:
     """``ValueError`` unless ``rate`` is a positive int and ``image_size`` an int divisible by ``4 * rate``
     and at least ``8 * rate``: the sizes a coarse + refinement network with contextual attention at 1/4
     of the image, matched on a ``rate``-times downscaled copy, runs at (v1's and v2's configs)."""
-    if not _is_int(rate) or rate < 1:
+    if not is_int(rate) or rate < 1:
         raise ValueError(f"rate must be a positive int, got {rate!r}")
-    if not _is_int(image_size) or image_size < 8 * rate or image_size % (4 * rate):
+    if not is_int(image_size) or image_size < 8 * rate or image_size % (4 * rate):
         raise ValueError(f"image_size must be an int divisible by 4 * rate = {4 * rate} and at least "
                          f"{8 * rate}, got {image_size!r}")
 
@@ -323,11 +322,11 @@ class DeepFillConfig:
         check_attention_sizes(self.image_size, self.rate)
         if self.hole_size is None:
             self.hole_size = self.image_size // 2
-        if not _is_int(self.hole_size) or not 4 <= self.hole_size < self.image_size:
+        if not is_int(self.hole_size) or not 4 <= self.hole_size < self.image_size:
             raise ValueError(f"hole_size must be an int in [4, image_size), got {self.hole_size!r}")
-        if not _is_int(self.cnum) or self.cnum < 2:
+        if not is_int(self.cnum) or self.cnum < 2:
             raise ValueError(f"cnum must be an int >= 2 (the last layers use cnum // 2), got {self.cnum!r}")
-        if not _is_int(self.critic_cnum) or self.critic_cnum < 1:
+        if not is_int(self.critic_cnum) or self.critic_cnum < 1:
             raise ValueError(f"critic_cnum must be a positive int, got {self.critic_cnum!r}")
         ContextualAttention(self.ksize, self.stride, self.rate, self.fuse_k, self.softmax_scale)  # checks them
         self.softmax_scale = float(self.softmax_scale)
@@ -507,7 +506,7 @@ class DeepFillGenerator(nn.Module):
         self.config = cfg
         self.coarse = CoarseNetwork(cfg.cnum)
         self.refine = RefineNetwork(cfg.cnum, ContextualAttention(**cfg.ca_settings()))
-        glorot_init(self, _rng(generator, seed))
+        glorot_init(self, check_generator(generator, seed))
 
     def _stage_inputs(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         ones = torch.ones_like(mask)
@@ -596,7 +595,7 @@ class DeepFillCritic(nn.Module):
         self.local_features = nn.Sequential(_dis_conv(3, d), _dis_conv(d, 2 * d), _dis_conv(2 * d, 4 * d),
                                             _dis_conv(4 * d, 8 * d))
         self.local_fc = nn.Linear(8 * d * _after_convs(cfg.hole_size) ** 2, 1)
-        glorot_init(self, _rng(generator, seed))
+        glorot_init(self, check_generator(generator, seed))
 
     def score_global(self, image: torch.Tensor) -> torch.Tensor:
         """The global critic's score ``(B,)`` of whole images in ``[0, 1]``."""
@@ -631,12 +630,12 @@ def random_boxes(batch: int, image_size: int, hole_size: int, max_delta: int | N
     >>> m.shape, bool(((m.sum(dim=(1, 2, 3)) >= 24 ** 2) & (m.sum(dim=(1, 2, 3)) <= 32 ** 2)).all())
     (torch.Size([3, 1, 64, 64]), True)
     """
-    if not _is_int(batch) or batch < 1:
+    if not is_int(batch) or batch < 1:
         raise ValueError(f"batch must be an int >= 1, got {batch!r}")
-    if not _is_int(hole_size) or not _is_int(image_size) or not 4 <= hole_size < image_size:
+    if not is_int(hole_size) or not is_int(image_size) or not 4 <= hole_size < image_size:
         raise ValueError(f"hole_size must be an int in [4, image_size {image_size!r}), got {hole_size!r}")
     max_delta = hole_size // 4 if max_delta is None else max_delta
-    if not _is_int(max_delta) or not 0 <= max_delta < hole_size:
+    if not is_int(max_delta) or not 0 <= max_delta < hole_size:
         raise ValueError(f"max_delta must be an int in [0, hole_size {hole_size}), got {max_delta!r}")
     ratio = hole_size ** 2 / image_size ** 2
     boxes = make_mask("square", image_size, ratio, batch=batch, generator=generator)      # (B, 1, S, S)
@@ -655,7 +654,7 @@ def hole_boxes(mask: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tenso
     hole pixel raises."""
     check_mask(mask)
     b, _, h, w = mask.shape
-    if not _is_int(size) or not 1 <= size <= min(h, w):
+    if not is_int(size) or not 1 <= size <= min(h, w):
         raise ValueError(f"size must be an int in [1, {min(h, w)}], got {size!r}")
     rows = mask.detach().amax(dim=3)[:, 0] > 0                    # (B, H) rows holding a hole pixel
     cols = mask.detach().amax(dim=2)[:, 0] > 0                    # (B, W)
@@ -731,13 +730,13 @@ class DeepFillTask:
                  input_mode: str = "hole", max_delta: int | None = None):
         if input_mode not in INPUT_MODES:
             raise ValueError(f"input_mode must be one of {INPUT_MODES}, got {input_mode!r}")
-        if not _is_int(critic_steps) or critic_steps < 1:
+        if not is_int(critic_steps) or critic_steps < 1:
             raise ValueError(f"critic_steps must be a positive int, got {critic_steps!r}")
         if critic is not None and critic.config.to_dict() != generator.config.to_dict():
             raise ValueError("generator and critic were built from different DeepFillConfigs")
         if max_delta is None:
             max_delta = generator.config.hole_size // 4                 # v1: 32 for its 128 px box
-        if not _is_int(max_delta) or not 0 <= max_delta < generator.config.hole_size:
+        if not is_int(max_delta) or not 0 <= max_delta < generator.config.hole_size:
             raise ValueError(f"max_delta must be an int in [0, hole_size {generator.config.hole_size}), got {max_delta!r}")
         self.max_delta = int(max_delta)
         self.generator, self.critic = generator, critic
@@ -757,6 +756,16 @@ class DeepFillTask:
         """Batches one step takes from the loop (:mod:`inpaint_utils.train`): one per critic update, one for
         the generator (1 without a critic)."""
         return self.critic_steps + 1 if self.critic is not None else 1
+
+    @classmethod
+    def training_masks(cls, config: Mapping[str, Any], n: int, generator: torch.Generator | None = None,
+                       **_: Any) -> TrainingMasks:
+        """``n`` holes as a checkpoint's training drew them, from its ``config`` (a dict): :func:`random_boxes`,
+        v1's box shrunk by a random ``0 .. hole_size // 8`` px a side (the default ``max_delta``)."""
+        cfg = DeepFillConfig.from_dict(config)
+        s, box = cfg.image_size, cfg.hole_size
+        return TrainingMasks("square", f"a {box} px box less 0-{box // 8} px a side (v1), at a random position "
+                                       f"in {s}x{s}", random_boxes(n, s, box, generator=generator))
 
     def masks(self, batch: torch.Tensor | int, generator: torch.Generator | None = None) -> torch.Tensor:
         """One hole per sample, ``(B, 1, S, S)``: a ``hole_size`` square box at a random position, shrunk

@@ -73,9 +73,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..masks import make_mask
-from ..validation import check_image, check_image_mask, check_mask
-from .context_encoder import _is_int, _rng
+from ..masks import TrainingMasks, make_mask, ratio_text
+from ..validation import check_generator, check_image, check_image_mask, check_mask, is_int
 from .deepfill import ContextualAttention, check_attention_sizes, feature_mask, glorot_init
 
 __all__ = [
@@ -97,7 +96,7 @@ ACTIVATIONS = ("elu", "relu", "leaky_relu", None)
 
 
 def _check_positive_int(value, name: str) -> int:
-    if not _is_int(value) or value < 1:
+    if not is_int(value) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return int(value)
 
@@ -225,7 +224,7 @@ class DeepFillV2Config:
 
     def __post_init__(self) -> None:
         check_attention_sizes(self.image_size, self.rate)
-        if not _is_int(self.cnum) or self.cnum < 4 or self.cnum % 4:
+        if not is_int(self.cnum) or self.cnum < 4 or self.cnum % 4:
             raise ValueError(f"cnum must be an int divisible by 4 (layers pass on cnum / 2 features and the "
                              f"last gated layer cnum / 4), got {self.cnum!r}")
         _check_positive_int(self.disc_cnum, "disc_cnum")
@@ -364,7 +363,7 @@ class DeepFillV2Generator(nn.Module):
         self.config = cfg
         self.coarse = GatedCoarseNetwork(cfg.features)
         self.refine = GatedRefineNetwork(cfg.features, ContextualAttention(**cfg.ca_settings()))
-        glorot_init(self, _rng(generator, seed))
+        glorot_init(self, check_generator(generator, seed))
 
     def _prepare(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         check_image_mask(image, mask)
@@ -392,7 +391,7 @@ class DeepFillV2Generator(nn.Module):
         gated convolution learns where a partial convolution applies its fixed mask update."""
         xin, mask = self._prepare(image, mask)
         encoder = list(self.coarse.encoder)
-        if not layers or any(not _is_int(i) or not 1 <= i <= len(encoder) for i in layers):
+        if not layers or any(not is_int(i) or not 1 <= i <= len(encoder) for i in layers):
             raise ValueError(f"layers must be indices 1..{len(encoder)} of the coarse encoder, got {layers!r}")
         x = torch.cat([xin, torch.ones_like(mask), mask], dim=1)      # (B, 5, H, W), as forward
         gates = {}
@@ -436,7 +435,7 @@ class SNPatchGANDiscriminator(nn.Module):
         d = cfg.disc_cnum
         widths = [4, d, 2 * d, 4 * d, 4 * d, 4 * d, 4 * d]                # image + mask in, conv1 ... conv6
         convs = [nn.Conv2d(c_in, c_out, 5, stride=2) for c_in, c_out in zip(widths[:-1], widths[1:])]
-        rng = _rng(generator, seed)
+        rng = check_generator(generator, seed)
         for conv in convs:
             glorot_init(conv, rng)
         # spectral_norm draws its start vectors u, v from torch's global RNG: draw them from ours instead
@@ -540,6 +539,18 @@ class DeepFillV2Task:
         if discriminator is not None:
             self.models["discriminator"] = discriminator
             self.optimizers["discriminator"] = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas)
+
+    @classmethod
+    def training_masks(cls, config: Mapping[str, Any], n: int, generator: torch.Generator | None = None, *,
+                       mask_ratio: float | tuple[float, float] | None = None, **_: Any) -> TrainingMasks:
+        """``n`` holes as a checkpoint's training drew them, from its ``config`` (a dict): :func:`free_form_masks`,
+        brush strokes covering ``mask_ratio`` (default :data:`STROKE_RATIO`; a checkpoint does not store it)
+        united with a box of :data:`BOX_RATIO` of the image."""
+        s = DeepFillV2Config.from_dict(config).image_size
+        ratio = STROKE_RATIO if mask_ratio is None else mask_ratio
+        return TrainingMasks("irregular", f"free-form brush strokes (hole ratio {ratio_text(ratio)}) and a box of "
+                                          f"{BOX_RATIO:g} of the image (v2), at {s}x{s}",
+                             free_form_masks(n, s, ratio, BOX_RATIO, generator))
 
     def masks(self, batch: torch.Tensor | int, generator: torch.Generator | None = None,
               size: int | tuple[int, int] | None = None) -> torch.Tensor:

@@ -81,9 +81,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..masks import make_input
-from ..validation import check_image, check_image_mask
-from .context_encoder import _is_int, _rng, init_weights
+from ..masks import TrainingMasks, make_input
+from ..validation import check_generator, check_image, check_image_mask, is_int
+from .context_encoder import init_weights
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -97,7 +97,6 @@ __all__ = [
     "crop_local",
     "GLCICTask",
     "PHASES",
-    "poisson_blend",
 ]
 
 #: Default hole fill: the ImageNet mean pixel in [0, 1]. The paper fills the hole with the mean pixel
@@ -149,13 +148,13 @@ class GLCICConfig:
     bias: bool = True
 
     def __post_init__(self) -> None:
-        if not _is_int(self.image_size) or self.image_size < 64 or self.image_size % 64:
+        if not is_int(self.image_size) or self.image_size < 64 or self.image_size % 64:
             raise ValueError(f"image_size must be a positive multiple of 64 (the global discriminator halves it "
                              f"{GLOBAL_STAGES} times; the completion network needs a multiple of 4), "
                              f"got {self.image_size!r}")
         if self.local_size is None:
             self.local_size = self.image_size // 2
-        if not _is_int(self.local_size) or self.local_size < 32 or self.local_size % 32:
+        if not is_int(self.local_size) or self.local_size < 32 or self.local_size % 32:
             raise ValueError(f"local_size must be a positive multiple of 32 (the local discriminator halves it "
                              f"{LOCAL_STAGES} times), got {self.local_size!r}")
         if self.local_size > self.image_size:
@@ -167,14 +166,14 @@ class GLCICConfig:
             self.hole_max = int(round(PAPER_HOLE_RANGE[1] * scale))
         for name in ("hole_min", "hole_max"):
             value = getattr(self, name)
-            if not _is_int(value) or value < 1:
+            if not is_int(value) or value < 1:
                 raise ValueError(f"{name} must be a positive int (pixels), got {value!r}")
         if self.hole_min > self.hole_max:
             raise ValueError(f"hole_min {self.hole_min} must not exceed hole_max {self.hole_max}")
         if self.hole_max > self.local_size:
             raise ValueError(f"hole_max {self.hole_max} must not exceed local_size {self.local_size}: the local "
                              f"discriminator's patch has to contain the whole hole")
-        if not _is_int(self.base_channels) or self.base_channels < 2 or self.base_channels % 2:
+        if not is_int(self.base_channels) or self.base_channels < 2 or self.base_channels % 2:
             raise ValueError(f"base_channels must be an even int >= 2 (the last hidden layer has base / 2 "
                              f"channels; 64 in the paper), got {self.base_channels!r}")
         if isinstance(self.fill, list):
@@ -324,7 +323,7 @@ class CompletionNetwork(nn.Module):
             # output: conv 3x3 to RGB, sigmoid (no BatchNorm)
             ("output", nn.Sequential(nn.Conv2d(w // 2, 3, 3, padding=1, bias=b), nn.Sigmoid())),  # (B, 3, H, W)
         ]))
-        _init(self, _rng(generator, seed))
+        _init(self, check_generator(generator, seed))
 
     # ---- inputs
     def _check(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -356,7 +355,7 @@ class CompletionNetwork(nn.Module):
         """Table 1 as rows (type, kernel, dilation, stride, outputs, output shape) for a ``size`` x ``size``
         input (default ``config.image_size``), measured on a ``meta`` twin of the network (instant)."""
         size = self.config.image_size if size is None else size
-        if not _is_int(size) or size < 4 or size % 4:
+        if not is_int(size) or size < 4 or size % 4:
             raise ValueError(f"size must be a positive multiple of 4, got {size!r}")
         with torch.device("meta"):
             layers = CompletionNetwork(self.config).layers                  # the same layers, no weights
@@ -432,7 +431,7 @@ class GLCICDiscriminator(nn.Module):
         self.global_branch = GlobalDiscriminator(cfg)                 # (B, 1024)
         self.local_branch = LocalDiscriminator(cfg)                   # (B, 1024)
         self.classifier = nn.Linear(32 * cfg.base_channels, 1, bias=cfg.bias)   # concat (B, 2048) -> (B, 1)
-        _init(self, _rng(generator, seed))
+        _init(self, check_generator(generator, seed))
 
     def forward(self, image: torch.Tensor, local: torch.Tensor) -> torch.Tensor:
         if isinstance(image, torch.Tensor) and isinstance(local, torch.Tensor) and image.shape[0] != local.shape[0]:
@@ -485,14 +484,14 @@ def random_holes(batch: int, image_size: int, hole_range: tuple[int, int], local
     >>> h.mask.shape, h.boxes.shape, h.corners.shape
     (torch.Size([4, 1, 256, 256]), torch.Size([4, 4]), torch.Size([4, 2]))
     """
-    if not _is_int(batch) or batch < 1:
+    if not is_int(batch) or batch < 1:
         raise ValueError(f"batch must be an int >= 1, got {batch!r}")
-    if not _is_int(image_size) or image_size < 1:
+    if not is_int(image_size) or image_size < 1:
         raise ValueError(f"image_size must be a positive int, got {image_size!r}")
-    if (not isinstance(hole_range, (tuple, list)) or len(hole_range) != 2 or not all(_is_int(v) for v in hole_range)
+    if (not isinstance(hole_range, (tuple, list)) or len(hole_range) != 2 or not all(is_int(v) for v in hole_range)
             or not 1 <= hole_range[0] <= hole_range[1]):
         raise ValueError(f"hole_range must be (min, max) ints with 1 <= min <= max, got {hole_range!r}")
-    if not _is_int(local_size) or not hole_range[1] <= local_size <= image_size:
+    if not is_int(local_size) or not hole_range[1] <= local_size <= image_size:
         raise ValueError(f"local_size must be an int with hole_range max {hole_range[1]} <= local_size <= "
                          f"image_size {image_size}, got {local_size!r}")
     if placement not in PLACEMENTS:
@@ -531,7 +530,7 @@ def crop_local(images: torch.Tensor, corners: torch.Tensor, size: int) -> torch.
     if not isinstance(corners, torch.Tensor) or tuple(corners.shape) != (b, 2) or corners.is_floating_point():
         raise ValueError(f"corners must be an integer tensor (B, 2) = ({b}, 2) of (top, left), got "
                          f"{tuple(corners.shape) if isinstance(corners, torch.Tensor) else type(corners).__name__}")
-    if not _is_int(size) or not 1 <= size <= min(h, w):
+    if not is_int(size) or not 1 <= size <= min(h, w):
         raise ValueError(f"size must be an int in [1, {min(h, w)}], got {size!r}")
     corners = corners.to(images.device)
     top, left = corners[:, 0], corners[:, 1]
@@ -592,7 +591,7 @@ class GLCICTask:
                              f"{(gc.image_size, gc.local_size, gc.hole_range)} vs "
                              f"{(dc.image_size, dc.local_size, dc.hole_range)}")
         for name, value in (("t_c", t_c), ("t_d", t_d)):
-            if not _is_int(value) or value < 0:
+            if not is_int(value) or value < 0:
                 raise ValueError(f"{name} must be an int >= 0 (a number of steps), got {value!r}")
         if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not alpha >= 0:
             raise ValueError(f"alpha must be a number >= 0, got {alpha!r}")
@@ -618,6 +617,16 @@ class GLCICTask:
         if step < self.t_c:
             return "completion"
         return "discriminator" if step < self.t_c + self.t_d else "joint"
+
+    @classmethod
+    def training_masks(cls, config: Mapping[str, Any], n: int, generator: torch.Generator | None = None,
+                       **_: Any) -> TrainingMasks:
+        """``n`` holes as a checkpoint's training drew them, from its ``config`` (a dict):
+        :func:`random_holes`, one rectangle per image with sides in ``hole_range`` at a random position."""
+        cfg = GLCICConfig.from_dict(config)
+        (lo, hi), s = cfg.hole_range, cfg.image_size
+        masks = random_holes(n, s, cfg.hole_range, cfg.local_size, generator=generator).mask
+        return TrainingMasks("square", f"one rectangle, sides {lo}-{hi} px, at a random position in {s}x{s}", masks)
 
     def holes(self, batch: int, generator: torch.Generator | None = None,
               device: str | torch.device | None = None, ctx=None) -> Holes:
@@ -689,57 +698,3 @@ class GLCICTask:
         mask = self.holes(batch.shape[0], generator, device=batch.device).mask
         return {"input": overlay_mask(batch, mask), "completed": self.generator.predict_full(batch, mask),
                 "target": batch}
-
-
-# --------------------------------------------------------------------------------------------
-# post-processing: fast marching, then Poisson blending (the paper; the authors' inpaint.lua)
-# --------------------------------------------------------------------------------------------
-def poisson_blend(image: torch.Tensor, completed: torch.Tensor, mask: torch.Tensor, radius: float = 1) -> torch.Tensor:
-    """The paper's optional **post-process**: the hole of ``completed`` is blended into its
-    surroundings with Telea's fast marching followed by Poisson image editing, as the authors'
-    ``inpaint.lua --postproc``: per image, ``dst`` = the image with its hole filled by Telea
-    (``cv2.INPAINT_TELEA``, ``radius`` 1 px), then ``cv2.seamlessClone(completed, dst, mask, centre,
-    cv2.NORMAL_CLONE)``: inside the hole the result keeps the *gradients* of the completion, while its
-    border takes the colours of the surroundings, which removes colour seams and shifts.
-
-    ``image``, ``completed``: ``(B, 3, H, W)`` in ``[0, 1]`` (``completed`` usually the network's
-    composite); ``mask``: ``(B or 1, 1, H, W)``, 1 = hole. Returns the composite ``(B, 3, H, W)`` on the
-    image's device and dtype: hole pixels blended (8-bit, as OpenCV works), known pixels the input's,
-    bit for bit. OpenCV ignores the outermost pixel frame of the mask and solves on the mask's
-    bounding box, so each image is padded by one pixel (edge replicated) first and the centre is the
-    one that maps the box onto itself; holes touching the image border are blended like any other.
-    Raises ``ValueError`` when an image's mask is empty (nothing to blend) or all hole.
-    """
-    import cv2
-
-    from ..baselines import telea
-
-    check_image_mask(image, mask)
-    check_image(completed, "completed")
-    if completed.shape != image.shape:
-        raise ValueError(f"completed {tuple(completed.shape)} and image {tuple(image.shape)} must have the same shape")
-    b = image.shape[0]
-    mask = mask.to(dtype=image.dtype, device=image.device).expand(b, 1, *image.shape[-2:])
-    holes = mask.flatten(1).sum(dim=1)
-    if bool((holes == 0).any()):
-        bad = torch.nonzero(holes == 0).flatten().tolist()
-        raise ValueError(f"poisson_blend: the mask of image(s) {bad[:5]} is empty: there is no hole to blend")
-    # dst: the image with its hole filled by fast marching (Telea; raises for an all-hole mask)
-    dst = telea(image.detach(), mask, radius=radius)
-
-    def to_u8(x: torch.Tensor) -> np.ndarray:                                  # (B, 3, H, W) -> (B, H, W, 3) uint8
-        return (x.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-
-    src_u8, dst_u8 = to_u8(completed), to_u8(dst)
-    mask_u8 = (mask[:, 0].detach().cpu().numpy() > 0.5).astype(np.uint8) * 255
-    out = np.empty_like(dst_u8)
-    for i in range(b):
-        pad = lambda a, value=None: cv2.copyMakeBorder(  # noqa: E731
-            np.ascontiguousarray(a), 1, 1, 1, 1, cv2.BORDER_CONSTANT if value is not None else cv2.BORDER_REPLICATE,
-            value=value)
-        src, dst_i, m = pad(src_u8[i]), pad(dst_u8[i]), pad(mask_u8[i], 0)
-        x, y, w, h = cv2.boundingRect(m)
-        centre = (x + w // 2, y + h // 2)              # OpenCV places the box at centre - size // 2
-        out[i] = cv2.seamlessClone(src, dst_i, m, centre, cv2.NORMAL_CLONE)[1:-1, 1:-1]
-    blended = torch.from_numpy(out).permute(0, 3, 1, 2).to(device=image.device, dtype=image.dtype) / 255.0
-    return mask * blended + (1.0 - mask) * image

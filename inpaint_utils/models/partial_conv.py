@@ -61,8 +61,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..validation import check_image_mask, check_mask
-from .context_encoder import _is_int, _rng
+from ..masks import TrainingMasks, make_mask, ratio_text
+from ..validation import check_generator, check_image_mask, check_mask, is_int
 
 __all__ = [
     "PartialConv2d",
@@ -91,10 +91,10 @@ class PartialConv2d(nn.Module):
         super().__init__()
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
                             ("kernel_size", kernel_size), ("stride", stride)):
-            if not _is_int(value) or value < 1:
+            if not is_int(value) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         padding = kernel_size // 2 if padding is None else padding
-        if not _is_int(padding) or padding < 0:
+        if not is_int(padding) or padding < 0:
             raise ValueError(f"padding must be an int >= 0, got {padding!r}")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size, self.stride, self.padding = int(kernel_size), int(stride), int(padding)
@@ -175,25 +175,25 @@ class PConvConfig:
 
     def __post_init__(self) -> None:
         s = self.image_size
-        if not _is_int(s) or s < 16 or s & (s - 1):
+        if not is_int(s) or s < 16 or s & (s - 1):
             raise ValueError(f"image_size must be a power of two >= 16, got {s!r}")
         if self.num_layers is None:
             self.num_layers = int(math.log2(s)) - 1               # a 2x2 bottleneck, as 512 -> 2 in the paper
         n = self.num_layers
-        if not _is_int(n) or n < 2 or 2 ** n > s:
+        if not is_int(n) or n < 2 or 2 ** n > s:
             raise ValueError(f"num_layers must be an int in [2, log2(image_size) = {int(math.log2(s))}] (each "
                              f"layer halves the side), got {n!r}")
-        if not _is_int(self.base_channels) or self.base_channels < 1:
+        if not is_int(self.base_channels) or self.base_channels < 1:
             raise ValueError(f"base_channels must be a positive int, got {self.base_channels!r}")
         for name, derived in (("encoder_channels", _paper_channels(n, self.base_channels)),
                               ("encoder_kernels", _paper_kernels(n))):
             value = getattr(self, name)
             value = derived if value is None else value
             if (not isinstance(value, (tuple, list)) or len(value) != n
-                    or not all(_is_int(v) and v >= 1 for v in value)):
+                    or not all(is_int(v) and v >= 1 for v in value)):
                 raise ValueError(f"{name} must be {n} positive ints (one per encoder layer), got {value!r}")
             setattr(self, name, tuple(int(v) for v in value))
-        if not _is_int(self.decoder_kernel) or self.decoder_kernel < 1 or self.decoder_kernel % 2 == 0:
+        if not is_int(self.decoder_kernel) or self.decoder_kernel < 1 or self.decoder_kernel % 2 == 0:
             raise ValueError(f"decoder_kernel must be an odd positive int, got {self.decoder_kernel!r}")
         if any(k % 2 == 0 for k in self.encoder_kernels):
             raise ValueError(f"encoder_kernels must be odd ('same' padding k // 2), got {self.encoder_kernels}")
@@ -306,7 +306,7 @@ class PConvUNet(nn.Module):
             last = i == cfg.num_layers - 1
             self.decoder.append(PConvBlock(c_in + c_skip, c_out, cfg.decoder_kernel, stride=1, batch_norm=not last,
                                            activation=None if last else nn.LeakyReLU(cfg.leaky_slope), bias=bias))
-        self._init(_rng(generator, seed))
+        self._init(check_generator(generator, seed))
 
     def _init(self, generator: torch.Generator | None) -> None:
         """Kaiming-normal (fan in) convolution weights, zero biases; BN scale 1, shift 0 (the paper
@@ -404,7 +404,7 @@ def fill_dependence(image: torch.Tensor, mask: torch.Tensor, depth: int = 4, wid
     after that layer (1 = still hole, eq. 2)."""
     check_image_mask(image, mask)
     for name, value in (("depth", depth), ("width", width), ("kernel_size", kernel_size)):
-        if not _is_int(value) or value < 1:
+        if not is_int(value) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     b = image.shape[0]
     mask = mask.to(image.dtype).expand(b, 1, *image.shape[-2:])
@@ -438,8 +438,6 @@ def irregular_masks(ratio: float | tuple[float, float] = HOLE_RATIO) -> Callable
     """A mask function ``(n, size, generator) -> (n, 1, size, size)`` of free-form brush strokes
     (:func:`inpaint_utils.masks.make_mask` ``"irregular"``), hole area drawn per sample from ``ratio``
     (default 1-60 %, the range of the paper's six test bins)."""
-    from ..masks import make_mask
-
     def draw(n: int, size: int, generator: torch.Generator | None) -> torch.Tensor:
         return make_mask("irregular", size, ratio, batch=n, generator=generator)
 
@@ -477,7 +475,7 @@ class PConvTask:
         for name, value in (("lr", lr), ("finetune_lr", finetune_lr)):
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
                 raise ValueError(f"{name} must be a number > 0, got {value!r}")
-        if finetune_step is not None and (not _is_int(finetune_step) or finetune_step < 0):
+        if finetune_step is not None and (not is_int(finetune_step) or finetune_step < 0):
             raise ValueError(f"finetune_step must be None or an int >= 0, got {finetune_step!r}")
         if mask_fn is not None and not callable(mask_fn):
             raise TypeError(f"mask_fn must be a callable (n, size, generator) -> (n, 1, size, size), got {mask_fn!r}")
@@ -500,6 +498,17 @@ class PConvTask:
             freeze_encoder_batchnorm(self.generator, tune)
         for group in self.optimizers["generator"].param_groups:
             group["lr"] = self.finetune_lr if tune else self.lr
+
+    @classmethod
+    def training_masks(cls, config: Mapping[str, Any], n: int, generator: torch.Generator | None = None, *,
+                       mask_ratio: float | tuple[float, float] | None = None, **_: Any) -> TrainingMasks:
+        """``n`` holes as a checkpoint's training drew them, from its ``config`` (a dict): :func:`irregular_masks`,
+        free-form brush strokes covering ``mask_ratio`` of the image (default :data:`HOLE_RATIO`, 1-60 %:
+        a checkpoint does not store the ratio a run trained with)."""
+        s = PConvConfig.from_dict(config).image_size
+        ratio = HOLE_RATIO if mask_ratio is None else mask_ratio
+        return TrainingMasks("irregular", f"free-form brush strokes, hole ratio {ratio_text(ratio)}, at {s}x{s}",
+                             irregular_masks(ratio)(n, s, generator))
 
     def masks(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` holes ``(n, 1, S, S)`` from ``mask_fn`` (checked: binary, the model's size)."""

@@ -1,8 +1,8 @@
 """Exemplar baselines: PatchMatch inpainting and nearest-neighbour scene completion.
 
 Two classical, non-learned fills that copy pixels which exist somewhere, beside the diffusion-like
-Telea / Navier-Stokes of :mod:`inpaint_utils.baselines` (DESIGN.md, "Exemplar and nearest-neighbour
-baselines"; used by notebook 07's comparison and by ``inpaint fill --method patchmatch / nn``):
+Telea / Navier-Stokes of :mod:`.fills` (used by notebook 07's comparison and by
+``inpaint fill --method patchmatch / nn``):
 
 * :func:`patchmatch_inpaint`: the hole is filled from patches of the **same image**. A nearest-neighbour
   field (NNF: for every patch that touches the hole, the known patch most like it) is found with
@@ -18,7 +18,7 @@ baselines"; used by notebook 07's comparison and by ``inpaint fill --method patc
   cut and Poisson editing; our feature is a *tiny image* (the image area-averaged to ``size x size``,
   colour, Torralba et al. 2008) compared by L2 over the **known** pixels only (hole pixels of the small
   image, any small pixel a hole pixel touches, are left out), optionally followed by GLCIC's
-  Poisson post-process (:func:`inpaint_utils.models.glcic.poisson_blend`). Pathak et al.'s Table 1
+  Poisson post-process (:func:`.fills.poisson_blend`). Pathak et al.'s Table 1
   has two such rows (HOG features, and their learned features); this is a third, simplest variant.
 
 Both take ``image`` float ``(B, 3, H, W)`` in ``[0, 1]`` and ``mask`` ``(B or 1, 1, H, W)``, 1 = hole,
@@ -32,7 +32,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .validation import check_image, check_image_mask
+from ..validation import check_image, check_image_mask
+from .fills import poisson_blend, require_known_pixels
 
 __all__ = ["patch_distances", "nearest_neighbour_field", "patchmatch_fill", "patchmatch_inpaint",
            "tiny_features", "NearestNeighbourInpainter", "nearest_neighbour_fill"]
@@ -283,15 +284,13 @@ def patchmatch_fill(image: np.ndarray, hole: np.ndarray, patch_size: int = 7, em
 def patchmatch_inpaint(image: torch.Tensor, mask: torch.Tensor, patch_size: int = 7, em_iterations: int = 3,
                        pm_iterations: int = 2, seed: int = 0) -> torch.Tensor:
     """PatchMatch exemplar inpainting (:func:`patchmatch_fill`) of each image of the batch (image ``i``
-    seeded with ``seed + i``); same contract as :func:`inpaint_utils.baselines.telea`: known pixels are
+    seeded with ``seed + i``); same contract as :func:`.fills.telea`: known pixels are
     the input's, bit for bit; an empty mask returns the image; a hole leaving no whole known patch
     raises ``ValueError``. About 1-3 s for a 128x128 image with a 64x64 hole on one CPU core; a periodic
     texture (stripes, a checkerboard) is filled without error where Telea and the mean fill blur it."""
-    from .baselines import _require_known_pixels
-
     check_image_mask(image, mask)
     b = image.shape[0]
-    _require_known_pixels(mask, b, "patchmatch")
+    require_known_pixels(mask, b, "patchmatch")
     mask_b = mask.to(dtype=image.dtype, device=image.device).expand(b, 1, *image.shape[-2:])
     arrays = image.detach().permute(0, 2, 3, 1).cpu().double().numpy()         # (B, H, W, 3)
     holes = mask_b[:, 0].detach().cpu().numpy() > 0.5                          # (B, H, W)
@@ -337,7 +336,7 @@ class NearestNeighbourInpainter:
     small pixels (a small pixel that any hole pixel touches is left out, so the hole's content never
     counts); the nearest one, resized to the query's size (bilinear) when it differs, is pasted into
     the hole. ``blend=True`` then applies GLCIC's Telea + Poisson post-process
-    (:func:`inpaint_utils.models.glcic.poisson_blend`), which hides colour seams at the hole's border.
+    (:func:`.fills.poisson_blend`), which hides colour seams at the hole's border.
     """
 
     def __init__(self, train: torch.Tensor | Sequence[Any], size: int = 32, blend: bool = False):
@@ -385,8 +384,6 @@ class NearestNeighbourInpainter:
         chosen = chosen.to(device=image.device, dtype=image.dtype)
         out = mask_b * chosen + (1.0 - mask_b) * image
         if self.blend:
-            from .models.glcic import poisson_blend
-
             has_hole = mask_b.flatten(1).sum(dim=1) > 0
             if bool(has_hole.any()):
                 idx = torch.nonzero(has_hole).flatten()
