@@ -63,8 +63,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping
 
 import torch
 import torch.nn as nn
@@ -73,6 +73,7 @@ import torch.nn.functional as F
 from ..masks import (MASK_KINDS, Ratio, TrainingMasks, center_mask, erode_mask, make_input, make_mask, overlap_weights,
                      ratio_text)
 from ..validation import check_fill_setting, check_generator, check_image, check_image_mask, is_int
+from .common import ModelConfig, Rng, adam_optimizers, check_config, update
 
 __all__ = [
     "AUTHORS_FILL",
@@ -119,7 +120,7 @@ def _channels(value, name: str) -> tuple[int, ...]:
 
 
 @dataclass
-class ContextEncoderConfig:
+class ContextEncoderConfig(ModelConfig):
     """Hyper-parameters of the Context Encoder; the defaults are the authors' 128x128 centre model.
 
     Channel tuples left at ``None`` are derived from the sizes and ``base_channels`` (64) the way the
@@ -145,6 +146,10 @@ class ContextEncoderConfig:
         fill: the value of the dropped pixels in the input: a ``(r, g, b)`` in [0, 1] (default the
             authors' ImageNet mean), a float, or ``"mean"`` (each image's mean of its known pixels).
     """
+
+    #: ``tiny()``: the same topology at 1/8 width with a 100-d code, for tests and smoke runs:
+    #: 128 input -> encoder 8-8-16-32-64, decoder 64-32-16-8, discriminator 8-16-32-64.
+    TINY: ClassVar[dict[str, Any]] = {"base_channels": 8, "bottleneck_dim": 100}
 
     image_size: int = 128
     hole_size: int | None = None
@@ -222,29 +227,7 @@ class ContextEncoderConfig:
         channel-wise layer (C = ``decoder_channels[0]``)."""
         return self.bottleneck_dim if self.bottleneck == "conv" else self.decoder_channels[0] * 16
 
-    # ---- presets
-    @classmethod
-    def tiny(cls, **overrides) -> "ContextEncoderConfig":
-        """The same topology at 1/8 width with a 100-d code, for tests and smoke runs:
-        128 input -> encoder 8-8-16-32-64, decoder 64-32-16-8, discriminator 8-16-32-64."""
-        settings = {"base_channels": 8, "bottleneck_dim": 100}
-        settings.update(overrides)
-        return cls(**settings)
 
-    # ---- (de)serialisation for checkpoints
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict (tuples as lists) of every field, channel tuples resolved."""
-        out = asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ContextEncoderConfig":
-        """Inverse of :meth:`to_dict`; unknown keys raise (a checkpoint of another model)."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown ContextEncoderConfig keys {unknown}; known: {sorted(names)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
 # --------------------------------------------------------------------------------------------
@@ -338,13 +321,9 @@ class ContextEncoderGenerator(nn.Module):
 
     model_name = "context_encoder"
 
-    def __init__(self, config: ContextEncoderConfig | None = None, generator: torch.Generator | None = None,
-                 seed: int | None = None):
+    def __init__(self, config: ContextEncoderConfig | None = None, generator: Rng = None, seed: int | None = None):
         super().__init__()
-        cfg = config if config is not None else ContextEncoderConfig()
-        if not isinstance(cfg, ContextEncoderConfig):
-            raise TypeError(f"config must be a ContextEncoderConfig, got {type(cfg).__name__}")
-        self.config = cfg
+        self.config = cfg = check_config(config, ContextEncoderConfig)
         enc, dec, slope, bias = cfg.encoder_channels, cfg.decoder_channels, cfg.leaky_slope, cfg.bias
 
         # Encoder: conv 4x4 s2 layers, BN on all but the first, LeakyReLU 0.2      (B, 3, S, S) -> (B, enc[-1], 4, 4)
@@ -471,13 +450,9 @@ class ContextEncoderDiscriminator(nn.Module):
 
     model_name = "context_encoder_discriminator"
 
-    def __init__(self, config: ContextEncoderConfig | None = None, generator: torch.Generator | None = None,
-                 seed: int | None = None):
+    def __init__(self, config: ContextEncoderConfig | None = None, generator: Rng = None, seed: int | None = None):
         super().__init__()
-        cfg = config if config is not None else ContextEncoderConfig()
-        if not isinstance(cfg, ContextEncoderConfig):
-            raise TypeError(f"config must be a ContextEncoderConfig, got {type(cfg).__name__}")
-        self.config = cfg
+        self.config = cfg = check_config(config, ContextEncoderConfig)
         ch, slope, bias = cfg.discriminator_channels, cfg.leaky_slope, cfg.bias
 
         # conv 4x4 s2 layers, BN on all but the first, LeakyReLU 0.2          (B, 3, s, s) -> (B, ch[-1], 4, 4)
@@ -540,13 +515,8 @@ class ContextEncoderTask:
         self.lambda_rec, self.lambda_adv = lambda_rec, lambda_adv
         self.loss_overlap, self.overlap_weight = loss_overlap, overlap_weight
         self.mask_kind, self.mask_ratio, self.input_mode = mask_kind, mask_ratio, input_mode
-        self.models: dict[str, nn.Module] = {"generator": generator}
-        self.optimizers: dict[str, torch.optim.Optimizer] = {
-            "generator": torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)}
-        if discriminator is not None:
-            self.models["discriminator"] = discriminator
-            self.optimizers["discriminator"] = torch.optim.Adam(discriminator.parameters(), lr=lr * d_lr_ratio,
-                                                                betas=betas)
+        self.models, self.optimizers = adam_optimizers({"generator": generator, "discriminator": discriminator},
+                                                       {"generator": lr, "discriminator": lr * d_lr_ratio}, betas)
 
     @classmethod
     def training_masks(cls, config: Mapping[str, Any], n: int, generator: torch.Generator | None = None, *,
@@ -603,15 +573,13 @@ class ContextEncoderTask:
             with ctx.autocast():
                 d_loss = discriminator_bce(d(target if self.generator.config.output == "center" else batch),
                                            d(fake.detach()))
-            ctx.backward(d_loss, "discriminator")
-            ctx.step("discriminator")
+            update(ctx, d_loss, "discriminator")
             logs["d"] = d_loss.detach()
         with ctx.autocast():                                       # eq. (1)-(3): G
             d_fake = d(fake) if d is not None else None
             total, parts = ce_generator_loss(pred.float(), target.float(), weights, d_fake,
                                              lambda_rec=self.lambda_rec, lambda_adv=self.lambda_adv)
-        ctx.backward(total, "generator")
-        ctx.step("generator")
+        update(ctx, total, "generator")
         logs.update({"g_total": parts["total"], "rec": parts["rec"], "adv": parts["adv"]})
         return {k: float(v) for k, v in logs.items()}
 

@@ -60,8 +60,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Mapping
 
 import torch
 import torch.nn as nn
@@ -69,6 +69,7 @@ import torch.nn.functional as F
 
 from ..masks import INPUT_MODES, TrainingMasks, make_input, make_mask
 from ..validation import check_fill_setting, check_generator, check_image, check_image_mask, check_mask, is_int
+from .common import ModelConfig, Rng, adam_optimizers, check_config, update
 
 __all__ = [
     "contextual_attention",
@@ -292,7 +293,35 @@ def check_attention_sizes(image_size: Any, rate: Any) -> None:
 
 
 @dataclass
-class DeepFillConfig:
+class AttentionConfig(ModelConfig):
+    """The contextual attention's settings, the fields DeepFill v1's and v2's configs share: ``ksize``,
+    ``stride``, ``rate``, ``fuse_k``, ``softmax_scale`` (3, 1, 2, 3, 10: v1's, kept by v2)."""
+
+    ksize: int = 3
+    stride: int = 1
+    rate: int = 2
+    fuse_k: int = 3
+    softmax_scale: float = 10.0
+
+    def check_attention(self, image_size: Any) -> None:
+        """``ValueError`` unless the attention's settings are valid and ``image_size`` suits them
+        (:func:`check_attention_sizes`); ``softmax_scale`` becomes a float."""
+        check_attention_sizes(image_size, self.rate)
+        self.attention()                                         # checks them
+        self.softmax_scale = float(self.softmax_scale)
+
+    def attention(self) -> "ContextualAttention":
+        """A :class:`ContextualAttention` layer with these settings."""
+        return ContextualAttention(**self.ca_settings())
+
+    def ca_settings(self) -> dict[str, Any]:
+        """The keyword arguments of :class:`ContextualAttention`."""
+        return {"ksize": self.ksize, "stride": self.stride, "rate": self.rate, "fuse_k": self.fuse_k,
+                "softmax_scale": self.softmax_scale}
+
+
+@dataclass
+class DeepFillConfig(AttentionConfig):
     """Hyper-parameters of DeepFill v1; the defaults are the authors' (v1.0.0) and seed 002's.
 
     Attributes:
@@ -307,19 +336,17 @@ class DeepFillConfig:
             ``"mean"`` or an ``(r, g, b)`` tuple in [0, 1] (see :func:`inpaint_utils.masks.make_input`).
     """
 
+    #: ``tiny()``: the same topology, narrow (cnum 8, critic 8) at 64x64, for tests and smoke runs.
+    TINY: ClassVar[dict[str, Any]] = {"image_size": 64, "cnum": 8, "critic_cnum": 8}
+
     image_size: int = 256
     hole_size: int | None = None
     cnum: int = 32
     critic_cnum: int = 64
-    ksize: int = 3
-    stride: int = 1
-    rate: int = 2
-    fuse_k: int = 3
-    softmax_scale: float = 10.0
     fill: Any = 0.5
 
     def __post_init__(self) -> None:
-        check_attention_sizes(self.image_size, self.rate)
+        self.check_attention(self.image_size)
         if self.hole_size is None:
             self.hole_size = self.image_size // 2
         if not is_int(self.hole_size) or not 4 <= self.hole_size < self.image_size:
@@ -328,8 +355,6 @@ class DeepFillConfig:
             raise ValueError(f"cnum must be an int >= 2 (the last layers use cnum // 2), got {self.cnum!r}")
         if not is_int(self.critic_cnum) or self.critic_cnum < 1:
             raise ValueError(f"critic_cnum must be a positive int, got {self.critic_cnum!r}")
-        ContextualAttention(self.ksize, self.stride, self.rate, self.fuse_k, self.softmax_scale)  # checks them
-        self.softmax_scale = float(self.softmax_scale)
         self.fill = check_fill_setting(self.fill)
 
     @property
@@ -341,29 +366,6 @@ class DeepFillConfig:
     def offsets_size(self) -> int:
         """Side of the offsets grid (``image_size / (4 rate)``)."""
         return self.image_size // (4 * self.rate)
-
-    def ca_settings(self) -> dict[str, Any]:
-        return {"ksize": self.ksize, "stride": self.stride, "rate": self.rate, "fuse_k": self.fuse_k,
-                "softmax_scale": self.softmax_scale}
-
-    @classmethod
-    def tiny(cls, **overrides) -> "DeepFillConfig":
-        """The same topology, narrow (cnum 8, critic 8) at 64x64, for tests and smoke runs."""
-        settings = {"image_size": 64, "cnum": 8, "critic_cnum": 8}
-        settings.update(overrides)
-        return cls(**settings)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "DeepFillConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown DeepFillConfig keys {unknown}; known: {sorted(names)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
 # --------------------------------------------------------------------------------------------
@@ -401,71 +403,101 @@ def _gen_deconv(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), *_gen_conv(c_in, c_out, 3))
 
 
-def _dilated(c: int) -> list[nn.Sequential]:
+@dataclass(frozen=True)
+class LayerFamily:
+    """The layers a DeepFill network is built from: v1's plain convolutions (:data:`V1_LAYERS`) or v2's
+    gated ones (:data:`inpaint_utils.models.gated_conv.GATED_LAYERS`); the two versions share their
+    layer tables (:class:`CoarseNetwork`, :class:`RefineNetwork`) and differ in these alone."""
+
+    #: ``conv(c_in, c_out, k=3, stride=1, dilation=1, activation="elu")``: v1's / v2's ``gen_conv``
+    conv: Callable[..., nn.Module]
+    #: ``deconv(c_in, c_out)``: 2x nearest-neighbour upsampling, then a 3x3 ``conv``
+    deconv: Callable[[int, int], nn.Module]
+    #: ``output(c_in)``: the last layer, 3 channels, no activation
+    output: Callable[[int], nn.Module]
+
+
+#: DeepFill v1's layers: ELU convolutions with ``SAME`` padding.
+V1_LAYERS = LayerFamily(_gen_conv, _gen_deconv, lambda c_in: _gen_conv(c_in, 3, activation=None))
+
+
+def _dilated(layers: LayerFamily, c: int) -> list[nn.Module]:
     """The four dilated 3x3 convolutions (rates 2, 4, 8, 16) of both networks."""
-    return [_gen_conv(c, c, 3, dilation=d) for d in (2, 4, 8, 16)]
+    return [layers.conv(c, c, 3, dilation=d) for d in (2, 4, 8, 16)]
 
 
-def _merge_decoder(c_in: int, c: int) -> nn.Sequential:
+def _merge_decoder(layers: LayerFamily, c_in: int, c: int) -> nn.Sequential:
     """conv 4c, conv 4c, up 2c, conv 2c, up c, conv c/2, conv 3 (no activation): both networks' tails."""
-    return nn.Sequential(_gen_conv(c_in, 4 * c), _gen_conv(4 * c, 4 * c),
-                         _gen_deconv(4 * c, 2 * c), _gen_conv(2 * c, 2 * c),
-                         _gen_deconv(2 * c, c), _gen_conv(c, c // 2),
-                         _gen_conv(c // 2, 3, activation=None))
+    conv, up = layers.conv, layers.deconv
+    return nn.Sequential(conv(c_in, 4 * c), conv(4 * c, 4 * c), up(4 * c, 2 * c), conv(2 * c, 2 * c),
+                         up(2 * c, c), conv(c, c // 2), layers.output(c // 2))
 
 
 class CoarseNetwork(nn.Module):
-    """Stage 1 (v1 ``conv1`` ... ``conv17``): ``(B, 5, S, S)`` in -> ``(B, 3, S, S)`` in ``[-1, 1]`` (clipped)."""
+    """Stage 1 (``conv1`` ... ``conv17`` of v1 and v2): ``(B, 5, S, S)`` in -> ``(B, 3, S, S)`` in ``[-1, 1]``
+    (v1 clips, :meth:`squash`). ``c`` is the output width of the first layer (v1: ``cnum``)."""
 
-    def __init__(self, cnum: int = 32):
+    in_channels = 5
+
+    def __init__(self, c: int = 32, layers: LayerFamily = V1_LAYERS):
         super().__init__()
-        c = cnum
+        conv = layers.conv
         self.encoder = nn.Sequential(
-            _gen_conv(5, c, 5),                                  # conv1                 S
-            _gen_conv(c, 2 * c, 3, stride=2),                    # conv2_downsample      S/2
-            _gen_conv(2 * c, 2 * c),                             # conv3
-            _gen_conv(2 * c, 4 * c, 3, stride=2),                # conv4_downsample      S/4
-            _gen_conv(4 * c, 4 * c), _gen_conv(4 * c, 4 * c),    # conv5, conv6
-            *_dilated(4 * c))                                    # conv7-10_atrous
-        self.decoder = _merge_decoder(4 * c, c)                  # conv11 ... conv17     S
+            conv(self.in_channels, c, 5),                        # conv1                 S
+            conv(c, 2 * c, 3, stride=2),                         # conv2_downsample      S/2
+            conv(2 * c, 2 * c),                                  # conv3
+            conv(2 * c, 4 * c, 3, stride=2),                     # conv4_downsample      S/4
+            conv(4 * c, 4 * c), conv(4 * c, 4 * c),              # conv5, conv6
+            *_dilated(layers, 4 * c))                            # conv7-10_atrous
+        self.decoder = _merge_decoder(layers, 4 * c, c)          # conv11 ... conv17     S
+
+    @staticmethod
+    def squash(x: torch.Tensor) -> torch.Tensor:
+        """v1 clips the output to ``[-1, 1]``."""
+        return x.clamp(-1.0, 1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.encoder(x)).clamp(-1.0, 1.0)   # (B, 3, S, S)
+        return self.squash(self.decoder(self.encoder(x)))       # (B, 3, S, S)
 
 
 class RefineNetwork(nn.Module):
     """Stage 2: a dilated-convolution branch ("hallucination") and a contextual-attention branch,
     concatenated and decoded. ``forward(x, mask_s) -> (image in [-1, 1], offsets)``; ``x`` is
-    ``(B, 5, S, S)``, ``mask_s`` the hole at ``S / 4``."""
+    ``(B, in_channels, S, S)`` (v1: the pasted image, ones and the mask, 5 channels), ``mask_s`` the hole
+    at ``S / 4``."""
 
-    def __init__(self, cnum: int = 32, ca: ContextualAttention | None = None):
+    in_channels = 5
+
+    def __init__(self, c: int = 32, ca: ContextualAttention | None = None, layers: LayerFamily = V1_LAYERS):
         super().__init__()
-        c = cnum
+        conv, c_in = layers.conv, self.in_channels
         self.conv_branch = nn.Sequential(
-            _gen_conv(5, c, 5),                                  # xconv1                S
-            _gen_conv(c, c, 3, stride=2),                        # xconv2_downsample     S/2
-            _gen_conv(c, 2 * c),                                 # xconv3
-            _gen_conv(2 * c, 2 * c, 3, stride=2),                # xconv4_downsample     S/4
-            _gen_conv(2 * c, 4 * c), _gen_conv(4 * c, 4 * c),    # xconv5, xconv6
-            *_dilated(4 * c))                                    # xconv7-10_atrous
+            conv(c_in, c, 5),                                    # xconv1                S
+            conv(c, c, 3, stride=2),                             # xconv2_downsample     S/2
+            conv(c, 2 * c),                                      # xconv3
+            conv(2 * c, 2 * c, 3, stride=2),                     # xconv4_downsample     S/4
+            conv(2 * c, 4 * c), conv(4 * c, 4 * c),              # xconv5, xconv6
+            *_dilated(layers, 4 * c))                            # xconv7-10_atrous
         self.attention_encoder = nn.Sequential(
-            _gen_conv(5, c, 5),                                  # pmconv1               S
-            _gen_conv(c, c, 3, stride=2),                        # pmconv2_downsample    S/2
-            _gen_conv(c, 2 * c),                                 # pmconv3
-            _gen_conv(2 * c, 4 * c, 3, stride=2),                # pmconv4_downsample    S/4
-            _gen_conv(4 * c, 4 * c),                             # pmconv5
-            _gen_conv(4 * c, 4 * c, activation="relu"))          # pmconv6 (ReLU)
+            conv(c_in, c, 5),                                    # pmconv1               S
+            conv(c, c, 3, stride=2),                             # pmconv2_downsample    S/2
+            conv(c, 2 * c),                                      # pmconv3
+            conv(2 * c, 4 * c, 3, stride=2),                     # pmconv4_downsample    S/4
+            conv(4 * c, 4 * c),                                  # pmconv5
+            conv(4 * c, 4 * c, activation="relu"))               # pmconv6 (ReLU)
         self.attention = ca if ca is not None else ContextualAttention()
-        self.attention_decoder = nn.Sequential(_gen_conv(4 * c, 4 * c), _gen_conv(4 * c, 4 * c))  # pmconv9, 10
-        self.decoder = _merge_decoder(8 * c, c)                  # allconv11 ... allconv17
+        self.attention_decoder = nn.Sequential(conv(4 * c, 4 * c), conv(4 * c, 4 * c))  # pmconv9, 10
+        self.decoder = _merge_decoder(layers, 8 * c, c)          # allconv11 ... allconv17
+
+    squash = staticmethod(CoarseNetwork.squash)
 
     def forward(self, x: torch.Tensor, mask_s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         hallu = self.conv_branch(x)                              # (B, 4c, S/4, S/4)
         feats = self.attention_encoder(x)                        # (B, 4c, S/4, S/4)
         pm, offsets = self.attention(feats, feats, mask_s)       # same, and (B, 2, S/4r, S/4r)
         pm = self.attention_decoder(pm)
-        out = self.decoder(torch.cat([hallu, pm], dim=1))        # (B, 3, S, S)
-        return out.clamp(-1.0, 1.0), offsets
+        out = self.decoder(torch.cat([hallu, pm], dim=1))        # (B, 8c, S/4, S/4) -> (B, 3, S, S)
+        return self.squash(out), offsets
 
 
 def feature_mask(mask: torch.Tensor, factor: int = 4) -> torch.Tensor:
@@ -497,15 +529,11 @@ class DeepFillGenerator(nn.Module):
 
     model_name = "deepfill"
 
-    def __init__(self, config: DeepFillConfig | None = None, generator: torch.Generator | None = None,
-                 seed: int | None = None):
+    def __init__(self, config: DeepFillConfig | None = None, generator: Rng = None, seed: int | None = None):
         super().__init__()
-        cfg = config if config is not None else DeepFillConfig()
-        if not isinstance(cfg, DeepFillConfig):
-            raise TypeError(f"config must be a DeepFillConfig, got {type(cfg).__name__}")
-        self.config = cfg
+        self.config = cfg = check_config(config, DeepFillConfig)
         self.coarse = CoarseNetwork(cfg.cnum)
-        self.refine = RefineNetwork(cfg.cnum, ContextualAttention(**cfg.ca_settings()))
+        self.refine = RefineNetwork(cfg.cnum, cfg.attention())
         glorot_init(self, check_generator(generator, seed))
 
     def _stage_inputs(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -579,13 +607,9 @@ class DeepFillCritic(nn.Module):
 
     model_name = "deepfill_critic"
 
-    def __init__(self, config: DeepFillConfig | None = None, generator: torch.Generator | None = None,
-                 seed: int | None = None):
+    def __init__(self, config: DeepFillConfig | None = None, generator: Rng = None, seed: int | None = None):
         super().__init__()
-        cfg = config if config is not None else DeepFillConfig()
-        if not isinstance(cfg, DeepFillConfig):
-            raise TypeError(f"config must be a DeepFillConfig, got {type(cfg).__name__}")
-        self.config = cfg
+        self.config = cfg = check_config(config, DeepFillConfig)
         d = cfg.critic_cnum
         # global critic: conv1-conv4 64, 128, 256, 256 -> flatten -> dense 1          (B, 3, S, S) -> (B,)
         self.global_features = nn.Sequential(_dis_conv(3, d), _dis_conv(d, 2 * d), _dis_conv(2 * d, 4 * d),
@@ -744,12 +768,8 @@ class DeepFillTask:
         self.coarse_l1_alpha, self.l1_loss_alpha, self.ae_loss_alpha = coarse_l1_alpha, l1_loss_alpha, ae_loss_alpha
         self.global_wgan_loss_alpha, self.gan_loss_alpha = global_wgan_loss_alpha, gan_loss_alpha
         self.wgan_gp_lambda = wgan_gp_lambda
-        self.models: dict[str, nn.Module] = {"generator": generator}
-        self.optimizers: dict[str, torch.optim.Optimizer] = {
-            "generator": torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)}
-        if critic is not None:
-            self.models["critic"] = critic
-            self.optimizers["critic"] = torch.optim.Adam(critic.parameters(), lr=lr, betas=betas)
+        self.models, self.optimizers = adam_optimizers({"generator": generator, "critic": critic},
+                                                       {"generator": lr, "critic": lr}, betas)
 
     @property
     def batches_per_step(self) -> int:
@@ -845,8 +865,7 @@ class DeepFillTask:
             alphas = self._per_sample(ctx, real, lambda n: torch.rand(2, n, generator=ctx.generator).T).T
             with ctx.autocast():
                 d_loss, d_parts = self.critic_loss(real, fake, mask, top, left, (alphas[0], alphas[1]))
-            ctx.backward(d_loss, "critic", name="critic loss")
-            ctx.step("critic")
+            update(ctx, d_loss, "critic", "critic loss")
             logs.update(d_parts)
         mask = self._per_sample(ctx, batch, lambda n: self.masks(n, ctx.generator)).to(batch.device)
         inp = g.make_input(batch, mask, mode=self.input_mode)
@@ -859,8 +878,7 @@ class DeepFillTask:
             # holes differ in area: weight each process's means by its share of the global counts
             shares = (ctx.mean_weight(mask.sum()), ctx.mean_weight((1.0 - mask).sum()))
             g_loss, g_parts = self.generator_loss(batch, mask, coarse, refined, completed, top, left, shares)
-        ctx.backward(g_loss, "generator", name="generator loss")
-        ctx.step("generator")
+        update(ctx, g_loss, "generator", "generator loss")
         logs.update(g_parts)
         return {k: float(v) for k, v in logs.items()}
 
@@ -868,12 +886,19 @@ class DeepFillTask:
     def sample(self, batch: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """``{"input", "coarse", "completed", "attention", "target"}`` for the loop's sample grids
         (``attention``: the offsets coloured with :func:`inpaint_utils.viz.flow_to_color`, upsampled)."""
-        from ..viz import flow_to_color, overlay_mask
-
         g = self.generator
         mask = self.masks(batch, generator)
         inp = g.make_input(batch, mask, mode=self.input_mode)
-        coarse, refined, offsets = g(inp, mask)
-        flow = F.interpolate(flow_to_color(offsets), size=batch.shape[-2:], mode="nearest")
-        return {"input": overlay_mask(inp, mask, alpha=0.3), "coarse": mask * coarse + (1 - mask) * batch,
-                "completed": mask * refined + (1 - mask) * batch, "attention": flow, "target": batch}
+        return attention_samples(batch, inp, mask, *g(inp, mask))
+
+
+def attention_samples(batch: torch.Tensor, inp: torch.Tensor, mask: torch.Tensor, coarse: torch.Tensor,
+                      refined: torch.Tensor, offsets: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The sample grids of DeepFill v1 and v2 (``{"input", "coarse", "completed", "attention", "target"}``)
+    from a generator's outputs: the input with its hole tinted, both stages composited into ``batch``, and
+    the attention offsets coloured (:func:`inpaint_utils.viz.flow_to_color`) at the image's size."""
+    from ..viz import flow_to_color, overlay_mask
+
+    flow = F.interpolate(flow_to_color(offsets), size=batch.shape[-2:], mode="nearest")
+    return {"input": overlay_mask(inp, mask, alpha=0.3), "coarse": mask * coarse + (1 - mask) * batch,
+            "completed": mask * refined + (1 - mask) * batch, "attention": flow, "target": batch}

@@ -14,31 +14,25 @@ into ``n`` features and ``n`` gates, ``phi`` = ELU (ReLU before the attention); 
 (``cnum == 3``) is a plain convolution. ``cnum`` (48 in v2) counts the convolution's outputs, so a layer
 passes on ``cnum / 2`` features. Padding is TensorFlow's ``SAME`` (asymmetric for stride 2).
 
-Layers (``gconv`` a gated 3x3 convolution with ELU unless noted, ``k5`` 5x5, ``s2`` stride 2, ``d4``
-dilation 4, ``gup`` a 2x nearest-neighbour upsampling then a ``gconv``; ``c = cnum / 2`` = 24 **output
-features** in v2, each gated convolution holding ``2 x`` that many filters; sizes for a 256x256 input)::
+Layers: DeepFill v1's two stages, built by the same code from v1's layer table (the table in
+:mod:`inpaint_utils.models.deepfill`; :class:`~.deepfill.CoarseNetwork`, :class:`~.deepfill.RefineNetwork`,
+here with :data:`GATED_LAYERS`), changed as v2 changes them (``c = cnum / 2`` = 24 **output features** in
+v2, each gated convolution holding ``2 x`` that many filters; sizes for a 256x256 input):
 
-    input: image in [-1, 1] with the hole zeroed, a ones channel, the mask            5 x 256
-    coarse network                                   refinement network (input: the coarse result pasted
-      gconv k5      5 ->  c    256                     into the hole, 3 channels: v2 drops ones and mask)
-      gconv s2      c -> 2c    128                     dilated branch            attention branch
-      gconv        2c -> 2c    128                     gconv k5  3 ->  c  256    gconv k5  3 ->  c  256
-      gconv s2     2c -> 4c     64                     gconv s2  c ->  c  128    gconv s2  c ->  c  128
-      gconv x2     4c -> 4c     64                     gconv     c -> 2c  128    gconv     c -> 2c  128
-      gconv d2,d4,d8,d16  4c    64                     gconv s2 2c -> 2c   64    gconv s2 2c -> 4c   64
-      gconv x2     4c -> 4c     64                     gconv    2c -> 4c   64    gconv    4c -> 4c   64
-      gup          4c -> 2c    128                     gconv    4c -> 4c   64    gconv    4c -> 4c   64 (ReLU)
-      gconv        2c -> 2c    128                     gconv d2,d4,d8,d16  64    contextual attention 64
-      gup          2c ->  c    256                                               gconv x2 4c -> 4c   64
-      gconv         c -> c/2   256                     concat (8c) -> gconv 4c, gconv 4c, gup 2c, gconv 2c,
-      conv        c/2 ->  3    256 (plain, no gate)    gup c, gconv c/2, conv 3 (plain)                256
-      tanh                                             tanh
+* every convolution is a gated 3x3 ``gconv`` (5x5 where v1 has ``k5``; ELU, ReLU in ``pmconv6``), every
+  upsampling a ``gup`` (2x nearest neighbour, then a ``gconv``);
+* the coarse network's input is the image in [-1, 1] with the hole **zeroed**, a ones channel and the
+  mask (5 x 256); the refinement network's is the coarse result pasted into the hole **alone** (3 x 256:
+  v2 drops the ones and the mask), so its ``xconv1`` and ``pmconv1`` are ``gconv k5 3 -> c``;
+* each stage ends in a **plain** 3x3 convolution ``c/2 -> 3`` (no gate), then **tanh** (v1 clips).
 
-    SN-PatchGAN discriminator (``d`` = ``config.disc_cnum``, 64 in v2): on the image in [-1, 1] and the
-    mask (v2's ``gan_with_mask``), six 5x5 stride-2 convolutions with spectral normalisation (one power
-    iteration per forward pass, as v2), each followed by LeakyReLU 0.2 (the last one too, as v2):
+SN-PatchGAN discriminator (``d`` = ``config.disc_cnum``, 64 in v2): on the image in [-1, 1] and the
+mask (v2's ``gan_with_mask``), six 5x5 stride-2 convolutions with spectral normalisation (one power
+iteration per forward pass, as v2), each followed by LeakyReLU 0.2 (the last one too, as v2)::
+
       4 -> d -> 2d -> 4d -> 4d -> 4d -> 4d        256 -> 128 -> 64 -> 32 -> 16 -> 8 -> 4
-    output: the (B, 4d, S/64, S/64) feature map itself; the hinge loss takes every element as one patch.
+
+Its output is the (B, 4d, S/64, S/64) feature map itself; the hinge loss takes every element as one patch.
 
 Parameter counts of the v2 configuration (``DeepFillV2Config()``; the arithmetic is in
 ``tests/test_gated_conv.py``): generator 4,052,478 (coarse network 1,631,151, refinement network
@@ -66,8 +60,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Mapping
 
 import torch
 import torch.nn as nn
@@ -75,7 +69,9 @@ import torch.nn.functional as F
 
 from ..masks import TrainingMasks, make_mask, ratio_text
 from ..validation import check_generator, check_image, check_image_mask, check_mask, is_int
-from .deepfill import ContextualAttention, check_attention_sizes, feature_mask, glorot_init
+from .common import Rng, adam_optimizers, check_config, update
+from .deepfill import (AttentionConfig, CoarseNetwork, ContextualAttention, LayerFamily, RefineNetwork, attention_samples,
+                       feature_mask, glorot_init)
 
 __all__ = [
     "SamePad2d",
@@ -200,7 +196,7 @@ class _OutputConv(nn.Sequential):
 # configuration
 # --------------------------------------------------------------------------------------------
 @dataclass
-class DeepFillV2Config:
+class DeepFillV2Config(AttentionConfig):
     """Hyper-parameters of DeepFill v2; the defaults are the authors' (``inpaint.yml``, ``inpaint_model.py``).
 
     Attributes:
@@ -213,132 +209,64 @@ class DeepFillV2Config:
         ksize, stride, rate, fuse_k, softmax_scale: the contextual attention (3, 1, 2, 3, 10, as v1).
     """
 
+    #: ``tiny()``: the same topology, narrow (cnum 16, i.e. 8 features; discriminator 8) at 64x64, for tests
+    #: and smoke runs.
+    TINY: ClassVar[dict[str, Any]] = {"image_size": 64, "cnum": 16, "disc_cnum": 8}
+
     image_size: int = 256
     cnum: int = 48
     disc_cnum: int = 64
-    ksize: int = 3
-    stride: int = 1
-    rate: int = 2
-    fuse_k: int = 3
-    softmax_scale: float = 10.0
 
     def __post_init__(self) -> None:
-        check_attention_sizes(self.image_size, self.rate)
+        self.check_attention(self.image_size)
         if not is_int(self.cnum) or self.cnum < 4 or self.cnum % 4:
             raise ValueError(f"cnum must be an int divisible by 4 (layers pass on cnum / 2 features and the "
                              f"last gated layer cnum / 4), got {self.cnum!r}")
         _check_positive_int(self.disc_cnum, "disc_cnum")
-        ContextualAttention(self.ksize, self.stride, self.rate, self.fuse_k, self.softmax_scale)  # checks them
-        self.softmax_scale = float(self.softmax_scale)
 
     @property
     def features(self) -> int:
         """``c``: the output features of the first gated convolution (``cnum / 2``)."""
         return self.cnum // 2
 
-    def ca_settings(self) -> dict[str, Any]:
-        return {"ksize": self.ksize, "stride": self.stride, "rate": self.rate, "fuse_k": self.fuse_k,
-                "softmax_scale": self.softmax_scale}
-
-    @classmethod
-    def tiny(cls, **overrides) -> "DeepFillV2Config":
-        """The same topology, narrow (cnum 16, i.e. 8 features; discriminator 8) at 64x64, for tests and
-        smoke runs."""
-        settings = {"image_size": 64, "cnum": 16, "disc_cnum": 8}
-        settings.update(overrides)
-        return cls(**settings)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "DeepFillV2Config":
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown DeepFillV2Config keys {unknown}; known: {sorted(names)}")
-        return cls(**data)
 
 
-def _check_config(config) -> DeepFillV2Config:
-    cfg = config if config is not None else DeepFillV2Config()
-    if not isinstance(cfg, DeepFillV2Config):
-        raise TypeError(f"config must be a DeepFillV2Config, got {type(cfg).__name__}")
-    return cfg
 
 
 # --------------------------------------------------------------------------------------------
 # the two stages (paper figure 3; v2's build_inpaint_net)
 # --------------------------------------------------------------------------------------------
-def _dilated(c: int) -> list[GatedConv2d]:
-    """The four dilated gated 3x3 convolutions (rates 2, 4, 8, 16) of both networks."""
-    return [GatedConv2d(c, c, 3, dilation=d) for d in (2, 4, 8, 16)]
+#: DeepFill v2's layers: every convolution gated, the output layer plain (v2's ``gen_conv`` / ``gen_deconv``).
+GATED_LAYERS = LayerFamily(GatedConv2d, GatedDeconv2d, _OutputConv)
 
 
-def _merge_decoder(c_in: int, c: int) -> nn.Sequential:
-    """gconv 4c, gconv 4c, gup 2c, gconv 2c, gup c, gconv c/2, conv 3 (plain): both networks' tails."""
-    return nn.Sequential(GatedConv2d(c_in, 4 * c), GatedConv2d(4 * c, 4 * c),
-                         GatedDeconv2d(4 * c, 2 * c), GatedConv2d(2 * c, 2 * c),
-                         GatedDeconv2d(2 * c, c), GatedConv2d(c, c // 2),
-                         _OutputConv(c // 2))
-
-
-class GatedCoarseNetwork(nn.Module):
-    """Stage 1 (v2 ``conv1`` ... ``conv17``): ``(B, 5, H, W)`` -> ``(B, 3, H, W)`` in ``(-1, 1)`` (tanh).
-    ``c`` is the number of output features of the first layer (``cnum / 2``)."""
-
-    in_channels = 5
+class GatedCoarseNetwork(CoarseNetwork):
+    """Stage 1 (v2 ``conv1`` ... ``conv17``): v1's layer table (:class:`~inpaint_utils.models.deepfill.CoarseNetwork`)
+    with gated convolutions: ``(B, 5, H, W)`` -> ``(B, 3, H, W)`` in ``(-1, 1)`` (tanh). ``c`` is the number
+    of output features of the first layer (``cnum / 2``)."""
 
     def __init__(self, c: int = 24):
-        super().__init__()
-        self.encoder = nn.Sequential(
-            GatedConv2d(5, c, 5),                                    # conv1                 H
-            GatedConv2d(c, 2 * c, 3, stride=2),                      # conv2_downsample      H/2
-            GatedConv2d(2 * c, 2 * c),                               # conv3
-            GatedConv2d(2 * c, 4 * c, 3, stride=2),                  # conv4_downsample      H/4
-            GatedConv2d(4 * c, 4 * c), GatedConv2d(4 * c, 4 * c),    # conv5, conv6
-            *_dilated(4 * c))                                        # conv7-10_atrous
-        self.decoder = _merge_decoder(4 * c, c)                      # conv11 ... conv17     H
+        super().__init__(c, GATED_LAYERS)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.decoder(self.encoder(x)))            # (B, 3, H, W)
+    @staticmethod
+    def squash(x: torch.Tensor) -> torch.Tensor:
+        """v2 ends in tanh."""
+        return torch.tanh(x)
 
 
-class GatedRefineNetwork(nn.Module):
-    """Stage 2: a dilated gated branch ("hallucination") and a contextual-attention branch, concatenated
-    and decoded. ``forward(x, mask_s) -> (image in (-1, 1), offsets)``; ``x`` is ``(B, 3, H, W)`` (v2 feeds
-    the pasted image alone), ``mask_s`` the hole at ``H / 4``. ``attention`` is
+class GatedRefineNetwork(RefineNetwork):
+    """Stage 2: v1's layer table (:class:`~inpaint_utils.models.deepfill.RefineNetwork`: a dilated branch
+    and a contextual-attention branch, concatenated and decoded) with gated convolutions.
+    ``forward(x, mask_s) -> (image in (-1, 1), offsets)``; ``x`` is ``(B, 3, H, W)`` (v2 feeds the pasted
+    image alone), ``mask_s`` the hole at ``H / 4``. ``attention`` is
     :class:`inpaint_utils.models.deepfill.ContextualAttention` itself."""
 
     in_channels = 3
 
     def __init__(self, c: int = 24, ca: ContextualAttention | None = None):
-        super().__init__()
-        self.conv_branch = nn.Sequential(
-            GatedConv2d(3, c, 5),                                    # xconv1                H
-            GatedConv2d(c, c, 3, stride=2),                          # xconv2_downsample     H/2
-            GatedConv2d(c, 2 * c),                                   # xconv3
-            GatedConv2d(2 * c, 2 * c, 3, stride=2),                  # xconv4_downsample     H/4
-            GatedConv2d(2 * c, 4 * c), GatedConv2d(4 * c, 4 * c),    # xconv5, xconv6
-            *_dilated(4 * c))                                        # xconv7-10_atrous
-        self.attention_encoder = nn.Sequential(
-            GatedConv2d(3, c, 5),                                    # pmconv1               H
-            GatedConv2d(c, c, 3, stride=2),                          # pmconv2_downsample    H/2
-            GatedConv2d(c, 2 * c),                                   # pmconv3
-            GatedConv2d(2 * c, 4 * c, 3, stride=2),                  # pmconv4_downsample    H/4
-            GatedConv2d(4 * c, 4 * c),                               # pmconv5
-            GatedConv2d(4 * c, 4 * c, activation="relu"))            # pmconv6 (ReLU, gated)
-        self.attention = ca if ca is not None else ContextualAttention()
-        self.attention_decoder = nn.Sequential(GatedConv2d(4 * c, 4 * c), GatedConv2d(4 * c, 4 * c))  # pmconv9, 10
-        self.decoder = _merge_decoder(8 * c, c)                      # allconv11 ... allconv17
+        super().__init__(c, ca, GATED_LAYERS)
 
-    def forward(self, x: torch.Tensor, mask_s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        hallu = self.conv_branch(x)                                  # (B, 4c, H/4, W/4)
-        feats = self.attention_encoder(x)                            # (B, 4c, H/4, W/4)
-        pm, offsets = self.attention(feats, feats, mask_s)           # same, and (B, 2, H/4r, W/4r)
-        pm = self.attention_decoder(pm)
-        out = self.decoder(torch.cat([hallu, pm], dim=1))            # (B, 8c, H/4, W/4) -> (B, 3, H, W)
-        return torch.tanh(out), offsets
+    squash = staticmethod(GatedCoarseNetwork.squash)
 
 
 # --------------------------------------------------------------------------------------------
@@ -356,13 +284,12 @@ class DeepFillV2Generator(nn.Module):
 
     model_name = "deepfill_v2"
 
-    def __init__(self, config: DeepFillV2Config | None = None, generator: torch.Generator | None = None,
-                 seed: int | None = None):
+    def __init__(self, config: DeepFillV2Config | None = None, generator: Rng = None, seed: int | None = None):
         super().__init__()
-        cfg = _check_config(config)
-        self.config = cfg
-        self.coarse = GatedCoarseNetwork(cfg.features)
-        self.refine = GatedRefineNetwork(cfg.features, ContextualAttention(**cfg.ca_settings()))
+        self.config = cfg = check_config(config, DeepFillV2Config)
+        c = cfg.features                                             # cnum / 2: the features a layer passes on
+        self.coarse = GatedCoarseNetwork(c)
+        self.refine = GatedRefineNetwork(c, cfg.attention())
         glorot_init(self, check_generator(generator, seed))
 
     def _prepare(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -427,11 +354,9 @@ class SNPatchGANDiscriminator(nn.Module):
 
     model_name = "sn_patchgan"
 
-    def __init__(self, config: DeepFillV2Config | None = None, generator: torch.Generator | None = None,
-                 seed: int | None = None):
+    def __init__(self, config: DeepFillV2Config | None = None, generator: Rng = None, seed: int | None = None):
         super().__init__()
-        cfg = _check_config(config)
-        self.config = cfg
+        self.config = cfg = check_config(config, DeepFillV2Config)
         d = cfg.disc_cnum
         widths = [4, d, 2 * d, 4 * d, 4 * d, 4 * d, 4 * d]                # image + mask in, conv1 ... conv6
         convs = [nn.Conv2d(c_in, c_out, 5, stride=2) for c_in, c_out in zip(widths[:-1], widths[1:])]
@@ -533,12 +458,8 @@ class DeepFillV2Task:
         self.generator, self.discriminator = generator, discriminator
         self.l1_loss_alpha, self.gan_loss_alpha = float(l1_loss_alpha), float(gan_loss_alpha)
         self.mask_fn, self.stroke_ratio, self.box_ratio = mask_fn, stroke_ratio, box_ratio
-        self.models: dict[str, nn.Module] = {"generator": generator}
-        self.optimizers: dict[str, torch.optim.Optimizer] = {
-            "generator": torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)}
-        if discriminator is not None:
-            self.models["discriminator"] = discriminator
-            self.optimizers["discriminator"] = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas)
+        self.models, self.optimizers = adam_optimizers({"generator": generator, "discriminator": discriminator},
+                                                       {"generator": lr, "discriminator": lr}, betas)
 
     @classmethod
     def training_masks(cls, config: Mapping[str, Any], n: int, generator: torch.Generator | None = None, *,
@@ -606,6 +527,13 @@ class DeepFillV2Task:
         parts["g_total"] = total.detach()
         return total, parts
 
+    @torch.no_grad()
+    def sample(self, batch: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """``{"input", "coarse", "completed", "attention", "target"}`` for the loop's sample grids
+        (``attention``: the offsets coloured with :func:`inpaint_utils.viz.flow_to_color`, upsampled)."""
+        mask = self.masks(batch, generator)
+        return attention_samples(batch, batch, mask, *self.generator(batch, mask))
+
     def train_step(self, batch: torch.Tensor, step: int, ctx) -> dict[str, float]:
         g = self.generator
         mask = ctx.shard(self.masks(ctx.global_size(batch), ctx.generator, size=tuple(batch.shape[-2:])))
@@ -618,24 +546,10 @@ class DeepFillV2Task:
         if self.discriminator is not None:
             with ctx.autocast():
                 d_loss, d_parts = self.discriminator_loss(batch, completed.detach(), mask)
-            ctx.backward(d_loss, "discriminator", name="discriminator loss")
-            ctx.step("discriminator")
+            update(ctx, d_loss, "discriminator", "discriminator loss")
             logs.update(d_parts)
         with ctx.autocast():
             g_loss, g_parts = self.generator_loss(batch, mask, coarse, refined, completed)
-        ctx.backward(g_loss, "generator", name="generator loss")
-        ctx.step("generator")
+        update(ctx, g_loss, "generator", "generator loss")
         logs.update(g_parts)
         return {k: float(v) for k, v in logs.items()}
-
-    @torch.no_grad()
-    def sample(self, batch: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """``{"input", "coarse", "completed", "attention", "target"}`` for the loop's sample grids
-        (``attention``: the offsets coloured with :func:`inpaint_utils.viz.flow_to_color`, upsampled)."""
-        from ..viz import flow_to_color, overlay_mask
-
-        mask = self.masks(batch, generator)
-        coarse, refined, offsets = self.generator(batch, mask)
-        flow = F.interpolate(flow_to_color(offsets), size=batch.shape[-2:], mode="nearest")
-        return {"input": overlay_mask(batch, mask, alpha=0.3), "coarse": mask * coarse + (1 - mask) * batch,
-                "completed": mask * refined + (1 - mask) * batch, "attention": flow, "target": batch}

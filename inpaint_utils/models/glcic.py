@@ -74,15 +74,15 @@ from __future__ import annotations
 
 import numbers
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping, NamedTuple
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping, NamedTuple
 
-import numpy as np
 import torch
 import torch.nn as nn
 
 from ..masks import TrainingMasks, make_input
 from ..validation import check_generator, check_image, check_image_mask, is_int
+from .common import ModelConfig, Rng, check_config, update
 from .context_encoder import init_weights
 
 __all__ = [
@@ -117,7 +117,7 @@ LOCAL_STAGES = 5    # ... of the local discriminator
 # configuration
 # --------------------------------------------------------------------------------------------
 @dataclass
-class GLCICConfig:
+class GLCICConfig(ModelConfig):
     """Hyper-parameters of GLCIC; the defaults are the paper's (256x256 images, 128x128 local patch).
 
     The layer list is fixed (the paper's tables); sizes and widths scale, so a smoke run trains a
@@ -138,6 +138,9 @@ class GLCICConfig:
         fill: the hole's fill, the mean pixel ``(r, g, b)`` in ``[0, 1]`` (default the ImageNet mean).
         bias: convolutions and FC layers carry biases (Torch's default; see the module docstring).
     """
+
+    #: ``tiny()``: the same layers at 1/8 width on 64x64 images (32x32 local patch, 24-32 px holes), for tests.
+    TINY: ClassVar[dict[str, Any]] = {"image_size": 64, "base_channels": 8}
 
     image_size: int = 256
     local_size: int | None = None
@@ -186,39 +189,13 @@ class GLCICConfig:
         if not isinstance(self.bias, bool):
             raise TypeError(f"bias must be a bool, got {self.bias!r}")
 
-    # ---- presets
-    @classmethod
-    def tiny(cls, **overrides: Any) -> "GLCICConfig":
-        """The same layers at 1/8 width on 64x64 images (32x32 local patch, 24-32 px holes), for tests."""
-        settings: dict[str, Any] = {"image_size": 64, "base_channels": 8}
-        settings.update(overrides)
-        return cls(**settings)
 
     @property
     def hole_range(self) -> tuple[int, int]:
         """``(hole_min, hole_max)``: each hole side is drawn uniformly from this range (inclusive)."""
         return int(self.hole_min), int(self.hole_max)
 
-    # ---- (de)serialisation for checkpoints
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict of every field (sizes resolved, ``fill`` as a list)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "GLCICConfig":
-        """Inverse of :meth:`to_dict`; unknown keys raise (a checkpoint of another model)."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown GLCICConfig keys {unknown}; known: {sorted(names)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
-
-
-def _check_config(config: Any) -> GLCICConfig:
-    cfg = config if config is not None else GLCICConfig()
-    if not isinstance(cfg, GLCICConfig):
-        raise TypeError(f"config must be a GLCICConfig, got {type(cfg).__name__}")
-    return cfg
 
 
 # --------------------------------------------------------------------------------------------
@@ -295,11 +272,9 @@ class CompletionNetwork(nn.Module):
 
     model_name = "glcic"
 
-    def __init__(self, config: GLCICConfig | None = None, generator: torch.Generator | None = None,
-                 seed: int | None = None):
+    def __init__(self, config: GLCICConfig | None = None, generator: Rng = None, seed: int | None = None):
         super().__init__()
-        cfg = _check_config(config)
-        self.config = cfg
+        self.config = cfg = check_config(config, GLCICConfig)
         w, b = cfg.base_channels, cfg.bias
         self.layers = nn.Sequential(OrderedDict([
             # input: RGB - mean (hole = 0) and the mask                           (B, 4, H, W)
@@ -402,7 +377,7 @@ class GlobalDiscriminator(_ConvFC):
     -> six conv 5x5 s2 64-128-256-512-512-512 (BN, ReLU) -> FC 1024 (ReLU): ``(B, 1024)``."""
 
     def __init__(self, config: GLCICConfig | None = None):
-        cfg = _check_config(config)
+        cfg = check_config(config, GLCICConfig)
         w = cfg.base_channels
         super().__init__(cfg, cfg.image_size, (w, 2 * w, 4 * w, 8 * w, 8 * w, 8 * w), "image")
 
@@ -412,7 +387,7 @@ class LocalDiscriminator(_ConvFC):
     -> five conv 5x5 s2 64-128-256-512-512 (BN, ReLU) -> FC 1024 (ReLU): ``(B, 1024)``."""
 
     def __init__(self, config: GLCICConfig | None = None):
-        cfg = _check_config(config)
+        cfg = check_config(config, GLCICConfig)
         w = cfg.base_channels
         super().__init__(cfg, cfg.local_size, (w, 2 * w, 4 * w, 8 * w, 8 * w), "local patch")
 
@@ -423,11 +398,9 @@ class GLCICDiscriminator(nn.Module):
 
     model_name = "glcic_discriminator"
 
-    def __init__(self, config: GLCICConfig | None = None, generator: torch.Generator | None = None,
-                 seed: int | None = None):
+    def __init__(self, config: GLCICConfig | None = None, generator: Rng = None, seed: int | None = None):
         super().__init__()
-        cfg = _check_config(config)
-        self.config = cfg
+        self.config = cfg = check_config(config, GLCICConfig)
         self.global_branch = GlobalDiscriminator(cfg)                 # (B, 1024)
         self.local_branch = LocalDiscriminator(cfg)                   # (B, 1024)
         self.classifier = nn.Linear(32 * cfg.base_channels, 1, bias=cfg.bias)   # concat (B, 2048) -> (B, 1)
@@ -664,8 +637,7 @@ class GLCICTask:
                 mse = self.completion_loss(self.generator(batch, mask), batch, mask)
                 if share is not None:
                     mse = mse * share
-            ctx.backward(mse, "generator", name="completion MSE")
-            ctx.step("generator")
+            update(ctx, mse, "generator", "completion MSE")
             return {"mse": float(mse.detach())}
 
         real = self.holes(b, ctx.generator, device=batch.device, ctx=ctx)       # M_d: real images' patch regions
@@ -678,15 +650,13 @@ class GLCICTask:
         with ctx.autocast():                                                     # phases 2 and 3: update D
             d_loss = discriminator_bce(self._judge(batch, real.corners), self._judge(completed.detach(), holes.corners))
         d_weight = self.alpha if phase == "joint" else 1.0                      # the paper: alpha weights D's terms
-        ctx.backward(d_weight * d_loss, "discriminator", name="discriminator BCE")
-        ctx.step("discriminator")
+        update(ctx, d_weight * d_loss, "discriminator", "discriminator BCE")
         logs = {"mse": float(mse.detach()), "d": float(d_loss.detach())}
         if phase == "joint":                                                     # phase 3: C on MSE + alpha adv
             with ctx.autocast():
                 adv = generator_adversarial_bce(self._judge(completed, holes.corners))
                 g_loss = mse + self.alpha * adv
-            ctx.backward(g_loss, "generator", name="completion loss (MSE + alpha adv)")
-            ctx.step("generator")
+            update(ctx, g_loss, "generator", "completion loss (MSE + alpha adv)")
             logs.update(adv=float(adv.detach()), g=float(g_loss.detach()))
         return logs
 

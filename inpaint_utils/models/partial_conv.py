@@ -54,8 +54,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Mapping
 
 import torch
 import torch.nn as nn
@@ -63,6 +63,7 @@ import torch.nn.functional as F
 
 from ..masks import TrainingMasks, make_mask, ratio_text
 from ..validation import check_generator, check_image_mask, check_mask, is_int
+from .common import ModelConfig, Rng, adam_optimizers, check_config, update
 
 __all__ = [
     "PartialConv2d",
@@ -147,7 +148,7 @@ def _paper_kernels(n: int) -> tuple[int, ...]:
 
 
 @dataclass
-class PConvConfig:
+class PConvConfig(ModelConfig):
     """Hyper-parameters of the PConv U-Net; the defaults are the paper's 512-px network.
 
     Tuples left at ``None`` are derived (and stored resolved, so :meth:`to_dict` is complete).
@@ -163,6 +164,10 @@ class PConvConfig:
         bias: the ``b`` of eq. 1 on every layer.
         leaky_slope: the decoder's LeakyReLU slope (0.2).
     """
+
+    #: ``tiny()``: the 64-px network (5 layers each side, 2x2 bottleneck) at 1/8 width, for tests and smoke
+    #: runs: encoder 8-16-32-64-64 with kernels 7-5-5-3-3.
+    TINY: ClassVar[dict[str, Any]] = {"image_size": 64, "base_channels": 8}
 
     image_size: int = 512
     num_layers: int | None = None
@@ -207,26 +212,7 @@ class PConvConfig:
         """Input sides must be multiples of this (``2 ** num_layers``)."""
         return 2 ** self.num_layers
 
-    @classmethod
-    def tiny(cls, **overrides) -> "PConvConfig":
-        """The 64-px network (5 layers each side, 2x2 bottleneck) at 1/8 width, for tests and smoke
-        runs: encoder 8-16-32-64-64 with kernels 7-5-5-3-3."""
-        settings: dict[str, Any] = {"image_size": 64, "base_channels": 8}
-        settings.update(overrides)
-        return cls(**settings)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict (tuples as lists) of every field, tuples resolved."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "PConvConfig":
-        """Inverse of :meth:`to_dict`; unknown keys raise (a checkpoint of another model)."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown PConvConfig keys {unknown}; known: {sorted(names)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
 # --------------------------------------------------------------------------------------------
@@ -276,19 +262,16 @@ class PConvUNet(nn.Module):
     unclamped. Built on the CPU in float32 (``generator`` / ``seed`` make the initialisation reproducible).
 
     >>> net = PConvUNet(PConvConfig.tiny()).eval()
-    >>> net(torch.rand(2, 3, 64, 64), torch.zeros(2, 1, 64, 64)).shape
-    torch.Size([2, 3, 64, 64])
+    >>> hole = torch.zeros(1, 1, 64, 64); hole[..., 16:48, 16:48] = 1
+    >>> tuple(net(torch.rand(1, 3, 64, 64), hole).shape), [tuple(h.shape[-2:]) for h in net.encoder_holes(hole)][:2]
+    ((1, 3, 64, 64), [(32, 32), (16, 16)])
     """
 
     model_name = "partial_conv"
 
-    def __init__(self, config: PConvConfig | None = None, generator: torch.Generator | None = None,
-                 seed: int | None = None):
+    def __init__(self, config: PConvConfig | None = None, generator: Rng = None, seed: int | None = None):
         super().__init__()
-        cfg = config if config is not None else PConvConfig()
-        if not isinstance(cfg, PConvConfig):
-            raise TypeError(f"config must be a PConvConfig, got {type(cfg).__name__}")
-        self.config = cfg
+        self.config = cfg = check_config(config, PConvConfig)
         self.encoder_bn_frozen = False
         enc, kernels, bias = cfg.encoder_channels, cfg.encoder_kernels, cfg.bias
 
@@ -484,9 +467,7 @@ class PConvTask:
         self.lr, self.finetune_lr, self.finetune_step = float(lr), float(finetune_lr), finetune_step
         self.mask_fn = mask_fn if mask_fn is not None else irregular_masks()
         self.loss_weights = pconv_loss_weights(loss_weights)
-        self.models: dict[str, nn.Module] = {"generator": generator}
-        self.optimizers: dict[str, torch.optim.Optimizer] = {
-            "generator": torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)}
+        self.models, self.optimizers = adam_optimizers({"generator": generator}, {"generator": lr}, betas)
 
     def finetuning(self, step: int) -> bool:
         """Whether ``step`` (0-based) belongs to the fine-tuning phase."""
@@ -527,8 +508,7 @@ class PConvTask:
         with ctx.autocast():
             pred = self.generator(batch, mask)
             total, parts = pconv_loss(pred.float(), batch, mask, self.vgg, self.loss_weights)
-        ctx.backward(total, "generator", name="PConv loss")
-        ctx.step("generator")
+        update(ctx, total, "generator", "PConv loss")
         return {k: float(v) for k, v in parts.items()}
 
     @torch.no_grad()
