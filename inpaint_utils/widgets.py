@@ -90,7 +90,7 @@ def stroke_mask(strokes: Sequence[Any], size: int | tuple[int, int]) -> torch.Te
     with a round brush of diameter ``width`` pixels, as a canvas draws it with round caps and joins. A pixel
     is in the hole when its centre lies within ``width / 2`` of the polyline; a stroke of one point is a
     disc. Points outside the image are allowed (the stroke is clipped)."""
-    height, width = masks._parse_size(size, minimum=1)
+    height, width = masks.parse_size(size, minimum=1)
     hole = np.zeros((height, width), dtype=bool)
     for index, stroke in enumerate(strokes):
         points, brush = _stroke_parts(stroke, index)

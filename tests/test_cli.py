@@ -144,7 +144,7 @@ def test_usage_errors(images, capsys):
 def test_nproc_relaunches_through_torchrun_without_nproc(images, monkeypatch):
     calls = []
     monkeypatch.delenv("LOCAL_RANK", raising=False)
-    monkeypatch.setattr(cli.subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    monkeypatch.setattr(cli.train.subprocess, "call", lambda cmd: calls.append(cmd) or 0)
     argv = ["train", "context_encoder", "--data", str(images), "--nproc", "2", "--device", "cpu", "--steps", "3"]
     assert cli.main(argv) == 0
     (cmd,) = calls

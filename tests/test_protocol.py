@@ -73,8 +73,8 @@ def test_mixture_rule_and_rejection(monkeypatch):
         calls["stroke"] += 1
         return big if reject_first["on"] and calls["stroke"] == 1 else small
 
-    monkeypatch.setattr(masks, "_lama_boxes_one", boxes)
-    monkeypatch.setattr(masks, "_lama_strokes_one", strokes)
+    monkeypatch.setattr(masks.lama, "_lama_boxes_one", boxes)
+    monkeypatch.setattr(masks.lama, "_lama_strokes_one", strokes)
     lama_mask("thick", 32, batch=400, seed=0)
     # boxes with weight 0.3 against 1 for the strokes: p = 0.3 / 1.3 = 0.23 per mask (binomial sd 0.02)
     assert calls["box"] + calls["stroke"] == 400 and abs(calls["box"] / 400 - 0.3 / 1.3) < 0.06
@@ -85,7 +85,7 @@ def test_mixture_rule_and_rejection(monkeypatch):
     reject_first["on"] = True                                          # the first draw is all hole: drawn again
     m = lama_mask("thin", 32, batch=1, seed=0)
     assert calls["stroke"] == 2 and area_ratio(m).item() == pytest.approx(16 / 1024)
-    monkeypatch.setattr(masks, "_lama_strokes_one", lambda h, w, p, scale, rng: big)
+    monkeypatch.setattr(masks.lama, "_lama_strokes_one", lambda h, w, p, scale, rng: big)
     with pytest.raises(RuntimeError, match="no LaMa mask with a hole of at most 50%"):
         lama_mask("thin", 32, batch=1, seed=0)
 
@@ -94,7 +94,7 @@ def test_lama_boxes_respect_margin_and_sizes():
     rng = np.random.default_rng(0)
     p = LAMA_MASKS["thick"].boxes
     for _ in range(30):
-        hole = masks._lama_boxes_one(256, 256, p, 1.0, rng)
+        hole = masks.lama._lama_boxes_one(256, 256, p, 1.0, rng)
         assert hole.any() and not hole[:10].any() and not hole[-10:].any()
         assert not hole[:, :10].any() and not hole[:, -10:].any()
         rows, cols = np.nonzero(hole.any(axis=1))[0], np.nonzero(hole.any(axis=0))[0]
@@ -186,7 +186,7 @@ def test_eval_set_is_saved_read_back_and_redrawn_byte_identical(tmp_path, monkey
         raise AssertionError("drew masks instead of reading them")
 
     with monkeypatch.context() as patch:                                  # a second call reads the files
-        patch.setattr(masks, "lama_mask", no_drawing)
+        patch.setattr(masks.lama, "lama_mask", no_drawing)
         assert torch.equal(eval_mask_set("medium", 32, 5, seed=7, root=tmp_path), m)
     shutil.rmtree(folder)                                                 # deleted: drawn again, same bytes
     assert torch.equal(eval_mask_set("medium", 32, 5, seed=7, root=tmp_path), m)

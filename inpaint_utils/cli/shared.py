@@ -1,0 +1,80 @@
+"""The option checks every subcommand of ``inpaint`` shares (part of :mod:`inpaint_utils.cli`): usage
+errors (exit status 2), devices, positive numbers, outputs, --data folders, loading a method."""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+
+class _UsageError(Exception):
+    """Bad command-line input: reported in one line, exit status 2."""
+
+
+#: ``--device`` choices of every subcommand
+DEVICES = ("auto", "cpu", "cuda")
+_DIFFUSION = ("sd2", "repaint")
+
+
+def _check_device(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise _UsageError("--device cuda but CUDA is not available here; use --device auto or cpu")
+
+
+def _check_positive(args: argparse.Namespace, *names: str) -> None:
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise _UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+
+
+def _check_output(path: Path, option: str, inputs: dict[str, Path] | None = None) -> None:
+    """A file can be written at ``path`` (its folder exists, takes a new file, and ``path`` is not a
+    folder: :func:`inpaint_utils.fileio.check_writable`) and it is none of ``inputs`` (what it is -> path:
+    the same file after symbolic and hard links), so a result never replaces what it was made from."""
+    from ..fileio import check_writable, same_file
+
+    for label, source in (inputs or {}).items():
+        if same_file(path, source):
+            raise _UsageError(f"{option} {path}: is the input {label}; write the result to another file")
+    try:
+        check_writable(path)
+    except OSError as e:
+        raise _UsageError(f"{option} {e.strerror or e}") from None
+
+
+def _warnings_to_stderr(command: str, caught: Sequence[warnings.WarningMessage]) -> None:
+    """Print the warnings recorded by ``warnings.catch_warnings(record=True)``, one line each."""
+    for w in caught:
+        print(f"inpaint {command}: warning: {' '.join(str(w.message).split())}", file=sys.stderr, flush=True)
+
+
+def _load_method(method: str, checkpoint: str | None, device: str, seed: int) -> Any:
+    """:func:`inpaint_utils.inference.load_inpainter` with its refusals (no checkpoint, a checkpoint of
+    another model, a damaged one, a diffusion model that is not available) as usage errors (exit 2)."""
+    from ..checkpoint import CheckpointError
+    from ..diffusion import ModelUnavailableError
+    from ..inference import load_inpainter
+
+    kwargs = {"seed": seed} if method in _DIFFUSION or method == "patchmatch" else {}
+    try:
+        return load_inpainter(method, checkpoint, device=device, **kwargs)
+    except (CheckpointError, OSError, ValueError, ModelUnavailableError) as e:  # OSError: unreadable files
+        given = f"--method {method}" + (f" --checkpoint {checkpoint}" if checkpoint else "")
+        raise _UsageError(f"{given}: {e}") from e
+
+
+def _check_data(folder: Path) -> None:
+    from ..data import IMAGE_SUFFIXES, list_images
+
+    if not folder.exists():
+        raise _UsageError(f"--data {folder}: no such folder")
+    if not folder.is_dir():
+        raise _UsageError(f"--data {folder}: not a folder (give the folder that holds the images)")
+    if not list_images(folder):
+        raise _UsageError(f"--data {folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder or below it")

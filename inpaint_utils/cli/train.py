@@ -1,0 +1,159 @@
+"""``inpaint train METHOD`` (part of :mod:`inpaint_utils.cli`): one process, or ``--nproc N`` through
+torchrun, resuming the run when it has checkpoints."""
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from .methods import METHODS, PROFILE_NAMES, method_settings
+from .records import write_train_record
+from .shared import _UsageError, _check_data, _check_device, _check_positive
+
+#: TrainConfig fields read from a method's settings when present there
+_LOOP_KEYS = ("log_every", "sample_every", "checkpoint_every")
+
+
+def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "train", help="train a model on a folder of images (one or several GPUs)",
+        description="Train METHOD on the images under --data with the shared training loop; resumes the run "
+                    "when runs/<run name> already holds checkpoints.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="several machines: run on each (the same command, HOST = one of them)\n"
+               "  torchrun --nnodes M --nproc-per-node G --rdzv_backend c10d --rdzv_endpoint HOST:29500 \\\n"
+               "           --rdzv_id RUN -m inpaint_utils.cli train METHOD --data DIR ...\n"
+               "collectives time out after $INPAINT_DIST_TIMEOUT seconds (default 600)")
+    p.add_argument("method", choices=sorted(METHODS),
+                   help="what to train: " + "; ".join(f"{k} ({m.description})" for k, m in sorted(METHODS.items())))
+    p.add_argument("--data", required=True, type=Path, help="folder of training images (.jpg, .jpeg, .png; searched recursively)")
+    p.add_argument("--steps", type=int, default=None, help="total training steps (default: the profile's)")
+    p.add_argument("--batch-size", type=int, default=None, help="global batch size, split over the processes (default: the profile's)")
+    p.add_argument("--image-size", type=int, default=None, help="side of the square training images (default: the profile's)")
+    p.add_argument("--run-name", default=None, help="folder under runs/ (default: METHOD_PROFILE)")
+    p.add_argument("--profile", choices=PROFILE_NAMES, default="smoke",
+                   help="which numbers of the method's notebook profile to use (default: smoke)")
+    p.add_argument("--split", choices=("all", "train"), default="all",
+                   help="all: every image under --data (default); train: only the 80 %% training split of the "
+                        "notebooks' seeded 80/10/10 split (seed --seed), so that `inpaint evaluate` scores the "
+                        "held-out test split of the same folder")
+    p.add_argument("--nproc", type=int, default=1, help="processes on this machine: one per GPU, or CPU processes with --device cpu")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: cuda when present, else cpu")
+    p.add_argument("--seed", type=int, default=0, help="seeds the networks, the data order and the masks")
+    p.add_argument("--num-workers", type=int, default=None,
+                   help="data-loading worker processes per training process (default: the profile's, else 0)")
+    p.add_argument("--from-checkpoint", type=Path, default=None, metavar="PATH",
+                   help="resume from this checkpoint folder (default: the run's newest intact one); "
+                        "its fill colour is kept")
+    p.set_defaults(func=run_train)
+    return p
+
+
+def _relaunch(nproc: int, argv: Sequence[str], device: str) -> int:
+    """Start ``nproc`` copies of this command through torchrun on this machine and wait for them."""
+    import torch
+
+    if device != "cpu" and torch.cuda.is_available() and nproc > torch.cuda.device_count():
+        raise _UsageError(f"--nproc {nproc} but this machine has {torch.cuda.device_count()} GPU(s): one process "
+                          f"per GPU (use --device cpu for CPU processes)")
+    # the processes get the same arguments without --nproc (they know their place from torchrun's
+    # environment; torchrun would also read --nproc as an abbreviation of its own --nproc-per-node)
+    args = list(argv)
+    for i, a in reversed(list(enumerate(args))):
+        if a == "--nproc":
+            del args[i:i + 2]
+        elif a.startswith("--nproc="):
+            del args[i]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "-m", "inpaint_utils.cli", *args]
+    print(f"inpaint: starting {nproc} processes: {shlex.join(cmd)}", flush=True)
+    return subprocess.call(cmd)
+
+
+def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from .. import config, data, distributed, train
+
+    _check_positive(args, "steps", "batch_size", "image_size")
+    if args.nproc < 1:
+        raise _UsageError(f"--nproc must be at least 1, got {args.nproc}")
+    if args.num_workers is not None and args.num_workers < 0:
+        raise _UsageError(f"--num-workers must be 0 or more, got {args.num_workers}")
+    _check_device(args.device)
+    _check_data(args.data)
+    if args.nproc > 1 and "LOCAL_RANK" not in os.environ:  # not yet inside torchrun: start the processes
+        return _relaunch(args.nproc, argv, args.device)
+
+    if args.from_checkpoint is not None and not args.from_checkpoint.is_dir():
+        raise _UsageError(f"--from-checkpoint {args.from_checkpoint}: no such checkpoint folder")
+
+    method = METHODS[args.method]
+    settings = method_settings(args.method, args.profile)
+    overrides = {"num_steps": args.steps, "batch_size": args.batch_size, "image_size": args.image_size}
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    dataset = data.ImageFolder(args.data, size=settings.get("image_size"), preprocess=method.preprocess,
+                               split=args.split, seed=args.seed)
+    if settings.get("threads"):                      # the profile's OpenMP threads (a shared CPU: often 1)
+        import torch
+
+        torch.set_num_threads(int(settings["threads"]))
+    try:
+        run_name = args.run_name or f"{args.method}_{args.profile}"
+        resume_from = _resume_checkpoint(args.from_checkpoint, config.runs_dir() / run_name)
+        if resume_from is not None and "fill" in resume_from["config"]:
+            settings["fill"] = resume_from["config"]["fill"]   # not recomputed: the data may have grown
+        try:
+            recipe = method.build(settings, dataset, args.seed)
+        except FileNotFoundError as e:               # weights the task needs (partial_conv's VGG-16), not here
+            raise _UsageError(str(e)) from e
+        train_config = train.TrainConfig(
+            num_steps=settings["num_steps"], batch_size=settings["batch_size"], seed=args.seed, device=args.device,
+            run_name=run_name, progress=sys.stderr.isatty(),
+            num_workers=args.num_workers if args.num_workers is not None else settings.get("num_workers", 0),
+            **{k: settings[k] for k in _LOOP_KEYS if k in settings})
+        world = distributed.init_from_env(args.device)
+        if world.is_main:
+            _write_train_command(train_config.resolved_run_dir(), argv, args, settings, dataset)
+            print(f"inpaint train {args.method}: {len(dataset)} images from {args.data} at {settings.get('image_size')} px, "
+                  f"profile {args.profile}, {train_config.num_steps} steps, global batch {train_config.batch_size}"
+                  + (f" over {world.world_size} processes" if world.enabled else "")
+                  + f" -> {train_config.resolved_run_dir()}", flush=True)
+        summary = train.train(recipe.task, dataset, train_config, model_name=recipe.model_name,
+                              model_config=recipe.model_config,
+                              resume=args.from_checkpoint if args.from_checkpoint is not None else True)
+        if world.is_main:
+            print(f"done: step {summary['step']}, {summary['wall_time_s']:.1f} s, {summary['images_per_s']:.1f} "
+                  f"images/s on {summary['device']} x {summary['world_size']}; losses {summary['losses']}\n"
+                  f"checkpoint {summary['checkpoint']}\nmetrics {summary['metrics_csv']}", flush=True)
+        return 0
+    finally:
+        distributed.shutdown()
+
+
+def _write_train_command(run_dir: Path, argv: Sequence[str], args: argparse.Namespace, settings: dict[str, Any],
+                         dataset: Any) -> None:
+    """Record in ``run_dir/train_command.json`` the command of this training (the latest one, which resumes
+    the run to its ``--steps``), its profile, split and settings, without absolute paths
+    (:func:`inpaint_utils.report.portable`), so that a result scored on the run names the command behind it."""
+    write_train_record(run_dir, shlex.join(["inpaint", *argv]), method=args.method, profile=args.profile,
+                       split=f"{args.split} (seed {args.seed})", num_images=len(dataset), data=str(args.data),
+                       settings={k: v for k, v in settings.items() if k != "fill"})
+
+
+def _resume_checkpoint(explicit: Path | None, run_dir: Path) -> dict[str, Any] | None:
+    """The description (:func:`inpaint_utils.checkpoint.checkpoint_info`) of the checkpoint the training
+    will resume from: ``explicit``, else the run's newest intact one (the training warns about damaged
+    ones), else ``None``."""
+    import warnings
+
+    from ..checkpoint import checkpoint_info, latest_checkpoint
+
+    if explicit is not None:
+        return checkpoint_info(explicit)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # train() finds the same one and warns about what it skips
+        found = latest_checkpoint(run_dir, verify=True)
+    return checkpoint_info(found) if found is not None else None
