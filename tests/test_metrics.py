@@ -272,7 +272,7 @@ def test_lpips_never_downloads(monkeypatch):
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
     monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
-    monkeypatch.setattr(metrics, "_LPIPS_CACHE", {})
+    monkeypatch.setattr(metrics.perceptual, "_LPIPS_CACHE", {})
     model = metrics.load_lpips(weights=folder)  # a folder holding the .npz is accepted too
     assert model is metrics.load_lpips(weights=folder / metrics.LPIPS_FILENAME)
 
@@ -316,7 +316,7 @@ def no_npz(monkeypatch, tmp_path):
     monkeypatch.delenv("INPAINT_LPIPS", raising=False)
     monkeypatch.delenv("INPAINT_OFFLINE", raising=False)
     monkeypatch.setenv("INPAINT_SHARED", str(tmp_path / "no_shared"))
-    monkeypatch.setattr(metrics, "_LPIPS_CACHE", {})
+    monkeypatch.setattr(metrics.perceptual, "_LPIPS_CACHE", {})
     monkeypatch.setattr(pretrained, "_backbone_cached", lambda net: False)
     monkeypatch.setattr(lpips, "LPIPS", _FakeLPIPS)
     _FakeLPIPS.built = []

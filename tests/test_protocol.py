@@ -378,9 +378,9 @@ def no_inception(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     monkeypatch.setenv("INPAINT_SHARED", str(tmp_path / "no_shared"))
     monkeypatch.delenv("INPAINT_INCEPTION", raising=False)
-    metrics._INCEPTION_CACHE.clear()
+    metrics.distribution._INCEPTION_CACHE.clear()
     yield monkeypatch
-    metrics._INCEPTION_CACHE.clear()
+    metrics.distribution._INCEPTION_CACHE.clear()
 
 
 def test_inception_offline_says_what_to_download_and_where(no_inception):
