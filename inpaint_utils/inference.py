@@ -279,7 +279,7 @@ def how_to_make(method: str, checkpoint: str | os.PathLike | None = None) -> str
         from . import diffusion
 
         kind = "sd" if method == "sd2" else "ddpm"
-        model = str(checkpoint) if checkpoint is not None else diffusion._default_model(kind)
+        model = str(checkpoint) if checkpoint is not None else diffusion.default_model(kind)
         if model == diffusion.TINY:
             return "pip install \"inpaint-course[diffusion]\" (the tiny model is built locally)"
         env = "INPAINT_SD_MODEL" if method == "sd2" else "INPAINT_DDPM_MODEL"

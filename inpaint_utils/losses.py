@@ -30,13 +30,14 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 from typing import Mapping
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import pretrained
+from .pretrained import VGG16_FILENAME
 from .validation import check_image
 
 __all__ = [
@@ -312,84 +313,12 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, generator: 
 # --------------------------------------------------------------------------------------------
 # VGG-16 features for perceptual and style losses (any task), and the PConv loss (Liu et al. 2018)
 # --------------------------------------------------------------------------------------------
-#: torchvision's ImageNet VGG-16 weights file (``VGG16_Weights.IMAGENET1K_V1``), as torch hub caches it.
-VGG16_FILENAME = "vgg16-397923af.pth"
 #: ``torchvision.models.vgg16().features`` up to pool3: convolution widths, "M" = 2x2 max-pool.
 _VGG16_POOL3 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M")
 #: indices of pool1, pool2, pool3 in ``features`` (the layers the paper's Psi_p are taken at).
 VGG16_POOL_INDICES = (4, 9, 16)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def _default_vgg16_path() -> Path:
-    from .config import project_root, shared_data_root
-
-    root = shared_data_root()
-    if root is None:
-        env = os.environ.get("INPAINT_SHARED", "").strip()
-        root = Path(env).expanduser() if env else project_root().parent / "shared" / "data"
-    return root / "weights" / "vgg16" / VGG16_FILENAME
-
-
-def _vgg16_hub_path() -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILENAME
-
-
-def _vgg16_missing_message(tried: str, why: str) -> str:
-    return (f"VGG-16 ImageNet weights not found ({tried}) and {why}. Download torchvision's {VGG16_FILENAME} "
-            f"(https://download.pytorch.org/models/{VGG16_FILENAME}, 528 MB; the features up to pool3 are what "
-            f"is used) and set INPAINT_VGG16=/path/to/{VGG16_FILENAME} (or pass weights=the path), or put it under "
-            f"<shared data>/weights/vgg16/ or in torch hub's cache {_vgg16_hub_path().parent}; or run once online "
-            "so that torchvision caches it. Tests use VGG16Features(weights='random').")
-
-
-def _resolve_vgg16_file(weights: str | os.PathLike | None) -> Path | None:
-    """The weights file to read: ``weights`` (a file or a folder holding :data:`VGG16_FILENAME`), else
-    ``$INPAINT_VGG16`` (the first one given is the one used, no silent fall-back), else the shared folder's
-    or torch hub's cached copy; ``None`` when none is given or present (then a download may be tried)."""
-    if weights is not None:
-        given = [(Path(weights).expanduser(), "the weights argument")]
-    elif os.environ.get("INPAINT_VGG16", "").strip():
-        given = [(Path(os.environ["INPAINT_VGG16"].strip()).expanduser(), "$INPAINT_VGG16")]
-    else:
-        for path in (_default_vgg16_path(), _vgg16_hub_path()):
-            if path.is_file():
-                return path
-        return None
-    path, source = given[0]
-    if path.is_dir():
-        path = path / VGG16_FILENAME
-    if not path.is_file():
-        raise FileNotFoundError(_vgg16_missing_message(f"{path} (from {source}) does not exist",
-                                                       "nothing is downloaded when a path is given"))
-    return path
-
-
-def _download_vgg16_state() -> dict[str, torch.Tensor]:
-    """torchvision's ImageNet VGG-16 state dict, downloaded into torch hub's cache; fails fast offline
-    (``INPAINT_OFFLINE=1``, an unreachable host within 3 s, or a connection silent for
-    :data:`inpaint_utils.metrics.LPIPS_DOWNLOAD_TIMEOUT` s), never hangs."""
-    import socket
-
-    from .metrics import _BACKBONE_HOST, _TRUE, LPIPS_DOWNLOAD_TIMEOUT, _backbone_host_reachable
-
-    tried = f"no file in $INPAINT_VGG16, {_default_vgg16_path().parent} or {_vgg16_hub_path().parent}"
-    if os.environ.get("INPAINT_OFFLINE", "").strip().lower() in _TRUE:
-        raise FileNotFoundError(_vgg16_missing_message(tried, "INPAINT_OFFLINE is set"))
-    ok, error = _backbone_host_reachable()
-    if not ok:
-        raise FileNotFoundError(_vgg16_missing_message(tried, f"{_BACKBONE_HOST[0]} cannot be reached ({error})"))
-    from torchvision.models import VGG16_Weights
-
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(LPIPS_DOWNLOAD_TIMEOUT)   # urllib inside torch.hub has no timeout of its own
-    try:
-        return VGG16_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
-    except OSError as err:
-        raise FileNotFoundError(_vgg16_missing_message(tried, f"downloading failed ({type(err).__name__}: {err})")) from err
-    finally:
-        socket.setdefaulttimeout(previous)
 
 
 class VGG16Features(nn.Module):
@@ -406,7 +335,8 @@ class VGG16Features(nn.Module):
     * ``"imagenet"`` (default): ``$INPAINT_VGG16`` (a ``vgg16-397923af.pth`` file or its folder) when
       set, else ``<shared data>/weights/vgg16/vgg16-397923af.pth`` or torch hub's cached copy, else
       torchvision's download (never with ``INPAINT_OFFLINE=1``; a host that does not answer within
-      3 s fails at once). Missing: ``FileNotFoundError`` saying what to download and where to put it.
+      3 s fails at once; :func:`inpaint_utils.pretrained.resolve_vgg16_file`). Missing:
+      ``FileNotFoundError`` saying what to download and where to put it.
     * a path: that file (or folder), offline; the ``features.0`` .. ``features.14`` tensors must be in it.
     * ``"random"``: torchvision's initialisation (Kaiming-normal, fan out) from ``generator`` / ``seed``:
       for tests (no download); the losses then measure a random network's features.
@@ -439,13 +369,13 @@ class VGG16Features(nn.Module):
             self.weights_source = "random"
         else:
             if isinstance(weights, str) and weights == "imagenet":
-                path = _resolve_vgg16_file(None)
+                path = pretrained.resolve_vgg16_file(None)
             elif isinstance(weights, (str, os.PathLike)):
-                path = _resolve_vgg16_file(weights)
+                path = pretrained.resolve_vgg16_file(weights)
             else:
                 raise TypeError(f"weights must be 'imagenet', 'random' or a path, got {weights!r}")
             if path is None:
-                state, source = _download_vgg16_state(), "torchvision download"
+                state, source = pretrained.download_vgg16_state(), "torchvision download"
             else:
                 state, source = torch.load(path, map_location="cpu", weights_only=True), str(path)
             self._load(state, source)

@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "inpaint_utils"
 
 #: layer -> rooms, from the bottom up (the README's layout section draws the same).
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("config", "validation", "fileio", "report", "data"),                 # foundations
+    ("config", "validation", "fileio", "report", "data", "pretrained"),   # foundations
     ("baselines", "viz"),                                                 # image operations, classical fills
     ("masks",),
     ("metrics", "losses"),

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from inpaint_utils import metrics
+from inpaint_utils import metrics, pretrained
 from inpaint_utils.config import shared_data_root
 
 
@@ -272,7 +272,7 @@ def test_lpips_never_downloads(monkeypatch):
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
     monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
-    monkeypatch.setattr(metrics, "_LPIPS_CACHE", {})
+    monkeypatch.setattr(metrics.perceptual, "_LPIPS_CACHE", {})
     model = metrics.load_lpips(weights=folder)  # a folder holding the .npz is accepted too
     assert model is metrics.load_lpips(weights=folder / metrics.LPIPS_FILENAME)
 
@@ -290,7 +290,7 @@ def test_lpips_missing_weights_give_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.delenv("INPAINT_LPIPS")
     monkeypatch.setenv("INPAINT_SHARED", str(tmp_path / "no_shared"))
     monkeypatch.setenv("INPAINT_OFFLINE", "1")
-    monkeypatch.setattr(metrics, "_backbone_cached", lambda net: False)
+    monkeypatch.setattr(pretrained, "_backbone_cached", lambda net: False)
     with pytest.raises(FileNotFoundError, match=r"no_shared/weights/lpips_squeeze.*INPAINT_OFFLINE is set"):
         metrics.load_lpips()
     with pytest.raises(ValueError, match="squeeze"):
@@ -316,15 +316,15 @@ def no_npz(monkeypatch, tmp_path):
     monkeypatch.delenv("INPAINT_LPIPS", raising=False)
     monkeypatch.delenv("INPAINT_OFFLINE", raising=False)
     monkeypatch.setenv("INPAINT_SHARED", str(tmp_path / "no_shared"))
-    monkeypatch.setattr(metrics, "_LPIPS_CACHE", {})
-    monkeypatch.setattr(metrics, "_backbone_cached", lambda net: False)
+    monkeypatch.setattr(metrics.perceptual, "_LPIPS_CACHE", {})
+    monkeypatch.setattr(pretrained, "_backbone_cached", lambda net: False)
     monkeypatch.setattr(lpips, "LPIPS", _FakeLPIPS)
     _FakeLPIPS.built = []
     return monkeypatch
 
 
 def test_lpips_without_npz_uses_the_package_weights_when_online(no_npz):
-    no_npz.setattr(metrics, "_backbone_host_reachable", lambda timeout=3.0: (True, ""))
+    no_npz.setattr(pretrained, "_backbone_host_reachable", lambda timeout=3.0: (True, ""))
     model = metrics.load_lpips(net="alex")
     assert isinstance(model, _FakeLPIPS) and not model.training
     assert not any(p.requires_grad for p in model.parameters())
@@ -335,7 +335,7 @@ def test_lpips_without_npz_uses_the_package_weights_when_online(no_npz):
 
 
 def test_lpips_offline_says_what_to_put_where_and_never_builds(no_npz):
-    no_npz.setattr(metrics, "_backbone_host_reachable", lambda timeout=3.0: (False, "gaierror: no name"))
+    no_npz.setattr(pretrained, "_backbone_host_reachable", lambda timeout=3.0: (False, "gaierror: no name"))
     with pytest.raises(FileNotFoundError) as info:
         metrics.load_lpips()
     message = str(info.value)
@@ -344,14 +344,14 @@ def test_lpips_offline_says_what_to_put_where_and_never_builds(no_npz):
         assert needed in message
     assert _FakeLPIPS.built == []
     probed = []
-    no_npz.setattr(metrics, "_backbone_host_reachable", lambda timeout=3.0: probed.append(1) or (True, ""))
+    no_npz.setattr(pretrained, "_backbone_host_reachable", lambda timeout=3.0: probed.append(1) or (True, ""))
     no_npz.setenv("INPAINT_OFFLINE", "1")                        # offline by request: not even a probe
     with pytest.raises(FileNotFoundError, match="INPAINT_OFFLINE is set"):
         metrics.load_lpips()
     with pytest.raises(FileNotFoundError, match=r"allow_download=False"):
         metrics.load_lpips(allow_download=False)
     assert probed == [] and _FakeLPIPS.built == []
-    no_npz.setattr(metrics, "_backbone_cached", lambda net: True)  # a cached backbone loads offline
+    no_npz.setattr(pretrained, "_backbone_cached", lambda net: True)  # a cached backbone loads offline
     assert isinstance(metrics.load_lpips(), _FakeLPIPS)
 
 
@@ -362,7 +362,7 @@ def test_lpips_failed_download_fails_fast_with_the_message(no_npz):
     def stalled(**kwargs):
         raise URLError(TimeoutError("timed out"))
 
-    no_npz.setattr(metrics, "_backbone_host_reachable", lambda timeout=3.0: (True, ""))
+    no_npz.setattr(pretrained, "_backbone_host_reachable", lambda timeout=3.0: (True, ""))
     no_npz.setattr(lpips, "LPIPS", stalled)
     with pytest.raises(FileNotFoundError, match=r"downloading squeezenet1_1-b8a52dc0.pth failed \(URLError"):
         metrics.load_lpips()
@@ -379,7 +379,7 @@ def test_lpips_probe_gives_up_within_its_timeout(monkeypatch):
 
     monkeypatch.setattr(socket, "create_connection", hangs)
     start = time.perf_counter()
-    ok, why = metrics._backbone_host_reachable(timeout=0.5)
+    ok, why = pretrained._backbone_host_reachable(timeout=0.5)
     assert not ok and "no answer within" in why and time.perf_counter() - start < 3
 
 

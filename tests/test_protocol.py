@@ -237,7 +237,7 @@ def test_eval_sets_default_to_the_runs_folder_and_take_make_mask_kinds(tmp_path)
 # --------------------------------------------------------------------------------------------
 # FID and KID
 # --------------------------------------------------------------------------------------------
-from inpaint_utils import metrics  # noqa: E402
+from inpaint_utils import metrics, pretrained  # noqa: E402
 
 
 def _exact_gaussian(mean, cov, n=50, seed=0):
@@ -378,15 +378,15 @@ def no_inception(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     monkeypatch.setenv("INPAINT_SHARED", str(tmp_path / "no_shared"))
     monkeypatch.delenv("INPAINT_INCEPTION", raising=False)
-    metrics._INCEPTION_CACHE.clear()
+    metrics.distribution._INCEPTION_CACHE.clear()
     yield monkeypatch
-    metrics._INCEPTION_CACHE.clear()
+    metrics.distribution._INCEPTION_CACHE.clear()
 
 
 def test_inception_offline_says_what_to_download_and_where(no_inception):
     pytest.importorskip("torch_fidelity")
     no_inception.setenv("INPAINT_OFFLINE", "1")
-    no_inception.setattr(metrics, "_host_reachable", lambda *a, **k: pytest.fail("probed the network offline"))
+    no_inception.setattr(pretrained, "_host_reachable", lambda *a, **k: pytest.fail("probed the network offline"))
     with pytest.raises(FileNotFoundError, match="INPAINT_OFFLINE is set") as err:
         metrics.fid_kid(torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16))
     text = str(err.value)
@@ -399,10 +399,10 @@ def test_inception_offline_says_what_to_download_and_where(no_inception):
 def test_inception_online_fails_fast_when_unreachable_or_the_download_breaks(no_inception):
     fidelity = pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")
     no_inception.delenv("INPAINT_OFFLINE", raising=False)
-    no_inception.setattr(metrics, "_host_reachable", lambda *a, **k: (False, "gaierror: no name"))
+    no_inception.setattr(pretrained, "_host_reachable", lambda *a, **k: (False, "gaierror: no name"))
     with pytest.raises(FileNotFoundError, match="github.com cannot be reached .gaierror"):
         metrics.load_inception()
-    no_inception.setattr(metrics, "_host_reachable", lambda *a, **k: (True, ""))
+    no_inception.setattr(pretrained, "_host_reachable", lambda *a, **k: (True, ""))
 
     def broken(url, **kwargs):
         assert url == metrics.INCEPTION_URL
