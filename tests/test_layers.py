@@ -8,6 +8,7 @@ modules inside a subpackage form no circle either. A new module must be given it
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,22 @@ def test_the_checker_sees_what_it_should():
     assert ("baselines", "baselines.exemplar") in pairs              # a face importing its member
     assert any(a == "cli.shared" and _room(b) == "inference" for a, b in pairs)   # inside a function
     assert _cycles({"a", "b", "c"}, {("a", "b"), ("b", "c"), ("c", "a")}) == [["a", "b", "c"]]
+
+
+def test_the_readme_draws_the_layers_of_the_code():
+    """README's layout section lists every room on the line of its layer (8 at the top, 1 at the bottom), and
+    docs/architecture.md's table names each room in its layer's row: the picture a contributor reads is true."""
+    root = PACKAGE.parent
+    readme = root.joinpath("README.md").read_text()
+    layout = readme[readme.index("## Layout"):]
+    lines = {int(m.group(1)): m.group(2) for m in re.finditer(r"^  ([1-9])  (.*)$", layout, re.M)}
+    rows = {int(m.group(1)): m.group(2) for m in re.finditer(r"^\| ([1-9])\. [^|]*\| ([^|]*)\|", root.joinpath(
+        "docs", "architecture.md").read_text(), re.M)}
+    assert sorted(lines) == sorted(rows) == list(range(1, len(LAYERS) + 1))
+    for i, rooms in enumerate(LAYERS, start=1):
+        for room in rooms:
+            if room == "__init__":
+                continue
+            word = re.compile(rf"(?<![\w.]){re.escape(room)}\b")
+            assert word.search(lines[i]), f"README's layout line {i} does not name {room}"
+            assert word.search(rows[i]), f"docs/architecture.md's layer {i} does not name {room}"

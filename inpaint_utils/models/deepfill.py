@@ -1,8 +1,8 @@
 """DeepFill v1: a coarse-to-fine inpainting generator with **contextual attention**, and WGAN-GP critics.
 
 Paper: J. Yu, Z. Lin, J. Yang, X. Shen, X. Lu, T. S. Huang, *Generative Image Inpainting with Contextual
-Attention*, CVPR 2018, arXiv:1801.07892 (section 3, figures 2-4). Seed 002 (the GLCIC / CA replication
-report) trains it with the hyper-parameters of its Table I and scores it in its Table II. Used by notebooks
+Attention*, CVPR 2018, arXiv:1801.07892 (section 3, figures 2-4). Biradar, Singh, Agrawal and Samantaray's
+report *Deep Learning for Image Inpainting* (the GLCIC / CA replication) trains it with the hyper-parameters of its Table I and scores it in its Table II. Used by notebooks
 ``05_contextual_attention`` and ``07_comparison``. The layer list mirrors the authors' TensorFlow release
 v1.0.0 (``inpaint_model.py``, ``inpaint_ops.py``; ``master`` is DeepFill v2), read for understanding only.
 
@@ -37,7 +37,7 @@ Parameter counts of the v1 configuration (``DeepFillConfig()``; the arithmetic i
 which 65,537 and 32,769 in the final linear layers on the 16x16x256 and 8x8x512 features).
 Initialisation: Glorot-uniform weights and zero biases, TensorFlow's defaults that v1 relies on.
 
-Where we differ from the v1 code, and why (DESIGN.md "Peers"):
+Where we differ from the v1 code, and why (the contextual attention itself lives in :mod:`.attention`):
 
 * contextual attention takes **one mask per sample** (v1 uses the first sample's mask for the whole
   batch: colour artefacts when masks differ) and works at any size divisible by ``4 * rate``;
@@ -59,7 +59,6 @@ Where we differ from the v1 code, and why (DESIGN.md "Peers"):
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Mapping
 
@@ -69,7 +68,9 @@ import torch.nn.functional as F
 
 from ..masks import INPUT_MODES, TrainingMasks, make_input, make_mask
 from ..validation import check_fill_setting, check_generator, check_image, check_image_mask, check_mask, is_int
-from .common import ModelConfig, Rng, adam_optimizers, check_config, update
+from .attention import (AttentionConfig, ContextualAttention, attention_coherence, check_attention_sizes,
+                        contextual_attention, contextual_attention_weights)
+from .common import Rng, adam_optimizers, check_config, update
 
 __all__ = [
     "contextual_attention",
@@ -92,237 +93,11 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------------------------
-# contextual attention (paper section 3.1, figure 3)
-# --------------------------------------------------------------------------------------------
-def _check_ca_args(foreground, background, mask, ksize, stride, rate, fuse_k, softmax_scale) -> torch.Tensor:
-    """Validate the arguments of :func:`contextual_attention`; return the mask expanded to the batch."""
-    for name, t in (("foreground", foreground), ("background", background)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor (B, C, H, W), got {type(t).__name__}")
-        if t.ndim != 4:
-            raise ValueError(f"{name} must have shape (B, C, H, W), got {tuple(t.shape)}")
-        if not t.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
-    if foreground.shape != background.shape:
-        raise ValueError(f"foreground {tuple(foreground.shape)} and background {tuple(background.shape)} must have "
-                         f"the same shape (the layer matches every location against patches of the same map)")
-    for name, v in (("ksize", ksize), ("stride", stride), ("rate", rate), ("fuse_k", fuse_k)):
-        if not is_int(v) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
-    if ksize % 2 == 0 or fuse_k % 2 == 0:
-        raise ValueError(f"ksize and fuse_k must be odd (centred patches / propagation windows), got "
-                         f"ksize={ksize}, fuse_k={fuse_k}")
-    if not isinstance(softmax_scale, numbers.Real) or isinstance(softmax_scale, bool) \
-            or not math.isfinite(softmax_scale) or softmax_scale <= 0:
-        raise ValueError(f"softmax_scale must be a positive finite number, got {softmax_scale!r}")
-    b, _, h, w = foreground.shape
-    if h % rate or w % rate:
-        raise ValueError(f"feature size {h}x{w} must be divisible by rate={rate} (the matching runs on the "
-                         f"rate-downscaled map)")
-    check_mask(mask, size=(h, w), batch=b, name="mask")
-    return mask.to(device=foreground.device).expand(b, 1, h, w)
-
-
-def _attention(foreground, background, mask, ksize, stride, rate, fuse_k, softmax_scale):
-    """The attention scores ``(B, h*w, L)`` over the ``L`` background patches (rows of samples without a
-    known patch are 0), the validity of each patch ``(B, L)``, and the grids ``(h, w)``, ``(hb, wb)``."""
-    mask = _check_ca_args(foreground, background, mask, ksize, stride, rate, fuse_k, softmax_scale)
-    p = ksize // 2
-    # Downscale by `rate` for matching (v1: nearest neighbour, i.e. the top-left pixel of each block).
-    f = foreground[:, :, ::rate, ::rate]                                             # (B, C, h, w)
-    bg = background[:, :, ::rate, ::rate]                                            # (B, C, h, w)
-    hole = F.max_pool2d(mask.float(), rate) if rate > 1 else mask.float()            # (B, 1, h, w), any hole -> hole
-    bsz, _, h, w = f.shape
-    hb, wb = (h - 1) // stride + 1, (w - 1) // stride + 1                            # background patch grid
-
-    # Match: background ksize x ksize patches as filters, cosine similarity with every foreground patch.
-    wide = torch.promote_types(foreground.dtype, torch.float32)                     # scores in >= float32
-
-    def normalised(patches: torch.Tensor) -> torch.Tensor:                           # (B, C k k, N)
-        norm = patches.to(wide).square().sum(dim=1, keepdim=True).clamp_min(1e-8).sqrt()  # >= 1e-4, no NaN
-        return patches / norm.to(patches.dtype)
-
-    w_patches = normalised(F.unfold(bg, ksize, padding=p, stride=stride))           # (B, C k k, L)
-    f_patches = normalised(F.unfold(f, ksize, padding=p))                           # (B, C k k, h w)
-    scores = torch.bmm(f_patches.transpose(1, 2), w_patches).to(wide)               # (B, h w, L) cosine
-    # Known background: patches whose whole footprint is known (the zero padding counts as known, as in v1).
-    valid = F.unfold(hole, ksize, padding=p, stride=stride).amax(dim=1) == 0        # (B, L)
-    scores = scores * valid[:, None, :]                                             # hole patches out first
-
-    # Attention propagation (paper eq. 3): s'(x, y, x', y') = sum_i s(x + i, y, x' + i, y'), left-right,
-    # then the same top-down: a fuse_k x fuse_k identity kernel on each (x, x') and (y, y') plane.
-    if fuse_k > 1:
-        q = fuse_k // 2
-        s = scores.view(bsz, h, w, hb, wb).permute(0, 1, 3, 2, 4)                   # (B, h, hb, w, wb)
-        padded = F.pad(s, (q, q, q, q))                                             # zeros beyond x and x'
-        s = sum(padded[..., i:i + w, i:i + wb] for i in range(fuse_k))              # left-right
-        padded = F.pad(s.permute(0, 3, 4, 1, 2), (q, q, q, q))                      # (B, w, wb, h + 2q, hb + 2q)
-        s = sum(padded[..., i:i + h, i:i + hb] for i in range(fuse_k))              # top-down
-        scores = s.permute(0, 3, 1, 4, 2).reshape(bsz, h * w, hb * wb)              # (B, h, w, hb, wb) -> (B, h w, L)
-
-    # Softmax over the known patches only; a sample without any known patch gets all-zero attention.
-    logits = (scores * float(softmax_scale)).masked_fill(~valid[:, None, :], torch.finfo(scores.dtype).min)
-    attn = torch.softmax(logits, dim=2) * valid[:, None, :]                          # (B, h w, L)
-    return attn, valid, (h, w), (hb, wb)
-
-
-def contextual_attention(foreground: torch.Tensor, background: torch.Tensor, mask: torch.Tensor, *,
-                         ksize: int = 3, stride: int = 1, rate: int = 2, fuse_k: int = 3,
-                         softmax_scale: float = 10.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """The contextual attention layer (Yu et al. 2018, section 3.1), batched, with one mask per sample.
-
-    Args:
-        foreground: features ``(B, C, H, W)`` to fill (every location gets an output; the hole's matter).
-        background: features ``(B, C, H, W)`` to copy from (the model passes the same map twice).
-        mask: ``(B or 1, 1, H, W)`` float at the feature resolution, **1 = hole**, 0 = known.
-        ksize: side of the matched patches on the downscaled map (3).
-        stride: step between background patches on the downscaled map (1).
-        rate: downscaling factor for matching (2): matching runs on ``(H / rate, W / rate)``, the pasted
-            patches are the ``rate * ksize`` full-resolution ones.
-        fuse_k: attention-propagation window (3; 1 switches propagation off).
-        softmax_scale: the softmax's ``lambda`` (10).
-
-    Returns:
-        ``(output, offsets)``: ``output`` has the shape of ``foreground``; ``offsets`` is a long tensor
-        ``(B, 2, H // rate, W // rate)`` with ``(dy, dx)`` from every downscaled location to the centre of
-        its most attended background patch, in downscaled pixels (multiply by ``rate`` for feature pixels).
-
-    Steps, all batched (``unfold`` / ``bmm`` / ``fold``; no loop over samples):
-
-    1. downscale ``foreground`` and ``background`` by ``rate`` (nearest: the top-left pixel of each
-       block, as v1) and the mask by max-pooling (a block with any hole pixel is hole);
-    2. cosine similarity of every foreground ``ksize x ksize`` patch with every background patch (patch
-       norms clamped at 1e-4, so all-zero patches give 0, never NaN);
-    3. background patches whose footprint touches the hole are dropped per sample (their scores are
-       removed before the propagation and excluded from the softmax);
-    4. attention propagation: ``fuse_k``-wide identity kernel, left-right, then top-down (paper eq. 3);
-    5. softmax over the known patches with scale ``softmax_scale``;
-    6. paste: the full-resolution ``(rate * ksize)``-wide background patches, weighted by the attention,
-       are summed back with a transposed convolution (``fold``) and divided by the overlap count.
-
-    A sample without a single fully known background patch (a hole covering almost the whole map) gets
-    the defined fallback ``output = 0`` and ``offsets = 0`` for that sample (no error, no NaN): the
-    network's other branch carries it. Offsets are defined at every location; only those inside the hole
-    are meaningful for inpainting.
-    """
-    attn, valid, (h, w), (hb, wb) = _attention(foreground, background, mask, ksize, stride, rate, fuse_k,
-                                               softmax_scale)
-    bsz, c, height, width = background.shape
-    p, k_raw = ksize // 2, rate * ksize
-    # Paste: full-resolution (rate * ksize)-wide patches centred on each low-resolution patch.
-    raw = F.unfold(background, k_raw, padding=rate * p, stride=rate * stride)       # (B, C K K, L)
-    cols = torch.bmm(raw, attn.to(raw.dtype).transpose(1, 2))                       # (B, C K K, h w)
-    out = F.fold(cols, (height, width), k_raw, padding=rate * p, stride=rate)       # (B, C, H, W) sums
-    count = F.fold(torch.ones(1, k_raw * k_raw, h * w, dtype=raw.dtype, device=raw.device), (height, width),
-                   k_raw, padding=rate * p, stride=rate)                            # (1, 1, H, W) overlaps
-    out = out / count
-
-    # Offsets: (dy, dx) from each low-resolution location to its most attended patch's centre.
-    idx = attn.argmax(dim=2)                                                        # (B, h w)
-    ys = torch.arange(h, device=idx.device).repeat_interleave(w)                    # (h w,)
-    xs = torch.arange(w, device=idx.device).repeat(h)
-    dy = (idx // wb) * stride - ys
-    dx = (idx % wb) * stride - xs
-    offsets = torch.stack([dy, dx], dim=1).view(bsz, 2, h, w)                       # (B, 2, h, w)
-    offsets = offsets * valid.any(dim=1).view(bsz, 1, 1, 1)                         # fallback: 0
-    return out, offsets.long()
-
-
-def contextual_attention_weights(foreground: torch.Tensor, background: torch.Tensor, mask: torch.Tensor, *,
-                                 ksize: int = 3, stride: int = 1, rate: int = 2, fuse_k: int = 3,
-                                 softmax_scale: float = 10.0) -> torch.Tensor:
-    """The attention weights of :func:`contextual_attention` (same arguments) as a 5-d tensor
-    ``(B, h, w, hb, wb)``: for every downscaled location ``(y, x)``, how much it attends to the
-    background patch centred at ``(stride * y', stride * x')``. Rows sum to 1 (0 for a sample without a
-    known patch). For the notebook's "where does this pixel look" heat maps."""
-    attn, _, (h, w), (hb, wb) = _attention(foreground, background, mask, ksize, stride, rate, fuse_k,
-                                           softmax_scale)
-    return attn.view(attn.shape[0], h, w, hb, wb)
-
-
-def attention_coherence(offsets: torch.Tensor, mask: torch.Tensor, rate: int = 2) -> torch.Tensor:
-    """How coherent the attention is inside the hole: per sample ``(B,)``, the fraction of horizontally
-    adjacent pairs of hole cells whose offsets are equal (both copy from one contiguous region).
-    ``offsets`` ``(B, 2, h, w)`` from :func:`contextual_attention`, ``mask`` ``(B or 1, 1, h * rate, w * rate)``
-    the mask it was given. Samples without such a pair give 0."""
-    check_mask(mask)
-    hole = (F.max_pool2d(mask.float(), rate) > 0)[:, 0]                             # (B, h, w) hole cells
-    if hole.shape[-2:] != offsets.shape[-2:]:
-        raise ValueError(f"mask {tuple(mask.shape)} at rate {rate} gives {tuple(hole.shape[-2:])} cells, offsets "
-                         f"have {tuple(offsets.shape[-2:])}")
-    pairs = hole[..., 1:] & hole[..., :-1]                                          # (B, h, w - 1)
-    same = (offsets[..., 1:] == offsets[..., :-1]).all(dim=1) & pairs
-    return same.flatten(1).sum(dim=1) / pairs.flatten(1).sum(dim=1).clamp_min(1)
-
-
-class ContextualAttention(nn.Module):
-    """:func:`contextual_attention` as a module (no parameters); the settings are attributes.
-
-    ``forward(foreground, background, mask) -> (output, offsets)``.
-    """
-
-    def __init__(self, ksize: int = 3, stride: int = 1, rate: int = 2, fuse_k: int = 3, softmax_scale: float = 10.0):
-        super().__init__()
-        self.ksize, self.stride, self.rate, self.fuse_k, self.softmax_scale = ksize, stride, rate, fuse_k, softmax_scale
-        # fail at construction, not at the first forward pass
-        _check_ca_args(torch.zeros(1, 1, rate, rate), torch.zeros(1, 1, rate, rate), torch.zeros(1, 1, rate, rate),
-                       ksize, stride, rate, fuse_k, softmax_scale)
-
-    def forward(self, foreground: torch.Tensor, background: torch.Tensor,
-                mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return contextual_attention(foreground, background, mask, ksize=self.ksize, stride=self.stride,
-                                    rate=self.rate, fuse_k=self.fuse_k, softmax_scale=self.softmax_scale)
-
-    def extra_repr(self) -> str:
-        return (f"ksize={self.ksize}, stride={self.stride}, rate={self.rate}, fuse_k={self.fuse_k}, "
-                f"softmax_scale={self.softmax_scale}")
-
-
-# --------------------------------------------------------------------------------------------
 # configuration
 # --------------------------------------------------------------------------------------------
-def check_attention_sizes(image_size: Any, rate: Any) -> None:
-    """``ValueError`` unless ``rate`` is a positive int and ``image_size`` an int divisible by ``4 * rate``
-    and at least ``8 * rate``: the sizes a coarse + refinement network with contextual attention at 1/4
-    of the image, matched on a ``rate``-times downscaled copy, runs at (v1's and v2's configs)."""
-    if not is_int(rate) or rate < 1:
-        raise ValueError(f"rate must be a positive int, got {rate!r}")
-    if not is_int(image_size) or image_size < 8 * rate or image_size % (4 * rate):
-        raise ValueError(f"image_size must be an int divisible by 4 * rate = {4 * rate} and at least "
-                         f"{8 * rate}, got {image_size!r}")
-
-
-@dataclass
-class AttentionConfig(ModelConfig):
-    """The contextual attention's settings, the fields DeepFill v1's and v2's configs share: ``ksize``,
-    ``stride``, ``rate``, ``fuse_k``, ``softmax_scale`` (3, 1, 2, 3, 10: v1's, kept by v2)."""
-
-    ksize: int = 3
-    stride: int = 1
-    rate: int = 2
-    fuse_k: int = 3
-    softmax_scale: float = 10.0
-
-    def check_attention(self, image_size: Any) -> None:
-        """``ValueError`` unless the attention's settings are valid and ``image_size`` suits them
-        (:func:`check_attention_sizes`); ``softmax_scale`` becomes a float."""
-        check_attention_sizes(image_size, self.rate)
-        self.attention()                                         # checks them
-        self.softmax_scale = float(self.softmax_scale)
-
-    def attention(self) -> "ContextualAttention":
-        """A :class:`ContextualAttention` layer with these settings."""
-        return ContextualAttention(**self.ca_settings())
-
-    def ca_settings(self) -> dict[str, Any]:
-        """The keyword arguments of :class:`ContextualAttention`."""
-        return {"ksize": self.ksize, "stride": self.stride, "rate": self.rate, "fuse_k": self.fuse_k,
-                "softmax_scale": self.softmax_scale}
-
-
 @dataclass
 class DeepFillConfig(AttentionConfig):
-    """Hyper-parameters of DeepFill v1; the defaults are the authors' (v1.0.0) and seed 002's.
+    """Hyper-parameters of DeepFill v1; the defaults are the authors' (v1.0.0) and Biradar et al.'s.
 
     Attributes:
         image_size: input side (256); divisible by ``4 * rate`` (the attention runs at 1/4 resolution

@@ -70,8 +70,8 @@ import torch.nn.functional as F
 from ..masks import TrainingMasks, make_mask, ratio_text
 from ..validation import check_generator, check_image, check_image_mask, check_mask, is_int
 from .common import Rng, adam_optimizers, check_config, update
-from .deepfill import (AttentionConfig, CoarseNetwork, ContextualAttention, LayerFamily, RefineNetwork, attention_samples,
-                       feature_mask, glorot_init)
+from .attention import AttentionConfig, ContextualAttention
+from .deepfill import CoarseNetwork, LayerFamily, RefineNetwork, attention_samples, feature_mask, glorot_init
 
 __all__ = [
     "SamePad2d",
