@@ -14,9 +14,11 @@ from typing import Any, Callable
 import torch
 
 from .exemplar import NearestNeighbourInpainter, nearest_neighbour_fill, patchmatch_inpaint
-from .fills import mean_fill, navier_stokes, poisson_blend, require_known_pixels, telea
+from .fills import (PoissonFallbackWarning, mean_fill, navier_stokes, poisson_blend, poisson_solve, require_known_pixels,
+                    telea)
 
-__all__ = ["telea", "navier_stokes", "mean_fill", "poisson_blend", "require_known_pixels", "patchmatch",
+__all__ = ["telea", "navier_stokes", "mean_fill", "poisson_blend", "poisson_solve", "PoissonFallbackWarning",
+           "require_known_pixels", "patchmatch",
            "patchmatch_inpaint", "NearestNeighbourInpainter", "nearest_neighbour_fill", "inpaint", "BASELINES",
            "EXEMPLAR", "ALL_BASELINES"]
 

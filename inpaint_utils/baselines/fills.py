@@ -15,6 +15,7 @@ image's device and dtype, whose known pixels are **exactly** the input's (not re
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,8 @@ import torch
 
 from ..validation import check_image, check_image_mask
 
-__all__ = ["telea", "navier_stokes", "mean_fill", "poisson_blend", "require_known_pixels"]
+__all__ = ["telea", "navier_stokes", "mean_fill", "poisson_blend", "poisson_solve", "PoissonFallbackWarning",
+           "require_known_pixels"]
 
 
 def _known_counts(mask: torch.Tensor, batch: int) -> torch.Tensor:
@@ -101,6 +103,60 @@ def mean_fill(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return m * mean + known * image
 
 
+class PoissonFallbackWarning(UserWarning):
+    """An image of :func:`poisson_blend` was blended by :func:`poisson_solve`, OpenCV having refused it."""
+
+
+def poisson_solve(source: np.ndarray, target: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """Poisson image editing (Perez et al. 2003) in the form ``cv2.seamlessClone(..., NORMAL_CLONE)``
+    solves it, written out so that an image OpenCV refuses is blended by the same equation.
+
+    On the hole's bounding box ``R``: the guidance field is ``source``'s forward differences where the
+    pixel lies in the hole eroded three times by a 3x3 square (OpenCV's ``computeDerivatives``: a pixel
+    whose 7x7 neighbourhood is all hole), ``target``'s elsewhere; ``f`` solves ``laplace(f) = div(guidance)``
+    on the interior of ``R`` with ``f = target`` on ``R``'s outer ring (Dirichlet), and ``f = target``
+    outside ``R``. So a hole narrower than 7 pixels keeps ``target`` (the fast-marching fill in
+    :func:`poisson_blend`), exactly what OpenCV returns for it when it does not refuse it, and a box
+    of width or height 2 or less (no interior) is ``target`` too.
+
+    ``source``, ``target``: ``(H, W, C)`` float arrays; ``hole``: ``(H, W)`` bool. Returns ``(H, W, C)``
+    float64 (round it to compare with OpenCV's 8-bit result: they agree within one level). One sparse
+    solve for all channels (SciPy)."""
+    from scipy.ndimage import binary_erosion
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.linalg import splu
+
+    hole = np.asarray(hole, dtype=bool)
+    out = np.array(target, np.float64)
+    if not hole.any():
+        return out
+    ys, xs = np.nonzero(hole)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    if y1 - y0 <= 2 or x1 - x0 <= 2:
+        return out                                                    # no interior: all boundary
+    src = np.asarray(source, np.float64)[y0:y1, x0:x1]
+    dst = out[y0:y1, x0:x1]
+    inner = binary_erosion(hole[y0:y1, x0:x1], np.ones((3, 3), bool), iterations=3, border_value=0)[..., None]
+    # the guidance's forward differences, owned by the left / upper pixel of each pair
+    gx = np.where(inner[:, :-1], src[:, 1:] - src[:, :-1], dst[:, 1:] - dst[:, :-1])   # (h, w-1, C)
+    gy = np.where(inner[:-1], src[1:] - src[:-1], dst[1:] - dst[:-1])                    # (h-1, w, C)
+    div = (gx[1:-1, 1:] - gx[1:-1, :-1]) + (gy[1:, 1:-1] - gy[:-1, 1:-1])             # (h-2, w-2, C)
+    h, w = div.shape[:2]
+    index = np.arange(h * w).reshape(h, w)
+    rhs = div.reshape(h * w, -1).copy()
+    rows, cols, vals = [index.ravel()], [index.ravel()], [np.full(h * w, -4.0)]
+    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        ny, nx = np.mgrid[0:h, 0:w]
+        ny, nx = ny + dy, nx + dx
+        inside = (ny >= 0) & (ny < h) & (nx >= 0) & (nx < w)
+        rows.append(index[inside]), cols.append(index[ny[inside], nx[inside]]), vals.append(np.ones(int(inside.sum())))
+        ring = ~inside                                                # a neighbour on R's outer ring: known
+        rhs[index[ring]] -= dst[ny[ring] + 1, nx[ring] + 1]
+    a = coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(h * w, h * w)).tocsc()
+    out[y0 + 1:y1 - 1, x0 + 1:x1 - 1] = splu(a).solve(rhs).reshape(h, w, -1)
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # Poisson blending after fast marching: GLCIC's post-process (Iizuka et al. 2017; the authors' inpaint.lua)
 # --------------------------------------------------------------------------------------------
@@ -118,7 +174,14 @@ def poisson_blend(image: torch.Tensor, completed: torch.Tensor, mask: torch.Tens
     bit for bit. OpenCV ignores the outermost pixel frame of the mask and solves on the mask's
     bounding box, so each image is padded by one pixel (edge replicated) first and the centre is the
     one that maps the box onto itself; holes touching the image border are blended like any other.
-    Raises ``ValueError`` when an image's mask is empty (nothing to blend) or all hole.
+
+    OpenCV's solver refuses some masks (seen with opencv-python-headless 5.1.0.95: a hole whose bounding
+    box is one or two pixels wide or high, e.g. a single pixel or a 2-pixel stroke along the border, raises
+    ``cv2.error``). Such an image is blended by :func:`poisson_solve` instead, the same equation as
+    OpenCV's (within one 8-bit level of it on every mask OpenCV does solve), with a
+    :class:`PoissonFallbackWarning` naming the image and OpenCV's reason; the rest of the batch is
+    unaffected. Note that OpenCV, and so this blend, keeps the fast-marching fill in a hole narrower
+    than 7 pixels (the source's gradients are used only three pixels inside the hole). Raises ``ValueError`` when an image's mask is empty (nothing to blend) or all hole.
     """
     import cv2
 
@@ -148,6 +211,16 @@ def poisson_blend(image: torch.Tensor, completed: torch.Tensor, mask: torch.Tens
         src, dst_i, m = pad(src_u8[i]), pad(dst_u8[i]), pad(mask_u8[i], 0)
         x, y, w, h = cv2.boundingRect(m)
         centre = (x + w // 2, y + h // 2)              # OpenCV places the box at centre - size // 2
-        out[i] = cv2.seamlessClone(src, dst_i, m, centre, cv2.NORMAL_CLONE)[1:-1, 1:-1]
+        try:
+            out[i] = cv2.seamlessClone(src, dst_i, m, centre, cv2.NORMAL_CLONE)[1:-1, 1:-1]
+        except cv2.error as err:
+            reason = " ".join(str(err).split())
+            reason = reason[reason.find("error:"):][:160] if "error:" in reason else reason[-160:]
+            warnings.warn(f"poisson_blend: OpenCV's seamlessClone refused image {i} of the batch "
+                          f"({int((m > 0).sum())} hole pixels, bounding box {w}x{h}: {reason}); that image is "
+                          "blended by poisson_solve, the same equation solved here",
+                          PoissonFallbackWarning, stacklevel=2)
+            solved = poisson_solve(src.astype(np.float64), dst_i.astype(np.float64), m > 0)
+            out[i] = np.clip(np.round(solved), 0, 255).astype(np.uint8)[1:-1, 1:-1]
     blended = torch.from_numpy(out).permute(0, 3, 1, 2).to(device=image.device, dtype=image.dtype) / 255.0
     return mask * blended + (1.0 - mask) * image
