@@ -22,7 +22,7 @@ import torch
 from .config import project_root, runs_dir
 from .fileio import atomic_open
 
-__all__ = ["REPORTED", "format_table", "hardware", "versions", "portable", "code_version", "command_line",
+__all__ = ["REPORTED", "format_table", "hardware", "versions", "VERSIONED", "portable", "code_version", "command_line",
            "median_seconds", "save_results", "load_results", "committed_results", "results_table",
            "readme_results", "update_readme", "RESULTS_COLUMNS", "README_MARKERS"]
 
@@ -136,24 +136,30 @@ def hardware() -> str:
     return f"{device}, {os.cpu_count()} cores, torch {torch.__version__}, Python {platform.python_version()}"
 
 
-#: Distribution name(s) -> the key :func:`versions` records (the first installed name wins).
-_VERSIONED = {"torch": ("torch",), "numpy": ("numpy",), "diffusers": ("diffusers",),
-              "opencv": ("opencv-python-headless", "opencv-python", "opencv-contrib-python",
-                         "opencv-contrib-python-headless"),
-              "lpips": ("lpips",)}
+#: The key :func:`versions` records -> the distribution name(s) it reads (the first installed name wins):
+#: every library whose version changes a number in results/ (constraints-ci.txt pins each of them).
+VERSIONED: dict[str, tuple[str, ...]] = {
+    "torch": ("torch",), "torchvision": ("torchvision",), "numpy": ("numpy",), "scipy": ("scipy",),
+    "scikit-image": ("scikit-image",), "pillow": ("pillow",),
+    "opencv": ("opencv-python-headless", "opencv-python", "opencv-contrib-python", "opencv-contrib-python-headless"),
+    "lpips": ("lpips",), "torch-fidelity": ("torch-fidelity",), "diffusers": ("diffusers",),
+    "transformers": ("transformers",), "huggingface_hub": ("huggingface_hub",), "safetensors": ("safetensors",),
+}
 
 
 def versions() -> dict[str, str | None]:
-    """The versions of the libraries a result depends on (torch, numpy, diffusers, opencv, lpips; ``None``
-    when not installed) and Python's, read from the installed distributions (nothing is imported)."""
+    """The versions of the libraries a result depends on (the keys of :data:`VERSIONED`: torch, numpy,
+    OpenCV, scikit-image, Pillow, LPIPS, torch-fidelity, diffusers ...; ``None`` when not installed) and
+    Python's, read from the installed distributions (nothing is imported). torch's local build suffix
+    (``+cpu``, ``+cu128``) is dropped."""
     from importlib import metadata
 
     found: dict[str, str | None] = {}
-    for key, names in _VERSIONED.items():
+    for key, names in VERSIONED.items():
         found[key] = None
         for name in names:
             try:
-                found[key] = metadata.version(name)
+                found[key] = metadata.version(name).split("+")[0]
                 break
             except metadata.PackageNotFoundError:
                 continue

@@ -77,7 +77,8 @@ def test_results_record_versions_and_no_absolute_path(tmp_path, monkeypatch):
     assert record["data"] == "dataset celeba-hq in $INPAINT_DATA/celeba-hq"
     assert record["figure"] == "figures/a.png"                                   # relative to the project
     assert record["other"] == [".../img.png", "L1/L2 in %, split 80/10/10, https://example.org/a/b"]
-    assert set(record["versions"]) == {"torch", "numpy", "diffusers", "opencv", "lpips", "python"}
+    assert set(record["versions"]) == set(report.VERSIONED) | {"python"}
+    assert {"torch", "numpy", "opencv", "scikit-image", "pillow", "lpips", "torch-fidelity", "diffusers"} <= set(report.VERSIONED)
     assert record["versions"]["torch"] == torch.__version__.split("+")[0]
     assert record["versions"]["numpy"] is not None and record["versions"]["opencv"] is not None
 
