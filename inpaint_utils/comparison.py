@@ -99,7 +99,9 @@ def compare_on_masks(methods: Mapping[str, Method], images: torch.Tensor, mask_s
     masks, one per image.
 
     Returns ``(rows, outputs, skipped)``: one row per ``(method, kind, ratio)`` with ``kind``, ``ratio``
-    (asked, or ``None``), ``achieved`` (mean hole ratio), ``n`` and the metric keys of both conventions;
+    (asked, or ``None``), ``achieved`` (mean hole ratio), ``n`` (images scored) of ``of`` (asked), with
+    ``failed`` (image and reason) where a method could not fill some images, and the metric keys of both
+    conventions (means over the images scored);
     the composites per mask set (under the set's own key); and ``{"method", "kind", "ratio", "reason"}``
     for each method that refused a mask set (a ``ValueError`` from the method). With ``by_area=True`` a
     fourth item, ``area_rows``: the same scores per hole-area bin (:func:`scores_by_area`, ``bins``
@@ -107,7 +109,7 @@ def compare_on_masks(methods: Mapping[str, Method], images: torch.Tensor, mask_s
     """
     from tqdm.auto import tqdm
 
-    from .metrics import score_methods
+    from .metrics import mean_rows, score_methods, scored_only
 
     rows: list[dict[str, Any]] = []
     area_rows: list[dict[str, Any]] = []
@@ -127,12 +129,13 @@ def compare_on_masks(methods: Mapping[str, Method], images: torch.Tensor, mask_s
                 skipped.append({"method": name, "kind": kind, "ratio": "" if ratio is None else f"{ratio:g}",
                                 "reason": str(err).splitlines()[0]})
                 continue
-            per_image = found[name]
-            rows.append({"method": name, "kind": kind, "ratio": ratio, "achieved": achieved,
-                         "n": int(images.shape[0]), **{k: float(v.mean()) for k, v in per_image.items()}})
+            (row,) = mean_rows(found)                      # n: images scored, of: asked, failed: why not
+            rows.append({"method": name, "kind": kind, "ratio": ratio, "achieved": achieved, **row})
             if by_area:
+                ok = scored_only(found, name)
+                per_image = {k: v[ok.to(v.device)] for k, v in found[name].items()}
                 area_rows += [{"method": name, "kind": kind, "ratio": ratio, **row}
-                              for row in scores_by_area(per_image, mask.expand(images.shape[0], -1, -1, -1), bins)]
+                              for row in scores_by_area(per_image, mask.expand(images.shape[0], -1, -1, -1)[ok], bins)]
             outputs[key][name] = outs[name]
     return (rows, outputs, skipped, area_rows) if by_area else (rows, outputs, skipped)
 

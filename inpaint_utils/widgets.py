@@ -514,7 +514,7 @@ class InpaintExplorer:
                                     f"{type(err).__name__}: {err}")
         self.last_seconds = time.perf_counter() - start
         self.completed = outputs[name]
-        self.last_metrics = {k: v for k, v in rows[0].items() if k not in ("method", "n")}
+        self.last_metrics = {k: v for k, v in rows[0].items() if k not in ("method", "n", "of")}
         self.fill_view.value = png_bytes(self.completed)
         self.metrics_html.value = self._metrics_table()
         self.message.value = (f"<span>{html.escape(name)}: hole {ratio:.1%} of the image "

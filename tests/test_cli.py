@@ -3,6 +3,7 @@ errors for bad input, the torchrun relaunch of ``--nproc N``, and the method reg
 ``train deepfill``; ``fill`` (every input mode, tiny random checkpoints, refusals, atomic output),
 ``evaluate`` (table and JSON) and ``benchmark`` (one row per method; no timing assertions)."""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -765,3 +766,42 @@ def test_training_masks_are_each_models_own_holes(checkpoints):
     assert torch.equal(mask, again)                                           # seeded
     with pytest.raises(ValueError, match="no training holes"):
         inference.training_masks(inference.load_inpainter("telea"), 2)
+
+
+def test_evaluate_of_100_images_survives_one_image_that_a_method_cannot_fill(tmp_path, monkeypatch, capsys):
+    """Issue 22: one image's failure never stops an evaluation; the method's row says n of how many and the
+    image is named with its reason, in the printout and in the JSON."""
+    from inpaint_utils.cli import evaluate as evaluate_cmd
+
+    folder = tmp_path / "hundred"
+    folder.mkdir()
+    rng = np.random.default_rng(5)
+    for i in range(100):
+        pixels = np.kron(rng.random((4, 4, 3)) * 0.8 + 0.1, np.ones((8, 8, 1)))
+        if i == 42:
+            pixels[:] = 0.0                                   # the one image the broken method refuses
+        Image.fromarray((pixels * 255).astype(np.uint8)).save(folder / f"face_{i:03d}.png")
+    real = evaluate_cmd._load_method
+
+    def load(method, checkpoint, device, seed):
+        inpainter = real(method, checkpoint, device, seed)
+        if method != "ns":
+            return inpainter
+
+        def fragile(image, mask):
+            if bool((image.flatten(1).amax(dim=1) == 0).any()):
+                raise RuntimeError("cannot fill an all-black image\nsecond line")
+            return inpainter(image, mask)
+        return fragile
+    monkeypatch.setattr(evaluate_cmd, "_load_method", load)
+    out = tmp_path / "r.json"
+    assert cli.main(["evaluate", "--method", "telea", "--baselines", "--no-lpips", "--size", "32", "--data",
+                     str(folder), "--split", "all", "--batch-size", "16", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "ns: scored on 99 of 100 images; could not fill image 42 (face_042.png): RuntimeError: cannot fill " \
+           "an all-black image" in printed
+    rows = {r["method"]: r for r in json.loads(out.read_text())["rows"]}
+    assert rows["telea"]["n"] == rows["telea"]["of"] == 100 and "failed" not in rows["telea"]
+    assert rows["ns"]["n"] == 99 and rows["ns"]["of"] == 100
+    assert rows["ns"]["failed"] == [{"image": 42, "reason": "RuntimeError: cannot fill an all-black image"}]
+    assert math.isfinite(rows["ns"]["psnr_hole"])

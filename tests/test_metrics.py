@@ -438,3 +438,73 @@ def test_compare_methods_rejects_bad_methods():
         metrics.compare_methods({"nan": lambda x, m: x * float("nan")}, image, mask, lpips_model=False, progress=False)
     with pytest.raises(ValueError, match="non-empty dict"):
         metrics.compare_methods({}, image, mask, lpips_model=False)
+
+
+# ------------------------------------------------------------------ one image's failure (issue 22)
+def _fails_on(bad: set[int], how: str = "raise"):
+    """A fill that fails on the images whose top-left known pixel holds a marker (image index / 255)."""
+    def fill(image, mask):
+        ids = (image[:, 0, 0, 0] * 255).round().long().tolist()
+        if how == "raise" and any(i in bad for i in ids):
+            raise ValueError(f"refusing image(s) {[i for i in ids if i in bad]}")
+        out = image.clone()
+        if how == "nan":
+            for j, i in enumerate(ids):
+                if i in bad:
+                    out[j] = float("nan")
+        return out
+    return fill
+
+
+def _marked_batch(n=20, size=16):
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(n, 3, size, size, generator=g)
+    image[:, 0, 0, 0] = torch.arange(n) / 255.0
+    mask = torch.zeros(n, 1, size, size)
+    mask[..., 4:12, 4:12] = 1
+    return image, mask
+
+
+@pytest.mark.parametrize("how", ["raise", "nan"])
+def test_score_methods_survives_one_image_that_fails_and_names_it(how):
+    from inpaint_utils.metrics import ScoringFailureWarning, compare_methods, score_methods
+
+    image, mask = _marked_batch()
+    with pytest.warns(ScoringFailureWarning, match=r"'broken': 1 of 20 images .* image 7: "):
+        scores, outputs = score_methods({"broken": _fails_on({7}, how), "plain": _fails_on(set())}, image, mask,
+                                        conventions=("seed000",), lpips_model=False, batch_size=8, progress=False)
+    assert [(f.image, f.reason.split(":")[0]) for f in scores.failures["broken"]] == [(7, "ValueError")]
+    assert scores.failures["plain"] == [] and scores.total == 20
+    assert torch.isnan(scores["broken"]["psnr_hole"][7]) and torch.isfinite(scores["broken"]["psnr_hole"][:7]).all()
+    # the other images of the failing batch are scored as if nothing had happened
+    keep = torch.arange(20) != 7
+    assert torch.equal(scores["broken"]["l1_pct_hole"][keep], scores["plain"]["l1_pct_hole"][keep])
+    assert torch.equal(outputs["broken"][7], image[7] * (1 - mask[7]))   # its masked input, not garbage
+    with pytest.warns(ScoringFailureWarning):
+        rows, _ = compare_methods({"broken": _fails_on({7}, how)}, image, mask, conventions=("seed000",),
+                                  lpips_model=False, batch_size=8, progress=False)
+    (row,) = rows
+    assert row["n"] == 19 and row["of"] == 20 and row["failed"][0]["image"] == 7
+    assert row["l1_pct_hole"] == pytest.approx(float(scores["plain"]["l1_pct_hole"][keep].mean()))
+
+
+def test_a_method_that_fails_on_every_image_still_raises():
+    from inpaint_utils.metrics import score_methods
+
+    image, mask = _marked_batch(n=4)
+    with pytest.raises(ValueError, match="refusing image"):
+        score_methods({"dead": _fails_on(set(range(4)))}, image, mask, conventions=("seed000",), lpips_model=False,
+                      progress=False)
+
+
+def test_compare_on_masks_reports_n_of_how_many_and_bins_only_scored_images():
+    from inpaint_utils.comparison import compare_on_masks
+    from inpaint_utils.metrics import ScoringFailureWarning
+
+    image, mask = _marked_batch(n=12)
+    with pytest.warns(ScoringFailureWarning):
+        rows, _, skipped, area = compare_on_masks({"broken": _fails_on({3, 5})}, image, {"box": mask},
+                                                  lpips_model=False, progress=False, by_area=True)
+    assert skipped == [] and rows[0]["n"] == 10 and rows[0]["of"] == 12
+    assert [f["image"] for f in rows[0]["failed"]] == [3, 5]
+    assert sum(r["n"] for r in area) == 10 and all(math.isfinite(r["psnr_hole"]) for r in area)

@@ -126,13 +126,20 @@ def run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
         images = data.first_images(dataset, len(dataset))                         # (N, 3, S, S)
     except data.ImageReadError as e:                                              # changed since it was checked
         raise _UsageError(str(e)) from e
-    scores, _ = metrics.score_methods(methods, images, mask, conventions=("seed000", "seed002"),
-                                      lpips_model=lpips_model, batch_size=args.batch_size,
-                                      progress=sys.stderr.isatty())
+    with warnings.catch_warnings():                  # failed images are listed below the table instead
+        warnings.simplefilter("ignore", metrics.ScoringFailureWarning)
+        scores, _ = metrics.score_methods(methods, images, mask, conventions=("seed000", "seed002"),
+                                          lpips_model=lpips_model, batch_size=args.batch_size,
+                                          progress=sys.stderr.isatty())
     rows = metrics.mean_rows(scores)
     lama = args.mask_kind in masks.LAMA_KINDS
-    by_area = ([{"method": name, **row} for name, per_image in scores.items()
-                for row in scores_by_area(per_image, mask)] if lama else None)
+    by_area = None
+    if lama:
+        by_area = []
+        for name, per_image in scores.items():
+            ok = metrics.scored_only(scores, name)
+            by_area += [{"method": name, **row} for row in
+                        scores_by_area({k: v[ok] for k, v in per_image.items()}, mask.expand(len(ok), -1, -1, -1)[ok])]
     achieved = float(masks.area_ratio(mask).mean())
     if args.mask_kind == "training":
         mask_text = f"{args.method}'s training holes: {holes} (mean ratio {achieved:.3f}), seed {args.seed}"
@@ -149,6 +156,11 @@ def run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     print("hole: PSNR dB, SSIM, L1 and L2 in % of [0, 1] (Nanavati and Patel), MSE, L1 and TV on 0-255 "
           "(Biradar et al.); image: PSNR, SSIM")
     print(report.format_table(rows, [c for c in EVALUATE_COLUMNS if c in rows[0]]))
+    for row in rows:                                  # images a method could not fill: named, never dropped silently
+        if row.get("failed"):
+            print(f"{row['method']}: scored on {row['n']} of {row['of']} images; could not fill "
+                  + "; ".join(f"image {f['image']} ({_image_name(dataset, f['image'])}): {f['reason']}"
+                              for f in row["failed"]))
     if by_area:
         print("by hole-area bin (LaMa's protocol; each mean beside its n):")
         print(report.format_table(by_area, [c for c in ("area_bin", "method", "n", "achieved", "psnr_hole",
@@ -167,6 +179,15 @@ def run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
             json.dump(record, f, indent=1, default=float)
         print(f"results -> {args.json}")
     return 0
+
+
+def _image_name(dataset: Any, index: int) -> str:
+    """The file name of image ``index`` of the split scored, or ``#index`` for a dataset without files."""
+    files = getattr(dataset, "files", None)
+    try:
+        return Path(files[index]).name if files is not None else f"#{index}"
+    except (IndexError, TypeError):
+        return f"#{index}"
 
 
 def _evaluate_dataset(args: argparse.Namespace, size: int) -> tuple[Any, str]:

@@ -32,12 +32,17 @@ from .distribution import (fid_from_features, fid_kid, format_fid_kid, frechet_d
 from .latent import nsd, nsd_from_latents
 from .perceptual import load_lpips, lpips_distance
 from .pixel import REGIONS, SCALES, l1, l2, mse, psnr, ssim, tv
-from .scoring import compare_methods, evaluate, evaluate_per_image, mean_rows, score_methods
+from .scoring import (ImageFailure, Scores, ScoringFailureWarning, compare_methods, evaluate, evaluate_per_image,
+                      mean_rows, score_methods, scored_only)
 
 __all__ = [
     "compare_methods",
     "score_methods",
     "mean_rows",
+    "scored_only",
+    "Scores",
+    "ImageFailure",
+    "ScoringFailureWarning",
     "REGIONS",
     "SCALES",
     "l1",

@@ -14,6 +14,8 @@ Two conventions (``convention=``):
 """
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
@@ -103,10 +105,48 @@ def evaluate(completed: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, 
     return {k: float(v.mean()) for k, v in per_image.items()}
 
 
+class ScoringFailureWarning(UserWarning):
+    """Some images of a method could not be filled or scored; the others were (:class:`ImageFailure`)."""
+
+
+@dataclass(frozen=True)
+class ImageFailure:
+    """One image a method could not fill: its index in the batch scored and why (``"ValueError: ..."``)."""
+
+    method: str
+    image: int
+    reason: str
+
+
+class Scores(dict):
+    """:func:`score_methods`' result, ``{method: {key: (B,)}}``, plus ``failures``: ``{method: [ImageFailure,
+    ...]}`` (every method has an entry, usually empty) and ``total``: the number of images asked. A failed
+    image's scores are NaN; :func:`mean_rows` and :func:`scored_only` leave it out."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.failures: dict[str, list[ImageFailure]] = {}
+        self.total = 0
+
+
+def _reason(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _fill(name: str, method: Callable, target: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """``method`` on one batch (hole zeroed), its output checked: an image in [0, 1] of the input's shape."""
+    pred = method(target * (1 - m), m)
+    check_image(pred, f"output of method {name!r}")
+    if pred.shape != target.shape:
+        raise ValueError(f"method {name!r} returned shape {tuple(pred.shape)} for input {tuple(target.shape)}")
+    return pred
+
+
 def score_methods(methods: Mapping[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]],
                   image: torch.Tensor, mask: torch.Tensor, conventions: Sequence[str] = ("seed000", "seed002"),
                   lpips_model: torch.nn.Module | bool | None = None, batch_size: int = 32,
-                  progress: bool = True) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
+                  progress: bool = True) -> tuple[Scores, dict[str, torch.Tensor]]:
     """Run every method on the same images and masks and score the composites, one value per image.
 
     Each method is called as ``method(masked_image, mask)`` with the hole pixels zeroed, so no method
@@ -115,6 +155,13 @@ def score_methods(methods: Mapping[str, Callable[[torch.Tensor, torch.Tensor], t
     ``conventions``, in batches of ``batch_size``. Returns ``({method: {key: (B,)}}, {method: composites
     (B, 3, H, W)}``; :func:`compare_methods` averages it, ``comparison.compare_on_masks`` also bins it
     by hole area.
+
+    **One image's failure does not stop the others.** When a method raises on a batch (or returns NaN,
+    values outside [0, 1] or the wrong shape), its images are filled one by one; each image that still
+    fails gets NaN scores and its masked input as composite, and is recorded in the result's
+    ``failures`` (:class:`Scores`) with its reason, with one :class:`ScoringFailureWarning` per method
+    naming them. Only a method that fails on *every* image raises, its first error, as before (a
+    method that cannot run at all is an error, not a row of NaN).
     """
     check_image_mask(image, mask)
     if not isinstance(methods, Mapping) or not methods:
@@ -128,16 +175,35 @@ def score_methods(methods: Mapping[str, Callable[[torch.Tensor, torch.Tensor], t
     mask = mask.expand(image.shape[0], -1, -1, -1)
     from tqdm.auto import tqdm
 
-    scores, outputs = {}, {}
+    scores, outputs = Scores(), {}
+    scores.total = int(image.shape[0])
     for name, method in tqdm(methods.items(), desc="methods", disable=not progress):
         per_image: dict[str, list[torch.Tensor]] = {}
         completed_parts = []
+        failures: list[ImageFailure] = []
+        first_error: Exception | None = None
         for start in range(0, image.shape[0], batch_size):
             target, m = image[start:start + batch_size], mask[start:start + batch_size]
-            pred = method(target * (1 - m), m)
-            check_image(pred, f"output of method {name!r}")
-            if pred.shape != target.shape:
-                raise ValueError(f"method {name!r} returned shape {tuple(pred.shape)} for input {tuple(target.shape)}")
+            failed = torch.zeros(target.shape[0], dtype=torch.bool)
+            try:
+                pred = _fill(name, method, target, m)
+            except Exception as err:                              # find the image(s) it fails on
+                if target.shape[0] == 1:
+                    first_error = first_error or err
+                    failures.append(ImageFailure(name, start, _reason(err)))
+                    failed[0] = True
+                    pred = target * (1 - m)
+                else:
+                    parts = []
+                    for j in range(target.shape[0]):
+                        try:
+                            parts.append(_fill(name, method, target[j:j + 1], m[j:j + 1]))
+                        except Exception as one:
+                            first_error = first_error or one
+                            failures.append(ImageFailure(name, start + j, _reason(one)))
+                            failed[j] = True
+                            parts.append(target[j:j + 1] * (1 - m[j:j + 1]))
+                    pred = torch.cat(parts)
             completed = m * pred + (1 - m) * target
             completed_parts.append(completed)
             batch_scores: dict[str, torch.Tensor] = {}
@@ -147,10 +213,30 @@ def score_methods(methods: Mapping[str, Callable[[torch.Tensor, torch.Tensor], t
                 for key, value in found.items():          # psnr_* is in both conventions: kept once
                     batch_scores.setdefault(key, value)
             for key, value in batch_scores.items():
+                if failed.any():
+                    value = value.clone()
+                    value[failed.to(value.device)] = float("nan")
                 per_image.setdefault(key, []).append(value)
+        if first_error is not None and len(failures) == image.shape[0]:
+            raise first_error
+        if failures:
+            listed = "; ".join(f"image {f.image}: {f.reason}" for f in failures[:5])
+            more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
+            warnings.warn(f"method {name!r}: {len(failures)} of {image.shape[0]} images could not be filled and "
+                          f"are left out of its scores: {listed}{more}", ScoringFailureWarning, stacklevel=2)
         outputs[name] = torch.cat(completed_parts)
         scores[name] = {k: torch.cat(v) for k, v in per_image.items()}
+        scores.failures[name] = failures
     return scores, outputs
+
+
+def scored_only(scores: Mapping[str, Mapping[str, torch.Tensor]], name: str) -> torch.Tensor:
+    """``(B,)`` bool: the images method ``name`` was scored on (not in ``scores.failures``)."""
+    per_image = scores[name]
+    ok = torch.ones(next(iter(per_image.values())).shape[0], dtype=torch.bool)
+    for failure in getattr(scores, "failures", {}).get(name, ()):
+        ok[failure.image] = False
+    return ok
 
 
 def compare_methods(methods: Mapping[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]],
@@ -158,8 +244,9 @@ def compare_methods(methods: Mapping[str, Callable[[torch.Tensor, torch.Tensor],
                     lpips_model: torch.nn.Module | bool | None = None, batch_size: int = 32,
                     progress: bool = True) -> tuple[list[dict[str, Any]], dict[str, torch.Tensor]]:
     """:func:`score_methods` as table rows: one row per method (``{"method", "n", <metric keys>}``,
-    batch means) and the composites ``{method: (B, 3, H, W)}``. Notebooks 01-07 build their tables
-    from this.
+    means over the images it was scored on, ``"of"`` the images asked, ``"failed"`` the images that could
+    not be filled and why, where any: see :func:`score_methods`) and the composites ``{method: (B, 3, H,
+    W)}``. Notebooks 01-07 build their tables from this.
     """
     scores, outputs = score_methods(methods, image, mask, conventions=conventions, lpips_model=lpips_model,
                                     batch_size=batch_size, progress=progress)
@@ -168,7 +255,15 @@ def compare_methods(methods: Mapping[str, Callable[[torch.Tensor, torch.Tensor],
 
 def mean_rows(scores: Mapping[str, Mapping[str, torch.Tensor]]) -> list[dict[str, Any]]:
     """:func:`score_methods`' per-image scores ``{method: {key: (B,)}}`` as table rows, one per method:
-    ``{"method", "n" (B), <key>: the mean over the images}``."""
-    return [{"method": name, "n": int(next(iter(per_image.values())).shape[0]),
-             **{k: float(v.mean()) for k, v in per_image.items()}} for name, per_image in scores.items()]
-
+    ``{"method", "n" (images scored), "of" (images asked), <key>: the mean over the scored images}``, and
+    ``"failed": [{"image", "reason"}, ...]`` where some images failed (:class:`Scores`)."""
+    rows = []
+    for name, per_image in scores.items():
+        ok = scored_only(scores, name)
+        row: dict[str, Any] = {"method": name, "n": int(ok.sum()), "of": int(ok.numel())}
+        row.update({k: float(v[ok.to(v.device)].mean()) if ok.any() else float("nan") for k, v in per_image.items()})
+        failures = getattr(scores, "failures", {}).get(name)
+        if failures:
+            row["failed"] = [{"image": f.image, "reason": f.reason} for f in failures]
+        rows.append(row)
+    return rows
