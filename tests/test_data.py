@@ -375,7 +375,7 @@ def test_source_1_downloaded_dataset(dirs, capsys):
 
 
 def test_source_1_downloaded_dataset_uses_the_registry_preprocessing(dirs):
-    # seed 000's recipe for celeba-hq: resize to 256, centre crop 128, i.e. the central half of a
+    # Nanavati & Patel's recipe for celeba-hq: resize to 256, centre crop 128, i.e. the central half of a
     # 256 image; resize-to-128 ("256") would keep the whole image, border included
     image = _rgb(256, 256, (0, 0, 255))
     image[48:208, 48:208] = (255, 0, 0)  # red centre, blue border

@@ -16,7 +16,7 @@ from inpaint_utils.nbrun import CHECK_MARK, is_checked_cell, notebook_problems, 
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-#: seconds a notebook may take in the smoke profile (DEVELOPERS.md: 3 minutes on the course CPU);
+#: seconds a notebook may take in the smoke profile (docs/conventions.md, "Profiles": about 3 minutes on the course CPU);
 #: the limit is generous so that a loaded CI machine does not fail a healthy notebook.
 SMOKE_TIMEOUT = float(os.environ.get("INPAINT_NOTEBOOK_TIMEOUT", 420))
 #: The papermill pass runs as a fresh clone: a shared folder that does not exist (and no INPAINT_LPIPS),

@@ -8,9 +8,9 @@ A package along its seams (every public name is importable from ``inpaint_utils.
 
 Introduced in ``notebooks/00_data_prep.ipynb``; every later notebook gets its images from here.
 
-* :data:`DATASETS` is the registry of the datasets the seed papers train on (CelebA-HQ, Cityscapes and
-  Places365 in seed 000, the Context Encoder / Stable Diffusion 2 report; Animals-90 and an ImageNet
-  subset in seed 002, the GLCIC / contextual-attention replication), with their Kaggle ids.
+* :data:`DATASETS` is the registry of the datasets the source reports train on (CelebA-HQ, Cityscapes and
+  Places365 in Nanavati & Patel, the Context Encoder / Stable Diffusion 2 report; Animals-90 and an ImageNet
+  subset in Biradar et al., the GLCIC / contextual-attention replication), with their Kaggle ids.
 * :func:`download` (``data.download("celeba-hq")`` in a notebook, ``bash data_download.sh NAME`` or
   ``python -m inpaint_utils.data download NAME``) fetches one into ``data/<name>/`` with ``kagglehub``
   where it is installed (Colab ships it), else with the ``kaggle`` CLI (``data_download.sh`` always),
@@ -22,7 +22,7 @@ Introduced in ``notebooks/00_data_prep.ipynb``; every later notebook gets its im
 * :class:`DecodedImages` keeps a dataset's images decoded as uint8 (in memory, or in a memory-mapped
   file under :func:`cache_dir` for large sets, reused while its :func:`dataset_key` matches);
   :func:`cache_dataset` is the policy ``train.train`` applies (``TrainConfig.cache``).
-* :func:`find_source` implements DESIGN.md "Data paths": the downloaded dataset when present, else the
+* :func:`find_source` implements the course's data paths (docs/conventions.md, "Data paths"): the downloaded dataset when present, else the
   shared folder of real images (``../shared/data``), else scikit-image's bundled samples, and it says
   which one it used. CI and the smoke profile never download anything.
 """

@@ -1,4 +1,4 @@
-"""The registry of the seed papers' datasets: Kaggle ids, archive checksums, preprocessing (part of :mod:`inpaint_utils.data`)."""
+"""The registry of the source reports' datasets: Kaggle ids, archive checksums, preprocessing (part of :mod:`inpaint_utils.data`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,7 +12,7 @@ MARKER = ".complete"
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """One dataset of the seed papers and where to get it.
+    """One dataset of the source reports and where to get it.
 
     ``image_glob`` is the pattern (relative to ``data/<name>/``) that matches the images after
     extraction; files are then filtered by suffix (case-insensitive). ``preprocessing`` names a mode

@@ -17,7 +17,7 @@ from .reading import list_images, load_image, pil_to_tensor
 from .registry import get_dataset_spec
 
 
-#: Collections of the shared folder (``../shared/data``, see its README): sub-folders, searched
+#: Collections of the shared folder (``$INPAINT_SHARED``, by default ``../shared/data``): sub-folders, searched
 #: recursively. ``faces``: the CelebA / CelebA-HQ faces of at least 128 px (56 + 48 + 8 + 32 = 144);
 #: ``faces_small``: 1000 CelebA faces at 89 x 109; ``scenes``: CamVid test (233, 256 x 192), BSDS500
 #: (500, 481 x 321) and Urban100 (100, max side 256); ``all``: the three together.
@@ -64,7 +64,7 @@ class DataSource:
     shared folder) or ``"skimage"`` (scikit-image's bundled samples). ``files`` are image paths;
     ``images`` in-memory ``(3, H, W)`` tensors (used when a sample ships without a file).
     ``preprocessing`` is the :func:`preprocess` mode :meth:`dataset` applies unless told otherwise:
-    the registry's for a downloaded dataset (seed 000's ``"ce"``, resize to 256 and centre crop 128,
+    the registry's for a downloaded dataset (Nanavati & Patel's ``"ce"``, resize to 256 and centre crop 128,
     for celeba-hq, cityscapes and places365), ``"256"`` (resize + centre crop) for the others.
     """
 
@@ -200,7 +200,7 @@ def download_hint(dataset: str | None = None, collection: str | None = None) -> 
 
 
 def find_source(dataset: str | None = None, collection: str | None = None, verbose: bool = True) -> DataSource:
-    """The images a notebook uses (DESIGN.md "Data paths"), and one printed line saying which.
+    """The images a notebook uses (docs/conventions.md, "Data paths"), and one printed line saying which.
 
     1. ``data_root()/<dataset>`` when ``dataset`` is given and that folder holds images;
     2. else the shared folder's ``collection`` (one of :data:`COLLECTIONS`; ``None`` picks the
