@@ -251,7 +251,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     },
 
     # Irregular holes: partial convolutions (Liu et al. 2018, keys "pconv_") and DeepFill v2 / gated convolutions (Yu et
-    # al. 2019, keys "v2_"); `inpaint train partial_conv | deepfill_v2` reads its own keys without the prefix beside the
+    # al. 2019, keys "v2_"); `inpaint train pconv | deepfill_v2` reads its own keys without the prefix beside the
     # shared ones (cli.method_settings). Both train on free-form holes drawn on the fly (PConvTask: strokes over 1-60 %
     # of the image; DeepFillV2Task: strokes over 5-30 % and a box of 25 %). full: the papers' settings: PConv at 512 px,
     # the paper's widths, batch 6, Adam 2e-4, then fine-tuning at 5e-5 with the encoder's BatchNorm frozen, the loss on
