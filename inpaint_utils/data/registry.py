@@ -44,7 +44,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec(
             name="celeba-hq",
             kaggle_id="badasstechie/celebahq-resized-256x256",
-            paper="000 (Context Encoder vs Stable Diffusion 2)",
+            paper="Nanavati & Patel (Context Encoder vs Stable Diffusion 2)",
             description=(
                 "CelebA-HQ, 30,000 aligned celebrity faces, here already resized from 1024x1024 to "
                 "256x256 jpg in celeba_hq_256/ (about 0.3 GB). The paper resized to 256 and cropped to "
@@ -59,7 +59,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec(
             name="cityscapes",
             kaggle_id="dansbecker/cityscapes-image-pairs",
-            paper="000 (Context Encoder vs Stable Diffusion 2)",
+            paper="Nanavati & Patel (Context Encoder vs Stable Diffusion 2)",
             description=(
                 "Cityscapes street scenes as 256x512 jpg pairs (photo left, colour label map right), "
                 "2,975 train + 500 val in cityscapes_data/{train,val}/ (about 0.1 GB). The official "
@@ -75,7 +75,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec(
             name="places365",
             kaggle_id="benjaminkz/places365",
-            paper="000 (Context Encoder vs Stable Diffusion 2)",
+            paper="Nanavati & Patel (Context Encoder vs Stable Diffusion 2)",
             description=(
                 "Places365-Standard, 256x256 scene images in train/ and val/ class folders (large: "
                 "tens of GB; use max_images). The paper used 'a filtered subset' it does not list; "
@@ -89,7 +89,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec(
             name="animals-90",
             kaggle_id="iamsouravbanerjee/animal-image-dataset-90-different-animals",
-            paper="002 (GLCIC and contextual attention)",
+            paper="Biradar et al. (GLCIC and contextual attention)",
             description=(
                 "Animal Image Dataset (90 Different Animals): 5,400 jpg of 90 classes (60 each) in "
                 "animals/animals/<class>/ (about 0.7 GB), the exact Kaggle set the paper cites; it split "
@@ -103,7 +103,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec(
             name="imagenet-subset",
             kaggle_id="ifigotin/imagenetmini-1000",
-            paper="002 (GLCIC and contextual attention)",
+            paper="Biradar et al. (GLCIC and contextual attention)",
             description=(
                 "ImageNet Mini: about 38,700 ImageNet-1k images (all 1000 classes) in "
                 "imagenet-mini/{train,val}/<wnid>/ (about 4 GB). The paper used a 50k subset of the "
@@ -134,7 +134,7 @@ def registry_rows() -> list[dict[str, str]]:
     return [
         {
             "name": spec.name,
-            "paper": spec.paper.split(" ")[0],
+            "paper": spec.paper.split(" (")[0],
             "kaggle id": spec.kaggle_id,
             "preprocess": spec.preprocessing,
             "downloaded": "yes" if (root / spec.name / MARKER).is_file() else "no",
