@@ -25,20 +25,25 @@ Introduced in ``notebooks/00_data_prep.ipynb``; every later notebook gets its im
 * :func:`find_source` implements the course's data paths (docs/conventions.md, "Data paths"): the downloaded dataset when present, else the
   shared folder of real images (``../shared/data``), else scikit-image's bundled samples, and it says
   which one it used. CI and the smoke profile never download anything.
+* :func:`course_dataset` is the course-wide setting: ``$INPAINT_DATASET``, else the dataset the last
+  :func:`download` into the default folder recorded (:func:`set_course_dataset`); notebooks pass it to
+  :func:`find_source`. :func:`verify_download` checks a kagglehub download against the listing sha256 stored
+  at its first download.
 """
 from __future__ import annotations
 
-from .registry import DATASETS, MARKER, DatasetSpec, get_dataset_spec, registry_rows
+from .registry import (COURSE_ENV, COURSE_FILE, DATASETS, DEFAULT_COURSE_DATASET, MARKER, DatasetSpec, get_dataset_spec,
+                       registry_rows)
 from .reading import (IMAGE_SUFFIXES, ImageReadError, image_size, list_images, load_image, pil_to_tensor,
                       read_image_file)
 from .preprocessing import (PREPROCESS_MODES, apply_crop_flip, center_crop, make_transform, preprocess,
                             random_crop_flip_params, resize_short_side)
 from .datasets import SPLITS, ImageFolder, InMemoryImages, split_indices
-from .sources import (COLLECTIONS, SKIMAGE_SAMPLES, DataSource, dataset_source, download_hint, find_source,
-                      make_dataset, shared_source, skimage_source)
+from .sources import (COLLECTIONS, SKIMAGE_SAMPLES, DataSource, course_dataset, dataset_source, download_hint,
+                      find_source, make_dataset, shared_source, skimage_source)
 from .stats import first_images, image_sizes, mean_color, size_summary
 from .cache import CACHE_MODES, MEMORY_LIMIT, DecodedImages, cache_dataset, cache_dir, dataset_key, to_uint8
-from .downloads import DownloadError, download, kaggle_credentials, safe_extract
+from .downloads import DownloadError, download, kaggle_credentials, safe_extract, set_course_dataset, verify_download
 from .command import main
 
 __all__ = [
@@ -71,6 +76,12 @@ __all__ = [
     "shared_source",
     "skimage_source",
     "find_source",
+    "course_dataset",
+    "set_course_dataset",
+    "verify_download",
+    "COURSE_ENV",
+    "COURSE_FILE",
+    "DEFAULT_COURSE_DATASET",
     "download_hint",
     "make_dataset",
     "first_images",

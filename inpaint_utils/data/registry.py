@@ -8,6 +8,13 @@ from .. import config
 
 #: the file written last into ``data/<name>/`` once a download is complete
 MARKER = ".complete"
+#: the file in :func:`config.data_root` naming the course's dataset: written by a successful
+#: :func:`~inpaint_utils.data.download` into the default folder, read by :func:`~inpaint_utils.data.course_dataset`
+COURSE_FILE = "course_dataset.json"
+#: the environment variable that names the course's dataset (before :data:`COURSE_FILE`)
+COURSE_ENV = "INPAINT_DATASET"
+#: what notebook 00 downloads when the network allows it
+DEFAULT_COURSE_DATASET = "celeba-hq"
 
 
 @dataclass(frozen=True)
@@ -19,7 +26,11 @@ class DatasetSpec:
     of :func:`preprocess`. ``sha256`` is the archive's checksum where we know it; ``None`` means the
     archive is only checked for integrity (``zipfile.testzip``: every member's CRC). ``crop`` is a
     region taken from each file before preprocessing (``"left_half"`` for the photo half of the
-    Cityscapes image pairs).
+    Cityscapes image pairs). ``size``, ``num_files``: what the dataset page states (``None``: not recorded);
+    ``stated``: how far those facts, the id and the licence were checked. kagglehub extracts the dataset
+    itself and keeps no archive: what is checked then is the tree (:func:`~inpaint_utils.data.download`),
+    and the sha256 of its file listing is computed at the first download, stored in ``data/<name>/.complete``
+    and checked against by :func:`~inpaint_utils.data.verify_download`.
     """
 
     name: str
@@ -32,6 +43,9 @@ class DatasetSpec:
     licence: str
     crop: str | None = None
     fallback_collection: str = "scenes"
+    size: str | None = None
+    num_files: int | None = None
+    stated: str = "as stated on the dataset page, not verified here"
 
     @property
     def url(self) -> str:
@@ -52,9 +66,16 @@ DATASETS: dict[str, DatasetSpec] = {
             ),
             image_glob="celeba_hq_256/*",
             preprocessing="ce",
+            # No archive checksum is known: the Kaggle page could not be reached from where this was written.
+            # kagglehub keeps no archive; the sha256 of the extracted tree's listing is computed at the first
+            # download and stored in data/celeba-hq/.complete (data.verify_download checks against it).
             sha256=None,
             licence="CelebA agreement: non-commercial research and education only; do not redistribute.",
             fallback_collection="faces",
+            size="about 300 MB",
+            num_files=30000,
+            stated="id, size (about 300 MB), 30,000 JPEGs at 256x256 and licence as stated on the dataset page, "
+                   "not verified here (no network where this was written)",
         ),
         DatasetSpec(
             name="cityscapes",

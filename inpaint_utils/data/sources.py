@@ -1,6 +1,8 @@
 """Where the images come from: a downloaded dataset, else the shared folder, else scikit-image's samples (part of :mod:`inpaint_utils.data`)."""
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -14,7 +16,7 @@ from .. import config
 from .datasets import ImageFolder, InMemoryImages
 from .preprocessing import _apply_crop
 from .reading import list_images, load_image, pil_to_tensor
-from .registry import get_dataset_spec
+from .registry import COURSE_ENV, COURSE_FILE, get_dataset_spec
 
 
 #: Collections of the shared folder (``$INPAINT_SHARED``, by default ``../shared/data``): sub-folders, searched
@@ -196,7 +198,8 @@ def download_hint(dataset: str | None = None, collection: str | None = None) -> 
         dataset = "celeba-hq" if collection is None or collection.startswith("faces") else "places365"
     name = get_dataset_spec(dataset).name
     return (f"for real results download a dataset: bash data_download.sh {name} "
-            f"(or data.download({name!r}) in a notebook), then set DATASET = {name!r}")
+            f"(or data.download({name!r}) in a notebook, as notebook 00 does when online); every notebook "
+            f"then uses it (or set INPAINT_DATASET={name})")
 
 
 def find_source(dataset: str | None = None, collection: str | None = None, verbose: bool = True) -> DataSource:
@@ -233,3 +236,24 @@ def find_source(dataset: str | None = None, collection: str | None = None, verbo
     if verbose:
         print(source.summary() + note)
     return source
+
+
+def course_dataset(dataset: str | None = None) -> str | None:
+    """The course's dataset, one setting for every notebook (a notebook's ``DATASET = None`` parameter asks
+    for it): ``dataset`` when given; else ``$INPAINT_DATASET``; else the dataset that the last successful
+    :func:`~inpaint_utils.data.download` into the default data folder recorded in
+    ``data_root()/course_dataset.json``, if it still holds images; else ``None``, and :func:`find_source`
+    falls back to the shared folder, then scikit-image's samples. A name the registry does not know raises
+    ``KeyError`` listing the known ones."""
+    if dataset is not None:
+        return get_dataset_spec(dataset).name
+    named = os.environ.get(COURSE_ENV, "").strip()
+    if named:
+        return get_dataset_spec(named).name
+    record = config.data_root() / COURSE_FILE
+    try:
+        name = json.loads(record.read_text(encoding="utf-8"))["dataset"]
+        get_dataset_spec(name)
+    except (OSError, ValueError, KeyError, TypeError):    # absent, unreadable, or naming no registered dataset
+        return None
+    return name if dataset_source(name) is not None else None
