@@ -1,4 +1,4 @@
-"""Speed of the Context Encoder (notebook 02) and the cascade CE with NSD (notebook 03, seed 003).
+"""Speed of the Context Encoder (notebook 02) and the cascade CE with NSD (notebook 03, the cascade CE paper).
 
 Prints one table: inference milliseconds per image at batch 1 and 64 (``predict_full``: input, network,
 composite), training images per second (``ContextEncoderTask`` / ``CascadeTask`` steps: discriminator and

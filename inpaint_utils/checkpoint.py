@@ -12,7 +12,7 @@ A checkpoint is one folder::
         discriminator.safetensors
         training_state.pt        optimizer and GradScaler states, RNG states, step counters (torch.save)
 
-Why this shape (DESIGN.md, "Peers: Checkpoints"): ports of these papers break when code and weights
+Why this shape (docs/conventions.md, "Checkpoints"): ports of these papers break when code and weights
 drift apart, so the model name, its config and the code version travel with the weights, and
 :func:`load_checkpoint` refuses a checkpoint whose name, config or tensor shapes differ from the model
 it is loaded into, saying exactly what differs, *before* it changes anything. Weights are safetensors

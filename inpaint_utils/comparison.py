@@ -3,7 +3,7 @@ mask kind and by hole ratio, plus the summaries and the curves built from those 
 
 The masks are drawn once per ``(kind, ratio)`` from one seed (:func:`comparison_masks`), so every
 method sees exactly the same holes; each method is scored with :func:`inpaint_utils.metrics.compare_methods`
-(hole zeroed before the call, composite scored, seed 000 and seed 002 conventions). A method that
+(hole zeroed before the call, composite scored, Nanavati & Patel and Biradar et al. conventions). A method that
 cannot fill a mask (a centre Context Encoder asked for a hole outside its window) is recorded in
 ``skipped`` with its reason instead of stopping the comparison.
 
@@ -93,8 +93,8 @@ def scores_by_area(per_image: Mapping[str, torch.Tensor], mask: torch.Tensor, bi
 def compare_on_masks(methods: Mapping[str, Method], images: torch.Tensor, mask_sets: Mapping[Any, torch.Tensor],
                      lpips_model: Any = False, batch_size: int = 32, progress: bool = True, by_area: bool = False,
                      bins: int = 10) -> tuple:
-    """Score every method on every mask set (hole zeroed before the call, composite scored, seed 000
-    and seed 002 conventions). ``mask_sets`` maps ``(kind, ratio)`` (:func:`comparison_masks`) or a kind
+    """Score every method on every mask set (hole zeroed before the call, composite scored, Nanavati & Patel
+    and Biradar et al. conventions). ``mask_sets`` maps ``(kind, ratio)`` (:func:`comparison_masks`) or a kind
     name (the fixed sets of :func:`inpaint_utils.masks.eval_mask_sets`, ratio ``None``) to ``(n, 1, H, W)``
     masks, one per image.
 
@@ -306,15 +306,15 @@ class Replication:
 
 
 _SEED000 = {"l1_pct": "l1_pct_hole", "l2_pct": "l2_pct_hole", "psnr": "psnr_hole"}
-#: seed 002 does not say over which pixels its Table II averages; ours are in the hole (notebooks 04 and 05 print both).
+#: Biradar et al. do not say over which pixels its Table II averages; ours are in the hole (notebooks 04 and 05 print both).
 _SEED002 = {"mse255": "mse255_hole", "l1_255": "l1_255_hole", "psnr": "psnr_hole", "lpips": "lpips_hole",
             "tv": "tv255_hole"}
 
-#: seed 003's NSD is the raw estimator (notebook 03's ``nsd_*``): raw beside raw. ``nsd_standardised_ours`` is our
+#: the cascade CE paper's NSD is the raw estimator (notebook 03's ``nsd_*``): raw beside raw. ``nsd_standardised_ours`` is our
 #: standardised variant (``metrics.nsd(..., standardize=True)``), which the paper does not report (blank in its row).
 _SEED003 = {"nsd_mean": "nsd_mean", "nsd_std": "nsd_std", "nsd_standardised_ours": "ours_std_mean"}
 
-#: Every reported number of seed 000 Table 1, seed 002 Table II and seed 003's NSD that a notebook of
+#: Every reported number of Nanavati & Patel, Table 1, Biradar et al., Table II and the cascade CE paper's NSD that a notebook of
 #: the course measures, and where that notebook saves ours.
 REPLICATION: tuple[Replication, ...] = (
     Replication("seed000_table1", "Context Encoder", "CelebA-HQ", "02_context_encoder", "02_context_encoder",

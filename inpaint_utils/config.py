@@ -88,9 +88,9 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # cpu (~1 min on a 2-core laptop): 64 px as notebooks 02-05's cpu runs, Telea + NS on the whole test split
         "cpu": {"image_size": 64, "ratio_samples": 500, "num_eval_images": None},
     },
-    # Context Encoder (seed 000 / Pathak et al.): smoke is a narrower CE (same code) for a CPU. lr is the generator's,
+    # Context Encoder (Nanavati & Patel / Pathak et al.): smoke is a narrower CE (same code) for a CPU. lr is the generator's,
     # the discriminator's is 10x smaller (ContextEncoderTask's d_lr_ratio 0.1): full has the authors' train.lua rates,
-    # G 2e-3 / D 2e-4 (seed 000 states one rate, 2e-4); gpu keeps seed 000's 2e-4 for G (D 2e-5). smoke and cpu: G 5e-4
+    # G 2e-3 / D 2e-4 (Nanavati & Patel state one rate, 2e-4); gpu keeps Nanavati & Patel's 2e-4 for G (D 2e-5). smoke and cpu: G 5e-4
     # for their short runs. Smoke, measured here (one thread, the other core busy): 150 steps in 115 s, then on 60 test
     # faces PSNR 17.16 dB / LPIPS 0.435 in the hole against Telea's 13.01 / 0.453 (300 steps at 2e-4 took 210 s in CI's
     # nbval pass, over the notebook's 3 minutes, for 17.7 / 0.420).
@@ -110,7 +110,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                 "num_steps": 482, "lr": 5e-4, "log_every": 25, "sample_every": 1000, "checkpoint_every": 50,
                 "num_eval_images": None},
     },
-    # Cascade CE and NSD (seed 003): smoke trains narrow 64 / 128 CEs (same code) for a few hundred steps in all on a
+    # Cascade CE and NSD (the cascade CE paper): smoke trains narrow 64 / 128 CEs (same code) for a few hundred steps in all on a
     # CPU; full is the authors' CE at 02's full settings (so 02's centre CE is reused as the plain CE) and the paper's
     # NSD sample (k = 250 images, n = 100 masks); lr as 02's (full: the authors' G 2e-3 / D 2e-4). threads=1: a shared 2-core CPU is faster with one OpenMP thread.
     "03_cascade_ce_nsd": {
@@ -164,8 +164,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                 "alpha": 4e-4, "optimizer": "adadelta", "lr": None, "log_every": 25, "sample_every": 1000,
                 "checkpoint_every": 50, "num_eval_images": None, "num_workers": 0, "threads": 1},
     },
-    # DeepFill v1 / contextual attention (Yu et al. 2018, seed 002): full is seed 002's Table I (256 px, 128 px hole,
-    # batch 64 as seed 002 says (v1's yml: 16), Adam 1e-4, 5 critic steps; 150k / 50k / 20k iterations for the hole /
+    # DeepFill v1 / contextual attention (Yu et al. 2018, Biradar et al.): full is Biradar et al.'s Table I (256 px, 128 px hole,
+    # batch 64 as Biradar et al. say (v1's yml: 16), Adam 1e-4, 5 critic steps; 150k / 50k / 20k iterations for the hole /
     # mosaic / hole_ns models). smoke: the same layers at 1/4 width on 64 px faces (32 px hole), a few dozen steps per
     # input mode with 10x the learning rate so that they show something; each step is 6 batches (5 critic steps, each
     # on its own batch and fakes, then the generator's): 40 + 12 + 12 steps were ~130 s x 64/100 of CI's 05 cell. gpu: v1's widths at 256 px, batch 16, sized
@@ -186,7 +186,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                 "steps_hole": 1600, "steps_mosaic": 200, "steps_hole_ns": 100, "log_every": 25, "sample_every": 1000,
                 "checkpoint_every": 50, "num_eval_images": None, "threads": 1},
     },
-    # SD-2 inpainting and RePaint (seed 000, seed 001): smoke runs tiny random pipelines (images are noise),
+    # SD-2 inpainting and RePaint (Nanavati & Patel, the overview notes): smoke runs tiny random pipelines (images are noise),
     # built offline under runs/; full runs the real models (SD-2 inpainting from its community mirror
     # DEFAULT_SD_MODEL, the original stabilityai/ one having been deleted from the hub; RePaint with a face DDPM,
     # DEFAULT_DDPM_MODEL, on faces and a scene DDPM, DEFAULT_SCENE_DDPM_MODEL, on scenes) with the papers'
@@ -251,7 +251,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     },
 
     # Irregular holes: partial convolutions (Liu et al. 2018, keys "pconv_") and DeepFill v2 / gated convolutions (Yu et
-    # al. 2019, keys "v2_"); `inpaint train partial_conv | deepfill_v2` reads its own keys without the prefix beside the
+    # al. 2019, keys "v2_"); `inpaint train pconv | deepfill_v2` reads its own keys without the prefix beside the
     # shared ones (cli.method_settings). Both train on free-form holes drawn on the fly (PConvTask: strokes over 1-60 %
     # of the image; DeepFillV2Task: strokes over 5-30 % and a box of 25 %). full: the papers' settings: PConv at 512 px,
     # the paper's widths, batch 6, Adam 2e-4, then fine-tuning at 5e-5 with the encoder's BatchNorm frozen, the loss on

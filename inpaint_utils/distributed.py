@@ -5,9 +5,9 @@ Used by :func:`inpaint_utils.train.train` (which calls everything here itself) a
 reads the process's place from the environment torchrun sets (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
 ``MASTER_ADDR``, ``MASTER_PORT``) and joins the group (:func:`init_from_env`)::
 
-    torchrun --standalone --nproc-per-node 8 -m inpaint_utils.cli train context_encoder --data DIR
+    torchrun --standalone --nproc-per-node 8 -m inpaint_utils.cli train ce --data DIR
     torchrun --nnodes 2 --nproc-per-node 8 --rdzv_backend c10d --rdzv_endpoint HOST:29500 \\
-             -m inpaint_utils.cli train context_encoder --data DIR                 # on each machine
+             -m inpaint_utils.cli train ce --data DIR                 # on each machine
 
 What is synchronised, and why this way:
 

@@ -72,12 +72,12 @@ _BASELINE_NAMES = {"mean": "mean_fill", "telea": "telea", "ns": "navier_stokes",
 #: learned method -> (the notebook that trains it, the ``inpaint train`` method or ``None`` when only the
 #: notebook does).
 MAKES: dict[str, tuple[str, str | None]] = {
-    "ce": ("02_context_encoder", "context_encoder"),
+    "ce": ("02_context_encoder", "ce"),
     "cascade": ("03_cascade_ce_nsd", None),
     "glcic": ("04_glcic", "glcic"),
     "glcic_poisson": ("04_glcic", "glcic"),
     "deepfill": ("05_contextual_attention", "deepfill"),
-    "pconv": ("08_irregular_holes", "partial_conv"),
+    "pconv": ("08_irregular_holes", "pconv"),
     "deepfill_v2": ("08_irregular_holes", "deepfill_v2"),
 }
 
@@ -212,8 +212,8 @@ def load_inpainter(method: str, checkpoint: str | os.PathLike | None = None, dev
         return _load_nearest_neighbour(checkpoint, **kwargs)
     if method in LEARNED:
         if checkpoint is None:
-            raise ValueError(f"method {method!r} needs a checkpoint: train it first (notebook or `inpaint train "
-                             f"{LEARNED[method]}`) and pass the run folder or its checkpoints/step_* folder")
+            raise ValueError(f"method {method!r} needs a checkpoint: train it first ({how_to_make(method)}) and pass "
+                             f"the run folder or its checkpoints/step_* folder")
         model, info = load_trained_model(checkpoint, expected=LEARNED[method], device=get_device(device))
         size = getattr(model.config, "image_size", None)
         meta = {"method": method, "checkpoint": str(info["path"]), "step": info["step"],

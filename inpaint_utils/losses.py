@@ -1,14 +1,14 @@
 """Training losses of the Context Encoder and DeepFill v1 (and the adversarial terms the other GANs reuse).
 
 Used by notebooks ``02_context_encoder`` and ``03_cascade_ce_nsd`` through
-:mod:`inpaint_utils.train`. Sources: seed 000, equations (1)-(4) (joint loss
+:mod:`inpaint_utils.train`. Sources: Nanavati & Patel, equations (1)-(4) (joint loss
 ``L_G = lambda_rec L_rec + lambda_adv L_adv``, non-saturating generator term, discriminator BCE);
 Pathak et al. 2016 (arXiv:1604.07379), section 3.2, and the authors' Torch code (``train.lua``) for
 the details the papers leave out: ``lambda_rec = 0.999``, ``lambda_adv = 0.001`` (``wtl2``), the
 10x weight on the 4-px overlap ring (``overlapL2Weight``, :func:`inpaint_utils.masks.overlap_weights`),
 and how the weighted L2 is normalised (:func:`masked_l2`).
 
-DeepFill v1 (Yu et al. 2018, arXiv:1801.07892; seed 002's Table I; notebook ``05_contextual_attention``):
+DeepFill v1 (Yu et al. 2018, arXiv:1801.07892; Biradar et al.'s Table I; notebook ``05_contextual_attention``):
 the spatially discounted L1 (:func:`spatial_discount_weights` with :func:`masked_l1`, ``gamma`` 0.9) and
 WGAN-GP (:func:`wgan_critic_loss`, :func:`wgan_generator_loss`, :func:`gradient_penalty`, ``lambda`` 10).
 
@@ -142,7 +142,7 @@ def masked_l2(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor,
       ``lambda_adv`` by that factor.
     * ``"sum"``: ``S``.
 
-    Note (DESIGN.md "Peers"): the popular PyTorch port multiplies the weight matrix by ``wtl2``
+    Note (docs/conventions.md, "Notes from the public implementations"): the popular PyTorch port multiplies the weight matrix by ``wtl2``
     *and* the mean by ``wtl2`` again (``0.999**2``), so its effective ``lambda_rec`` differs from the
     authors'; here ``lambda_rec`` is applied once, in :func:`ce_generator_loss`.
     """
@@ -150,7 +150,7 @@ def masked_l2(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor,
 
 
 def generator_adversarial_bce(d_fake_logits: torch.Tensor) -> torch.Tensor:
-    """Seed 000 eq. (3), the non-saturating generator term ``L_adv = -E[log D(G(x_masked))]``:
+    """Nanavati & Patel eq. (3), the non-saturating generator term ``L_adv = -E[log D(G(x_masked))]``:
     BCE of the discriminator's logits on generated images against the label "real" (1), the
     authors' ``criterion:forward(output, real_label)``. Mean over the logits; a 0-d tensor."""
     _check_float(d_fake_logits, "d_fake_logits")
@@ -160,7 +160,7 @@ def generator_adversarial_bce(d_fake_logits: torch.Tensor) -> torch.Tensor:
 
 
 def discriminator_bce(d_real_logits: torch.Tensor, d_fake_logits: torch.Tensor) -> torch.Tensor:
-    """Seed 000 eq. (4), ``L_D = -E[log D(x)] - E[log(1 - D(G(x_masked)))]``: BCE of real logits
+    """Nanavati & Patel eq. (4), ``L_D = -E[log D(x)] - E[log(1 - D(G(x_masked)))]``: BCE of real logits
     against 1 plus BCE of fake logits against 0, each a mean over its batch, summed as the
     authors' ``errD = errD_real + errD_fake``. Detach the fakes yourself when training D. 0-d tensor."""
     _check_float(d_real_logits, "d_real_logits")
@@ -177,7 +177,7 @@ def discriminator_bce(d_real_logits: torch.Tensor, d_fake_logits: torch.Tensor) 
 def ce_generator_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor,
                       d_fake_logits: torch.Tensor | None, lambda_rec: float = 0.999, lambda_adv: float = 0.001,
                       normalize: str = "elements", units: str = "tanh") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Seed 000 eq. (1): ``L_G = lambda_rec L_rec + lambda_adv L_adv`` with the authors' 0.999 / 0.001.
+    """Nanavati & Patel eq. (1): ``L_G = lambda_rec L_rec + lambda_adv L_adv`` with the authors' 0.999 / 0.001.
 
     ``pred``, ``target``: images in ``[0, 1]``; ``weights``: see :func:`masked_l2`;
     ``d_fake_logits``: the discriminator on ``pred`` (not detached), or ``None`` for a

@@ -27,22 +27,22 @@ __all__ = ["REPORTED", "format_table", "hardware", "versions", "VERSIONED", "por
            "readme_results", "update_readme", "RESULTS_COLUMNS", "README_MARKERS"]
 
 
-#: The numbers the source papers report (DESIGN.md, "Reported numbers to replicate"), printed beside
+#: The numbers the source papers report (docs/references.md lists them), printed beside
 #: ours. These are the papers' values, typed once here; every number of ours comes from a run.
 REPORTED: dict[str, dict[str, Any]] = {
     "seed000_table1": {
-        "source": "seed 000 Table 1: 128x128, centre-region masks; L1 and L2 in % of [0, 1], PSNR in dB",
+        "source": "Nanavati & Patel, Table 1: 128x128, centre-region masks; L1 and L2 in % of [0, 1], PSNR in dB",
         "columns": ("method", "data", "l1_pct", "l2_pct", "psnr"),
         "rows": [
-            # Seed 000 labels this row "NN-inpainting (Baseline)", but its numbers are the Context Encoder's
+            # Nanavati & Patel label this row "NN-inpainting (Baseline)", but its numbers are the Context Encoder's
             # own: Pathak et al. 2016, Table 1 (Paris StreetView, held-out images) reads NN-inpainting (HOG
             # features) 19.92 % / 6.92 % / 12.79 dB, NN-inpainting (our features) 15.10 % / 4.30 % / 14.70 dB,
             # Our Reconstruction (joint) 9.37 % / 1.96 % / 18.58 dB. Checked against two independent copies of
             # that table found by search (a course summary of the paper and a PyTorch CE port's evaluation
             # script; the port quotes the joint row as 10.33 % / 2.35 % / 17.59 dB, likely another arXiv
-            # version, with the same two NN rows): seed 000's numbers match no NN row, and match the joint row.
+            # version, with the same two NN rows): Nanavati & Patel's numbers match no NN row, and match the joint row.
             # The original PDF was not at hand; our NN baseline is inpaint_utils.baselines.exemplar.
-            {"method": "Context Encoder of Pathak et al. (L2 + adversarial; seed 000: 'NN-inpainting')",
+            {"method": "Context Encoder of Pathak et al. (L2 + adversarial; Nanavati & Patel: 'NN-inpainting')",
              "data": "Paris StreetView", "l1_pct": 9.37, "l2_pct": 1.96, "psnr": 18.58},
             {"method": "Context Encoder", "data": "CelebA-HQ", "l1_pct": 3.22, "l2_pct": 0.88, "psnr": 21.28},
             {"method": "Context Encoder", "data": "Cityscapes", "l1_pct": 6.0, "l2_pct": 2.98, "psnr": 16.17},
@@ -52,12 +52,12 @@ REPORTED: dict[str, dict[str, Any]] = {
         ],
     },
     "seed002_table2": {
-        "source": "seed 002 Table II: 256x256 with a 128x128 hole; MSE and L1 on 0-255, PSNR dB, LPIPS, TV",
+        "source": "Biradar et al., Table II: 256x256 with a 128x128 hole; MSE and L1 on 0-255, PSNR dB, LPIPS, TV",
         "columns": ("method", "mse255", "l1_255", "psnr", "lpips", "tv"),
         "rows": [
             {"method": "Telea", "mse255": 821.73, "l1_255": 9.66, "psnr": 19.61, "lpips": 0.17, "tv": 7.97},
             {"method": "Navier-Stokes", "mse255": 810.47, "l1_255": 9.68, "psnr": 19.63, "lpips": 0.16, "tv": 8.15},
-            # seed 002's "GLCIC" is the stable variant of Yu et al. 2018 (no BatchNorm, ELU, WGAN-GP), not Iizuka's
+            # Biradar et al.'s "GLCIC" is the stable variant of Yu et al. 2018 (no BatchNorm, ELU, WGAN-GP), not Iizuka's
             {"method": "stable GLCIC of Yu et al. (no BN, ELU, WGAN-GP; 50k)", "mse255": 720.49, "l1_255": 9.25,
              "psnr": 20.16, "lpips": 0.13, "tv": 1.70},
             {"method": "CA Animals hole (150k)", "mse255": 631.22, "l1_255": 8.09, "psnr": 20.99, "lpips": 0.11,
@@ -69,12 +69,12 @@ REPORTED: dict[str, dict[str, Any]] = {
         ],
     },
     "seed001_irregular": {
-        "source": "seed 001 (the course's overview) and LaMa Table 1 (Suvorov et al. 2021), via DESIGN.md: FID and "
+        "source": "the overview notes and LaMa Table 1 (Suvorov et al. 2021): FID and "
                   "LPIPS of free-form inpainting; n = test images (Places2 and CelebA-HQ 256)",
         "columns": ("method", "data", "masks", "fid", "lpips", "n", "note"),
         "rows": [
             {"method": "DeepFill v2", "data": "Places2, 256 px", "masks": "free-form", "fid": 7.8, "lpips": None,
-             "n": None, "note": "seed 001; a user study preferred it over partial convolutions 61 % of the time"},
+             "n": None, "note": "the overview notes; a user study preferred it over partial convolutions 61 % of the time"},
             {"method": "DeepFill v2", "data": "CelebA-HQ, 256 px", "masks": "LaMa narrow", "fid": 12.5, "lpips": 0.130,
              "n": 2000, "note": "LaMa Table 1"},
             {"method": "DeepFill v2", "data": "CelebA-HQ, 256 px", "masks": "LaMa wide", "fid": 11.2, "lpips": 0.126,
@@ -86,7 +86,7 @@ REPORTED: dict[str, dict[str, Any]] = {
         ],
     },
     "seed003_nsd": {
-        "source": "seed 003: NSD of raw encoder latents (standardize=False), k=250 images, n=100 masks, "
+        "source": "the cascade CE paper: NSD of raw encoder latents (standardize=False), k=250 images, n=100 masks, "
                   "100k ImageNet images",
         "columns": ("method", "nsd_mean", "nsd_std"),
         "rows": [

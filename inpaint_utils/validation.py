@@ -1,6 +1,6 @@
 """Input checks shared by every module: one place that says what an image and a mask are.
 
-Conventions (DESIGN.md): images are float tensors ``(B, 3, H, W)`` in ``[0, 1]``; masks are float
+Conventions (docs/conventions.md): images are float tensors ``(B, 3, H, W)`` in ``[0, 1]``; masks are float
 ``(B, 1, H, W)`` with **1 = hole (missing), 0 = known**. These functions never silently fix input:
 they raise with a message that names the argument and the offending value.
 """

@@ -67,13 +67,13 @@ glcic() {  # GLCIC as the paper runs it (the network, then fast marching + Poiss
 }
 
 case "${1:-all}" in
-    ce) one context_encoder ce 02_ce_cpu ;;
+    ce) one ce ce 02_ce_cpu ;;
     cascade) cascade ;;
     glcic) glcic ;;
     deepfill) one deepfill deepfill 05_ca_cpu_hole ;;
     v2) free_form deepfill_v2 deepfill_v2 08_v2_cpu ;;
-    pconv) free_form partial_conv pconv 08_pconv_cpu ;;
-    all) one context_encoder ce 02_ce_cpu; cascade; glcic; one deepfill deepfill 05_ca_cpu_hole
+    pconv) free_form pconv pconv 08_pconv_cpu ;;
+    all) one ce ce 02_ce_cpu; cascade; glcic; one deepfill deepfill 05_ca_cpu_hole
          free_form deepfill_v2 deepfill_v2 08_v2_cpu ;;
     *) echo "usage: scripts/cpu_runs.sh [all|ce|cascade|glcic|deepfill|v2|pconv]" >&2; exit 2 ;;
 esac

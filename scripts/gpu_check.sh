@@ -13,7 +13,7 @@
 #   bench-ce       benchmarks/bench_context_encoder.py on CUDA (inference, training images/s, NSD)
 #   bench-ca       benchmarks/bench_contextual_attention.py on CUDA (batched vs per-sample loop)
 #   bench-train    benchmarks/bench_training.py on CUDA, gpu profile: images/s and data wait, cache off / on
-#   train-nproc1   `inpaint train context_encoder --profile gpu --nproc 1` on the course's images, a few steps
+#   train-nproc1   `inpaint train ce --profile gpu --nproc 1` on the course's images, a few steps
 # Every step's wall time and status go to OUT/summary.md and OUT/summary.json, its output to OUT/logs/.
 set -euo pipefail
 
@@ -67,7 +67,7 @@ add nb-05 "${NBRUN[@]}" notebooks/05_contextual_attention.ipynb -p NUM_STEPS="$S
 add bench-ce "$PY" benchmarks/bench_context_encoder.py --device cuda --repeat 3 --train-steps 3 --k 50 --n 20
 add bench-ca "$PY" benchmarks/bench_contextual_attention.py --device cuda --repeat 5
 add bench-train "$PY" benchmarks/bench_training.py --device cuda --profile gpu --steps 10 --warmup 2
-add train-nproc1 "$PY" -m inpaint_utils.cli train context_encoder --data "$OUT/train-images" --profile gpu --nproc 1 --steps "$STEPS" --run-name ce_gpu_check
+add train-nproc1 "$PY" -m inpaint_utils.cli train ce --data "$OUT/train-images" --profile gpu --nproc 1 --steps "$STEPS" --run-name ce_gpu_check
 
 if [[ $DRY_RUN -eq 1 ]]; then
     echo "gpu check -> $OUT (summary.md, summary.json, logs/); ${#NAMES[@]} steps, ${STEP_TIMEOUT} s each at most:"

@@ -1,4 +1,4 @@
-"""Tests of inpaint_utils.models.cascade (seed 003, section 4.2): the cascade input against a reference
+"""Tests of inpaint_utils.models.cascade (the cascade CE paper, section 4.2): the cascade input against a reference
 built by hand in NumPy, known pixels kept bit for bit, the hole holding the upscaled 64 prediction, the
 64 CE frozen through training with the shared loop, configs, checkpoints and NSD with the cascade."""
 import json

@@ -187,6 +187,76 @@ def test_entry_point_and_module_run():
     assert done.returncode == 0 and "--nproc" in done.stdout and "--rdzv_backend c10d" in done.stdout
 
 
+
+# ------------------------------------------------------------------ one set of method names
+
+def test_train_fill_and_evaluate_share_one_set_of_method_names():
+    from inpaint_utils.inference import METHODS as FILL_METHODS
+
+    assert set(cli.METHODS) <= set(FILL_METHODS)                       # every trainable method can fill
+    assert list(cli.METHODS) == ["ce", "glcic", "deepfill", "pconv", "deepfill_v2"]
+    for old, new in cli.ALIASES.items():                               # the old names: aliases of the new
+        assert old not in FILL_METHODS and new in FILL_METHODS and cli.METHODS[old] is cli.METHODS[new]
+        assert old in cli.METHODS and cli.canonical_method(old) == new
+        assert cli.method_settings(old, "smoke") == cli.method_settings(new, "smoke")
+    assert cli.canonical_method("glcic") == "glcic" and cli.canonical_method("nope") == "nope"
+    # a run without --run-name keeps its folder whichever name started it
+    assert cli.default_run_name("ce", "cpu") == cli.default_run_name("context_encoder", "cpu") == "context_encoder_cpu"
+    assert cli.default_run_name("pconv", "smoke") == "partial_conv_smoke"
+    assert cli.default_run_name("glcic", "gpu") == "glcic_gpu"
+
+
+def test_help_texts_list_the_one_set(capsys):
+    parser = cli.build_parser()
+    for argv in (["train", "--help"], ["fill", "--help"], ["evaluate", "--help"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(argv)
+        text = " ".join(capsys.readouterr().out.split())
+        assert "pconv" in text and "context_encoder for ce, partial_conv for pconv are accepted too" in text, argv
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "ce (Context Encoder" in text and "pconv (partial convolutions" in text and "{context_encoder" not in text
+
+
+@pytest.mark.parametrize("name", ["ce", "context_encoder"])
+def test_train_takes_the_fill_name_and_the_old_one(images, runs, capsys, name):
+    argv = ["train", name, "--data", str(images), "--steps", "1", "--batch-size", "2", "--image-size", "32"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "inpaint train ce:" in out and "done: step 1" in out
+    assert latest_checkpoint(runs / "context_encoder_smoke").name == "step_000001"    # the folder it always had
+    record = json.loads((runs / "context_encoder_smoke" / cli.TRAIN_COMMAND_FILE).read_text())
+    assert record["method"] == "ce" and record["command"].startswith(f"inpaint train {name} ")
+
+
+def test_train_pconv_alias_parses_to_the_same_method():
+    parser = cli.build_parser()
+    for name in ("pconv", "partial_conv"):
+        assert parser.parse_args(["train", name, "--data", "x"]).method == "pconv"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "cascade", "--data", "x"])           # fill-only methods are not trainable
+
+
+def test_fill_evaluate_and_benchmark_take_the_old_names(pair, tmp_path, checkpoints, test_images, capsys):
+    image, mask, pixels, hole = pair
+    out = tmp_path / "alias.png"
+    argv = ["fill", str(image), str(mask), "-o", str(out), "--method", "context_encoder", "--checkpoint",
+            str(checkpoints["ce"])]
+    assert cli.main(argv) == 0
+    assert np.array_equal(np.asarray(Image.open(out))[~hole], pixels[~hole])
+    capsys.readouterr()
+    assert cli.build_parser().parse_args(["evaluate", "--method", "partial_conv", "--data", "x"]).method == "pconv"
+    assert cli.main(["evaluate", "--method", "context_encoder", "--checkpoint", str(checkpoints["ce"]), "--data",
+                     str(test_images), "--size", "32", "--no-lpips"]) == 0
+    assert "ce" in capsys.readouterr().out
+    argv = ["benchmark", "--methods", "telea,context_encoder", "--checkpoint", f"context_encoder={checkpoints['ce']}",
+            "--size", "32", "--batch", "1", "--repeats", "1", "--device", "cpu"]
+    assert cli.main(argv) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert [r.split()[0] for r in rows if r.startswith(("telea ", "ce "))] == ["telea", "ce"]
+
+
 # ------------------------------------------------------------------ train glcic / deepfill
 
 @pytest.mark.parametrize("method, size, notebook", [("glcic", 64, "04_glcic"),                # GLCIC: multiples of 64

@@ -94,7 +94,7 @@ def test_replication_reads_ours_from_saved_results_only():
 
     rows = replication_table(entries, loader, committed={})
     assert [r["who"] for r in rows] == ["paper", "ours", "paper", "ours"]
-    assert rows[0]["l1_pct"] == 3.22 and rows[0]["psnr"] == 21.28            # seed 000 Table 1, CelebA-HQ
+    assert rows[0]["l1_pct"] == 3.22 and rows[0]["psnr"] == 21.28            # Nanavati & Patel, Table 1, CelebA-HQ
     assert rows[1]["l1_pct"] == 4.0 and rows[1]["psnr"] == 19.0 and rows[1]["profile"] == "smoke"
     assert rows[1]["steps"] == 300 and rows[1]["hardware"] == "CPU x"
     assert rows[2]["nsd_mean"] == 0.56
@@ -148,10 +148,10 @@ def test_replication_labels_what_each_paper_row_is():
     rows = replication_table([e for e in REPLICATION if e.table in ("seed003_nsd", "seed002_table2")], loader)
     ce = [r for r in rows if r["table"] == "seed003_nsd" and r["method"] == "Context Encoder"]
     paper, ours = ce
-    # seed 003's 0.79 is the raw estimator: beside our raw value; the standardised one is ours alone
+    # the cascade CE paper's 0.79 is the raw estimator: beside our raw value; the standardised one is ours alone
     assert paper["nsd_mean"] == 0.79 and paper["nsd_standardised_ours"] is None
     assert ours["nsd_mean"] == 2.5 and ours["nsd_standardised_ours"] == 0.4
-    # seed 002's "GLCIC" row is Yu et al.'s stable variant, not Iizuka et al.'s network
+    # Biradar et al.'s "GLCIC" row is Yu et al.'s stable variant, not Iizuka et al.'s network
     glcic = [r["method"] for r in rows if "GLCIC" in r["method"]]
     assert glcic and all("stable GLCIC of Yu et al." in m for m in glcic)
 

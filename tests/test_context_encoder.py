@@ -98,7 +98,7 @@ def test_parameter_counts_by_hand_and_against_the_authors(paper_models):
     bottleneck = conv(512, 4000) + conv(4000, 512)
     assert bottleneck == 32_772_000 + 32_768_512 == 65_540_512
     assert count_parameters(g.bottleneck) + count_parameters(g.decoder_in[0]) == bottleneck
-    # ... and the authors' figures quoted in DESIGN.md: 71.1 M, 65.5 M, 2.77 M
+    # ... and the figures of the authors' Torch code (docs/conventions.md): 71.1 M, 65.5 M, 2.77 M
     assert round(count_parameters(g) / 1e6, 1) == 71.1
     assert round(bottleneck / 1e6, 1) == 65.5
     assert round(count_parameters(d) / 1e6, 2) == 2.77
@@ -400,7 +400,7 @@ def test_build_model_from_name_and_config_dict():
 
 
 # ------------------------------------------------------------------------------------------------
-# ContextEncoderTask: one step of seed 000's objective in the shared training loop
+# ContextEncoderTask: one step of Nanavati & Patel's objective in the shared training loop
 # ------------------------------------------------------------------------------------------------
 def _faces_like(n=8, size=32, seed=0):
     """Smooth random images: learnable in a few dozen steps."""

@@ -34,7 +34,7 @@ def test_registry_has_the_papers_datasets():
         owner, slug = spec.kaggle_id.split("/")
         assert owner and slug and " " not in spec.kaggle_id
         assert spec.preprocessing in ("ce", "256")
-        assert spec.paper.startswith(("000", "002"))
+        assert spec.paper.startswith(("Nanavati & Patel (", "Biradar et al. ("))      # docs/references.md
         assert spec.sha256 is None or len(spec.sha256) == 64
         assert spec.licence and spec.description and spec.image_glob
     assert data.get_dataset_spec("animals-90").kaggle_id == "iamsouravbanerjee/animal-image-dataset-90-different-animals"
@@ -375,7 +375,7 @@ def test_source_1_downloaded_dataset(dirs, capsys):
 
 
 def test_source_1_downloaded_dataset_uses_the_registry_preprocessing(dirs):
-    # seed 000's recipe for celeba-hq: resize to 256, centre crop 128, i.e. the central half of a
+    # Nanavati & Patel's recipe for celeba-hq: resize to 256, centre crop 128, i.e. the central half of a
     # 256 image; resize-to-128 ("256") would keep the whole image, border included
     image = _rgb(256, 256, (0, 0, 255))
     image[48:208, 48:208] = (255, 0, 0)  # red centre, blue border

@@ -237,7 +237,7 @@ def test_sd_bad_inputs(sd, tiny_sd_folder):
 # --- resizing 128 -> 512 -> 128 ------------------------------------------------------------------------
 
 def test_working_size():
-    assert D.working_size(128, 128, 512) == (512, 512)           # seed 000
+    assert D.working_size(128, 128, 512) == (512, 512)           # Nanavati & Patel
     assert D.working_size(96, 128, 512) == (384, 512)            # aspect kept, multiples of 8
     assert D.working_size(64, 64, None) == (64, 64)
     with pytest.raises(ValueError, match="multiple of 8"):
@@ -493,7 +493,7 @@ def test_repaint_resizes_and_checks(tiny_ddpm_folder):
 
 def test_repaint_schedule_cost():
     paper = D.repaint_schedule(250, 10, 10)
-    assert paper["unet_calls"] == 250 + 24 * 9 * 10 == 2410         # seed 001 / DESIGN: about 2.4k per image
+    assert paper["unet_calls"] == 250 + 24 * 9 * 10 == 2410         # the overview notes, docs/conventions.md: about 2.4k per image
     assert paper["undo_steps"] == 24 * 9 * 10
     plain = D.repaint_schedule(250, 10, 1)
     assert plain["unet_calls"] == 250 and plain["undo_steps"] == 0

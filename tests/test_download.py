@@ -505,3 +505,80 @@ def test_kagglehub_failure_and_backend_choice(env, monkeypatch, capfd):
         data.download("cityscapes", backend="hub")
     assert data.main(["download", "cityscapes", "--backend", "kagglehub"]) == 1
     assert "kagglehub is not installed" in capfd.readouterr().err
+
+
+# --- the course's dataset: one setting for every notebook ----------------------------------------------
+
+STUBS = Path(__file__).resolve().parent / "stubs"
+
+
+@pytest.fixture()
+def stub_kagglehub(env, monkeypatch):
+    """The file-based stub of tests/stubs/kagglehub.py, imported from sys.path, serving a zip of GOOD."""
+    monkeypatch.delitem(sys.modules, "kagglehub")
+    monkeypatch.syspath_prepend(str(STUBS))
+    monkeypatch.setenv("STUB_KAGGLEHUB_SOURCE", str(env / "good.zip"))
+    monkeypatch.setenv("STUB_KAGGLEHUB_LOG", str(env / "stub_calls.log"))
+    monkeypatch.delenv("KAGGLEHUB_CACHE", raising=False)
+    monkeypatch.delenv(data.COURSE_ENV, raising=False)
+    import kagglehub
+
+    assert kagglehub.__version__ == "0.0-stub" and Path(kagglehub.__file__).parent == STUBS
+    yield kagglehub
+    sys.modules.pop("kagglehub", None)
+
+
+def test_a_download_becomes_the_course_dataset_of_every_later_notebook(stub_kagglehub, env, capfd):
+    assert data.course_dataset() is None                              # nothing downloaded: the fallbacks
+    assert data.find_source(data.course_dataset(), "faces", verbose=False).kind != "dataset"
+    dest = data.download(data.DEFAULT_COURSE_DATASET)                 # what notebook 00 calls when online
+    out = capfd.readouterr().out
+    assert "the course's dataset from now on" in out
+    assert (env / "stub_calls.log").read_text().split("\t")[0] == KAGGLE_ID   # through kagglehub, no token
+    record = json.loads((env / "data" / data.COURSE_FILE).read_text())
+    assert record["dataset"] == "celeba-hq" and record["kaggle_id"] == KAGGLE_ID
+    # a later notebook (its DATASET = None) asks for the course's dataset and gets the downloaded images
+    assert data.course_dataset() == "celeba-hq" and data.course_dataset(None) == "celeba-hq"
+    source = data.find_source(data.course_dataset(), "faces")
+    assert source.kind == "dataset" and source.root == dest and len(source) == 3
+    assert capfd.readouterr().out.startswith("data source: dataset 'celeba-hq'") and "(3 images)" in out + source.summary()
+    # an explicit parameter still wins; the environment variable overrides the record
+    assert data.course_dataset("cityscapes") == "cityscapes"
+
+
+def test_the_environment_names_the_course_dataset(env, monkeypatch):
+    monkeypatch.setenv(data.COURSE_ENV, "celeba-hq")
+    assert data.course_dataset() == "celeba-hq"                        # named, even before its download ...
+    assert data.find_source(data.course_dataset(), verbose=False).kind != "dataset"   # ... which falls back
+    monkeypatch.setenv(data.COURSE_ENV, "lsun")
+    with pytest.raises(KeyError, match="unknown dataset 'lsun'"):
+        data.course_dataset()
+
+
+def test_a_course_record_without_its_images_falls_back(env, monkeypatch):
+    monkeypatch.delenv(data.COURSE_ENV, raising=False)
+    (env / "data").mkdir()
+    for text in ('{"dataset": "celeba-hq"}', "not json", '{"dataset": "lsun"}', "[]"):
+        (env / "data" / data.COURSE_FILE).write_text(text)
+        assert data.course_dataset() is None, text                      # no images, broken or unknown: fallback
+
+
+def test_a_download_elsewhere_does_not_change_the_course_dataset(stub_kagglehub, env):
+    data.download("celeba-hq", dest=env / "elsewhere")
+    assert not (env / "data" / data.COURSE_FILE).exists() and data.course_dataset() is None
+
+
+def test_verify_download_checks_the_listing_stored_at_the_first_download(stub_kagglehub, env):
+    dest = data.download("celeba-hq")
+    assert data.verify_download("celeba-hq") is True
+    (dest / "celeba_hq_256" / "00001.jpg").write_bytes(b"changed")
+    assert data.verify_download("celeba-hq") is False
+    with pytest.raises(data.DownloadError, match="nothing to verify against"):
+        data.verify_download("cityscapes")
+
+
+def test_registry_records_the_course_dataset_as_stated_not_verified():
+    spec = data.get_dataset_spec(data.DEFAULT_COURSE_DATASET)
+    assert spec.kaggle_id == "badasstechie/celebahq-resized-256x256" and spec.num_files == 30000
+    assert spec.size and "not verified here" in spec.stated
+    assert spec.sha256 is None                                         # never invented: see .complete instead

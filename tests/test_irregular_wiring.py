@@ -1,4 +1,4 @@
-"""Partial convolutions (``pconv`` / ``inpaint train partial_conv``) and DeepFill v2 (``deepfill_v2``) wired in
+"""Partial convolutions (``pconv``, ``inpaint train pconv``) and DeepFill v2 (``deepfill_v2``) wired in
 as the other learned methods are: trained by ``inpaint train`` from notebook 08's profile, rebuilt from their
 checkpoints by ``load_inpainter`` with every check (a foreign checkpoint refused, naming what it holds), filling
 any image size with the known pixels exact, scored by ``inpaint evaluate`` on their own training holes
@@ -205,7 +205,7 @@ def test_a_checkpoint_of_another_model_is_refused_naming_what_it_holds(tiny_runs
 
 def test_how_to_make_names_notebook_08_and_the_train_command():
     assert inference.how_to_make("pconv", "08_pconv_smoke") == (
-        "run notebooks/08_irregular_holes.ipynb, or: inpaint train partial_conv --data DIR --run-name 08_pconv_smoke")
+        "run notebooks/08_irregular_holes.ipynb, or: inpaint train pconv --data DIR --run-name 08_pconv_smoke")
     assert inference.how_to_make("deepfill_v2").endswith("inpaint train deepfill_v2 --data DIR")
     assert set(inference.LEARNED) >= {"pconv", "deepfill_v2"} and {"pconv", "deepfill_v2"} <= set(inference.METHODS)
 

@@ -131,7 +131,7 @@ def test_center_is_the_context_encoder_hole():
 
 
 def test_square_is_a_near_square_at_random_positions():
-    m = make_mask("square", 256, 0.25, batch=8, seed=0)  # seed 002: a 128x128 hole in 256x256
+    m = make_mask("square", 256, 0.25, batch=8, seed=0)  # Biradar et al.: a 128x128 hole in 256x256
     tops = set()
     for b in range(8):
         rows, cols = m[b, 0].nonzero().T

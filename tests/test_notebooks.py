@@ -16,7 +16,7 @@ from inpaint_utils.nbrun import CHECK_MARK, is_checked_cell, notebook_problems, 
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-#: seconds a notebook may take in the smoke profile (DEVELOPERS.md: 3 minutes on the course CPU);
+#: seconds a notebook may take in the smoke profile (docs/conventions.md, "Profiles": about 3 minutes on the course CPU);
 #: the limit is generous so that a loaded CI machine does not fail a healthy notebook.
 SMOKE_TIMEOUT = float(os.environ.get("INPAINT_NOTEBOOK_TIMEOUT", 420))
 #: The papermill pass runs as a fresh clone: a shared folder that does not exist (and no INPAINT_LPIPS),
@@ -89,6 +89,45 @@ def test_notebook_runs_in_smoke_profile(nb, tmp_path):
     text = "".join("".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
     assert "scikit-image bundled samples" in text and "[no shared folder]" in text     # it did run without it
     assert "for real results download a dataset: bash data_download.sh" in text       # and said what to get
+
+
+
+def test_notebook_00_downloads_the_course_dataset_and_02_trains_on_it_with_no_edit(tmp_path):
+    """Real faces in one call, offline: notebook 00's download cell fetches from a stub kagglehub
+    (tests/stubs/kagglehub.py, serving a small local archive; no network), which makes the dataset the
+    course's; notebook 02 then trains and scores on those images, its parameters left as they are."""
+    import zipfile
+
+    import numpy as np
+    from PIL import Image
+
+    archive = tmp_path / "celebahq.zip"
+    rng = np.random.default_rng(0)
+    with zipfile.ZipFile(archive, "w") as zf:
+        for i in range(24):
+            face = np.kron(rng.random((8, 8, 3)), np.ones((32, 32, 1)))                   # 256 x 256 blocks
+            path = tmp_path / f"{i:05d}.jpg"
+            Image.fromarray((face * 255).astype(np.uint8)).save(path, quality=90)
+            zf.write(path, f"celeba_hq_256/{i:05d}.jpg")
+    env = {"INPAINT_FIGURES": str(tmp_path / "figures"), "INPAINT_RUNS": str(tmp_path / "runs"),
+           "INPAINT_SHARED": str(HIDDEN_SHARED), "INPAINT_LPIPS": "", "INPAINT_DATA": str(tmp_path / "data"),
+           "STUB_KAGGLEHUB_SOURCE": str(archive), "STUB_KAGGLEHUB_LOG": str(tmp_path / "kagglehub.log"),
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "stubs"), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env.pop("INPAINT_DATASET", None)
+    nb00 = ROOT / "notebooks" / "00_data_prep.ipynb"
+    out = run_notebook(nb00, tmp_path / "executed", timeout=SMOKE_TIMEOUT, parameters={"DOWNLOAD": True}, env=env)
+    text = "".join("".join(o.get("text", "")) for c in json.loads(out.read_text())["cells"] for o in c.get("outputs", []))
+    assert "with kagglehub" in text and "the course's dataset from now on" in text
+    assert "data source: dataset 'celeba-hq'" in text and "(24 images)" in text
+    assert (tmp_path / "kagglehub.log").read_text().startswith("badasstechie/celebahq-resized-256x256")
+    assert json.loads((tmp_path / "data" / "course_dataset.json").read_text())["dataset"] == "celeba-hq"
+
+    nb02 = ROOT / "notebooks" / "02_context_encoder.ipynb"
+    out = run_notebook(nb02, tmp_path / "executed", timeout=SMOKE_TIMEOUT, parameters={"NUM_STEPS": 4}, env=env)
+    executed = json.loads(out.read_text())
+    assert not [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    text = "".join("".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
+    assert "data source: dataset 'celeba-hq'" in text and "scikit-image bundled samples" not in text
 
 
 # --- the tools behind the checks above -----------------------------------------------------------

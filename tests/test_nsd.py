@@ -1,4 +1,4 @@
-"""Tests of the NSD (seed 003, section 3) in inpaint_utils.metrics: a plain double-loop reference,
+"""Tests of the NSD (the cascade CE paper, section 3) in inpaint_utils.metrics: a plain double-loop reference,
 Definition 3.2's pairwise form, the limits (latent ignores the mask -> 0, pure noise -> ~1),
 standardisation, gradcheck, the batched nsd() over images x masks, and bad input."""
 import math
@@ -217,7 +217,7 @@ def test_nsd_bad_input():
 
 
 def test_the_default_is_the_papers_raw_estimator():
-    # seed 003's 0.79 / 0.56 are the raw estimator; standardising is our variant and must be asked for
+    # the cascade CE paper's 0.79 / 0.56 are the raw estimator; standardising is our variant and must be asked for
     latents = torch.randn(3, 5, 4, generator=torch.Generator().manual_seed(11), dtype=torch.float64) * 7
     raw = nsd_from_latents(latents, standardize=False)
     assert torch.equal(nsd_from_latents(latents), raw)

@@ -39,7 +39,7 @@ def test_reported_tables_are_complete():
             assert set(row) == set(table["columns"]), (key, row)
     telea = report.REPORTED["seed002_table2"]["rows"][0]
     assert telea["method"] == "Telea" and telea["psnr"] == 19.61
-    # seed 000's "NN-inpainting" row carries the Context Encoder's own numbers of Pathak et al.'s Table 1
+    # Nanavati & Patel's "NN-inpainting" row carries the Context Encoder's own numbers of Pathak et al.'s Table 1
     paris = [r for r in report.REPORTED["seed000_table1"]["rows"] if r["data"] == "Paris StreetView"]
     assert len(paris) == 1 and paris[0]["psnr"] == 18.58
     assert paris[0]["method"].startswith("Context Encoder of Pathak et al.") and "NN-inpainting" in paris[0]["method"]

@@ -84,7 +84,7 @@ def telea(image: torch.Tensor, mask: torch.Tensor, radius: float = 3) -> torch.T
 def navier_stokes(image: torch.Tensor, mask: torch.Tensor, radius: float = 3) -> torch.Tensor:
     """Navier-Stokes inpainting (``cv2.INPAINT_NS``) with neighbourhood ``radius`` pixels.
 
-    Also the pre-fill of seed 002's ``hole_ns`` input mode. Same contract as :func:`telea`.
+    Also the pre-fill of Biradar et al.'s ``hole_ns`` input mode. Same contract as :func:`telea`.
     """
     return _opencv_inpaint(image, mask, radius, "INPAINT_NS", "navier_stokes")
 

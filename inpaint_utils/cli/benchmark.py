@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Sequence
 
+from .methods import aliases_help, canonical_method
 from .shared import DEVICES, _DIFFUSION, _UsageError, _check_device, _check_positive, _load_method
 
 
@@ -14,7 +15,7 @@ def add_benchmark_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Time each method on a batch of random images with one seeded square hole (25 %%): one "
                     "warm-up call, then the median of --repeats calls (CUDA synchronised around each), end to end "
                     "from CPU tensors as `inpaint fill` runs them. Prints ms per image and images per second.")
-    p.add_argument("--methods", required=True, help="comma-separated, e.g. telea,ns,ce")
+    p.add_argument("--methods", required=True, help=f"comma-separated, e.g. telea,ns,ce ({aliases_help()})")
     p.add_argument("--checkpoint", action="append", default=[], metavar="METHOD=PATH",
                    help="the checkpoint (or model folder) of a method; repeat for several")
     p.add_argument("--size", type=int, default=128, help="image side (default 128)")
@@ -33,7 +34,7 @@ def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from ..inference import LEARNED, METHODS as FILL_METHODS
 
     _check_positive(args, "size", "batch", "repeats")
-    names = list(dict.fromkeys(m.strip() for m in args.methods.split(",") if m.strip()))
+    names = list(dict.fromkeys(canonical_method(m.strip()) for m in args.methods.split(",") if m.strip()))
     unknown = [m for m in names if m not in FILL_METHODS]
     if not names or unknown:
         raise _UsageError(f"--methods: unknown method(s) {', '.join(unknown) or '(none given)'}; "
@@ -41,6 +42,7 @@ def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
     checkpoints: dict[str, str] = {}
     for item in args.checkpoint:
         method, sep, path = item.partition("=")
+        method = canonical_method(method)
         if not sep or not path or method not in names:
             raise _UsageError(f"--checkpoint {item!r}: expected METHOD=PATH with METHOD one of --methods "
                               f"({', '.join(names)})")

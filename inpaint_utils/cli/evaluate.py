@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, Sequence
 
+from .methods import aliases_help, canonical_method
 from .records import _provenance, _training_record
 from .shared import (DEVICES, _UsageError, _check_data, _check_device, _check_output, _check_positive,
                      _load_method, _warnings_to_stderr)
@@ -30,8 +31,8 @@ def add_evaluate_parser(subparsers: Any) -> argparse.ArgumentParser:
                     "masks drawn from --seed, the same split as the notebooks (80/10/10 %, seeded): the hole is "
                     "zeroed before the method sees it and the composite is scored in both papers' conventions "
                     "(Nanavati and Patel: L1/L2 in %% and PSNR; Biradar et al.: 0-255 MSE/L1, PSNR, LPIPS, TV).")
-    p.add_argument("--method", required=True, choices=list(FILL_METHODS), metavar="METHOD",
-                   help="one of: " + ", ".join(FILL_METHODS))
+    p.add_argument("--method", required=True, type=canonical_method, choices=list(FILL_METHODS), metavar="METHOD",
+                   help="one of: " + ", ".join(FILL_METHODS) + f" ({aliases_help()})")
     p.add_argument("--checkpoint", default=None, help="as for `inpaint fill`")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", type=Path, help="folder of images (.jpg, .jpeg, .png; searched recursively)")

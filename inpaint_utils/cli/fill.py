@@ -6,6 +6,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
+from .methods import aliases_help, canonical_method
 from .shared import DEVICES, _UsageError, _check_device, _check_output, _load_method, _warnings_to_stderr
 
 #: ``inpaint fill -o`` suffix -> Pillow format; any other suffix is refused before anything is computed
@@ -30,8 +31,8 @@ def add_fill_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "than half the image is warned about (an inverted mask?)")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT",
                    help="where to write the result: .png, .jpg or .jpeg")
-    p.add_argument("--method", required=True, choices=list(FILL_METHODS), metavar="METHOD",
-                   help="one of: " + ", ".join(FILL_METHODS))
+    p.add_argument("--method", required=True, type=canonical_method, choices=list(FILL_METHODS), metavar="METHOD",
+                   help="one of: " + ", ".join(FILL_METHODS) + f" ({aliases_help()})")
     p.add_argument("--checkpoint", default=None,
                    help="learned methods: a run folder, a checkpoint folder (step_*) or a run name under runs/; "
                         "sd2 / repaint: a local model folder (default: the hub model, for sd2 the community mirror "

@@ -124,29 +124,66 @@ def build_deepfill_v2(settings: dict[str, Any], dataset: Any, seed: int) -> Reci
     return Recipe(DeepFillV2Task(generator, discriminator, lr=settings["lr"]), generator.model_name, cfg.to_dict())
 
 
-#: ``inpaint train METHOD``: name -> :class:`Method`
-METHODS: dict[str, Method] = {
-    "context_encoder": Method("02_context_encoder", build_context_encoder,
+#: The names ``inpaint train`` used before it took those of ``fill`` and ``evaluate``: still accepted by every
+#: subcommand (and by :data:`METHODS` and :func:`method_settings`) for the name they stand for.
+ALIASES: dict[str, str] = {"context_encoder": "ce", "partial_conv": "pconv"}
+
+
+def canonical_method(name: str) -> str:
+    """The one name of a method across ``inpaint train``, ``fill``, ``evaluate`` and ``benchmark``: ``name``
+    itself, or the name its alias (:data:`ALIASES`, e.g. ``context_encoder`` -> ``ce``) stands for."""
+    return ALIASES.get(name, name)
+
+
+def aliases_help() -> str:
+    """One phrase for ``--help``: which old names are still accepted for which."""
+    return ", ".join(f"{old} for {new}" for old, new in ALIASES.items()) + " are accepted too"
+
+
+def default_run_name(method: str, profile: str) -> str:
+    """The run folder ``inpaint train METHOD`` writes without ``--run-name``: the model's long name and the
+    profile (``context_encoder_smoke`` for ``ce``, as before the names were unified, so that a run started
+    under the old name resumes under the new one and the other way round)."""
+    long_names = {new: old for old, new in ALIASES.items()}
+    name = canonical_method(method)
+    return f"{long_names.get(name, name)}_{profile}"
+
+
+class _Methods(dict):
+    """:data:`METHODS`: a dict of the one set of names that also finds a method by its alias."""
+
+    def __missing__(self, key: str) -> Method:
+        if key in ALIASES:
+            return self[ALIASES[key]]
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key) or (key in ALIASES and dict.__contains__(self, ALIASES[key]))
+
+
+#: ``inpaint train METHOD``: name (the names of ``inpaint fill`` / ``evaluate``) -> :class:`Method`
+METHODS: dict[str, Method] = _Methods({
+    "ce": Method("02_context_encoder", build_context_encoder,
                               description="Context Encoder (Pathak et al. 2016), centre hole; notebook 02"),
     "glcic": Method("04_glcic", build_glcic,
                     description="GLCIC (Iizuka et al. 2017), random rectangular holes; notebook 04"),
     "deepfill": Method("05_contextual_attention", build_deepfill,
                        description="DeepFill v1 / contextual attention (Yu et al. 2018), hole mode; notebook 05"),
-    "partial_conv": Method("08_irregular_holes", build_partial_conv, prefix="pconv_",
+    "pconv": Method("08_irregular_holes", build_partial_conv, prefix="pconv_",
                            description="partial convolutions (Liu et al. 2018), free-form holes; notebook 08"),
     "deepfill_v2": Method("08_irregular_holes", build_deepfill_v2, prefix="v2_",
                           description="DeepFill v2 / gated convolutions (Yu et al. 2019), free-form holes; notebook 08"),
-}
+})
 
 
 def method_settings(method: str, profile: str) -> dict[str, Any]:
     """The settings ``inpaint train METHOD --profile PROFILE`` starts from: its notebook's profile
     (:func:`inpaint_utils.config.settings`); where the method has a :attr:`Method.prefix`, its own keys with
     the prefix taken off (``pconv_lr`` -> ``lr``) beside the shared ones, and the other methods' keys of
-    that notebook left out."""
+    that notebook left out. ``method``: a name of :data:`METHODS` or its alias."""
     from .. import config
 
-    own = METHODS[method]
+    own = METHODS[canonical_method(method)]
     table = config.settings(own.notebook, profile)
     if not own.prefix:
         return table

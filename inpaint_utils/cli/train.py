@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .methods import METHODS, PROFILE_NAMES, method_settings
+from .methods import METHODS, PROFILE_NAMES, aliases_help, canonical_method, default_run_name, method_settings
 from .records import write_train_record
 from .shared import _UsageError, _check_data, _check_device, _check_positive
 
@@ -28,13 +28,16 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
                "  torchrun --nnodes M --nproc-per-node G --rdzv_backend c10d --rdzv_endpoint HOST:29500 \\\n"
                "           --rdzv_id RUN -m inpaint_utils.cli train METHOD --data DIR ...\n"
                "collectives time out after $INPAINT_DIST_TIMEOUT seconds (default 600)")
-    p.add_argument("method", choices=sorted(METHODS),
-                   help="what to train: " + "; ".join(f"{k} ({m.description})" for k, m in sorted(METHODS.items())))
+    p.add_argument("method", type=canonical_method, choices=list(METHODS), metavar="METHOD",
+                   help="what to train, by the names of `inpaint fill` and `evaluate`: "
+                        + "; ".join(f"{k} ({m.description})" for k, m in METHODS.items()) + f" ({aliases_help()})")
     p.add_argument("--data", required=True, type=Path, help="folder of training images (.jpg, .jpeg, .png; searched recursively)")
     p.add_argument("--steps", type=int, default=None, help="total training steps (default: the profile's)")
     p.add_argument("--batch-size", type=int, default=None, help="global batch size, split over the processes (default: the profile's)")
     p.add_argument("--image-size", type=int, default=None, help="side of the square training images (default: the profile's)")
-    p.add_argument("--run-name", default=None, help="folder under runs/ (default: METHOD_PROFILE)")
+    p.add_argument("--run-name", default=None,
+                   help="folder under runs/ (default: METHOD_PROFILE, with the long names context_encoder and "
+                        "partial_conv for ce and pconv)")
     p.add_argument("--profile", choices=PROFILE_NAMES, default="smoke",
                    help="which numbers of the method's notebook profile to use (default: smoke)")
     p.add_argument("--split", choices=("all", "train"), default="all",
@@ -101,7 +104,7 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
         torch.set_num_threads(int(settings["threads"]))
     try:
-        run_name = args.run_name or f"{args.method}_{args.profile}"
+        run_name = args.run_name or default_run_name(args.method, args.profile)
         resume_from = _resume_checkpoint(args.from_checkpoint, config.runs_dir() / run_name)
         if resume_from is not None and "fill" in resume_from["config"]:
             settings["fill"] = resume_from["config"]["fill"]   # not recomputed: the data may have grown

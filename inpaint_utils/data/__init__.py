@@ -8,9 +8,9 @@ A package along its seams (every public name is importable from ``inpaint_utils.
 
 Introduced in ``notebooks/00_data_prep.ipynb``; every later notebook gets its images from here.
 
-* :data:`DATASETS` is the registry of the datasets the seed papers train on (CelebA-HQ, Cityscapes and
-  Places365 in seed 000, the Context Encoder / Stable Diffusion 2 report; Animals-90 and an ImageNet
-  subset in seed 002, the GLCIC / contextual-attention replication), with their Kaggle ids.
+* :data:`DATASETS` is the registry of the datasets the source reports train on (CelebA-HQ, Cityscapes and
+  Places365 in Nanavati & Patel, the Context Encoder / Stable Diffusion 2 report; Animals-90 and an ImageNet
+  subset in Biradar et al., the GLCIC / contextual-attention replication), with their Kaggle ids.
 * :func:`download` (``data.download("celeba-hq")`` in a notebook, ``bash data_download.sh NAME`` or
   ``python -m inpaint_utils.data download NAME``) fetches one into ``data/<name>/`` with ``kagglehub``
   where it is installed (Colab ships it), else with the ``kaggle`` CLI (``data_download.sh`` always),
@@ -22,23 +22,28 @@ Introduced in ``notebooks/00_data_prep.ipynb``; every later notebook gets its im
 * :class:`DecodedImages` keeps a dataset's images decoded as uint8 (in memory, or in a memory-mapped
   file under :func:`cache_dir` for large sets, reused while its :func:`dataset_key` matches);
   :func:`cache_dataset` is the policy ``train.train`` applies (``TrainConfig.cache``).
-* :func:`find_source` implements DESIGN.md "Data paths": the downloaded dataset when present, else the
+* :func:`find_source` implements the course's data paths (docs/conventions.md, "Data paths"): the downloaded dataset when present, else the
   shared folder of real images (``../shared/data``), else scikit-image's bundled samples, and it says
   which one it used. CI and the smoke profile never download anything.
+* :func:`course_dataset` is the course-wide setting: ``$INPAINT_DATASET``, else the dataset the last
+  :func:`download` into the default folder recorded (:func:`set_course_dataset`); notebooks pass it to
+  :func:`find_source`. :func:`verify_download` checks a kagglehub download against the listing sha256 stored
+  at its first download.
 """
 from __future__ import annotations
 
-from .registry import DATASETS, MARKER, DatasetSpec, get_dataset_spec, registry_rows
+from .registry import (COURSE_ENV, COURSE_FILE, DATASETS, DEFAULT_COURSE_DATASET, MARKER, DatasetSpec, get_dataset_spec,
+                       registry_rows)
 from .reading import (IMAGE_SUFFIXES, ImageReadError, image_size, list_images, load_image, pil_to_tensor,
                       read_image_file)
 from .preprocessing import (PREPROCESS_MODES, apply_crop_flip, center_crop, make_transform, preprocess,
                             random_crop_flip_params, resize_short_side)
 from .datasets import SPLITS, ImageFolder, InMemoryImages, split_indices
-from .sources import (COLLECTIONS, SKIMAGE_SAMPLES, DataSource, dataset_source, download_hint, find_source,
-                      make_dataset, shared_source, skimage_source)
+from .sources import (COLLECTIONS, SKIMAGE_SAMPLES, DataSource, course_dataset, dataset_source, download_hint,
+                      find_source, make_dataset, shared_source, skimage_source)
 from .stats import first_images, image_sizes, mean_color, size_summary
 from .cache import CACHE_MODES, MEMORY_LIMIT, DecodedImages, cache_dataset, cache_dir, dataset_key, to_uint8
-from .downloads import DownloadError, download, kaggle_credentials, safe_extract
+from .downloads import DownloadError, download, kaggle_credentials, safe_extract, set_course_dataset, verify_download
 from .command import main
 
 __all__ = [
@@ -71,6 +76,12 @@ __all__ = [
     "shared_source",
     "skimage_source",
     "find_source",
+    "course_dataset",
+    "set_course_dataset",
+    "verify_download",
+    "COURSE_ENV",
+    "COURSE_FILE",
+    "DEFAULT_COURSE_DATASET",
     "download_hint",
     "make_dataset",
     "first_images",

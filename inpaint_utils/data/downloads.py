@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from .. import config
 from ..fileio import atomic_open, sha256_file
-from .registry import MARKER, DatasetSpec, get_dataset_spec
+from .registry import COURSE_FILE, MARKER, DatasetSpec, get_dataset_spec
 
 
 _DOWNLOAD_DIR = ".download"
@@ -266,6 +266,42 @@ def _write_marker(dest: Path, info: dict[str, Any]) -> None:
         f.write("\n")
 
 
+def set_course_dataset(name: str, log: Callable[[str], None] = print) -> Path:
+    """Record ``name`` as the course's dataset in ``data_root()/course_dataset.json`` (atomically), so that
+    every notebook's :func:`~inpaint_utils.data.course_dataset` uses it with no edit. Returns the file."""
+    spec = get_dataset_spec(name)
+    path = config.data_root() / COURSE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        json.dump({"dataset": spec.name, "kaggle_id": spec.kaggle_id,
+                   "set": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}, f, indent=1)
+        f.write("\n")
+    log(f"{spec.name}: the course's dataset from now on (recorded in {path}; $INPAINT_DATASET overrides it)")
+    return path
+
+
+def verify_download(name: str, dest: str | os.PathLike | None = None) -> bool:
+    """Check a kagglehub download against the listing sha256 its first download stored in ``.complete``:
+    ``True`` when every file (relative path and size) is as it was then, ``False`` otherwise. Raises
+    :class:`DownloadError` when the folder is not a complete kagglehub download (no marker, or a kaggle-CLI
+    one, whose archive sha256 was checked at download time instead)."""
+    spec = get_dataset_spec(name)
+    root = (Path(dest) if dest is not None else config.data_root() / spec.name).expanduser().resolve()
+    try:
+        done = json.loads((root / MARKER).read_text(encoding="utf-8"))
+        expected = done["tree_sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise DownloadError(f"{root}: no kagglehub download recorded ({MARKER} absent or without a listing "
+                            "sha256); nothing to verify against") from None
+    listing = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if rel == MARKER or rel.split("/")[0] == _DOWNLOAD_DIR or not path.is_file():
+            continue
+        listing.update(f"{rel}\t{path.stat().st_size}\n".encode())
+    return listing.hexdigest() == expected
+
+
 def _import_kagglehub() -> Any | None:
     """The ``kagglehub`` module, or ``None`` when it is not installed (Colab ships it; ``pip install kagglehub``)."""
     try:
@@ -395,6 +431,18 @@ def _kagglehub_fetch(kagglehub: Any, spec: DatasetSpec, download_dir: Path, **kw
 
 def download(name: str, dest: str | os.PathLike | None = None, *, force: bool = False, keep_archive: bool = False,
              timeout: float | None = None, backend: str = "auto", log: Callable[[str], None] = print) -> Path:
+    """Download dataset ``name`` (:func:`_download`, whose docstring has every step); when it lands in the
+    default folder (``dest`` not given), also make it the course's dataset (:func:`set_course_dataset`),
+    so that the notebooks after this one use it with no edit. Both backends show their own progress
+    bars (kagglehub's and the kaggle CLI's)."""
+    got = _download(name, dest, force=force, keep_archive=keep_archive, timeout=timeout, backend=backend, log=log)
+    if dest is None:
+        set_course_dataset(name, log)
+    return got
+
+
+def _download(name: str, dest: str | os.PathLike | None = None, *, force: bool = False, keep_archive: bool = False,
+              timeout: float | None = None, backend: str = "auto", log: Callable[[str], None] = print) -> Path:
     """Download dataset ``name`` into ``dest`` (default ``data_root()/name``) with ``kagglehub`` when it
     is installed (``backend="auto"``, as on Colab, or ``"kagglehub"``), else with the kaggle CLI
     (``backend="kaggle"``, what ``data_download.sh`` uses).

@@ -1,4 +1,4 @@
-"""The papers' preprocessing: resize the short side, centre crop (seed 000: resize to 256, crop 128) (part of :mod:`inpaint_utils.data`)."""
+"""The papers' preprocessing: resize the short side, centre crop (Nanavati & Patel: resize to 256, crop 128) (part of :mod:`inpaint_utils.data`)."""
 from __future__ import annotations
 
 import functools
@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from ..validation import check_image
 
 
-#: ``"ce"``: seed 000 (Context Encoder): resize the short side to ``2 * size`` (256 for 128) and
-#: centre-crop (or pad) to ``size`` (default 128). ``"256"``: seed 002 (GLCIC, contextual attention):
+#: ``"ce"``: Nanavati & Patel (Context Encoder): resize the short side to ``2 * size`` (256 for 128) and
+#: centre-crop (or pad) to ``size`` (default 128). ``"256"``: Biradar et al. (GLCIC, contextual attention):
 #: resize the short side to ``size`` (default 256) and centre-crop to ``size x size``.
 #: ``None``: no change.
 PREPROCESS_MODES = ("ce", "256", None)
@@ -70,9 +70,9 @@ def center_crop(image: torch.Tensor, size: int) -> torch.Tensor:
 def preprocess(image: torch.Tensor, mode: str | None = "ce", size: int | None = None) -> torch.Tensor:
     """Apply a paper's recipe to ``(3, H, W)`` or ``(B, 3, H, W)`` images in ``[0, 1]``.
 
-    ``mode="ce"`` (seed 000): short side to ``2 * size`` then centre crop to ``size`` (default 128:
+    ``mode="ce"`` (Nanavati & Patel): short side to ``2 * size`` then centre crop to ``size`` (default 128:
     "resized to 256 then cropped/padded to 128"; on a whole face this keeps its central part).
-    ``mode="256"`` (seed 002): short side to ``size`` then centre crop (default 256: the whole image
+    ``mode="256"`` (Biradar et al.): short side to ``size`` then centre crop (default 256: the whole image
     at 256 x 256). ``mode=None``: returned unchanged (``size`` must then be ``None``).
     """
     if mode not in PREPROCESS_MODES:

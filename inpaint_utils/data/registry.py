@@ -1,4 +1,4 @@
-"""The registry of the seed papers' datasets: Kaggle ids, archive checksums, preprocessing (part of :mod:`inpaint_utils.data`)."""
+"""The registry of the source reports' datasets: Kaggle ids, archive checksums, preprocessing (part of :mod:`inpaint_utils.data`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,18 +8,29 @@ from .. import config
 
 #: the file written last into ``data/<name>/`` once a download is complete
 MARKER = ".complete"
+#: the file in :func:`config.data_root` naming the course's dataset: written by a successful
+#: :func:`~inpaint_utils.data.download` into the default folder, read by :func:`~inpaint_utils.data.course_dataset`
+COURSE_FILE = "course_dataset.json"
+#: the environment variable that names the course's dataset (before :data:`COURSE_FILE`)
+COURSE_ENV = "INPAINT_DATASET"
+#: what notebook 00 downloads when the network allows it
+DEFAULT_COURSE_DATASET = "celeba-hq"
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """One dataset of the seed papers and where to get it.
+    """One dataset of the source reports and where to get it.
 
     ``image_glob`` is the pattern (relative to ``data/<name>/``) that matches the images after
     extraction; files are then filtered by suffix (case-insensitive). ``preprocessing`` names a mode
     of :func:`preprocess`. ``sha256`` is the archive's checksum where we know it; ``None`` means the
     archive is only checked for integrity (``zipfile.testzip``: every member's CRC). ``crop`` is a
     region taken from each file before preprocessing (``"left_half"`` for the photo half of the
-    Cityscapes image pairs).
+    Cityscapes image pairs). ``size``, ``num_files``: what the dataset page states (``None``: not recorded);
+    ``stated``: how far those facts, the id and the licence were checked. kagglehub extracts the dataset
+    itself and keeps no archive: what is checked then is the tree (:func:`~inpaint_utils.data.download`),
+    and the sha256 of its file listing is computed at the first download, stored in ``data/<name>/.complete``
+    and checked against by :func:`~inpaint_utils.data.verify_download`.
     """
 
     name: str
@@ -32,6 +43,9 @@ class DatasetSpec:
     licence: str
     crop: str | None = None
     fallback_collection: str = "scenes"
+    size: str | None = None
+    num_files: int | None = None
+    stated: str = "as stated on the dataset page, not verified here"
 
     @property
     def url(self) -> str:
@@ -44,7 +58,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec(
             name="celeba-hq",
             kaggle_id="badasstechie/celebahq-resized-256x256",
-            paper="000 (Context Encoder vs Stable Diffusion 2)",
+            paper="Nanavati & Patel (Context Encoder vs Stable Diffusion 2)",
             description=(
                 "CelebA-HQ, 30,000 aligned celebrity faces, here already resized from 1024x1024 to "
                 "256x256 jpg in celeba_hq_256/ (about 0.3 GB). The paper resized to 256 and cropped to "
@@ -52,14 +66,21 @@ DATASETS: dict[str, DatasetSpec] = {
             ),
             image_glob="celeba_hq_256/*",
             preprocessing="ce",
+            # No archive checksum is known: the Kaggle page could not be reached from where this was written.
+            # kagglehub keeps no archive; the sha256 of the extracted tree's listing is computed at the first
+            # download and stored in data/celeba-hq/.complete (data.verify_download checks against it).
             sha256=None,
             licence="CelebA agreement: non-commercial research and education only; do not redistribute.",
             fallback_collection="faces",
+            size="about 300 MB",
+            num_files=30000,
+            stated="id, size (about 300 MB), 30,000 JPEGs at 256x256 and licence as stated on the dataset page, "
+                   "not verified here (no network where this was written)",
         ),
         DatasetSpec(
             name="cityscapes",
             kaggle_id="dansbecker/cityscapes-image-pairs",
-            paper="000 (Context Encoder vs Stable Diffusion 2)",
+            paper="Nanavati & Patel (Context Encoder vs Stable Diffusion 2)",
             description=(
                 "Cityscapes street scenes as 256x512 jpg pairs (photo left, colour label map right), "
                 "2,975 train + 500 val in cityscapes_data/{train,val}/ (about 0.1 GB). The official "
@@ -75,7 +96,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec(
             name="places365",
             kaggle_id="benjaminkz/places365",
-            paper="000 (Context Encoder vs Stable Diffusion 2)",
+            paper="Nanavati & Patel (Context Encoder vs Stable Diffusion 2)",
             description=(
                 "Places365-Standard, 256x256 scene images in train/ and val/ class folders (large: "
                 "tens of GB; use max_images). The paper used 'a filtered subset' it does not list; "
@@ -89,7 +110,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec(
             name="animals-90",
             kaggle_id="iamsouravbanerjee/animal-image-dataset-90-different-animals",
-            paper="002 (GLCIC and contextual attention)",
+            paper="Biradar et al. (GLCIC and contextual attention)",
             description=(
                 "Animal Image Dataset (90 Different Animals): 5,400 jpg of 90 classes (60 each) in "
                 "animals/animals/<class>/ (about 0.7 GB), the exact Kaggle set the paper cites; it split "
@@ -103,7 +124,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec(
             name="imagenet-subset",
             kaggle_id="ifigotin/imagenetmini-1000",
-            paper="002 (GLCIC and contextual attention)",
+            paper="Biradar et al. (GLCIC and contextual attention)",
             description=(
                 "ImageNet Mini: about 38,700 ImageNet-1k images (all 1000 classes) in "
                 "imagenet-mini/{train,val}/<wnid>/ (about 4 GB). The paper used a 50k subset of the "
@@ -134,7 +155,7 @@ def registry_rows() -> list[dict[str, str]]:
     return [
         {
             "name": spec.name,
-            "paper": spec.paper.split(" ")[0],
+            "paper": spec.paper.split(" (")[0],
             "kaggle id": spec.kaggle_id,
             "preprocess": spec.preprocessing,
             "downloaded": "yes" if (root / spec.name / MARKER).is_file() else "no",

@@ -1,6 +1,8 @@
 """Where the images come from: a downloaded dataset, else the shared folder, else scikit-image's samples (part of :mod:`inpaint_utils.data`)."""
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -14,10 +16,10 @@ from .. import config
 from .datasets import ImageFolder, InMemoryImages
 from .preprocessing import _apply_crop
 from .reading import list_images, load_image, pil_to_tensor
-from .registry import get_dataset_spec
+from .registry import COURSE_ENV, COURSE_FILE, get_dataset_spec
 
 
-#: Collections of the shared folder (``../shared/data``, see its README): sub-folders, searched
+#: Collections of the shared folder (``$INPAINT_SHARED``, by default ``../shared/data``): sub-folders, searched
 #: recursively. ``faces``: the CelebA / CelebA-HQ faces of at least 128 px (56 + 48 + 8 + 32 = 144);
 #: ``faces_small``: 1000 CelebA faces at 89 x 109; ``scenes``: CamVid test (233, 256 x 192), BSDS500
 #: (500, 481 x 321) and Urban100 (100, max side 256); ``all``: the three together.
@@ -64,7 +66,7 @@ class DataSource:
     shared folder) or ``"skimage"`` (scikit-image's bundled samples). ``files`` are image paths;
     ``images`` in-memory ``(3, H, W)`` tensors (used when a sample ships without a file).
     ``preprocessing`` is the :func:`preprocess` mode :meth:`dataset` applies unless told otherwise:
-    the registry's for a downloaded dataset (seed 000's ``"ce"``, resize to 256 and centre crop 128,
+    the registry's for a downloaded dataset (Nanavati & Patel's ``"ce"``, resize to 256 and centre crop 128,
     for celeba-hq, cityscapes and places365), ``"256"`` (resize + centre crop) for the others.
     """
 
@@ -196,11 +198,12 @@ def download_hint(dataset: str | None = None, collection: str | None = None) -> 
         dataset = "celeba-hq" if collection is None or collection.startswith("faces") else "places365"
     name = get_dataset_spec(dataset).name
     return (f"for real results download a dataset: bash data_download.sh {name} "
-            f"(or data.download({name!r}) in a notebook), then set DATASET = {name!r}")
+            f"(or data.download({name!r}) in a notebook, as notebook 00 does when online); every notebook "
+            f"then uses it (or set INPAINT_DATASET={name})")
 
 
 def find_source(dataset: str | None = None, collection: str | None = None, verbose: bool = True) -> DataSource:
-    """The images a notebook uses (DESIGN.md "Data paths"), and one printed line saying which.
+    """The images a notebook uses (docs/conventions.md, "Data paths"), and one printed line saying which.
 
     1. ``data_root()/<dataset>`` when ``dataset`` is given and that folder holds images;
     2. else the shared folder's ``collection`` (one of :data:`COLLECTIONS`; ``None`` picks the
@@ -233,3 +236,24 @@ def find_source(dataset: str | None = None, collection: str | None = None, verbo
     if verbose:
         print(source.summary() + note)
     return source
+
+
+def course_dataset(dataset: str | None = None) -> str | None:
+    """The course's dataset, one setting for every notebook (a notebook's ``DATASET = None`` parameter asks
+    for it): ``dataset`` when given; else ``$INPAINT_DATASET``; else the dataset that the last successful
+    :func:`~inpaint_utils.data.download` into the default data folder recorded in
+    ``data_root()/course_dataset.json``, if it still holds images; else ``None``, and :func:`find_source`
+    falls back to the shared folder, then scikit-image's samples. A name the registry does not know raises
+    ``KeyError`` listing the known ones."""
+    if dataset is not None:
+        return get_dataset_spec(dataset).name
+    named = os.environ.get(COURSE_ENV, "").strip()
+    if named:
+        return get_dataset_spec(named).name
+    record = config.data_root() / COURSE_FILE
+    try:
+        name = json.loads(record.read_text(encoding="utf-8"))["dataset"]
+        get_dataset_spec(name)
+    except (OSError, ValueError, KeyError, TypeError):    # absent, unreadable, or naming no registered dataset
+        return None
+    return name if dataset_source(name) is not None else None

@@ -1,6 +1,7 @@
-"""Cascade Context Encoder: a frozen 64x64 CE fills the hole of the 128x128 CE's input (seed 003).
+"""Cascade Context Encoder: a frozen 64x64 CE fills the hole of the 128x128 CE's input.
 
-Paper (seed 003): "Cascade context encoder for improved inpainting" (section 4.2, Fig. 1, eq. (1)-(2)),
+Paper: *Cascade context encoder for improved inpainting*, arXiv:1803.04033 (the cascade CE paper; its authors are
+not given in the text we have, see docs/references.md): section 4.2, Fig. 1, eq. (1)-(2),
 which builds on the Context Encoder of Pathak et al. 2016 (arXiv:1604.07379,
 :mod:`inpaint_utils.models.context_encoder`). Used by notebook ``03_cascade_ce_nsd`` (training, NSD,
 comparison with the plain CE) and ``07_comparison``.
@@ -192,7 +193,7 @@ class CascadeConfig:
 # the cascade
 # --------------------------------------------------------------------------------------------
 class CascadeContextEncoder(nn.Module):
-    """A frozen 64x64 Context Encoder in front of a 128x128 one (seed 003, section 4.2, Fig. 1).
+    """A frozen 64x64 Context Encoder in front of a 128x128 one (the cascade CE paper, section 4.2, Fig. 1).
 
     ``CascadeContextEncoder(ce64, ce128)`` joins two generators (``ce64`` is frozen in place:
     ``requires_grad_(False)``, ``eval()``); ``CascadeContextEncoder(config)`` builds both fresh from a
@@ -327,13 +328,13 @@ class CascadeContextEncoder(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------
-# training: the 128 CE on cascade inputs, the 64 CE frozen (seed 003, eq. (1)-(2))
+# training: the 128 CE on cascade inputs, the 64 CE frozen (the cascade CE paper, eq. (1)-(2))
 # --------------------------------------------------------------------------------------------
 class CascadeTask(ContextEncoderTask):
     """:class:`ContextEncoderTask` for the cascade's 128 CE, a :class:`inpaint_utils.train.Task`.
 
     Everything is the plain CE's step (same masks, losses, discriminator, optimisers: eq. (1)-(2) of
-    seed 003 *are* the CE's loss) except the input: the hole is filled by the frozen 64 CE
+    the cascade CE paper *are* the CE's loss) except the input: the hole is filled by the frozen 64 CE
     (:meth:`CascadeContextEncoder.make_input`) instead of a constant. Only ``cascade.ce128`` has an
     optimiser; ``models["generator"]`` is the whole cascade, so checkpoints hold the 64 CE too (save
     them with ``model_name=CascadeContextEncoder.model_name``, ``model_config=cascade.config.to_dict()``).

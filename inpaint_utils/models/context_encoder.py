@@ -2,7 +2,7 @@
 
 Paper: D. Pathak, P. Kraehenbuehl, J. Donahue, T. Darrell, A. A. Efros, *Context Encoders: Feature
 Learning by Inpainting*, CVPR 2016, arXiv:1604.07379. Used by notebooks ``02_context_encoder``
-(the 128x128 centre-region model), ``03_cascade_ce_nsd`` (the 64x64 model of the cascade, seed 003,
+(the 128x128 centre-region model), ``03_cascade_ce_nsd`` (the 64x64 model of the cascade CE paper
 and the latent code that NSD measures) and ``07_comparison``.
 
 The layers follow the centre-region network of the authors' public Torch code (``train.lua``;
@@ -10,7 +10,7 @@ The layers follow the centre-region network of the authors' public Torch code (`
 semantic-inpainting results (its section 5.1, "reconstruction + adversarial loss"); ``4x4`` means a
 4x4 kernel, ``s2`` stride 2 with padding 1::
 
-    generator, 128x128 input, centre output (DESIGN.md "Context Encoder")
+    generator, 128x128 input, centre output (Pathak et al. 2016 and the authors' public code)
     encoder   conv 4x4 s2    3 ->   64   LeakyReLU 0.2           128 -> 64
               conv 4x4 s2   64 ->   64   BN, LeakyReLU 0.2        64 -> 32
               conv 4x4 s2   64 ->  128   BN, LeakyReLU 0.2        32 -> 16
@@ -43,7 +43,7 @@ matters only in the first encoder / discriminator convolution and the two final 
 
 Variants (all from one :class:`ContextEncoderConfig`):
 
-* ``image_size=64`` (``hole_size=32``): the 64x64 CE of the cascade (seed 003, section 4.2), one
+* ``image_size=64`` (``hole_size=32``): the 64x64 CE of the cascade (the cascade CE paper, section 4.2), one
   layer fewer on each side (``train.lua`` with ``fineSize=64``).
 * ``output="full"``: one more upsampling stage (``tconv 64 -> 64`` before the last layer) so the
   decoder returns the whole image, for arbitrary masks (the authors' ``train_random.lua``); the
@@ -378,7 +378,7 @@ class ContextEncoderGenerator(nn.Module):
 
     def encode(self, masked_input: torch.Tensor) -> torch.Tensor:
         """The latent code ``(B, D)`` (the bottleneck's output before its BatchNorm, flattened): the
-        "E(P, M)" that NSD measures (seed 003). Put the model in ``eval()`` first."""
+        "E(P, M)" that NSD measures (the cascade CE paper). Put the model in ``eval()`` first."""
         self._check_input(masked_input)
         return self._code(masked_input).flatten(1)         # (B, D)
 
@@ -475,18 +475,18 @@ class ContextEncoderDiscriminator(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------
-# training: one step of seed 000's eq. (1)-(4) for the shared loop (inpaint_utils.train)
+# training: one step of Nanavati & Patel's eq. (1)-(4) for the shared loop (inpaint_utils.train)
 # --------------------------------------------------------------------------------------------
 class ContextEncoderTask:
     """The Context Encoder's training step, a :class:`inpaint_utils.train.Task`.
 
     Per step (the authors' ``train.lua``): build the input (hole filled with ``config.fill``), predict;
-    update the discriminator with seed 000's eq. (4) on real vs predicted (detached); update the
+    update the discriminator with Nanavati & Patel's eq. (4) on real vs predicted (detached); update the
     generator with eq. (1): ``lambda_rec * L_rec + lambda_adv * L_adv``, ``L_rec`` the masked L2.
     The 10x ring weight (``overlapL2Weight``) is the authors' and acts only where they put it: with
     ``overlap=4`` (``overlapPred``) the 4-px ring of the predicted 64x64 window, which lies over
     *known* pixels, is weighted 10x (:func:`inpaint_utils.masks.overlap_weights`); with ``overlap=0``
-    and for full-image models the L2 is plain over the hole, as seed 000 states (no source weights a
+    and for full-image models the L2 is plain over the hole, as Nanavati & Patel state (no source weights a
     ring inside the dropped hole). ``loss_overlap`` sets the ring's width by hand (``None``: the above).
 
     * ``output="center"``: the hole is the model's input hole (``input_hole_mask``: the 64x64 centre
@@ -501,7 +501,7 @@ class ContextEncoderTask:
 
     ``discriminator=None`` trains the reconstruction term alone (an "L2-only" CE). Optimisers: Adam
     with ``betas=(0.5, 0.999)``, generator ``lr`` and discriminator ``lr * d_lr_ratio``: the authors'
-    code gives the generator a 10x larger rate (``d_lr_ratio=0.1``); seed 000 states one rate, 2e-4.
+    code gives the generator a 10x larger rate (``d_lr_ratio=0.1``); Nanavati & Patel state one rate, 2e-4.
     """
 
     def __init__(self, generator: ContextEncoderGenerator, discriminator: ContextEncoderDiscriminator | None = None,

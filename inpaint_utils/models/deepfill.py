@@ -103,7 +103,7 @@ class DeepFillConfig(AttentionConfig):
         image_size: input side (256); divisible by ``4 * rate`` (the attention runs at 1/4 resolution
             and downscales by ``rate`` again).
         hole_size: side of the square training hole and of the local critic's patch (default
-            ``image_size // 2``: 128 in 256, seed 002 / v1).
+            ``image_size // 2``: 128 in 256, Biradar et al. / v1).
         cnum: width of the generator (32 in v1); every layer scales with it.
         critic_cnum: width of the critics (64 in v1).
         ksize, stride, rate, fuse_k, softmax_scale: the contextual attention (3, 1, 2, 3, 10).
@@ -296,7 +296,7 @@ class DeepFillGenerator(nn.Module):
 
     ``forward(image, mask) -> (coarse, refined, offsets)``: ``image`` is the **network input**
     ``(B, 3, S, S)`` in ``[0, 1]``, i.e. the image with its hole already filled (by :meth:`make_input`:
-    grey, a mosaic or Navier-Stokes, seed 002's three modes); ``mask`` ``(B or 1, 1, S, S)``, 1 = hole.
+    grey, a mosaic or Navier-Stokes, Biradar et al.'s three modes); ``mask`` ``(B or 1, 1, S, S)``, 1 = hole.
     ``coarse`` and ``refined`` are the two stages' raw outputs in ``[0, 1]`` (no composite),
     ``offsets`` the contextual attention's ``(B, 2, S / (4 rate), S / (4 rate))`` long tensor.
     Use :meth:`predict_full` for a composite.
@@ -341,7 +341,7 @@ class DeepFillGenerator(nn.Module):
         return self.refine.attention_encoder(self._stage_inputs(x, mask)), self.feature_mask(mask)
 
     def make_input(self, image: torch.Tensor, mask: torch.Tensor, mode: str = "hole", fill=None) -> torch.Tensor:
-        """The network input: ``image`` with its ``mask`` pixels replaced, by ``mode`` (seed 002):
+        """The network input: ``image`` with its ``mask`` pixels replaced, by ``mode`` (Biradar et al.):
         ``"hole"`` (``fill``, default ``config.fill``: v1's grey), ``"mosaic"`` or ``"hole_ns"``
         (:func:`inpaint_utils.masks.make_input`)."""
         return make_input(image, mask, mode=mode, fill=self.config.fill if fill is None else fill)
@@ -483,13 +483,13 @@ def crop_patches(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: i
 
 
 # --------------------------------------------------------------------------------------------
-# training: seed 002 / v1's objective for the shared loop (inpaint_utils.train)
+# training: Biradar et al. / v1's objective for the shared loop (inpaint_utils.train)
 # --------------------------------------------------------------------------------------------
 class DeepFillTask:
     """DeepFill v1's training step, a :class:`inpaint_utils.train.Task` with models
     ``{"generator", "critic"}``.
 
-    Per step (v1's ``build_graph_with_losses`` with seed 002's Table I weights):
+    Per step (v1's ``build_graph_with_losses`` with Biradar et al.'s Table I weights):
 
     1. ``critic_steps`` (5) critic updates (v1's secondary trainer, ``max_iters=5``, before each generator
        update), each on **a batch of its own**, as v1 (every ``sess.run`` of its graph dequeues a new
@@ -595,7 +595,7 @@ class DeepFillTask:
         return wgan + self.wgan_gp_lambda * gp, {"d_wgan": wgan.detach(), "gp": gp.detach()}
 
     def generator_loss(self, image, mask, coarse, refined, completed, top, left, shares=(1.0, 1.0)):
-        """The generator's loss (v1 / seed 002 weights) and its parts (detached). ``shares``: factors of
+        """The generator's loss (v1 / Biradar et al. weights) and its parts (detached). ``shares``: factors of
         the hole and the known-pixel L1 means (``ctx.mean_weight`` of each count; 1 in one process)."""
         from ..losses import masked_l1, spatial_discount_weights, wgan_generator_loss
 

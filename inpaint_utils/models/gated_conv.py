@@ -2,7 +2,7 @@
 
 Paper: J. Yu, Z. Lin, J. Yang, X. Shen, X. Lu, T. S. Huang, *Free-Form Image Inpainting with Gated
 Convolution*, ICCV 2019, arXiv:1806.03589 (section 3: gated convolution, SN-PatchGAN, the network of its
-figure 3). Seed 001 (the survey notes) cites its FID 7.8 on Places2 and the 61 % user-study preference over
+figure 3). The overview notes cite its FID 7.8 on Places2 and the 61 % user-study preference over
 partial convolutions. The layer list mirrors the authors' TensorFlow release (``master`` of
 ``JiahuiYu/generative_inpainting``: ``inpaint_model.py``, ``inpaint_ops.py``, ``inpaint.yml``), read for
 understanding only. It is DeepFill v1's layout (:mod:`inpaint_utils.models.deepfill`) with every

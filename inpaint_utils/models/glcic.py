@@ -4,7 +4,7 @@ Paper: S. Iizuka, E. Simo-Serra, H. Ishikawa, *Globally and Locally Consistent I
 Transactions on Graphics 36(4) (SIGGRAPH 2017), doi:10.1145/3072959.3073659. The layers follow the
 paper's Table 1 (completion network) and Table 2 (discriminators), the training schedule its
 Algorithm 1 and training details, the post-processing the authors' released ``inpaint.lua``
-(``--postproc``). Used by notebooks ``04_glcic`` and ``07_comparison``. Seed 002 (the replication
+(``--postproc``). Used by notebooks ``04_glcic`` and ``07_comparison``. Biradar et al. (the replication
 report) compares a "GLCIC" with Telea, Navier-Stokes and contextual attention in its Table II.
 
 Completion network (paper Table 1; ``k``x``k`` kernel, ``d`` dilation, ``s`` stride, ``s1/2`` a 4x4

@@ -1,7 +1,7 @@
 """Partial convolutions and the PConv U-Net of Liu et al. 2018, read off the paper's layer table.
 
 Paper: G. Liu, F. A. Reda, K. J. Shih, T.-C. Wang, A. Tao, B. Catanzaro, *Image Inpainting for
-Irregular Holes Using Partial Convolutions*, ECCV 2018, arXiv:1804.07723 (seed 001). Section 3.1
+Irregular Holes Using Partial Convolutions*, ECCV 2018, arXiv:1804.07723 (the overview notes). Section 3.1
 (the layer), 3.2 (mask update), 3.3 and the supplementary table (the network), 3.4 (the loss, in
 :func:`inpaint_utils.losses.pconv_loss`), 4 (training: Adam 2e-4, then 5e-5 with the encoder's
 BatchNorm frozen).
