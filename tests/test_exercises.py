@@ -249,3 +249,59 @@ def test_make_refuses_to_write_over_the_notebooks_with_the_solutions(tmp_path):
     with pytest.raises(ValueError, match="holds 10_ex.ipynb itself.*give another folder"):
         exercises.write_exercises([tmp_path / "10_ex.ipynb"], tmp_path)
     assert (tmp_path / "10_ex.ipynb").read_bytes() == before
+
+
+#: notebooks 02-07 and the checks of their graded exercises
+EXERCISES_02_07 = {
+    "02_context_encoder": ["ce_loss"],
+    "03_cascade_ce_nsd": ["nsd"],
+    "04_glcic": ["local_crop"],
+    "05_contextual_attention": ["contextual_attention"],
+    "06_stable_diffusion": ["repaint_step", "repaint_jump"],
+    "07_comparison": ["psnr_by_area"],
+}
+
+
+def _exercise_notebook(stubbed: bool) -> nbformat.NotebookNode:
+    """The graded exercises of notebooks 02-07 in one small notebook (their explanation, solution and grading cells,
+    as the notebooks hold them, or as ``make exercises`` hands them out): the grader's path without training six
+    models (the notebooks themselves run in tests/test_notebooks.py)."""
+    cells = [_code('PROFILE = "smoke"', tags=["parameters"]), _code("import torch")]
+    for name in EXERCISES_02_07:
+        nb = nbformat.read(str(ROOT / "notebooks" / f"{name}.ipynb"), as_version=4)
+        if stubbed:
+            nb, _ = exercises.make_exercise(nb)
+        cells += [c for c in nb.cells if c.get("id", "").startswith(f"ex{name[:2]}")]
+    nb = _notebook(cells)
+    nb.metadata["inpaint_exercise"] = {"checks": [c for v in EXERCISES_02_07.values() for c in v],
+                                       "source": "02-07_exercises.ipynb"}
+    return nb
+
+
+def test_exercise_cells_of_02_07_are_collected():
+    for stubbed in (False, True):
+        nb = _exercise_notebook(stubbed)
+        names = exercises.make_exercise(nb)[1]["checks"]
+        assert names == [c for v in EXERCISES_02_07.values() for c in v]
+        solutions = [c for c in nb.cells if "solution" in c.metadata.get("tags", [])]
+        assert len(solutions) == 7
+        assert all(("raise NotImplementedError" in c.source) == stubbed for c in solutions)
+
+
+@pytest.mark.notebook
+def test_grade_the_exercises_of_02_07_with_papermill(tmp_path):
+    """Through the papermill grader: the solutions pass every check, the stubs fail every one (and, strictness
+    being off while grading, every check still runs)."""
+    submissions = tmp_path / "submissions"
+    for student, stubbed in (("solutions", False), ("stubs", True)):
+        (submissions / student).mkdir(parents=True)
+        nbformat.write(_exercise_notebook(stubbed), str(submissions / student / "02-07_exercises.ipynb"))
+    grades = {g.student: g for g in exercises.grade(submissions, tmp_path / "graded", timeout=300)}
+    expected = [c for v in EXERCISES_02_07.values() for c in v]
+    solved, stubs = grades["solutions"], grades["stubs"]
+    assert solved.status == "ok" and solved.checks == {name: (True, 1.0) for name in expected}
+    assert stubs.status == "ok" and stubs.checks == {name: (False, 0.0) for name in expected}
+    executed = json.loads((tmp_path / "graded" / "stubs" / "02-07_exercises.ipynb").read_text())
+    printed = "".join(o.get("text", "") if isinstance(o.get("text", ""), str) else "".join(o["text"])
+                      for c in executed["cells"] for o in c.get("outputs", []))
+    assert "is not implemented yet" in printed

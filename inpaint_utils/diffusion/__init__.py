@@ -55,7 +55,7 @@ from __future__ import annotations
 from ..pretrained import (DEFAULT_DDPM_MODEL, DEFAULT_DDPM_MODELS, DEFAULT_SCENE_DDPM_MODEL, DEFAULT_SD_MODEL,
                           ORIGINAL_SD_MODEL, ModelUnavailableError, ddpm_model_for, default_model, hub_offline)
 from .common import require_diffusers, resize_image, roundtrip_error, to_repaint_mask, working_size
-from .repaint import RePaintInpainter, repaint_schedule
+from .repaint import RePaintInpainter, repaint_jump_back, repaint_schedule, repaint_step
 from .sd import SCHEDULERS, SDInpainter, hallucination_summary
 from .tiny import RANDOM_WEIGHTS_MARKER  # noqa: F401  (public, not in __all__)
 from .tiny import (DDPM_CELEBAHQ_CONFIG, SD2_INPAINT_CONFIG, TINY, build_random_ddpm_pipeline,
@@ -87,6 +87,8 @@ __all__ = [
     "resize_image",
     "to_repaint_mask",
     "repaint_schedule",
+    "repaint_step",
+    "repaint_jump_back",
     "roundtrip_error",
     "hallucination_summary",
     "SDInpainter",

@@ -1,5 +1,7 @@
-"""RePaint (Lugmayr et al. 2022) on a pixel-space DDPM: :class:`RePaintInpainter` and what its resampling
-schedule costs (:func:`repaint_schedule`).
+"""RePaint (Lugmayr et al. 2022) on a pixel-space DDPM: :class:`RePaintInpainter`, what its resampling
+schedule costs (:func:`repaint_schedule`), and its two updates written out on tensors (:func:`repaint_step`,
+one reverse step with the known region replaced; :func:`repaint_jump_back`, the resampling's jump back up):
+what diffusers' ``RePaintScheduler`` computes, for notebook 06's exercise.
 """
 from __future__ import annotations
 
@@ -44,6 +46,52 @@ def repaint_schedule(steps: int = 250, jump_length: int = 10, jump_n_sample: int
         t_last = t
     return {"timesteps": timesteps, "unet_calls": calls, "undo_steps": undos}
 
+
+
+def _alpha_bar(alphas_cumprod: torch.Tensor, t: int) -> torch.Tensor:
+    """``alpha_bar_t`` (a 0-d tensor), with ``alpha_bar_{-1} = 1`` (the clean image, t = -1)."""
+    if isinstance(t, bool) or not isinstance(t, int) or not -1 <= t < alphas_cumprod.shape[0]:
+        raise ValueError(f"t must be an int in [-1, {alphas_cumprod.shape[0] - 1}], got {t!r}")
+    return alphas_cumprod[t] if t >= 0 else alphas_cumprod.new_ones(())
+
+
+def repaint_step(x_t: torch.Tensor, t: int, image: torch.Tensor, mask: torch.Tensor, eps: torch.Tensor,
+                 alphas_cumprod: torch.Tensor, noise_known: torch.Tensor, noise_unknown: torch.Tensor) -> torch.Tensor:
+    """One reverse step of RePaint (Lugmayr et al. 2022, eq. 8 and Algorithm 1), ``x_t -> x_{t-1}``, in the
+    DDPM's ``[-1, 1]`` range, with the course's masks (**1 = hole**; the paper's ``m`` is 1 = known):
+
+    * known region, noised to level ``t - 1`` (eq. 8a): ``sqrt(ab_{t-1}) image + sqrt(1 - ab_{t-1}) noise_known``;
+    * unknown region, the model's DDPM ancestral step (eq. 8b, eta = 1): from ``eps`` (the model's noise
+      prediction at ``t``), ``x0 = (x_t - sqrt(1 - ab_t) eps) / sqrt(ab_t)``, then
+      ``sqrt(ab_{t-1}) x0 + sqrt(1 - ab_{t-1} - s^2) eps + s noise_unknown`` with the posterior variance
+      ``s^2 = (1 - ab_{t-1}) / (1 - ab_t) (1 - ab_t / ab_{t-1})`` (the DDPM posterior mean written as DDIM's
+      eq. 12, as diffusers does);
+    * ``x_{t-1} = mask * unknown + (1 - mask) * known`` (eq. 8c).
+
+    ``ab_t`` is ``alphas_cumprod[t]`` and ``ab_{-1} = 1``, so at ``t = 0`` the step returns the image itself in the
+    known region and the noise-free ``x0`` in the hole. ``x_t``, ``image``, ``eps``, the noises ``(B, C, H, W)``;
+    ``mask`` ``(B or 1, 1, H, W)``. Equals ``RePaintScheduler.step`` (eta 1, ``clip_sample=False``, one inference
+    step per training step) when both noises are the one it draws (diffusers reuses one noise for both regions).
+    """
+    ab_t, ab_prev = _alpha_bar(alphas_cumprod, t), _alpha_bar(alphas_cumprod, t - 1)
+    x0 = (x_t - (1 - ab_t).sqrt() * eps) / ab_t.sqrt()                            # predicted clean image
+    var = (1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev)                       # DDPM posterior variance
+    unknown = ab_prev.sqrt() * x0 + (1 - ab_prev - var).clamp_min(0).sqrt() * eps + var.sqrt() * noise_unknown
+    known = ab_prev.sqrt() * image + (1 - ab_prev).sqrt() * noise_known
+    return mask * unknown + (1 - mask) * known
+
+
+def repaint_jump_back(x: torch.Tensor, t_from: int, t_to: int, alphas_cumprod: torch.Tensor,
+                      noise: torch.Tensor) -> torch.Tensor:
+    """RePaint's resampling jump (section 4.2): ``x_{t_from} -> x_{t_to}``, ``t_to > t_from``, by the forward
+    process ``q(x_{t_to} | x_{t_from})`` in one draw, ``sqrt(ab_to / ab_from) x + sqrt(1 - ab_to / ab_from)
+    noise`` (``ab`` as in :func:`repaint_step`; one step back up, ``t_to = t_from + 1``, is
+    ``sqrt(1 - beta) x + sqrt(beta) noise``). The whole image is noised: the next reverse steps
+    harmonise the hole with the known region again."""
+    if not t_to > t_from:
+        raise ValueError(f"the jump goes back up the chain: t_to must be > t_from, got {t_from} -> {t_to}")
+    ratio = _alpha_bar(alphas_cumprod, t_to) / _alpha_bar(alphas_cumprod, t_from)
+    return ratio.sqrt() * x + (1 - ratio).sqrt() * noise
 
 
 # --------------------------------------------------------------------------------------------------

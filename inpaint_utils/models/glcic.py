@@ -94,6 +94,7 @@ __all__ = [
     "GLCICDiscriminator",
     "Holes",
     "random_holes",
+    "local_patch_corners",
     "crop_local",
     "GLCICTask",
     "PHASES",
@@ -479,18 +480,40 @@ def random_holes(batch: int, image_size: int, hole_range: tuple[int, int], local
     lo, hi = (torch.full((batch, 2), int(v), dtype=torch.long) for v in hole_range)
     sides = _uniform_int(lo, hi, generator)                                   # (B, 2) height, width
     starts = _uniform_int(torch.zeros_like(sides), s - sides, generator)      # (B, 2) top, left
-    # the local patch [c, c + L) contains [start, start + side) and lies in [0, S): c in [first, last]
-    first = (starts + sides - lsz).clamp(min=0)                               # (B, 2)
-    last = torch.minimum(starts, torch.full_like(starts, s - lsz))            # (B, 2)
     if placement == "random":
+        # the local patch [c, c + L) contains [start, start + side) and lies in [0, S): c in [first, last]
+        first = (starts + sides - lsz).clamp(min=0)                           # (B, 2)
+        last = torch.minimum(starts, torch.full_like(starts, s - lsz))        # (B, 2)
         corners = _uniform_int(first, last, generator)
     else:
-        corners = torch.minimum(torch.maximum(starts + sides // 2 - lsz // 2, first), last)
+        corners = local_patch_corners(torch.cat([starts, sides], dim=1), s, lsz)
     coords = torch.arange(s)
     inside = (coords >= starts[:, :, None]) & (coords < (starts + sides)[:, :, None])      # (B, 2, S)
     mask = (inside[:, 0, :, None] & inside[:, 1, None, :]).to(torch.float32)[:, None]      # (B, 1, S, S)
     holes = Holes(mask, torch.cat([starts, sides], dim=1), corners)
     return holes.to(device) if device is not None else holes
+
+
+def local_patch_corners(boxes: torch.Tensor, image_size: int, local_size: int) -> torch.Tensor:
+    """The local discriminator's patch around each hole, the paper's placement: the ``local_size`` square
+    centred on the hole, moved the least needed to lie inside the ``image_size`` image. ``boxes`` ``(B, 4)``
+    integer ``top, left, height, width`` (:attr:`Holes.boxes`; each side at most ``local_size``); returns the
+    corners ``(B, 2)`` long, ``top, left``, for :func:`crop_local`. The centre of a side ``n`` starting at
+    ``a`` is ``a + n // 2``, so the corner is ``a + n // 2 - local_size // 2``, clamped into
+    ``[0, image_size - local_size]`` (the patch then still holds the whole hole). Notebook 04's exercise."""
+    if not isinstance(boxes, torch.Tensor) or boxes.ndim != 2 or boxes.shape[1] != 4 or boxes.is_floating_point():
+        raise ValueError(f"boxes must be an integer tensor (B, 4) of (top, left, height, width), got "
+                         f"{tuple(boxes.shape) if isinstance(boxes, torch.Tensor) else type(boxes).__name__}")
+    if not is_int(image_size) or not is_int(local_size) or not 1 <= local_size <= image_size:
+        raise ValueError(f"need ints 1 <= local_size <= image_size, got local_size={local_size!r}, "
+                         f"image_size={image_size!r}")
+    starts, sides = boxes[:, :2].long(), boxes[:, 2:].long()                 # (B, 2) top, left / height, width
+    if bool((sides > local_size).any()):
+        raise ValueError(f"every hole side must be at most local_size={local_size}, got {sides.max().item()}")
+    # the local patch [c, c + L) contains [start, start + side) and lies in [0, S): c in [first, last]
+    first = (starts + sides - local_size).clamp(min=0)                        # (B, 2)
+    last = torch.minimum(starts, torch.full_like(starts, image_size - local_size))
+    return torch.minimum(torch.maximum(starts + sides // 2 - local_size // 2, first), last)
 
 
 def crop_local(images: torch.Tensor, corners: torch.Tensor, size: int) -> torch.Tensor:
