@@ -31,9 +31,12 @@ CHECK_MARK = "NBVAL_CHECK_OUTPUT"
 #: the profiles of inpaint_utils.config.PROFILES (smoke: CPU minutes; cpu: each model in 20 min on a 2-core CPU;
 #: gpu: all notebooks in an hour on one GPU; full: the papers)
 PROFILES = ("smoke", "cpu", "gpu", "full")
+#: the keys of a notebook's ``colab`` metadata that may be committed: the runtime Colab opens it on (written by
+#: ``python -m inpaint_utils.colab sync``); anything else there (provenance, names, photos) is personal: stripped.
+COLAB_METADATA = ("gpuType",)
 
 __all__ = ["run_notebook", "strip_notebook", "notebook_problems", "is_checked_cell", "NotebookTimeout", "NotebookFailed",
-           "CHECK_MARK"]
+           "CHECK_MARK", "COLAB_METADATA"]
 
 
 class NotebookTimeout(RuntimeError):
@@ -163,8 +166,12 @@ def strip_notebook(notebook: str | Path, executed: str | Path | None = None) -> 
                 cell["execution_count"] = kept
         else:
             cell["outputs"] = []
-    for key in ("papermill", "widgets", "colab", "toc"):
-        nb.get("metadata", {}).pop(key, None)
+    meta = nb.get("metadata", {})
+    for key in ("papermill", "widgets", "toc"):
+        meta.pop(key, None)
+    kept_colab = {k: v for k, v in (meta.pop("colab", None) or {}).items() if k in COLAB_METADATA}
+    if kept_colab:               # Colab's runtime choice (inpaint_utils.colab.GPU_NOTEBOOKS) stays; the rest goes
+        meta["colab"] = kept_colab
     text = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
     with atomic_open(notebook, "w", encoding="utf-8") as f:
         f.write(text)
@@ -206,9 +213,13 @@ def notebook_problems(notebook: str | Path) -> list[str]:
                             f"python -m inpaint_utils.nbrun strip {notebook})")
         if cell.get("execution_count") is not None and not (is_checked_cell(cell) and cell.get("outputs")):
             problems.append(f"{notebook.name}: code cell {i} has an execution count")
-    for key in ("colab", "widgets", "papermill"):
+    for key in ("widgets", "papermill"):
         if key in nb.get("metadata", {}):
             problems.append(f"{notebook.name}: notebook metadata carries '{key}'")
+    extra = sorted(set(nb.get("metadata", {}).get("colab") or {}) - set(COLAB_METADATA))
+    if extra:
+        problems.append(f"{notebook.name}: notebook metadata 'colab' carries {', '.join(map(repr, extra))} (only "
+                        f"{', '.join(map(repr, COLAB_METADATA))} may stay: strip it)")
     return problems
 
 

@@ -239,7 +239,7 @@ def _brush_canvas_class() -> type:
         import traitlets
     except ImportError as err:
         raise ImportError("the explorer's brush needs anywidget: pip install \"inpaint-course[notebooks]\" "
-                          "(or pip install anywidget)") from err
+                          "(or pip install anywidget, which in Colab keeps Colab's own ipywidgets)") from err
 
     class BrushCanvas(anywidget.AnyWidget):
         """A canvas of ``size`` x ``size`` pixels shown ``display_width`` screen pixels wide: ``background``

@@ -535,3 +535,27 @@ def test_crop_flip_grid_is_affine_grids_and_other_matrices_still_work():
     quarter = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0]]).expand(6, 2, 3)
     square = images[..., :20]
     assert torch.allclose(apply_crop_flip(square, quarter), square.rot90(1, dims=(-2, -1)), atol=1e-5)
+
+
+def test_collection_dataset_gives_the_course_dataset_to_the_collection_it_stands_in_for(tmp_path, monkeypatch):
+    monkeypatch.setenv("INPAINT_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("INPAINT_SHARED", str(tmp_path / "no-shared"))
+    monkeypatch.delenv("INPAINT_DATASET", raising=False)
+    assert data.collection_dataset("faces_small") is None and data.collection_dataset("scenes") is None
+    assert data.collection_dataset("scenes", "cityscapes") == "cityscapes"        # an explicit dataset stays
+    monkeypatch.setenv("INPAINT_DATASET", "places365")
+    assert data.collection_dataset("scenes") == "places365" and data.collection_dataset("faces") is None
+    monkeypatch.setenv("INPAINT_DATASET", "celeba-hq")
+    assert data.collection_dataset("faces") == data.collection_dataset("faces_small") == "celeba-hq"
+    assert data.collection_dataset("scenes") is None
+    with pytest.raises(KeyError, match="unknown collection 'face'"):
+        data.collection_dataset("face")
+    # the one line: the dataset where it has images, the fallback (with what to download) elsewhere
+    (tmp_path / "data" / "celeba-hq").mkdir(parents=True)
+    Image.new("RGB", (32, 32)).save(tmp_path / "data" / "celeba-hq" / "a.jpg")
+    line = data.sources_line({"faces": None, "scenes": None})
+    assert line.startswith("data sources: faces: dataset 'celeba-hq'") and "(1 images)" in line
+    assert "| scenes: scikit-image bundled samples" in line and line.count("data_download.sh") == 1
+    assert data.source_line("celeba-hq") == data.find_source("celeba-hq", verbose=False).summary()
+    with pytest.raises(ValueError, match="at least one collection"):
+        data.sources_line([])

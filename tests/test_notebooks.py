@@ -89,6 +89,10 @@ def test_notebook_runs_in_smoke_profile(nb, tmp_path):
     text = "".join("".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
     assert "scikit-image bundled samples" in text and "[no shared folder]" in text     # it did run without it
     assert "for real results download a dataset: bash data_download.sh" in text       # and said what to get
+    first = next(o for c in executed["cells"] for o in c.get("outputs", []))    # the setup cell's data line
+    first_line = "".join(first.get("text", "")).splitlines()[0]
+    assert first.get("name") == "stdout" and first_line.startswith(("data source: ", "data sources: ")), first_line
+    assert "scikit-image bundled samples (10 images" in first_line, first_line          # which images, how many
 
 
 
@@ -161,6 +165,19 @@ def test_problems_found_and_strip_keeps_checked_outputs(tmp_path):
     assert cells[1]["outputs"] == [] and cells[2]["outputs"][0]["text"] == "0.25\n"
     assert cells[1]["execution_count"] is None and cells[2]["execution_count"] == 1  # nbval needs the count
     assert nb.stat().st_mode & 0o777 == 0o644
+
+
+def test_colab_runtime_metadata_stays_and_personal_colab_metadata_goes(tmp_path):
+    nb = _tiny_notebook(tmp_path / "a.ipynb", [("code", 'PROFILE = "smoke"', [])])
+    data = json.loads(nb.read_text())
+    data["metadata"].update({"accelerator": "GPU", "colab": {"gpuType": "T4", "provenance": [{"x": 1}], "name": "mine"}})
+    nb.write_text(json.dumps(data))
+    problems = notebook_problems(nb)
+    assert len(problems) == 1 and "'colab' carries 'name', 'provenance'" in problems[0]
+    strip_notebook(nb)
+    assert notebook_problems(nb) == []
+    meta = json.loads(nb.read_text())["metadata"]
+    assert meta["colab"] == {"gpuType": "T4"} and meta["accelerator"] == "GPU"
 
 
 def test_parameters_cell_required(tmp_path):

@@ -27,8 +27,9 @@ Introduced in ``notebooks/00_data_prep.ipynb``; every later notebook gets its im
   which one it used. CI and the smoke profile never download anything.
 * :func:`course_dataset` is the course-wide setting: ``$INPAINT_DATASET``, else the dataset the last
   :func:`download` into the default folder recorded (:func:`set_course_dataset`); notebooks pass it to
-  :func:`find_source`. :func:`verify_download` checks a kagglehub download against the listing sha256 stored
-  at its first download.
+  :func:`find_source` (:func:`collection_dataset` where a notebook shows several collections);
+  :func:`source_line` / :func:`sources_line` are the line each notebook prints first. :func:`verify_download`
+  checks a kagglehub download against the listing sha256 stored at its first download.
 """
 from __future__ import annotations
 
@@ -39,8 +40,8 @@ from .reading import (IMAGE_SUFFIXES, ImageReadError, image_size, list_images, l
 from .preprocessing import (PREPROCESS_MODES, apply_crop_flip, center_crop, make_transform, preprocess,
                             random_crop_flip_params, resize_short_side)
 from .datasets import SPLITS, ImageFolder, InMemoryImages, split_indices
-from .sources import (COLLECTIONS, SKIMAGE_SAMPLES, DataSource, course_dataset, dataset_source, download_hint,
-                      find_source, make_dataset, shared_source, skimage_source)
+from .sources import (COLLECTIONS, SKIMAGE_SAMPLES, DataSource, collection_dataset, course_dataset, dataset_source,
+                      download_hint, find_source, make_dataset, shared_source, skimage_source, source_line, sources_line)
 from .stats import first_images, image_sizes, mean_color, size_summary
 from .cache import CACHE_MODES, MEMORY_LIMIT, DecodedImages, cache_dataset, cache_dir, dataset_key, to_uint8
 from .downloads import DownloadError, download, kaggle_credentials, safe_extract, set_course_dataset, verify_download
@@ -77,6 +78,9 @@ __all__ = [
     "skimage_source",
     "find_source",
     "course_dataset",
+    "collection_dataset",
+    "source_line",
+    "sources_line",
     "set_course_dataset",
     "verify_download",
     "COURSE_ENV",

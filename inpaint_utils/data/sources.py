@@ -5,7 +5,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -202,8 +202,32 @@ def download_hint(dataset: str | None = None, collection: str | None = None) -> 
             f"then uses it (or set INPAINT_DATASET={name})")
 
 
+def _resolve(dataset: str | None, collection: str | None) -> tuple[DataSource, str, str]:
+    """(source, why a fallback was taken, what to download) of :func:`find_source`'s rules; the last two
+    are empty when the named dataset was found."""
+    why = ""
+    if dataset is not None:
+        spec = get_dataset_spec(dataset)
+        if collection is None:
+            collection = spec.fallback_collection
+        found = dataset_source(dataset)
+        if found is not None:
+            return found, "", ""
+        why = f" [dataset {dataset!r} not found in {config.data_root() / spec.name}]"
+    if collection is None:
+        collection = "faces"
+    source = shared_source(collection)
+    if source is None:
+        shared = config.shared_data_root()
+        reason = "no shared folder" if shared is None else f"no images for collection {collection!r} in {shared}"
+        source = skimage_source()
+        why += f" [{reason}]"
+    return source, why, f" [{download_hint(dataset, collection)}]"
+
+
 def find_source(dataset: str | None = None, collection: str | None = None, verbose: bool = True) -> DataSource:
-    """The images a notebook uses (docs/conventions.md, "Data paths"), and one printed line saying which.
+    """The images a notebook uses (docs/conventions.md, "Data paths"), and one printed line saying which
+    (:func:`source_line`).
 
     1. ``data_root()/<dataset>`` when ``dataset`` is given and that folder holds images;
     2. else the shared folder's ``collection`` (one of :data:`COLLECTIONS`; ``None`` picks the
@@ -213,29 +237,50 @@ def find_source(dataset: str | None = None, collection: str | None = None, verbo
 
     On a fallback (2 or 3) the line also says what to download for real results (:func:`download_hint`).
     """
-    note = ""
-    if dataset is not None:
-        spec = get_dataset_spec(dataset)
-        if collection is None:
-            collection = spec.fallback_collection
-        found = dataset_source(dataset)
-        if found is not None:
-            if verbose:
-                print(found.summary())
-            return found
-        note = f" [dataset {dataset!r} not found in {config.data_root() / spec.name}]"
-    if collection is None:
-        collection = "faces"
-    source = shared_source(collection)
-    if source is None:
-        shared = config.shared_data_root()
-        why = "no shared folder" if shared is None else f"no images for collection {collection!r} in {shared}"
-        source = skimage_source()
-        note += f" [{why}]"
-    note += f" [{download_hint(dataset, collection)}]"
+    source, why, hint = _resolve(dataset, collection)
     if verbose:
-        print(source.summary() + note)
+        print(source.summary() + why + hint)
     return source
+
+
+def source_line(dataset: str | None = None, collection: str | None = None) -> str:
+    """The line :func:`find_source` prints for the same arguments, without printing it: which images and how
+    many. The setup cell of every notebook prints it first (``inpaint_utils.colab``), e.g.
+    ``source_line(course_dataset(DATASET), COLLECTION)``."""
+    source, why, hint = _resolve(dataset, collection)
+    return source.summary() + why + hint
+
+
+def collection_dataset(collection: str, dataset: str | None = None) -> str | None:
+    """The dataset a notebook that shows several collections side by side (01: faces and scenes; 06) uses for
+    ``collection``: ``dataset`` when given; else the course's dataset (:func:`course_dataset`) when that dataset
+    stands in for the collection (its registry ``fallback_collection`` begins the collection's name: celeba-hq
+    for ``faces`` and ``faces_small``, places365 for ``scenes``); else ``None``, which :func:`find_source` reads
+    as "the shared collection, then scikit-image's samples"."""
+    if collection not in COLLECTIONS:
+        raise KeyError(f"unknown collection {collection!r}; known collections: {', '.join(COLLECTIONS)}")
+    if dataset is not None:
+        return course_dataset(dataset)
+    course = course_dataset()
+    if course is not None and collection.startswith(get_dataset_spec(course).fallback_collection):
+        return course
+    return None
+
+
+def sources_line(collections: Mapping[str, str | None] | Sequence[str]) -> str:
+    """One line for several collections (notebooks 01 and 06): each collection's source and number of images,
+    the dataset of each given by :func:`collection_dataset` (``collections`` maps a collection to its dataset,
+    ``None`` for the course's; a list means ``None`` for all), and, after a fallback, what to download for the
+    first collection that fell back."""
+    items = list(collections.items()) if isinstance(collections, Mapping) else [(c, None) for c in collections]
+    if not items:
+        raise ValueError("sources_line needs at least one collection")
+    parts, hints = [], []
+    for collection, dataset in items:
+        source, why, hint = _resolve(collection_dataset(collection, dataset), collection)
+        parts.append(f"{collection}: {source.summary().removeprefix('data source: ')}{why}")
+        hints.append(hint)
+    return "data sources: " + " | ".join(parts) + next((h for h in hints if h), "")
 
 
 def course_dataset(dataset: str | None = None) -> str | None:
