@@ -29,7 +29,7 @@ from .validation import check_image, check_image_mask
 
 __all__ = ["to_numpy_image", "overlay_mask", "image_grid", "comparison_grid", "ratio_histogram", "plot_curves",
            "save_figure", "flow_to_color", "color_wheel_legend", "add_color_wheel", "plot_attention_arrows",
-           "attention_heatmap",
+           "attention_heatmap", "pyplot", "save_png",
            "NAMED_COLORS"]
 
 #: Colours for :func:`overlay_mask`, RGB in ``[0, 1]``.
@@ -49,8 +49,9 @@ def _headless() -> bool:
     return False
 
 
-def _pyplot():
-    """``matplotlib.pyplot``, with ``Agg`` selected only when no backend is set up and there is no display."""
+def pyplot():
+    """``matplotlib.pyplot``, with ``Agg`` selected only when no backend is set up and there is no display (what
+    every figure of the package draws with)."""
     import matplotlib
 
     if "matplotlib.pyplot" not in sys.modules:
@@ -64,6 +65,9 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+_pyplot = pyplot
 
 
 def to_numpy_image(t: torch.Tensor | np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("metrics", "losses"),
     ("models",),
     ("checkpoint", "distributed", "train"),                               # training
-    ("inference", "comparison", "diffusion"),
+    ("inference", "comparison", "diffusion", "gallery"),
     ("cli", "checks", "exercises", "widgets", "nbrun", "colab", "__init__"),  # command line, notebooks' helpers
 )
 LAYER = {room: i for i, rooms in enumerate(LAYERS) for room in rooms}
