@@ -354,35 +354,36 @@ def results_table(records: dict[str, dict[str, Any]] | None = None) -> list[dict
 
 
 def readme_results(records: dict[str, dict[str, Any]] | None = None) -> str:
-    """The README's results section body: a Markdown table of :func:`results_table` and, per run, its
-    profile, masks, data, hardware, code version and the command that reproduces it."""
+    """The README's results table: one row per committed result (:func:`committed_results`), what a reader
+    compares: the run (a link to its JSON file, which holds the provenance: data, masks, hardware, code version,
+    versions and the commands that trained and scored it), the method, n, PSNR and LPIPS in the hole, and Telea's
+    on the same images and masks. Every number is read from the files (:func:`results_table`)."""
     records = committed_results() if records is None else records
     if not records:
         return "No committed results yet: `scripts/cpu_runs.sh` makes them."
 
     def cell(value: Any, digits: int) -> str:
-        if value is None:
-            return ""
-        if isinstance(value, float):
-            return f"{value:.{digits}f}"
-        return str(value)
+        return "" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
-    digits = {"psnr_hole": 2, "lpips_hole": 3, "l1_pct_hole": 2, "ssim_hole": 3, "psnr_image": 2, "train_min": 1,
-              "images_per_s": 1}
-    lines = ["| " + " | ".join(RESULTS_COLUMNS) + " |", "|" + "---|" * len(RESULTS_COLUMNS)]
+    by_run: dict[str, dict[str, dict[str, Any]]] = {}
     for row in results_table(records):
-        lines.append("| " + " | ".join(cell(row[c], digits.get(c, 2)) for c in RESULTS_COLUMNS) + " |")
-    lines.append("")
-    lines.append("PSNR in dB, L1 in % of [0, 1], LPIPS (squeeze) and SSIM in the hole; PSNR of the whole image; "
-                 "train_min: wall minutes of training. Each run:")
-    lines.append("")
+        by_run.setdefault(row["run"], {}).setdefault(row["method"], row)
+    lines = ["| run | method | n | PSNR hole (dB) | LPIPS hole | Telea PSNR hole | Telea LPIPS hole |",
+             "|---|---|---|---|---|---|---|"]
     for name, record in records.items():
-        training = record.get("training") or {}
-        lines.append(f"* `{name}`: profile {training.get('profile')}, {record.get('num_images')} test images "
-                     f"{record.get('image_size')} px of {record.get('data')}, split {record.get('split')}; "
-                     f"{record.get('mask')}; {record.get('hardware')}; code {record.get('code_version')}, "
-                     f"{record.get('created')}. Trained by `{training.get('command')}`, scored by "
-                     f"`{record.get('command')}`.")
+        rows = by_run.get(name, {})
+        own = rows.get(record.get("method")) or next(iter(rows.values()), None)
+        if own is None:
+            continue
+        telea = rows.get("telea") or {}
+        lines.append(f"| [`{name}`](results/{name}.json) | {own['method']} | {cell(own.get('n'), 0)} | "
+                     f"{cell(own.get('psnr_hole'), 2)} | {cell(own.get('lpips_hole'), 3)} | "
+                     f"{cell(telea.get('psnr_hole'), 2)} | {cell(telea.get('lpips_hole'), 3)} |")
+    lines.append("")
+    lines.append("PSNR and LPIPS (SqueezeNet; lower is better) in the hole of the composite, on the held-out test images "
+                 "and the masks of each run, Telea's on the same images and masks. Each run's JSON file (its link) "
+                 "holds the rest: Navier-Stokes, L1, SSIM (and, for LaMa's sets, every score per hole-area bin), the data, "
+                 "masks, hardware, code version and the commands that trained and scored it.")
     return "\n".join(lines)
 
 

@@ -112,3 +112,18 @@ def test_make_figures_saves_what_it_can_and_says_why_not_for_the_rest(tmp_path, 
     assert sorted(p.name for p in (tmp_path / "f").iterdir()) == ["results_area_bins.png"]
     with pytest.raises(ValueError, match="unknown figure"):
         gallery.make_figures(["pictures"], records={}, out_dir=tmp_path / "f")
+
+
+def test_the_committed_picture_is_listed_shown_and_drawn_from_committed_results():
+    from pathlib import Path
+
+    from inpaint_utils import report
+
+    root = Path(__file__).resolve().parents[1]
+    name = f"{gallery.FIGURES['area']}.png"
+    assert (root / "figures" / name).is_file()
+    assert f"`{name}`" in (root / "figures" / "README.md").read_text()
+    assert f"!{name}" in (root / "figures" / ".gitignore").read_text().split()
+    readme = (root / "README.md").read_text()
+    assert readme.index(f"](figures/{name})") < readme.index(report.README_MARKERS[0])     # above the table
+    assert gallery.area_bin_rows(), "the committed results hold no per-area rows to draw"

@@ -103,8 +103,11 @@ def test_results_table_and_readme_read_every_number_from_the_records(tmp_path):
     assert [r["method"] for r in rows] == ["glcic", "telea", "ns"]
     assert rows[0]["steps"] == 300 and rows[0]["train_min"] == 10.0 and rows[1]["steps"] is None
     assert [r["psnr_hole"] for r in rows] == [24.0, 21.0, 20.5]
-    text = report.readme_results({"04_glcic_cpu": _fake_record()})
-    assert "| 04_glcic_cpu | glcic | 100 | 24.00 | 0.100 |" in text and "`inpaint train glcic --profile cpu`" in text
+    text = report.readme_results({"04_glcic_cpu": _fake_record(), "08_v2_thin": _fake_record("deepfill_v2", (18.0, 22.5, 23.0))})
+    # one row per run: the model beside Telea on the same images and masks; the provenance one click away
+    assert "| [`04_glcic_cpu`](results/04_glcic_cpu.json) | glcic | 100 | 24.00 | 0.100 | 21.00 | 0.200 |" in text
+    assert "| [`08_v2_thin`](results/08_v2_thin.json) | deepfill_v2 | 100 | 18.00 | 0.100 | 22.50 | 0.200 |" in text
+    assert text.count("\n| [`") == 2 and "inpaint train glcic" not in text and "| ns |" not in text
     readme = tmp_path / "README.md"
     start, end = report.README_MARKERS
     readme.write_text(f"# x\n{start}\nSTALE-TABLE\n{end}\ntail\n")
