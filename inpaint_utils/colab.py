@@ -196,7 +196,8 @@ The Colab badges open the notebooks of `{REPO}` (branch `{BRANCH}`); a fork chan
 paragraph and the setup cell of every notebook. That setup cell (the second code cell, after `parameters`)
 installs the course in Colab with the `colab` extra (and `diffusion` for notebooks 06 and 07) and installs
 nothing elsewhere; then it prints the notebook's first output line: which images it uses and how many. The
-`colab` extra holds only what Colab lacks and never installs {", ".join(f"`{n}`" for n in COLAB_FORBIDDEN)}
+`colab` extra holds only what Colab lacks and never installs, not even as a dependency,
+{", ".join(f"`{n}`" for n in COLAB_FORBIDDEN)}
 (Colab pins its own Jupyter stack; upgrading it breaks the runtime), nor `ipywidgets` or `anywidget`, which
 require `ipython` (Colab ships ipywidgets; the brush of notebook 07's explorer needs `pip install anywidget`
 there). To install by hand, on your machine and in Colab:
