@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from .fileio import atomic_open, same_file
+from .nbrun import strip_run_metadata
 
 __all__ = ["SOLUTION_TAG", "GRADING_TAG", "make_exercise", "write_exercises", "stub_cell_source", "grade",
            "Grade", "main"]
@@ -197,8 +198,7 @@ def make_exercise(nb: Any) -> tuple[Any, dict[str, Any]]:
             counts["markdown_answers"] += 1
         for key in ("papermill", "execution", "ExecuteTime", "collapsed", "scrolled"):
             cell.metadata.pop(key, None)
-    for key in ("papermill", "widgets", "colab", "toc"):
-        out.metadata.pop(key, None)
+    strip_run_metadata(out.metadata)        # a GPU notebook's copy opens on Colab's GPU runtime too
     checks = _checks_in(out.cells)
     out.metadata[METADATA_KEY] = {"checks": checks}
     nbformat.validate(out)

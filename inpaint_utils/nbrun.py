@@ -36,7 +36,7 @@ PROFILES = ("smoke", "cpu", "gpu", "full")
 COLAB_METADATA = ("gpuType",)
 
 __all__ = ["run_notebook", "strip_notebook", "notebook_problems", "is_checked_cell", "NotebookTimeout", "NotebookFailed",
-           "CHECK_MARK", "COLAB_METADATA"]
+           "CHECK_MARK", "COLAB_METADATA", "strip_run_metadata"]
 
 
 class NotebookTimeout(RuntimeError):
@@ -166,16 +166,23 @@ def strip_notebook(notebook: str | Path, executed: str | Path | None = None) -> 
                 cell["execution_count"] = kept
         else:
             cell["outputs"] = []
-    meta = nb.get("metadata", {})
-    for key in ("papermill", "widgets", "toc"):
-        meta.pop(key, None)
-    kept_colab = {k: v for k, v in (meta.pop("colab", None) or {}).items() if k in COLAB_METADATA}
-    if kept_colab:               # Colab's runtime choice (inpaint_utils.colab.GPU_NOTEBOOKS) stays; the rest goes
-        meta["colab"] = kept_colab
+    strip_run_metadata(nb.setdefault("metadata", {}))
     text = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
     with atomic_open(notebook, "w", encoding="utf-8") as f:
         f.write(text)
     return kept
+
+
+def strip_run_metadata(meta: dict) -> dict:
+    """Remove from a notebook's ``metadata`` (in place; also returned) what a run or an editor leaves there
+    (papermill, widget state, toc) and every ``colab`` key but :data:`COLAB_METADATA`: Colab's runtime choice
+    (``inpaint_utils.colab.GPU_NOTEBOOKS``) stays, its provenance and names go."""
+    for key in ("papermill", "widgets", "toc"):
+        meta.pop(key, None)
+    kept = {k: v for k, v in (meta.pop("colab", None) or {}).items() if k in COLAB_METADATA}
+    if kept:
+        meta["colab"] = kept
+    return meta
 
 
 def _clean_output(output: dict) -> dict:

@@ -331,3 +331,13 @@ def test_first_output_line_says_which_images_and_how_many(nb, stand_in_folders, 
     assert "dataset 'celeba-hq'" in line and "(4 images)" in line, line
     if nb.stem in ("01_masking", "06_stable_diffusion"):
         assert "shared folder" in line.split("|")[1]            # the scenes keep their own source
+
+
+def test_the_student_copy_of_a_gpu_notebook_opens_on_a_gpu_too():
+    import nbformat
+
+    from inpaint_utils import exercises
+
+    for name in colab.GPU_NOTEBOOKS:
+        copy, _ = exercises.make_exercise(nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4))
+        assert copy.metadata["accelerator"] == "GPU" and dict(copy.metadata["colab"]) == {"gpuType": "T4"}
