@@ -32,12 +32,28 @@ Every output is cleared; the notebook's metadata records the checks of its gradi
 
 ``grade`` runs every submitted notebook with papermill (:func:`inpaint_utils.nbrun.run_notebook`, smoke
 profile, a time limit each) with ``INPAINT_CHECKS_STRICT=0`` so that every grading cell runs even after a
-wrong answer, reads the ``CHECK`` lines printed by cells tagged ``grading`` (lines printed elsewhere do not
-count), and writes ``grades.csv`` (one row per student, notebook and check) and ``grades.md`` (one row
+wrong answer, and writes ``grades.csv`` (one row per student, notebook and check) and ``grades.md`` (one row
 per student and notebook). Submissions are laid out as ``SUBMISSIONS_DIR/<student>/<notebook>.ipynb``
 (a notebook directly in ``SUBMISSIONS_DIR`` is graded as the student named by its file stem). With
 ``--reference`` (the folder ``make`` wrote), grading cells whose code differs from the handed-out one
-are flagged. Grading executes the students' code: run it in a throw-away account or container.
+are flagged.
+
+Where the grade comes from. The ``CHECK`` lines a grading cell prints are the student's feedback, not the grade:
+code in the student's notebook can replace ``inpaint_utils.checks.check_masked_l2`` by a function that prints
+PASS, or patch what a check calls. So the grader puts a cell after each handed-out grading cell (the handed-out
+cell's calls when ``--reference`` is given, else the submitted cell's; the calls of a handed-out cell that is gone
+are served at the end) that hands the student's function to the grader (:func:`inpaint_utils.checks.remote.serve`).
+The grader's process, which never runs a student's code, runs the library's check on a stand-in whose calls run the
+student's function in the kernel; arguments, results, in-place changes, generator states and gradients cross a
+socket as data (:mod:`inpaint_utils.checks.remote`). This design keeps the checks' tests as they are (a second
+process that only compared outputs would need every check's inputs written out, and could not test gradients or
+in-place changes) and gives an honest answer the grade its grading cell prints.
+
+Each submission is read (with the handed-out notebooks) before any student's code runs and executed from a
+temporary copy; one that is not shaped like a notebook gets its row with the reason; the reports are written
+whatever happens to the others; the processes a run leaves behind are killed (:func:`inpaint_utils.nbrun.kill_run`).
+Grading executes the students' code and is not a sandbox: run it in a throw-away account or container (the README's
+section for instructors says what it does not protect against).
 """
 from __future__ import annotations
 
@@ -239,8 +255,9 @@ def write_exercises(notebooks: Sequence[str | Path], out_dir: str | Path = "exer
 @dataclass
 class Grade:
     """One student's notebook: ``status`` ("ok", or "; "-joined problems: "error: ...", "timeout after ...",
-    "grading cell modified or removed ..."),
-    ``checks`` ``{name: (passed, score)}`` for the checks that ran, ``expected`` the checks it should run."""
+    "grading cell modified or removed ...", or one of "not a notebook: ...", "malformed notebook: ...",
+    "unreadable: ...", "not graded: ..." for a notebook that did not run), ``checks`` ``{name: (passed, score)}``
+    for the checks the grader ran, ``expected`` the checks it should run."""
 
     student: str
     notebook: str

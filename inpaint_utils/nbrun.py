@@ -21,6 +21,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterable
@@ -178,18 +179,22 @@ def run_notebook(notebook: str | Path, out_dir: str | Path, profile: str = "smok
                           *(f"-p {k}={json.dumps(v)}" for k, v in (parameters or {}).items()),
                           os.path.relpath(notebook) if notebook.is_relative_to(Path.cwd()) else str(notebook)])
     marker = f"{os.getpid()}-{time.monotonic_ns()}"
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "INPAINT_COMMAND": described, **(env or {}), RUN_ENV: marker},
-                            start_new_session=True)
-    try:
-        log, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        kill_run(proc.pid, marker)  # papermill, the kernel it started and whatever the notebook started
-        proc.communicate()
-        raise NotebookTimeout(f"{notebook.name} did not finish within {timeout:.0f} s (profile {profile})") from None
-    finally:
-        if kill_leftovers:
-            kill_run(None, marker)
+    # the log goes to a file, not a pipe: a process the notebook leaves behind keeps a pipe open, not the run going
+    with tempfile.TemporaryFile() as log_file:
+        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
+                                env={**os.environ, "INPAINT_COMMAND": described, **(env or {}), RUN_ENV: marker},
+                                start_new_session=True)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_run(proc.pid, marker)  # papermill, the kernel it started and whatever the notebook started
+            proc.wait()
+            raise NotebookTimeout(f"{notebook.name} did not finish within {timeout:.0f} s (profile {profile})") from None
+        finally:
+            if kill_leftovers:
+                kill_run(None, marker)
+        log_file.seek(0)
+        log = log_file.read().decode("utf-8", errors="replace")
     if proc.returncode != 0:
         raise NotebookFailed(f"{notebook.name} failed (profile {profile}, exit {proc.returncode}); "
                              f"executed copy: {output}\n{log[-6000:]}")

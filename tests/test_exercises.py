@@ -407,3 +407,77 @@ def test_grade_the_exercises_of_02_07_with_papermill(tmp_path):
     printed = "".join(o.get("text", "") if isinstance(o.get("text", ""), str) else "".join(o["text"])
                       for c in executed["cells"] for o in c.get("outputs", []))
     assert "is not implemented yet" in printed
+
+
+CHEAT = '''import inpaint_utils.checks
+inpaint_utils.checks.check_masked_l2 = lambda fn, **kwargs: print("CHECK masked_l2 PASS 1.00")
+inpaint_utils.checks.check_psnr = lambda fn, **kwargs: print("CHECK psnr PASS 1.00")
+'''
+#: a PSNR with data range 255 (a wrong answer)
+PSNR_255 = PSNR_DEF.replace("1.0 /", "255.0 ** 2 /")
+
+
+def _spawn_and_record(pid_file: Path) -> str:
+    """A cell that starts ``sleep 1000`` in a session of its own (out of the kernel's process group) and writes its
+    pid to ``pid_file``."""
+    return (f"import subprocess\nchild = subprocess.Popen(['sleep', '1000'], start_new_session=True)\n"
+            f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n")
+
+
+def _dead(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in ("Z", "X")                   # a zombie waiting for its new parent to reap it is dead too
+
+
+@pytest.mark.notebook
+def test_grade_is_computed_where_the_students_code_cannot_reach_it(tmp_path):
+    """mallory replaces the checks by ones that print PASS: the grade is her functions' (FAIL), with the reference
+    and without. dan deletes zoe's submission and the handed-out notebook and leaves a process of its own session
+    behind: zoe is graded all the same and the process is killed."""
+    submissions, reference = tmp_path / "submissions", tmp_path / "handed_out"
+    for folder in (submissions / "mallory", submissions / "dan", submissions / "zoe", reference):
+        folder.mkdir(parents=True)
+    nbformat.write(_submission(SOLUTION_DEF), str(reference / "10_ex.ipynb"))
+    mallory = _submission(WRONG_DEF)
+    mallory.cells[3].source = PSNR_255
+    mallory.cells.insert(2, _code(CHEAT))
+    nbformat.write(mallory, str(submissions / "mallory" / "10_ex.ipynb"))
+    zoe_file, pid_file = submissions / "zoe" / "10_ex.ipynb", tmp_path / "dan.pid"
+    dan = _submission(SOLUTION_DEF)
+    dan.cells.insert(1, _code(f"import os\nos.remove({str(zoe_file)!r})\nos.remove({str(reference / '10_ex.ipynb')!r})\n"
+                              + _spawn_and_record(pid_file)))
+    nbformat.write(dan, str(submissions / "dan" / "10_ex.ipynb"))
+    nbformat.write(_submission(SOLUTION_DEF), str(zoe_file))
+    out = tmp_path / "graded"
+    grades = {g.student: g for g in exercises.grade(submissions, out, timeout=120, reference=reference)}
+    assert grades["mallory"].status == "ok"                                  # her grading cells are unchanged
+    assert grades["mallory"].checks["masked_l2"][0] is False and grades["mallory"].checks["psnr"][0] is False
+    assert "CHECK masked_l2 PASS 1.00" in json.dumps(json.loads((out / "mallory" / "10_ex.ipynb").read_text()))
+    assert not zoe_file.exists()                                             # dan's code did delete it ...
+    assert grades["zoe"].status == "ok" and grades["zoe"].passed == 2        # ... read before his code ran
+    assert grades["dan"].status == "ok" and grades["dan"].passed == 2
+    assert _dead(int(pid_file.read_text()))
+    rows = list(csv.DictReader((out / "grades.csv").open()))
+    assert {(r["student"], r["result"]) for r in rows} == {("mallory", "FAIL"), ("dan", "PASS"), ("zoe", "PASS")}
+    # without the reference, the same
+    (submissions / "dan").rename(tmp_path / "dan")
+    (submissions / "zoe").rename(tmp_path / "zoe")
+    grades = exercises.grade(submissions, tmp_path / "graded2", timeout=120)
+    assert [(g.student, g.passed, g.status) for g in grades] == [("mallory", 0, "ok")]
+
+
+@pytest.mark.notebook
+def test_grade_timeout_kills_a_child_in_its_own_session(tmp_path):
+    submissions = tmp_path / "submissions" / "tim"
+    submissions.mkdir(parents=True)
+    pid_file = tmp_path / "tim.pid"
+    nb = _submission(SOLUTION_DEF)
+    nb.cells.insert(3, _code(_spawn_and_record(pid_file) + "import time\ntime.sleep(1000)\n"))
+    nbformat.write(nb, str(submissions / "10_ex.ipynb"))
+    (g,) = exercises.grade(tmp_path / "submissions", tmp_path / "graded", timeout=45)
+    assert g.status == "timeout after 45 s"
+    assert g.checks == {"masked_l2": (True, 1.0)}                            # graded before the sleep
+    assert _dead(int(pid_file.read_text()))
