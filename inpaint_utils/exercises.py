@@ -526,19 +526,23 @@ def _grade_one(student: str, path: Path, data: bytes, handed_out: dict[str, dict
             server.close()
         g.checks = dict(server.results)
         executed = folder / "executed" / path.name
-        work = out_dir / student
-        work.mkdir(parents=True, exist_ok=True)
-        if executed.is_file():
-            text = executed.read_bytes()
+        text = executed.read_bytes() if executed.is_file() else None
+        if text is not None:
             try:
                 error = _first_error(json.loads(text.decode("utf-8")))
             except (UnicodeDecodeError, json.JSONDecodeError):
                 error = "unreadable executed notebook"
-            with atomic_open(work / path.name, "wb") as f:
-                f.write(text)
-        if server.reports:
-            with atomic_open(work / f"{Path(path.name).stem}.checks.txt", "w", encoding="utf-8") as f:
-                f.write("\n\n".join(server.reports[n] for n in g.names if n in server.reports) + "\n")
+        try:  # the executed copy and the checks' reports, for the student; the grade does not depend on them
+            work = out_dir / student
+            work.mkdir(parents=True, exist_ok=True)
+            if text is not None:
+                with atomic_open(work / path.name, "wb") as f:
+                    f.write(text)
+            if server.reports:
+                with atomic_open(work / f"{Path(path.name).stem}.checks.txt", "w", encoding="utf-8") as f:
+                    f.write("\n\n".join(server.reports[n] for n in g.names if n in server.reports) + "\n")
+        except OSError as err:
+            problems.append(f"executed copy not saved ({err.strerror or err})")
     if failed == "error":
         problems.append(f"error: {error or 'the notebook did not run'}")
     elif failed:
