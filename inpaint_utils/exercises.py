@@ -32,12 +32,28 @@ Every output is cleared; the notebook's metadata records the checks of its gradi
 
 ``grade`` runs every submitted notebook with papermill (:func:`inpaint_utils.nbrun.run_notebook`, smoke
 profile, a time limit each) with ``INPAINT_CHECKS_STRICT=0`` so that every grading cell runs even after a
-wrong answer, reads the ``CHECK`` lines printed by cells tagged ``grading`` (lines printed elsewhere do not
-count), and writes ``grades.csv`` (one row per student, notebook and check) and ``grades.md`` (one row
+wrong answer, and writes ``grades.csv`` (one row per student, notebook and check) and ``grades.md`` (one row
 per student and notebook). Submissions are laid out as ``SUBMISSIONS_DIR/<student>/<notebook>.ipynb``
 (a notebook directly in ``SUBMISSIONS_DIR`` is graded as the student named by its file stem). With
 ``--reference`` (the folder ``make`` wrote), grading cells whose code differs from the handed-out one
-are flagged. Grading executes the students' code: run it in a throw-away account or container.
+are flagged.
+
+Where the grade comes from. The ``CHECK`` lines a grading cell prints are the student's feedback, not the grade:
+code in the student's notebook can replace ``inpaint_utils.checks.check_masked_l2`` by a function that prints
+PASS, or patch what a check calls. So the grader puts a cell after each handed-out grading cell (the handed-out
+cell's calls when ``--reference`` is given, else the submitted cell's; the calls of a handed-out cell that is gone
+are served at the end) that hands the student's function to the grader (:func:`inpaint_utils.checks.remote.serve`).
+The grader's process, which never runs a student's code, runs the library's check on a stand-in whose calls run the
+student's function in the kernel; arguments, results, in-place changes, generator states and gradients cross a
+socket as data (:mod:`inpaint_utils.checks.remote`). This design keeps the checks' tests as they are (a second
+process that only compared outputs would need every check's inputs written out, and could not test gradients or
+in-place changes) and gives an honest answer the grade its grading cell prints.
+
+Each submission is read (with the handed-out notebooks) before any student's code runs and executed from a
+temporary copy; one that is not shaped like a notebook gets its row with the reason; the reports are written
+whatever happens to the others; the processes a run leaves behind are killed (:func:`inpaint_utils.nbrun.kill_run`).
+Grading executes the students' code and is not a sandbox: run it in a throw-away account or container (the README's
+section for instructors says what it does not protect against).
 """
 from __future__ import annotations
 
@@ -239,8 +255,9 @@ def write_exercises(notebooks: Sequence[str | Path], out_dir: str | Path = "exer
 @dataclass
 class Grade:
     """One student's notebook: ``status`` ("ok", or "; "-joined problems: "error: ...", "timeout after ...",
-    "grading cell modified or removed ..."),
-    ``checks`` ``{name: (passed, score)}`` for the checks that ran, ``expected`` the checks it should run."""
+    "grading cell modified or removed ...", or one of "not a notebook: ...", "malformed notebook: ...",
+    "unreadable: ...", "not graded: ..." for a notebook that did not run), ``checks`` ``{name: (passed, score)}``
+    for the checks the grader ran, ``expected`` the checks it should run."""
 
     student: str
     notebook: str
@@ -269,23 +286,78 @@ def _submissions(root: Path, skip: Path | None) -> list[tuple[str, Path]]:
     return found
 
 
-def _grading_output(nb: dict) -> tuple[dict[str, tuple[bool, float]], str | None]:
-    """The CHECK lines printed by grading cells, and the first error of the executed notebook."""
-    from .checks import parse_check_lines
+_NOTEBOOK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*\.ipynb$")
 
-    results: dict[str, tuple[bool, float]] = {}
-    error = None
-    for cell in nb.get("cells", []):
-        for output in cell.get("outputs", []):
-            if output.get("output_type") == "error" and error is None:
-                error = f"{output.get('ename', 'Error')}: {output.get('evalue', '')}".strip()
-            if cell.get("cell_type") != "code" or GRADING_TAG not in _tags(cell):
-                continue
-            if output.get("output_type") == "stream":
-                text = _source({"source": output.get("text", "")})
-                for name, passed, score in parse_check_lines(text):
-                    results[name] = (passed, score)
-    return results, error
+
+def _malformed(nb: Any) -> str | None:
+    """What keeps ``nb`` (parsed JSON) from being graded, in a few words; ``None`` when it has a notebook's shape."""
+    if not isinstance(nb, dict):
+        return f"the file holds a JSON {type(nb).__name__}, not a notebook (an object with 'cells' and 'metadata')"
+    if not isinstance(nb.get("cells"), list):
+        return f"'cells' is {type(nb.get('cells')).__name__}, not a list of cells"
+    if not isinstance(nb.get("metadata", {}), dict):
+        return f"the notebook's 'metadata' is a {type(nb['metadata']).__name__}, not an object"
+    for i, cell in enumerate(nb["cells"]):
+        if not isinstance(cell, dict):
+            return f"cell {i} is a {type(cell).__name__}, not an object"
+        source = cell.get("source", "")
+        if not (isinstance(source, str) or (isinstance(source, list) and all(isinstance(x, str) for x in source))):
+            return f"cell {i}'s 'source' is neither a string nor a list of strings"
+        if not isinstance(cell.get("metadata", {}), dict):
+            return f"cell {i}'s 'metadata' is a {type(cell['metadata']).__name__}, not an object"
+        tags = cell.get("metadata", {}).get("tags", [])
+        if not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
+            return f"cell {i}'s tags are not a list of strings"
+        if not isinstance(cell.get("outputs", []), list):
+            return f"cell {i}'s 'outputs' is not a list"
+    info = nb.get("metadata", {}).get(METADATA_KEY, {})
+    if not isinstance(info, dict):
+        return f"metadata '{METADATA_KEY}' is a {type(info).__name__}, not an object"
+    checks = info.get("checks", [])
+    if checks is not None and not (isinstance(checks, list) and all(isinstance(c, str) for c in checks)):
+        return f"metadata '{METADATA_KEY}.checks' is not a list of check names"
+    source = info.get("source")
+    if source is not None and not (isinstance(source, str) and _NOTEBOOK_NAME.match(source)):
+        return (f"metadata '{METADATA_KEY}.source' is {json.dumps(source)[:80]}, not the file name of a handed-out "
+                "notebook (no folders)")
+    return None
+
+
+def _read_notebook(data: bytes) -> tuple[dict | None, str | None]:
+    """``(notebook, None)`` or ``(None, why it cannot be graded)``."""
+    try:
+        nb = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        return None, f"not a notebook: {err}"
+    problem = _malformed(nb)
+    return (None, f"malformed notebook: {problem}") if problem else (nb, None)
+
+
+def _read_reference(reference: str | Path | None) -> dict[str, dict]:
+    """The handed-out notebooks by file name, read once (a submission names one by its key: no path is built from
+    what a student wrote)."""
+    if reference is None:
+        return {}
+    folder = Path(reference)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"reference folder not found: {folder}")
+    handed_out = {}
+    for path in sorted(folder.glob("*.ipynb")):
+        nb, problem = _read_notebook(path.read_bytes())
+        if nb is None:
+            print(f"[grade] warning: reference {path.name} is skipped: {problem}")
+        else:
+            handed_out[path.name] = nb
+    return handed_out
+
+
+def _first_error(nb: dict) -> str | None:
+    """The first error of an executed notebook, ``"Name: message"``."""
+    for cell in nb.get("cells", []) if isinstance(nb, dict) else []:
+        for output in cell.get("outputs", []) if isinstance(cell, dict) else []:
+            if isinstance(output, dict) and output.get("output_type") == "error":
+                return f"{output.get('ename', 'Error')}: {output.get('evalue', '')}".strip()
+    return None
 
 
 def _grading_sources(nb: dict) -> list[str]:
@@ -299,68 +371,223 @@ def _notebook_name(nb: dict, path: Path) -> str:
     return str(source) if source else path.name
 
 
-def grade(submissions: str | Path, out_dir: str | Path = "runs/grading", profile: str = "smoke",
-          timeout: float = 900, reference: str | Path | None = None) -> list[Grade]:
-    """Run and grade every submitted notebook (see the module docstring); write ``grades.csv`` and
-    ``grades.md`` into ``out_dir`` and return the grades."""
+def _check_calls(source: str) -> list[tuple[str, str]]:
+    """``(check name, the source of the function it is given)`` for each ``checks.check_<name>(fn, ...)`` call."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    calls = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and node.args:
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+            if name.startswith("check_") and re.fullmatch(r"[A-Za-z0-9_]+", name[6:]):
+                argument = ast.get_source_segment(source, node.args[0])
+                if argument:
+                    calls.append((name[6:], argument))
+    return sorted(calls, key=lambda c: source.find(f"check_{c[0]}"))
+
+
+SERVE_TAG = "inpaint-grader"
+
+
+def _serve_cell(calls: list[tuple[str, str]], with_id: bool, n: int) -> dict:
+    """A cell the grader adds after a grading cell: it hands the student's function to the grader, which computes the
+    grade outside this kernel (:mod:`inpaint_utils.checks.remote`)."""
+    lines = ["# added by the grader: the grade is computed outside this kernel, on this function's outputs",
+             "import inpaint_utils.checks.remote as _inpaint_grader", ""]
+    lines += [f"_inpaint_grader.serve({json.dumps(name)}, lambda: ({argument}))" for name, argument in calls]
+    cell = {"cell_type": "code", "execution_count": None, "metadata": {"tags": [SERVE_TAG]}, "outputs": [],
+            "source": "\n".join(lines)}
+    if with_id:
+        cell["id"] = f"inpaint-grader-{n}"
+    return cell
+
+
+def _with_serve_cells(nb: dict, handed_out: dict | None) -> dict:
+    """A copy of the submission with a serving cell after each grading cell (the handed-out one's calls when the
+    cell is unchanged; calls of handed-out cells that are gone are served at the end)."""
+    out = copy.deepcopy(nb)
+    with_id = any(isinstance(c, dict) and "id" in c for c in nb["cells"])
+    reference = [(_source(c).strip(), _check_calls(_source(c))) for c in handed_out["cells"]
+                 if c.get("cell_type") == "code" and GRADING_TAG in _tags(c)] if handed_out else None
+    cells: list[dict] = []
+    for cell in out["cells"]:
+        cells.append(cell)
+        if cell.get("cell_type") != "code" or GRADING_TAG not in _tags(cell):
+            continue
+        if reference is None:
+            calls = _check_calls(_source(cell))
+        else:
+            match = next((i for i, (src, _) in enumerate(reference) if src == _source(cell).strip()), None)
+            calls = reference.pop(match)[1] if match is not None else []
+        if calls:
+            cells.append(_serve_cell(calls, with_id, len(cells)))
+    left = [call for _, calls in reference or [] for call in calls]
+    if left:
+        cells.append(_serve_cell(left, with_id, len(cells)))
+    out["cells"] = cells
+    return out
+
+
+class _CheckServer:
+    """The grader's end of :mod:`inpaint_utils.checks.remote`: a socket in a private folder and a thread that runs,
+    for every serving cell that connects, the library's check on the student's function (the verdicts of the
+    ``allowed`` checks are kept, last one wins; one whose kernel stopped answering midway does not count)."""
+
+    def __init__(self, folder: Path, allowed: Sequence[str], timeout: float):
+        import socket
+        import threading
+
+        self.address = str(folder / "grader.sock")
+        self.allowed, self.timeout = set(allowed), timeout
+        self.results: dict[str, tuple[bool, float]] = {}
+        self.reports: dict[str, str] = {}
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.bind(self.address)
+        self._sock.listen(8)
+        self._sock.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="inpaint-grader", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        from .checks.remote import grade_connection
+
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(self.timeout)
+                graded = grade_connection(conn, self.allowed)
+            if graded is not None:
+                name, result, report = graded
+                self.results[name] = (result.passed, round(result.score, 2))
+                self.reports[name] = report
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self._sock.close()
+
+
+def _grade_one(student: str, path: Path, data: bytes, handed_out: dict[str, dict], out_dir: Path, profile: str,
+               timeout: float) -> Grade:
+    """One submission, in a temporary folder of its own; the grade from :class:`_CheckServer`."""
+    import tempfile
+
     from .checks import STRICT_ENV
+    from .checks.remote import SOCKET_ENV
     from .nbrun import NotebookFailed, NotebookTimeout, run_notebook
 
-    root = Path(submissions)
-    if not root.is_dir():
-        raise FileNotFoundError(f"submissions folder not found: {root}")
-    out_dir = Path(out_dir).resolve()
-    grades: list[Grade] = []
-    for student, path in _submissions(root, out_dir):
+    submitted, problem = _read_notebook(data)
+    if submitted is None:
+        reference = handed_out.get(path.name)
+        expected = list(reference.get("metadata", {}).get(METADATA_KEY, {}).get("checks") or []) if reference else []
+        return Grade(student, path.name, status=problem or "not a notebook", expected=expected)
+    g = Grade(student, _notebook_name(submitted, path),
+              expected=list(submitted.get("metadata", {}).get(METADATA_KEY, {}).get("checks")
+                            or _checks_in(submitted.get("cells", []))))
+    problems: list[str] = []
+    reference = handed_out.get(g.notebook)
+    if reference is not None:
+        g.expected = list(reference.get("metadata", {}).get(METADATA_KEY, {}).get("checks") or g.expected)
+        original, now = _grading_sources(reference), _grading_sources(submitted)
+        missing = 0
+        for src in original:  # every handed-out grading cell must still be there, unchanged
+            if src in now:
+                now.remove(src)
+            else:
+                missing += 1
+        if missing:
+            problems.append(f"grading cell modified or removed ({missing} of {len(original)})")
+    prepared = _with_serve_cells(submitted, reference)
+    failed = error = None
+    with tempfile.TemporaryDirectory(prefix="inpaint-grade-") as tmp:
+        folder = Path(tmp)
+        (folder / "notebook").mkdir()
+        notebook = folder / "notebook" / path.name
+        notebook.write_text(json.dumps(prepared, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        server = _CheckServer(folder, g.expected, timeout)
         try:
-            submitted = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            grades.append(Grade(student, path.name, status=f"not a notebook: {err}"))
-            continue
-        g = Grade(student, _notebook_name(submitted, path),
-                  expected=list(submitted.get("metadata", {}).get(METADATA_KEY, {}).get("checks")
-                                or _checks_in(submitted.get("cells", []))))
-        problems: list[str] = []
-        if reference is not None and (Path(reference) / g.notebook).is_file():
-            handed_out = json.loads((Path(reference) / g.notebook).read_text(encoding="utf-8"))
-            g.expected = list(handed_out.get("metadata", {}).get(METADATA_KEY, {}).get("checks") or g.expected)
-            original, now = _grading_sources(handed_out), _grading_sources(submitted)
-            missing = 0
-            for src in original:  # every handed-out grading cell must still be there, unchanged
-                if src in now:
-                    now.remove(src)
-                else:
-                    missing += 1
-            if missing:
-                problems.append(f"grading cell modified or removed ({missing} of {len(original)})")
-        work = out_dir / student
-        print(f"[grade] {student}: {path.name} ...", flush=True)
-        start = time.perf_counter()
-        executed = work / path.name
-        try:
-            run_notebook(path, work, profile=profile, timeout=timeout,
-                         env={STRICT_ENV: "0", "INPAINT_FIGURES": str(work / "figures"),
-                              "INPAINT_RUNS": str(work / "runs")})
-            failed = None
+            run_notebook(notebook, folder / "executed", profile=profile, timeout=timeout, kill_leftovers=True,
+                         env={STRICT_ENV: "0", "INPAINT_FIGURES": str(folder / "figures"),
+                              "INPAINT_RUNS": str(folder / "runs"), SOCKET_ENV: server.address})
         except NotebookTimeout:
             failed = f"timeout after {timeout:.0f} s"
         except NotebookFailed:
             failed = "error"
-        error = None
-        if executed.is_file():
+        finally:
+            server.close()
+        g.checks = dict(server.results)
+        executed = folder / "executed" / path.name
+        text = executed.read_bytes() if executed.is_file() else None
+        if text is not None:
             try:
-                g.checks, error = _grading_output(json.loads(executed.read_text(encoding="utf-8")))
-            except (json.JSONDecodeError, UnicodeDecodeError):
+                error = _first_error(json.loads(text.decode("utf-8")))
+            except (UnicodeDecodeError, json.JSONDecodeError):
                 error = "unreadable executed notebook"
-        if failed == "error":
-            problems.append(f"error: {error or 'the notebook did not run'}")
-        elif failed:
-            problems.append(failed)
-        g.status = "; ".join(problems) or "ok"
-        print(f"[grade] {student}: {g.passed} of {len(g.names)} checks passed, {g.status} "
-              f"({time.perf_counter() - start:.0f} s)", flush=True)
-        grades.append(g)
-    _write_reports(grades, out_dir)
+        try:  # the executed copy and the checks' reports, for the student; the grade does not depend on them
+            work = out_dir / student
+            work.mkdir(parents=True, exist_ok=True)
+            if text is not None:
+                with atomic_open(work / path.name, "wb") as f:
+                    f.write(text)
+            if server.reports:
+                with atomic_open(work / f"{Path(path.name).stem}.checks.txt", "w", encoding="utf-8") as f:
+                    f.write("\n\n".join(server.reports[n] for n in g.names if n in server.reports) + "\n")
+        except OSError as err:
+            problems.append(f"executed copy not saved ({err.strerror or err})")
+    if failed == "error":
+        problems.append(f"error: {error or 'the notebook did not run'}")
+    elif failed:
+        problems.append(failed)
+    g.status = "; ".join(problems) or "ok"
+    return g
+
+
+def grade(submissions: str | Path, out_dir: str | Path = "runs/grading", profile: str = "smoke",
+          timeout: float = 900, reference: str | Path | None = None) -> list[Grade]:
+    """Run and grade every submitted notebook (see the module docstring); write ``grades.csv`` and
+    ``grades.md`` into ``out_dir`` and return the grades.
+
+    Every submission (and every handed-out notebook) is read before any student's code runs, and each runs from a
+    temporary copy, so a student's code that deletes or edits another's file changes no grade; a submission that
+    cannot be graded (not JSON, not shaped like a notebook) gets its row with the reason, and the reports are written
+    whatever happened to the others."""
+    root = Path(submissions)
+    if not root.is_dir():
+        raise FileNotFoundError(f"submissions folder not found: {root}")
+    out_dir = Path(out_dir).resolve()
+    handed_out = _read_reference(reference)
+    loaded: list[tuple[str, Path, bytes | None, str]] = []
+    for student, path in _submissions(root, out_dir):
+        try:
+            loaded.append((student, path, path.read_bytes(), ""))
+        except OSError as err:
+            loaded.append((student, path, None, f"unreadable: {err.strerror or err}"))
+    grades: list[Grade] = []
+    try:
+        for student, path, data, problem in loaded:
+            print(f"[grade] {student}: {path.name} ...", flush=True)
+            start = time.perf_counter()
+            if data is None:
+                g = Grade(student, path.name, status=problem)
+            else:
+                try:
+                    g = _grade_one(student, path, data, handed_out, out_dir, profile, timeout)
+                except Exception as err:  # noqa: BLE001 - one notebook the grader could not handle: the rest go on
+                    g = Grade(student, path.name, status=f"not graded: {type(err).__name__}: {err}")
+            print(f"[grade] {student}: {g.passed} of {len(g.names)} checks passed, {g.status} "
+                  f"({time.perf_counter() - start:.0f} s)", flush=True)
+            grades.append(g)
+    finally:
+        _write_reports(grades, out_dir)
     return grades
 
 
@@ -386,11 +613,11 @@ def _write_reports(grades: list[Grade], out_dir: Path) -> None:
     for notebook in dict.fromkeys(g.notebook for g in grades):          # one table per assignment, in order
         group = [g for g in grades if g.notebook == notebook]
         names = list(dict.fromkeys(n for g in group for n in g.names))
-        lines += [f"## {notebook}", "", "| student | passed | " + " | ".join(names) + " | status |",
+        lines += [f"## {notebook}", "", "| " + " | ".join(["student", "passed", *names, "status"]) + " |",
                   "|---|---|" + "---|" * len(names) + "---|"]
         for g in group:
-            row = [" ".join(_cell(g, n)).strip() for n in names]
-            lines.append(f"| {g.student} | {g.passed}/{len(g.names)} | " + " | ".join(row) + f" | {g.status} |")
+            row = [g.student, f"{g.passed}/{len(g.names)}", *(" ".join(_cell(g, n)).strip() for n in names), g.status]
+            lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
         lines.append("")
     text = "\n".join(lines) + "\n" if lines else "no submitted notebook found\n"
     with atomic_open(out_dir / "grades.md", "w", encoding="utf-8") as f:

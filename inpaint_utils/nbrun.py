@@ -21,6 +21,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterable
@@ -35,8 +36,8 @@ PROFILES = ("smoke", "cpu", "gpu", "full")
 #: ``python -m inpaint_utils.colab sync``); anything else there (provenance, names, photos) is personal: stripped.
 COLAB_METADATA = ("gpuType",)
 
-__all__ = ["run_notebook", "strip_notebook", "notebook_problems", "is_checked_cell", "NotebookTimeout", "NotebookFailed",
-           "CHECK_MARK", "COLAB_METADATA", "strip_run_metadata"]
+__all__ = ["run_notebook", "kill_run", "strip_notebook", "notebook_problems", "is_checked_cell", "NotebookTimeout",
+           "NotebookFailed", "CHECK_MARK", "RUN_ENV", "COLAB_METADATA", "strip_run_metadata"]
 
 
 class NotebookTimeout(RuntimeError):
@@ -88,15 +89,77 @@ def is_checked_cell(cell: dict) -> bool:
 
 
 
+#: set in the environment of papermill, its kernel and whatever they start: finds them when the run is over
+RUN_ENV = "INPAINT_NOTEBOOK_RUN"
+
+
+def _children() -> dict[int, list[int]]:
+    """``{parent pid: [child pids]}`` of every process in ``/proc`` (empty where there is no ``/proc``)."""
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*") if Path("/proc").is_dir() else []:
+        try:
+            stat = (entry / "stat").read_text()
+            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        tree.setdefault(ppid, []).append(int(entry.name))
+    return tree
+
+
+def _carries(pid: int, marker: str) -> bool:
+    try:
+        return f"{RUN_ENV}={marker}".encode() in (Path("/proc") / str(pid) / "environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+
+
+def kill_run(root: int | None, marker: str | None = None) -> list[int]:
+    """SIGKILL process ``root``, its process group, every descendant (a child of its own session included) and, with
+    ``marker`` (``RUN_ENV=<value>``), every process whose environment carries it (the orphans a descendant left behind
+    when it exited: they are no longer in the tree). Linux reads ``/proc``; elsewhere only the process group is
+    killed. Returns the pids it signalled."""
+    killed: set[int] = set()
+    for _ in range(5):  # a process that forks while we walk: walk again until no new one is found
+        tree = _children()
+        found: set[int] = set()
+        stack = [root] if root is not None else []
+        while stack:
+            pid = stack.pop()
+            if pid not in found:
+                found.add(pid)
+                stack += tree.get(pid, [])
+        if marker is not None:
+            found |= {pid for pids in tree.values() for pid in pids if _carries(pid, marker)}
+        found -= killed | {os.getpid()}
+        if root is not None and root not in killed:
+            try:
+                os.killpg(root, signal.SIGKILL)
+            except OSError:
+                pass
+        if not found:
+            break
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        killed |= found
+        time.sleep(0.05)
+    return sorted(killed)
+
+
 def run_notebook(notebook: str | Path, out_dir: str | Path, profile: str = "smoke",
                  parameters: dict[str, Any] | None = None, timeout: float = 600,
-                 kernel: str = "python3", env: dict[str, str] | None = None) -> Path:
+                 kernel: str = "python3", env: dict[str, str] | None = None, kill_leftovers: bool = False) -> Path:
     """Execute ``notebook`` with papermill into ``out_dir`` (same file name) and return that path.
 
     The notebook runs in its own folder (so relative paths behave as in JupyterLab) with ``PROFILE``
     and ``parameters`` injected. papermill runs in a child process of its own session so that a
-    notebook over ``timeout`` seconds is killed with its kernel (:class:`NotebookTimeout`); a failing
-    cell raises :class:`NotebookFailed` with the end of papermill's log.
+    notebook over ``timeout`` seconds is killed with its kernel and everything they started
+    (:func:`kill_run`: the process group, the descendants, a child in a session of its own, an orphan still carrying
+    the run's ``INPAINT_NOTEBOOK_RUN`` marker; :class:`NotebookTimeout`); with ``kill_leftovers`` the processes left
+    behind by a notebook that finished are killed too (the grader's setting). A failing cell raises
+    :class:`NotebookFailed` with the end of papermill's log.
     """
     notebook = Path(notebook).resolve()
     if not notebook.is_file():
@@ -118,14 +181,23 @@ def run_notebook(notebook: str | Path, out_dir: str | Path, profile: str = "smok
     described = " ".join(["python -m inpaint_utils.nbrun run", f"--profile {profile}",
                           *(f"-p {k}={json.dumps(v)}" for k, v in (parameters or {}).items()),
                           os.path.relpath(notebook) if notebook.is_relative_to(Path.cwd()) else str(notebook)])
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "INPAINT_COMMAND": described, **(env or {})}, start_new_session=True)
-    try:
-        log, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # papermill and the kernel it started
-        proc.communicate()
-        raise NotebookTimeout(f"{notebook.name} did not finish within {timeout:.0f} s (profile {profile})") from None
+    marker = f"{os.getpid()}-{time.monotonic_ns()}"
+    # the log goes to a file, not a pipe: a process the notebook leaves behind keeps a pipe open, not the run going
+    with tempfile.TemporaryFile() as log_file:
+        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
+                                env={**os.environ, "INPAINT_COMMAND": described, **(env or {}), RUN_ENV: marker},
+                                start_new_session=True)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_run(proc.pid, marker)  # papermill, the kernel it started and whatever the notebook started
+            proc.wait()
+            raise NotebookTimeout(f"{notebook.name} did not finish within {timeout:.0f} s (profile {profile})") from None
+        finally:
+            if kill_leftovers:
+                kill_run(None, marker)
+        log_file.seek(0)
+        log = log_file.read().decode("utf-8", errors="replace")
     if proc.returncode != 0:
         raise NotebookFailed(f"{notebook.name} failed (profile {profile}, exit {proc.returncode}); "
                              f"executed copy: {output}\n{log[-6000:]}")

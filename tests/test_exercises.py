@@ -204,43 +204,145 @@ def test_grade_a_class_with_papermill(tmp_path):
     assert (out / "bob" / "10_ex.ipynb").is_file()                            # the executed copy is kept
 
 
-def test_grade_reports_broken_and_tampered_notebooks(tmp_path, monkeypatch):
-    """Without a kernel: the executed notebook is faked, so this checks the parsing and the report."""
+def _fake_kernel(monkeypatch):
+    """``nbrun.run_notebook`` without a kernel: the notebook's code cells run in this process, in order (the grader's
+    serving cells too, so the grade crosses the socket as in a real run); a cell with ``# FAIL HERE`` stops it with
+    a NameError. Returns the list of the runs' ``(notebook, env)``."""
     from inpaint_utils import nbrun
+    from inpaint_utils.checks.remote import SOCKET_ENV
 
+    runs = []
+
+    def fake_run(notebook, out_dir, profile="smoke", parameters=None, timeout=600, kernel="python3", env=None,
+                 kill_leftovers=False):
+        assert env["INPAINT_CHECKS_STRICT"] == "0" and profile == "smoke" and kill_leftovers
+        runs.append((Path(notebook), env))
+        monkeypatch.setenv(SOCKET_ENV, env[SOCKET_ENV])
+        nb = json.loads(Path(notebook).read_text())
+        namespace: dict = {}
+        failed = False
+        for cell in (c for c in nb["cells"] if c["cell_type"] == "code"):
+            try:
+                if "# FAIL HERE" in "".join(cell["source"]):
+                    raise NameError("name 'checks' is not defined")
+                exec("".join(cell["source"]), namespace)
+            except Exception as err:  # as the kernel: the error is the cell's output, the run stops
+                cell["outputs"] = [{"output_type": "error", "ename": type(err).__name__, "evalue": str(err),
+                                    "traceback": []}]
+                failed = True
+                break
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        (Path(out_dir) / Path(notebook).name).write_text(json.dumps(nb))
+        if failed:
+            raise nbrun.NotebookFailed("failed")
+        return Path(out_dir) / Path(notebook).name
+
+    monkeypatch.setattr(nbrun, "run_notebook", fake_run)
+    return runs
+
+
+def test_grade_reports_broken_and_tampered_notebooks(tmp_path, monkeypatch):
+    """Without a kernel (the cells run in this process): the report of a tampered grading cell, a failing notebook,
+    a file that is not JSON; the grade comes from the grader's check, never from a printed line."""
     submissions = tmp_path / "subs"
     (submissions / "carol").mkdir(parents=True)
     tampered = _submission(SOLUTION_DEF)
-    tampered.cells[2].source = "print('CHECK masked_l2 PASS 1.00')"          # the grading cell rewritten
+    tampered.cells[2].source = "from inpaint_utils import checks\nprint('CHECK masked_l2 PASS 1.00')"  # rewritten
+    tampered.cells[1].source = WRONG_DEF                                      # ... over a wrong answer
     nbformat.write(tampered, str(submissions / "carol" / "10_ex.ipynb"))
-    nbformat.write(_submission(SOLUTION_DEF), str(submissions / "dave.ipynb"))  # a top-level file: student "dave"
+    failing = _submission(SOLUTION_DEF)
+    failing.cells[3].source += "# FAIL HERE\n"
+    nbformat.write(failing, str(submissions / "dave.ipynb"))                # a top-level file: student "dave"
     (submissions / "erin.ipynb").write_text("{not json")
     reference = tmp_path / "ref"
     reference.mkdir()
     nbformat.write(_submission(SOLUTION_DEF), str(reference / "10_ex.ipynb"))
-
-    def fake_run(notebook, out_dir, profile="smoke", parameters=None, timeout=600, kernel="python3", env=None):
-        assert env["INPAINT_CHECKS_STRICT"] == "0" and profile == "smoke"
-        nb = json.loads(Path(notebook).read_text())
-        nb["cells"][2]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "CHECK masked_l2 PASS 1.00\n"}]
-        nb["cells"][4]["outputs"] = [{"output_type": "error", "ename": "NameError", "evalue": "name 'checks' is not defined",
-                                      "traceback": []}]
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        (Path(out_dir) / Path(notebook).name).write_text(json.dumps(nb))
-        raise nbrun.NotebookFailed("failed")
-
-    monkeypatch.setattr(nbrun, "run_notebook", fake_run)
+    runs = _fake_kernel(monkeypatch)
     grades = {g.student: g for g in exercises.grade(submissions, tmp_path / "out", reference=reference)}
     assert set(grades) == {"carol", "dave", "erin"}
-    assert grades["carol"].status.startswith("grading cell modified or removed (1 of 2); error: NameError")
-    assert grades["erin"].status.startswith("not a notebook")
+    assert grades["carol"].status == "grading cell modified or removed (1 of 2)"
+    # graded all the same, on her function (the handed-out check runs at the end): the printed PASS does not count
+    assert grades["carol"].checks["masked_l2"][0] is False and grades["carol"].checks["psnr"] == (True, 1.0)
+    assert grades["erin"].status.startswith("not a notebook") and grades["erin"].passed == 0
     assert grades["dave"].status == "error: NameError: name 'checks' is not defined"
     assert grades["dave"].checks == {"masked_l2": (True, 1.0)} and grades["dave"].passed == 1
     table = (tmp_path / "out" / "grades.md").read_text()
     assert grades["dave"].notebook == "10_ex.ipynb"                          # known from the metadata
     assert "| dave | 1/2 | PASS 1.00 | not run | error: NameError" in table
+    assert "check_masked_l2: 7 of 7 tests passed" in (tmp_path / "out" / "dave" / "dave.checks.txt").read_text()
+    # each notebook ran from a temporary copy of its own, never from the submissions folder
+    assert len(runs) == 2 and all(submissions not in nb.parents and not nb.exists() for nb, _ in runs)
     with pytest.raises(FileNotFoundError):
         exercises.grade(tmp_path / "missing", tmp_path / "out")
+
+
+def test_grade_gives_a_malformed_submission_its_row(tmp_path, monkeypatch):
+    """Each malformation gets a row (grade 0, the reason) and the others are graded; a metadata ``source`` with
+    folders in it reads nothing outside the reference folder."""
+    submissions = tmp_path / "subs"
+    submissions.mkdir()
+    reference = tmp_path / "ref"
+    reference.mkdir()
+    nbformat.write(_submission(SOLUTION_DEF), str(reference / "10_ex.ipynb"))
+    outside = _submission(SOLUTION_DEF)
+    outside.metadata["inpaint_exercise"]["checks"] = ["read_from_outside"]
+    nbformat.write(outside, str(tmp_path / "secret.ipynb"))                   # beside the reference folder
+    good = json.loads(nbformat.writes(_submission(SOLUTION_DEF)))
+    bad = {
+        "a_metadata_list": {**good, "metadata": ["a", "list"]},
+        "b_cells_string": {**good, "cells": "print('hi')"},
+        "c_json_list": [good],
+        "d_source_outside": {**good, "metadata": {**good["metadata"],
+                                                   "inpaint_exercise": {"checks": [], "source": "../secret.ipynb"}}},
+        "e_hostname": {**good, "metadata": {**good["metadata"],
+                                             "inpaint_exercise": {"source": "../../../../etc/hostname"}}},
+        "f_exercise_list": {**good, "metadata": {**good["metadata"], "inpaint_exercise": ["checks"]}},
+    }
+    for student, nb in bad.items():
+        (submissions / student).mkdir()
+        (submissions / student / "10_ex.ipynb").write_text(json.dumps(nb))
+    (submissions / "zoe").mkdir()
+    (submissions / "zoe" / "10_ex.ipynb").write_text(json.dumps(good))
+    _fake_kernel(monkeypatch)
+    grades = {g.student: g for g in exercises.grade(submissions, tmp_path / "out", reference=reference)}
+    reasons = {
+        "a_metadata_list": "the notebook's 'metadata' is a list, not an object",
+        "b_cells_string": "'cells' is str, not a list of cells",
+        "c_json_list": "the file holds a JSON list, not a notebook",
+        "d_source_outside": "'inpaint_exercise.source' is \"../secret.ipynb\", not the file name of a handed-out",
+        "e_hostname": "'inpaint_exercise.source' is \"../../../../etc/hostname\"",
+        "f_exercise_list": "metadata 'inpaint_exercise' is a list, not an object",
+    }
+    for student, reason in reasons.items():
+        g = grades[student]
+        assert g.status.startswith("malformed notebook: ") and reason in g.status, (student, g.status)
+        assert g.passed == 0 and g.checks == {} and g.expected == ["masked_l2", "psnr"]   # the handed-out checks
+    assert grades["zoe"].status == "ok" and grades["zoe"].passed == 2
+    rows = list(csv.DictReader((tmp_path / "out" / "grades.csv").open()))
+    assert {r["student"] for r in rows} == set(bad) | {"zoe"}
+    assert all(r["result"] == "not run" for r in rows if r["student"] in bad)
+    assert "read_from_outside" not in (tmp_path / "out" / "grades.md").read_text()
+
+
+def test_grade_writes_the_reports_whatever_a_notebook_does(tmp_path, monkeypatch):
+    """An unexpected failure of the grader on one notebook is that notebook's row; grades.csv is written."""
+    submissions = tmp_path / "subs"
+    for student in ("amy", "bo"):
+        (submissions / student).mkdir(parents=True)
+        nbformat.write(_submission(SOLUTION_DEF), str(submissions / student / "10_ex.ipynb"))
+    _fake_kernel(monkeypatch)
+    real, calls = exercises._with_serve_cells, []
+
+    def first_one_breaks(nb, reference):
+        calls.append(nb)
+        return real(nb, reference) if len(calls) > 1 else 1 / 0
+
+    monkeypatch.setattr(exercises, "_with_serve_cells", first_one_breaks)
+    grades = {g.student: g for g in exercises.grade(submissions, tmp_path / "out")}
+    assert grades["amy"].status == "not graded: ZeroDivisionError: division by zero"
+    assert grades["bo"].status == "ok" and grades["bo"].passed == 2
+    rows = list(csv.DictReader((tmp_path / "out" / "grades.csv").open()))
+    assert {r["student"] for r in rows} == {"amy", "bo"}
 
 
 def test_make_refuses_to_write_over_the_notebooks_with_the_solutions(tmp_path):
@@ -305,3 +407,77 @@ def test_grade_the_exercises_of_02_07_with_papermill(tmp_path):
     printed = "".join(o.get("text", "") if isinstance(o.get("text", ""), str) else "".join(o["text"])
                       for c in executed["cells"] for o in c.get("outputs", []))
     assert "is not implemented yet" in printed
+
+
+CHEAT = '''import inpaint_utils.checks
+inpaint_utils.checks.check_masked_l2 = lambda fn, **kwargs: print("CHECK masked_l2 PASS 1.00")
+inpaint_utils.checks.check_psnr = lambda fn, **kwargs: print("CHECK psnr PASS 1.00")
+'''
+#: a PSNR with data range 255 (a wrong answer)
+PSNR_255 = PSNR_DEF.replace("1.0 /", "255.0 ** 2 /")
+
+
+def _spawn_and_record(pid_file: Path) -> str:
+    """A cell that starts ``sleep 1000`` in a session of its own (out of the kernel's process group) and writes its
+    pid to ``pid_file``."""
+    return (f"import subprocess\nchild = subprocess.Popen(['sleep', '1000'], start_new_session=True)\n"
+            f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n")
+
+
+def _dead(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in ("Z", "X")                   # a zombie waiting for its new parent to reap it is dead too
+
+
+@pytest.mark.notebook
+def test_grade_is_computed_where_the_students_code_cannot_reach_it(tmp_path):
+    """mallory replaces the checks by ones that print PASS: the grade is her functions' (FAIL), with the reference
+    and without. dan deletes zoe's submission and the handed-out notebook and leaves a process of its own session
+    behind: zoe is graded all the same and the process is killed."""
+    submissions, reference = tmp_path / "submissions", tmp_path / "handed_out"
+    for folder in (submissions / "mallory", submissions / "dan", submissions / "zoe", reference):
+        folder.mkdir(parents=True)
+    nbformat.write(_submission(SOLUTION_DEF), str(reference / "10_ex.ipynb"))
+    mallory = _submission(WRONG_DEF)
+    mallory.cells[3].source = PSNR_255
+    mallory.cells.insert(2, _code(CHEAT))
+    nbformat.write(mallory, str(submissions / "mallory" / "10_ex.ipynb"))
+    zoe_file, pid_file = submissions / "zoe" / "10_ex.ipynb", tmp_path / "dan.pid"
+    dan = _submission(SOLUTION_DEF)
+    dan.cells.insert(1, _code(f"import os\nos.remove({str(zoe_file)!r})\nos.remove({str(reference / '10_ex.ipynb')!r})\n"
+                              + _spawn_and_record(pid_file)))
+    nbformat.write(dan, str(submissions / "dan" / "10_ex.ipynb"))
+    nbformat.write(_submission(SOLUTION_DEF), str(zoe_file))
+    out = tmp_path / "graded"
+    grades = {g.student: g for g in exercises.grade(submissions, out, timeout=120, reference=reference)}
+    assert grades["mallory"].status == "ok"                                  # her grading cells are unchanged
+    assert grades["mallory"].checks["masked_l2"][0] is False and grades["mallory"].checks["psnr"][0] is False
+    assert "CHECK masked_l2 PASS 1.00" in json.dumps(json.loads((out / "mallory" / "10_ex.ipynb").read_text()))
+    assert not zoe_file.exists()                                             # dan's code did delete it ...
+    assert grades["zoe"].status == "ok" and grades["zoe"].passed == 2        # ... read before his code ran
+    assert grades["dan"].status == "ok" and grades["dan"].passed == 2
+    assert _dead(int(pid_file.read_text()))
+    rows = list(csv.DictReader((out / "grades.csv").open()))
+    assert {(r["student"], r["result"]) for r in rows} == {("mallory", "FAIL"), ("dan", "PASS"), ("zoe", "PASS")}
+    # without the reference, the same
+    (submissions / "dan").rename(tmp_path / "dan")
+    (submissions / "zoe").rename(tmp_path / "zoe")
+    grades = exercises.grade(submissions, tmp_path / "graded2", timeout=120)
+    assert [(g.student, g.passed, g.status) for g in grades] == [("mallory", 0, "ok")]
+
+
+@pytest.mark.notebook
+def test_grade_timeout_kills_a_child_in_its_own_session(tmp_path):
+    submissions = tmp_path / "submissions" / "tim"
+    submissions.mkdir(parents=True)
+    pid_file = tmp_path / "tim.pid"
+    nb = _submission(SOLUTION_DEF)
+    nb.cells.insert(3, _code(_spawn_and_record(pid_file) + "import time\ntime.sleep(1000)\n"))
+    nbformat.write(nb, str(submissions / "10_ex.ipynb"))
+    (g,) = exercises.grade(tmp_path / "submissions", tmp_path / "graded", timeout=45)
+    assert g.status == "timeout after 45 s"
+    assert g.checks == {"masked_l2": (True, 1.0)}                            # graded before the sleep
+    assert _dead(int(pid_file.read_text()))

@@ -27,7 +27,9 @@ Layout, one module per notebook whose exercises it grades (a new notebook's chec
 uses), :mod:`~inpaint_utils.checks.masking` (notebook 01), :mod:`~inpaint_utils.checks.context_encoder` (02),
 :mod:`~inpaint_utils.checks.nsd` (03), :mod:`~inpaint_utils.checks.glcic` (04),
 :mod:`~inpaint_utils.checks.attention` (05), :mod:`~inpaint_utils.checks.diffusion` (06),
-:mod:`~inpaint_utils.checks.comparison` (07) and :mod:`~inpaint_utils.checks.irregular` (08).
+:mod:`~inpaint_utils.checks.comparison` (07) and :mod:`~inpaint_utils.checks.irregular` (08);
+:mod:`~inpaint_utils.checks.remote` runs a check in the grader on a function served from the student's kernel (the
+grade of ``exercises grade``, out of the student's code's reach).
 
 Output. Every check prints its report, ending with one machine-readable line
 ``CHECK <name> PASS|FAIL <score>`` (score = the fraction of its tests passed, two decimals), which the
