@@ -353,6 +353,13 @@ def results_table(records: dict[str, dict[str, Any]] | None = None) -> list[dict
     return rows
 
 
+#: how the README names the feature network of a run's perceptual and style losses (``loss_features``)
+_FEATURE_LABELS = {"vgg16": "VGG-16 ImageNet pool1-pool3 (the paper's)",
+                   "squeeze": "SqueezeNet 1.1 ImageNet conv1, fire3, fire5 (the offline substitute, not the paper's "
+                              "VGG-16)",
+                   "random": "a VGG-16 of random weights", "squeeze_random": "a SqueezeNet of random weights"}
+
+
 def readme_results(records: dict[str, dict[str, Any]] | None = None) -> str:
     """The README's results section body: a Markdown table of :func:`results_table` and, per run, its
     profile, masks, data, hardware, code version and the command that reproduces it."""
@@ -378,11 +385,13 @@ def readme_results(records: dict[str, dict[str, Any]] | None = None) -> str:
     lines.append("")
     for name, record in records.items():
         training = record.get("training") or {}
+        features = (f" Perceptual and style losses on {_FEATURE_LABELS.get(record['loss_features'], record['loss_features'])}."
+                    if record.get("loss_features") else "")
         lines.append(f"* `{name}`: profile {training.get('profile')}, {record.get('num_images')} test images "
                      f"{record.get('image_size')} px of {record.get('data')}, split {record.get('split')}; "
                      f"{record.get('mask')}; {record.get('hardware')}; code {record.get('code_version')}, "
                      f"{record.get('created')}. Trained by `{training.get('command')}`, scored by "
-                     f"`{record.get('command')}`.")
+                     f"`{record.get('command')}`.{features}")
     return "\n".join(lines)
 
 

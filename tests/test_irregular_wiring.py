@@ -67,9 +67,9 @@ def test_notebook_08_profile_gives_each_model_its_own_numbers():
     for profile in cli.PROFILE_NAMES:
         pconv, v2 = cli.method_settings("partial_conv", profile), cli.method_settings("deepfill_v2", profile)
         assert {"image_size", "batch_size", "num_steps", "lr", "base_channels", "finetune_lr", "finetune_step",
-                "vgg_weights"} <= pconv.keys()
+                "features"} <= pconv.keys()
         assert {"image_size", "batch_size", "num_steps", "lr", "cnum", "disc_cnum"} <= v2.keys()
-        assert not {"cnum", "disc_cnum"} & pconv.keys() and not {"vgg_weights", "finetune_step"} & v2.keys()
+        assert not {"cnum", "disc_cnum"} & pconv.keys() and not {"features", "finetune_step"} & v2.keys()
         assert not any(k.startswith(("pconv_", "v2_")) for k in (*pconv, *v2)), profile     # prefixes taken off
         assert pconv["log_every"] == v2["log_every"] == config.settings("08_irregular_holes", profile)["log_every"]
         assert 0 < pconv["finetune_step"] < pconv["num_steps"], profile                     # both PConv phases run
@@ -77,14 +77,14 @@ def test_notebook_08_profile_gives_each_model_its_own_numbers():
     full_p, full_v2 = cli.method_settings("partial_conv", "full"), cli.method_settings("deepfill_v2", "full")
     # Liu et al. 2018: 512 px, batch 6, Adam 2e-4 then 5e-5 (encoder BN frozen), ImageNet VGG-16; v2: 256 px, cnum 48
     assert (full_p["image_size"], full_p["base_channels"], full_p["batch_size"]) == (512, 64, 6)
-    assert (full_p["lr"], full_p["finetune_lr"], full_p["vgg_weights"]) == (2e-4, 5e-5, "imagenet")
+    assert (full_p["lr"], full_p["finetune_lr"], full_p["features"]) == (2e-4, 5e-5, "vgg16")
     assert (full_v2["image_size"], full_v2["cnum"], full_v2["disc_cnum"], full_v2["lr"]) == (256, 48, 64, 1e-4)
     for name in ("partial_conv", "deepfill_v2"):
         cpu, smoke = cli.method_settings(name, "cpu"), cli.method_settings(name, "smoke")
         assert cpu["image_size"] == 64 and cpu["threads"] == 1 and cpu["num_eval_images"] is None, name
         assert cpu["num_steps"] > smoke["num_steps"], name
-    assert cli.method_settings("partial_conv", "smoke")["vgg_weights"] == "random"          # CI is offline
-    assert cli.method_settings("partial_conv", "cpu")["vgg_weights"] == "imagenet"
+    assert cli.method_settings("partial_conv", "smoke")["features"] == "random"             # CI is offline
+    assert cli.method_settings("partial_conv", "cpu")["features"] == "auto"                 # VGG-16, else SqueezeNet
 
 
 def test_partial_conv_builder_sets_the_two_phases_from_the_profile():
@@ -94,7 +94,7 @@ def test_partial_conv_builder_sets_the_two_phases_from_the_profile():
     task = recipe.task
     assert recipe.model_name == "partial_conv" and recipe.model_config["image_size"] == 32
     assert recipe.model_config["base_channels"] == settings["base_channels"]
-    assert task.vgg.weights_source == "random"
+    assert task.vgg.weights_source == "random" and recipe.model_config["loss_features"] == "random"
     assert not task.finetuning(settings["finetune_step"] - 1) and task.finetuning(settings["finetune_step"])
     task._set_phase(settings["finetune_step"])
     assert task.optimizers["generator"].param_groups[0]["lr"] == settings["finetune_lr"]

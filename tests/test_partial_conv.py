@@ -253,7 +253,7 @@ def _smooth_images(n=4, size=32, seed=0):
 
 
 def _small_task(**kwargs):
-    cfg = PConvConfig(image_size=32, base_channels=8)
+    cfg = PConvConfig(image_size=32, base_channels=8, loss_features="random")
     net = PConvUNet(cfg, seed=0)
     return cfg, net, PConvTask(net, VGG16Features("random", seed=0), **kwargs)
 
