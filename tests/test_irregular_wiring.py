@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 
 from inpaint_utils import cli, comparison, config, inference
-from inpaint_utils.checkpoint import (DIGEST_KEY, CheckpointError, checkpoint_info, latest_checkpoint, meta_digest,
-                                      save_checkpoint)
+from inpaint_utils.checkpoint import (DIGEST_KEY, CheckpointError, checkpoint_info, latest_checkpoint,
+                                      load_checkpoint, meta_digest, save_checkpoint)
 from inpaint_utils.masks import area_ratio, make_mask
 from inpaint_utils.models import (DeepFillConfig, DeepFillGenerator, DeepFillV2Config, DeepFillV2Generator,
                                   PConvConfig, PConvUNet)
@@ -146,6 +146,10 @@ def test_train_smoke_then_fill_and_evaluate_on_its_training_holes(method, test_i
     assert record["training"]["profile"] == "smoke"
     if method == "deepfill_v2":
         assert record["achieved_ratio"] >= 0.25                                   # v2's box is in every hole
+        assert "loss_features" not in record                                      # v2 has no feature network
+    else:                                                 # the smoke profile's random VGG-16, named in the results
+        assert info["config"]["loss_features"] == "random" and record["loss_features"] == "random"
+        assert recorded["settings"]["features"] == "random"
 
 
 def test_partial_conv_without_its_vgg_weights_exits_2_before_writing(test_images, runs, tmp_path, monkeypatch,
@@ -158,6 +162,44 @@ def test_partial_conv_without_its_vgg_weights_exits_2_before_writing(test_images
     assert err.startswith("inpaint train: error: VGG-16 ImageNet weights not found") and str(missing) in err
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert not (runs / "no_vgg").exists()                                         # nothing written
+
+
+def test_pconv_features_are_recorded_and_a_resume_with_others_is_refused(test_images, runs, tmp_path, monkeypatch,
+                                                                         capsys, squeeze_stand_in):
+    shared = tmp_path / "shared"                         # offline, no VGG-16: auto takes the SqueezeNet stand-in
+    squeeze_stand_in(shared)
+    monkeypatch.setenv("INPAINT_SHARED", str(shared))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("INPAINT_VGG16", raising=False)
+    monkeypatch.delenv("INPAINT_LPIPS", raising=False)
+    base = ["train", "pconv", "--data", str(test_images), "--profile", "smoke", "--batch-size", "2",
+            "--image-size", "32", "--run-name", "feats"]
+    assert cli.main([*base, "--steps", "1", "--features", "auto"]) == 0
+    out = capsys.readouterr().out
+    assert "features auto -> squeeze" in out and "INPAINT_OFFLINE is set" in out
+    info = checkpoint_info(latest_checkpoint(runs / "feats"))
+    assert info["config"]["loss_features"] == "squeeze"
+    recorded = json.loads((runs / "feats" / cli.TRAIN_COMMAND_FILE).read_text())
+    assert recorded["settings"]["features"] == "squeeze"
+    assert recorded["settings"]["features_weights"].endswith("squeezenet1_1_features_imagenet.npz")
+    # another network on a resume: refused in one line, before anything is written
+    assert cli.main([*base, "--steps", "2", "--features", "random"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("inpaint train: error: --features random: the checkpoint being resumed was trained "
+                          "with the 'squeeze' feature network") and len(err.splitlines()) == 1
+    assert checkpoint_info(latest_checkpoint(runs / "feats"))["step"] == 1
+    # auto resumes with the checkpoint's network
+    assert cli.main([*base, "--steps", "2", "--features", "auto"]) == 0
+    assert "done: step 2" in capsys.readouterr().out
+    # the library refuses it too: the checkpoint's config names the network
+    changed = {**info["config"], "loss_features": "vgg16"}
+    with pytest.raises(CheckpointError, match="loss_features: checkpoint 'squeeze', given 'vgg16'"):
+        load_checkpoint(latest_checkpoint(runs / "feats"), {"generator": PConvUNet(PConvConfig.from_dict(changed))},
+                        model_name="partial_conv", config=changed)
+    # --features belongs to pconv alone
+    assert cli.main(["train", "deepfill_v2", "--data", str(test_images), "--profile", "smoke", "--steps", "1",
+                     "--features", "squeeze", "--run-name", "v2feats"]) == 2
+    assert "--features is for pconv" in capsys.readouterr().err and not (runs / "v2feats").exists()
 
 
 # ---------------------------------------------------------------------------- checkpoints, checks
