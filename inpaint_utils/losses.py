@@ -340,7 +340,48 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class VGG16Features(nn.Module):
+class _ImageNetFeatures(nn.Module):
+    """What :class:`VGG16Features` and :class:`SqueezeNetFeatures` share: ImageNet normalisation of ``[0, 1]``
+    input, frozen parameters, the checked load of a torchvision state dict, and the maps after the layers
+    ``stage_indices`` of ``self.features``."""
+
+    stage_indices: tuple[int, ...] = ()
+    #: names in the load's messages: the network, and what its file should be
+    label, expected = "", ""
+
+    def _normalisation(self) -> None:
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def _load(self, state: Mapping[str, torch.Tensor], source: str) -> None:
+        own = self.state_dict()
+        missing = [k for k in own if k not in state]
+        if missing:
+            raise ValueError(f"{self.label} weights from {source} lack {missing[:4]}: not {self.expected}?")
+        bad = [f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+               if tuple(state[k].shape) != tuple(v.shape)]
+        if bad:
+            raise ValueError(f"{self.label} weights from {source} have other shapes: {bad[:4]}")
+        self.load_state_dict({k: state[k] for k in own})
+
+    def _freeze(self) -> None:
+        self.eval()
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
+        if image.ndim != 4 or image.shape[1] != 3:
+            raise ValueError(f"image must have shape (B, 3, H, W) in [0, 1], got {tuple(image.shape)}")
+        x = (image - self.mean.to(image.dtype)) / self.std.to(image.dtype)        # ImageNet normalisation
+        out = []
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in self.stage_indices:
+                out.append(x)                                                     # the three stages
+        return out
+
+
+class VGG16Features(_ImageNetFeatures):
     """Frozen VGG-16 features at pool1, pool2 and pool3 (the paper's ``Psi_p``, Liu et al. 2018
     section 3.4), for perceptual and style losses of any task.
 
@@ -364,6 +405,9 @@ class VGG16Features(nn.Module):
     (:func:`feature_network`); ``weights_source``: the file, ``"torchvision download"`` or ``"random"``.
     """
 
+    stage_indices = VGG16_POOL_INDICES                         # pool1, pool2, pool3
+    label, expected = "VGG-16", f"torchvision's vgg16 state dict ({VGG16_FILENAME})"
+
     def __init__(self, weights: str | os.PathLike = "imagenet", generator: torch.Generator | None = None,
                  seed: int | None = None):
         super().__init__()
@@ -376,8 +420,7 @@ class VGG16Features(nn.Module):
                 layers += [nn.Conv2d(c_in, v, 3, padding=1), nn.ReLU()]
                 c_in = v
         self.features = nn.Sequential(*layers)                 # indices as torchvision's vgg16().features
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self._normalisation()
         if isinstance(weights, str) and weights == "random":
             if generator is not None and seed is not None:
                 raise ValueError("pass either generator or seed, not both")
@@ -404,32 +447,7 @@ class VGG16Features(nn.Module):
             self._load(state, source)
             self.weights_source = source
             self.network_name = "vgg16"
-        self.eval()
-        for p in self.parameters():
-            p.requires_grad_(False)
-
-    def _load(self, state: Mapping[str, torch.Tensor], source: str) -> None:
-        own = self.state_dict()
-        missing = [k for k in own if k not in state]
-        if missing:
-            raise ValueError(f"VGG-16 weights from {source} lack {missing[:4]}: not torchvision's vgg16 state dict "
-                             f"({VGG16_FILENAME})?")
-        bad = [f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
-               if tuple(state[k].shape) != tuple(v.shape)]
-        if bad:
-            raise ValueError(f"VGG-16 weights from {source} have other shapes: {bad[:4]}")
-        self.load_state_dict({k: state[k] for k in own})
-
-    def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
-        if image.ndim != 4 or image.shape[1] != 3:
-            raise ValueError(f"image must have shape (B, 3, H, W) in [0, 1], got {tuple(image.shape)}")
-        x = (image - self.mean.to(image.dtype)) / self.std.to(image.dtype)        # ImageNet normalisation
-        out = []
-        for i, layer in enumerate(self.features):
-            x = layer(x)
-            if i in VGG16_POOL_INDICES:
-                out.append(x)                                                     # pool1, pool2, pool3
-        return out
+        self._freeze()
 
 
 class _Fire(nn.Module):
@@ -451,7 +469,7 @@ class _Fire(nn.Module):
 SQUEEZENET_STAGE_INDICES = (1, 4, 7)
 
 
-class SqueezeNetFeatures(nn.Module):
+class SqueezeNetFeatures(_ImageNetFeatures):
     """Frozen SqueezeNet 1.1 features at conv1 (ReLU), fire3 and fire5: the offline substitute of
     :class:`VGG16Features` for perceptual and style losses (the module docstring sets them beside VGG-16's
     pool1-pool3).
@@ -465,6 +483,9 @@ class SqueezeNetFeatures(nn.Module):
     ``seed``). ``network_name``: ``"squeeze"`` (ImageNet) or ``"squeeze_random"``.
     """
 
+    stage_indices = SQUEEZENET_STAGE_INDICES                   # conv1, fire3, fire5
+    label, expected = "SqueezeNet 1.1", "torchvision's squeezenet1_1 features"
+
     def __init__(self, weights: str | os.PathLike = "imagenet", generator: torch.Generator | None = None,
                  seed: int | None = None):
         super().__init__()
@@ -474,8 +495,7 @@ class SqueezeNetFeatures(nn.Module):
             _Fire(64, 16, 64), _Fire(128, 16, 64),             # 3, 4: fire2, fire3 (1/4)
             nn.MaxPool2d(3, 2, ceil_mode=True),                # 5
             _Fire(128, 32, 128), _Fire(256, 32, 128))          # 6, 7: fire4, fire5 (1/8)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self._normalisation()
         if isinstance(weights, str) and weights == "random":
             if generator is not None and seed is not None:
                 raise ValueError("pass either generator or seed, not both")
@@ -494,30 +514,9 @@ class SqueezeNetFeatures(nn.Module):
                 state, source = pretrained.squeezenet_features_state(weights)
             else:
                 raise TypeError(f"weights must be 'imagenet', 'random' or a path, got {weights!r}")
-            own = self.state_dict()
-            missing = [k for k in own if k not in state]
-            bad = [f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
-                   if k in state and tuple(state[k].shape) != tuple(v.shape)]
-            if missing or bad:
-                raise ValueError(f"SqueezeNet 1.1 weights from {source} "
-                                 + (f"lack {missing[:4]}" if missing else f"have other shapes: {bad[:4]}")
-                                 + ": not torchvision's squeezenet1_1 features?")
-            self.load_state_dict({k: state[k] for k in own})
+            self._load(state, source)
             self.weights_source, self.network_name = source, "squeeze"
-        self.eval()
-        for p in self.parameters():
-            p.requires_grad_(False)
-
-    def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
-        if image.ndim != 4 or image.shape[1] != 3:
-            raise ValueError(f"image must have shape (B, 3, H, W) in [0, 1], got {tuple(image.shape)}")
-        x = (image - self.mean.to(image.dtype)) / self.std.to(image.dtype)        # ImageNet normalisation
-        out = []
-        for i, layer in enumerate(self.features):
-            x = layer(x)
-            if i in SQUEEZENET_STAGE_INDICES:
-                out.append(x)                                                     # conv1, fire3, fire5
-        return out
+        self._freeze()
 
 
 #: what :func:`feature_network` takes: ``auto``, the two ImageNet networks, and the random ones of tests
