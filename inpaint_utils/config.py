@@ -16,7 +16,8 @@ variable               meaning                                                  
 ``INPAINT_SHARED``     folder of real sample images (the course's offline set)  ``<project>/../shared/data``
 ``INPAINT_FIGURES``    where notebooks save figures                             ``<project>/figures``
 ``INPAINT_RUNS``       executed notebooks, checkpoints, metrics                 ``<project>/runs``
-``INPAINT_LPIPS``      LPIPS weights (``.npz`` of the full squeeze model)       looked up under the above
+``INPAINT_LPIPS``      LPIPS weights (``.npz`` of the full squeeze model; its   looked up under the above
+                       backbone: the losses' offline ``squeeze`` features)
 ``INPAINT_VGG16``      VGG-16 ImageNet weights (perceptual and style losses)    shared folder, torch hub cache
 ``INPAINT_INCEPTION``  Inception weights of FID / KID (torch-fidelity's)        shared folder, torch hub cache
 ``INPAINT_CACHE``      memory-mapped caches of decoded training images          ``<project>/runs/cache``
