@@ -16,7 +16,8 @@ variable               meaning                                                  
 ``INPAINT_SHARED``     folder of real sample images (the course's offline set)  ``<project>/../shared/data``
 ``INPAINT_FIGURES``    where notebooks save figures                             ``<project>/figures``
 ``INPAINT_RUNS``       executed notebooks, checkpoints, metrics                 ``<project>/runs``
-``INPAINT_LPIPS``      LPIPS weights (``.npz`` of the full squeeze model)       looked up under the above
+``INPAINT_LPIPS``      LPIPS weights (``.npz`` of the full squeeze model; its   looked up under the above
+                       backbone: the losses' offline ``squeeze`` features)
 ``INPAINT_VGG16``      VGG-16 ImageNet weights (perceptual and style losses)    shared folder, torch hub cache
 ``INPAINT_INCEPTION``  Inception weights of FID / KID (torch-fidelity's)        shared folder, torch hub cache
 ``INPAINT_CACHE``      memory-mapped caches of decoded training images          ``<project>/runs/cache``
@@ -263,12 +264,12 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "08_irregular_holes": {
         "smoke": {"pconv_image_size": 64, "pconv_base_channels": 8, "pconv_batch_size": 4, "pconv_num_steps": 40,
                   "pconv_lr": 1e-3, "pconv_finetune_lr": 2.5e-4, "pconv_finetune_step": 30,
-                  "pconv_vgg_weights": "random", "v2_image_size": 64, "v2_cnum": 16, "v2_disc_cnum": 8,
+                  "pconv_features": "random", "v2_image_size": 64, "v2_cnum": 16, "v2_disc_cnum": 8,
                   "v2_batch_size": 8, "v2_num_steps": 40, "v2_lr": 1e-3, "log_every": 5, "sample_every": 20,
                   "checkpoint_every": 20, "num_eval_images": 16, "num_workers": 0, "threads": 1},
         "full": {"pconv_image_size": 512, "pconv_base_channels": 64, "pconv_batch_size": 6, "pconv_num_steps": 500_000,
                  "pconv_lr": 2e-4, "pconv_finetune_lr": 5e-5, "pconv_finetune_step": 350_000,
-                 "pconv_vgg_weights": "imagenet", "v2_image_size": 256, "v2_cnum": 48, "v2_disc_cnum": 64,
+                 "pconv_features": "vgg16", "v2_image_size": 256, "v2_cnum": 48, "v2_disc_cnum": 64,
                  "v2_batch_size": 16, "v2_num_steps": 500_000, "v2_lr": 1e-4, "log_every": 100, "sample_every": 5000,
                  "checkpoint_every": 5000, "num_eval_images": None, "num_workers": 8, "threads": None},
         # ~6 min of training each (an estimate from FLOP counts, not measured): the papers' widths at 256 px; a PConv
@@ -276,7 +277,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # both are bound by per-layer overhead and image loading rather than the GPU's arithmetic (~35 / ~45 ms a
         # step assumed); the last quarter of PConv's steps fine-tunes
         "gpu": {"pconv_image_size": 256, "pconv_base_channels": 64, "pconv_batch_size": 6, "pconv_num_steps": 10_000,
-                "pconv_lr": 2e-4, "pconv_finetune_lr": 5e-5, "pconv_finetune_step": 7500, "pconv_vgg_weights": "imagenet",
+                "pconv_lr": 2e-4, "pconv_finetune_lr": 5e-5, "pconv_finetune_step": 7500, "pconv_features": "auto",
                 "v2_image_size": 256, "v2_cnum": 48, "v2_disc_cnum": 64, "v2_batch_size": 16, "v2_num_steps": 8000,
                 "v2_lr": 1e-4, "log_every": 50, "sample_every": 1000, "checkpoint_every": 1000, "num_eval_images": None,
                 "num_workers": 8, "threads": None},
@@ -286,10 +287,15 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # 16.3 dB); 1e-3, as notebook 05's cpu DeepFill v1, for 2000 steps (~13 min idle);
         # measured here (a shared 2-core CPU, load ~3), one thread, VGG-16 of random weights (the same cost as
         # ImageNet's): PConv at half width 1.33 s/step (20 steps; 61 GFLOP a step, mostly the loss's VGG-16: width
-        # 8 is 56 GFLOP and 1.30 s, width 64 2.05 s), 640 steps, the last 160 fine-tuning; v2 at a third of its width
+        # 8 is 56 GFLOP and 1.30 s, width 64 2.05 s); v2 at a third of its width
         # (cnum 16) and a quarter of its discriminator's (16) 0.59 s/step (30 steps; cnum 24: 0.99 s), 1400 steps
-        "cpu": {"pconv_image_size": 64, "pconv_base_channels": 32, "pconv_batch_size": 6, "pconv_num_steps": 640,
-                "pconv_lr": 2e-4, "pconv_finetune_lr": 5e-5, "pconv_finetune_step": 480, "pconv_vgg_weights": "imagenet",
+        # PConv's perceptual and style losses take "auto" features: VGG-16's pool1-3 where its ImageNet weights are
+        # (or can be downloaded), else SqueezeNet 1.1's conv1 / fire3 / fire5 (LPIPS's backbone, offline; gpu too,
+        # whose machines may be offline; full: the paper's VGG-16, or a clear stop). With SqueezeNet a cpu step is
+        # 0.32 s here (30 steps, load ~1.6): 2000 steps (v2's), the last quarter fine-tuning, in ~11 min; with
+        # VGG-16 (1.33 s/step, above) the same 2000 steps take ~45 min (pass --steps 640 for ~14 min)
+        "cpu": {"pconv_image_size": 64, "pconv_base_channels": 32, "pconv_batch_size": 6, "pconv_num_steps": 2000,
+                "pconv_lr": 2e-4, "pconv_finetune_lr": 5e-5, "pconv_finetune_step": 1500, "pconv_features": "auto",
                 "v2_image_size": 64, "v2_cnum": 16, "v2_disc_cnum": 16, "v2_batch_size": 8, "v2_num_steps": 2000,
                 "v2_lr": 1e-3, "log_every": 25, "sample_every": 1000, "checkpoint_every": 50, "num_eval_images": None,
                 "num_workers": 0, "threads": 1},

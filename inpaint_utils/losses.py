@@ -23,8 +23,24 @@ Partial convolutions (Liu et al. 2018, arXiv:1804.07723, section 3.4; :mod:`inpa
 :func:`pconv_loss` with the paper's weights :data:`PCONV_LOSS_WEIGHTS` (1, 6, 0.05, 120, 0.1), built from
 :func:`perceptual_loss`, :func:`style_loss` (:func:`gram_matrix`, normalised by ``C H W``) and
 :func:`dilated_hole_tv`, on the features of :class:`VGG16Features` (pool1, pool2, pool3 of torchvision's
-ImageNet VGG-16; offline from ``$INPAINT_VGG16``; ``weights="random"`` in tests). The perceptual and
+ImageNet VGG-16; offline from ``$INPAINT_VGG16``; ``weights="random"`` in tests) or, where VGG-16's weights are
+not to be had, of :class:`SqueezeNetFeatures` (SqueezeNet 1.1's ImageNet features, LPIPS's backbone, available
+offline): :func:`feature_network` makes the choice (``"vgg16"``, ``"squeeze"``, ``"auto"``). The perceptual and
 style losses serve any task.
+
+The substitute beside the paper (Liu et al. 2018, section 3.4)::
+
+    stage   VGG-16 (the paper's Psi_p)         SqueezeNet 1.1 (ours, offline)
+    1/2     pool1     64 ch   features.4       conv1 + ReLU   64 ch   features.1 (3x3 s2, no padding)
+    1/4     pool2    128 ch   features.9       fire3         128 ch   features.4 (after a 3x3 s2 max-pool)
+    1/8     pool3    256 ch   features.16      fire5         256 ch   features.7 (after a 3x3 s2 max-pool)
+
+the outputs of the same three stages LPIPS takes from SqueezeNet (its slices 1-3): the same widths and the same
+resolutions (within a pixel: SqueezeNet's strided layers pad nothing, 64 px gives 31, 15, 7). Both take
+ImageNet-normalised input. The Gram matrices are normalised as the paper's, ``K_p = 1 / (C_p H_p W_p)`` of each
+map (:func:`gram_matrix`), and the loss weights (0.05, 120) are the paper's; they were set for VGG-16's
+activations, and how SqueezeNet's compare was not measured here (no VGG-16 weights): a result trained with
+the substitute is labelled with it (``loss_features`` in its checkpoint and results), never as the paper's.
 """
 from __future__ import annotations
 
@@ -53,6 +69,9 @@ __all__ = [
     "gradient_penalty",
     "VGG16_FILENAME",
     "VGG16Features",
+    "SqueezeNetFeatures",
+    "FEATURE_CHOICES",
+    "feature_network",
     "gram_matrix",
     "perceptual_loss",
     "style_loss",
@@ -321,7 +340,48 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class VGG16Features(nn.Module):
+class _ImageNetFeatures(nn.Module):
+    """What :class:`VGG16Features` and :class:`SqueezeNetFeatures` share: ImageNet normalisation of ``[0, 1]``
+    input, frozen parameters, the checked load of a torchvision state dict, and the maps after the layers
+    ``stage_indices`` of ``self.features``."""
+
+    stage_indices: tuple[int, ...] = ()
+    #: names in the load's messages: the network, and what its file should be
+    label, expected = "", ""
+
+    def _normalisation(self) -> None:
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def _load(self, state: Mapping[str, torch.Tensor], source: str) -> None:
+        own = self.state_dict()
+        missing = [k for k in own if k not in state]
+        if missing:
+            raise ValueError(f"{self.label} weights from {source} lack {missing[:4]}: not {self.expected}?")
+        bad = [f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+               if tuple(state[k].shape) != tuple(v.shape)]
+        if bad:
+            raise ValueError(f"{self.label} weights from {source} have other shapes: {bad[:4]}")
+        self.load_state_dict({k: state[k] for k in own})
+
+    def _freeze(self) -> None:
+        self.eval()
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
+        if image.ndim != 4 or image.shape[1] != 3:
+            raise ValueError(f"image must have shape (B, 3, H, W) in [0, 1], got {tuple(image.shape)}")
+        x = (image - self.mean.to(image.dtype)) / self.std.to(image.dtype)        # ImageNet normalisation
+        out = []
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in self.stage_indices:
+                out.append(x)                                                     # the three stages
+        return out
+
+
+class VGG16Features(_ImageNetFeatures):
     """Frozen VGG-16 features at pool1, pool2 and pool3 (the paper's ``Psi_p``, Liu et al. 2018
     section 3.4), for perceptual and style losses of any task.
 
@@ -340,7 +400,13 @@ class VGG16Features(nn.Module):
     * a path: that file (or folder), offline; the ``features.0`` .. ``features.14`` tensors must be in it.
     * ``"random"``: torchvision's initialisation (Kaiming-normal, fan out) from ``generator`` / ``seed``:
       for tests (no download); the losses then measure a random network's features.
+
+    ``network_name``: ``"vgg16"`` (ImageNet weights) or ``"random"``, what a checkpoint records
+    (:func:`feature_network`); ``weights_source``: the file, ``"torchvision download"`` or ``"random"``.
     """
+
+    stage_indices = VGG16_POOL_INDICES                         # pool1, pool2, pool3
+    label, expected = "VGG-16", f"torchvision's vgg16 state dict ({VGG16_FILENAME})"
 
     def __init__(self, weights: str | os.PathLike = "imagenet", generator: torch.Generator | None = None,
                  seed: int | None = None):
@@ -354,8 +420,7 @@ class VGG16Features(nn.Module):
                 layers += [nn.Conv2d(c_in, v, 3, padding=1), nn.ReLU()]
                 c_in = v
         self.features = nn.Sequential(*layers)                 # indices as torchvision's vgg16().features
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self._normalisation()
         if isinstance(weights, str) and weights == "random":
             if generator is not None and seed is not None:
                 raise ValueError("pass either generator or seed, not both")
@@ -367,6 +432,7 @@ class VGG16Features(nn.Module):
                         m.weight.normal_(0.0, math.sqrt(2.0 / fan_out), generator=gen)
                         m.bias.zero_()
             self.weights_source = "random"
+            self.network_name = "random"
         else:
             if isinstance(weights, str) and weights == "imagenet":
                 path = pretrained.resolve_vgg16_file(None)
@@ -380,32 +446,118 @@ class VGG16Features(nn.Module):
                 state, source = torch.load(path, map_location="cpu", weights_only=True), str(path)
             self._load(state, source)
             self.weights_source = source
-        self.eval()
-        for p in self.parameters():
-            p.requires_grad_(False)
+            self.network_name = "vgg16"
+        self._freeze()
 
-    def _load(self, state: Mapping[str, torch.Tensor], source: str) -> None:
-        own = self.state_dict()
-        missing = [k for k in own if k not in state]
-        if missing:
-            raise ValueError(f"VGG-16 weights from {source} lack {missing[:4]}: not torchvision's vgg16 state dict "
-                             f"({VGG16_FILENAME})?")
-        bad = [f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
-               if tuple(state[k].shape) != tuple(v.shape)]
-        if bad:
-            raise ValueError(f"VGG-16 weights from {source} have other shapes: {bad[:4]}")
-        self.load_state_dict({k: state[k] for k in own})
 
-    def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
-        if image.ndim != 4 or image.shape[1] != 3:
-            raise ValueError(f"image must have shape (B, 3, H, W) in [0, 1], got {tuple(image.shape)}")
-        x = (image - self.mean.to(image.dtype)) / self.std.to(image.dtype)        # ImageNet normalisation
-        out = []
-        for i, layer in enumerate(self.features):
-            x = layer(x)
-            if i in VGG16_POOL_INDICES:
-                out.append(x)                                                     # pool1, pool2, pool3
-        return out
+class _Fire(nn.Module):
+    """SqueezeNet's Fire module (Iandola et al. 2016): a 1x1 squeeze, then 1x1 and 3x3 expands side by side
+    (ReLU after each), concatenated; the names of torchvision's, so its state dict loads."""
+
+    def __init__(self, c_in: int, squeeze: int, expand: int):
+        super().__init__()
+        self.squeeze = nn.Conv2d(c_in, squeeze, 1)
+        self.expand1x1 = nn.Conv2d(squeeze, expand, 1)
+        self.expand3x3 = nn.Conv2d(squeeze, expand, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.squeeze(x))
+        return torch.cat([F.relu(self.expand1x1(x)), F.relu(self.expand3x3(x))], dim=1)   # (B, 2 expand, H, W)
+
+
+#: indices of conv1's ReLU, fire3 and fire5 in ``squeezenet1_1().features`` (the module docstring's table)
+SQUEEZENET_STAGE_INDICES = (1, 4, 7)
+
+
+class SqueezeNetFeatures(_ImageNetFeatures):
+    """Frozen SqueezeNet 1.1 features at conv1 (ReLU), fire3 and fire5: the offline substitute of
+    :class:`VGG16Features` for perceptual and style losses (the module docstring sets them beside VGG-16's
+    pool1-pool3).
+
+    ``forward(image)``: ``(B, 3, H, W)`` in ``[0, 1]`` (ImageNet-normalised here) -> three maps
+    ``(B, 64, ~H/2, ~W/2)``, ``(B, 128, ~H/4, ~W/4)``, ``(B, 256, ~H/8, ~W/8)``. The layers are torchvision's
+    ``squeezenet1_1().features[:8]`` (same names). ``weights``: ``"imagenet"`` (default; found offline by
+    :func:`inpaint_utils.pretrained.squeezenet_features_state`: LPIPS's backbone in the shared data folder or
+    ``$INPAINT_LPIPS``, torch hub's cache, else torchvision's download; missing: ``FileNotFoundError`` saying
+    what to put where), a path (that file: ``.npz`` or ``.pth``), or ``"random"`` (tests; ``generator`` /
+    ``seed``). ``network_name``: ``"squeeze"`` (ImageNet) or ``"squeeze_random"``.
+    """
+
+    stage_indices = SQUEEZENET_STAGE_INDICES                   # conv1, fire3, fire5
+    label, expected = "SqueezeNet 1.1", "torchvision's squeezenet1_1 features"
+
+    def __init__(self, weights: str | os.PathLike = "imagenet", generator: torch.Generator | None = None,
+                 seed: int | None = None):
+        super().__init__()
+        self.features = nn.Sequential(                         # indices as torchvision's squeezenet1_1().features
+            nn.Conv2d(3, 64, 3, stride=2), nn.ReLU(),          # 0, 1: conv1 (1/2)
+            nn.MaxPool2d(3, 2, ceil_mode=True),                # 2
+            _Fire(64, 16, 64), _Fire(128, 16, 64),             # 3, 4: fire2, fire3 (1/4)
+            nn.MaxPool2d(3, 2, ceil_mode=True),                # 5
+            _Fire(128, 32, 128), _Fire(256, 32, 128))          # 6, 7: fire4, fire5 (1/8)
+        self._normalisation()
+        if isinstance(weights, str) and weights == "random":
+            if generator is not None and seed is not None:
+                raise ValueError("pass either generator or seed, not both")
+            gen = torch.Generator().manual_seed(int(seed)) if seed is not None else generator
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d):
+                    fan_in = m.in_channels * m.kernel_size[0] * m.kernel_size[1]
+                    with torch.no_grad():
+                        m.weight.normal_(0.0, math.sqrt(2.0 / fan_in), generator=gen)
+                        m.bias.zero_()
+            self.weights_source, self.network_name = "random", "squeeze_random"
+        else:
+            if isinstance(weights, str) and weights == "imagenet":
+                state, source = pretrained.squeezenet_features_state(None)
+            elif isinstance(weights, (str, os.PathLike)):
+                state, source = pretrained.squeezenet_features_state(weights)
+            else:
+                raise TypeError(f"weights must be 'imagenet', 'random' or a path, got {weights!r}")
+            self._load(state, source)
+            self.weights_source, self.network_name = source, "squeeze"
+        self._freeze()
+
+
+#: what :func:`feature_network` takes: ``auto``, the two ImageNet networks, and the random ones of tests
+FEATURE_CHOICES = ("auto", "vgg16", "squeeze", "random", "squeeze_random")
+
+
+def feature_network(features: str = "auto", *, weights: str | os.PathLike | None = None, seed: int | None = None,
+                    say=print) -> nn.Module:
+    """The frozen feature network of the perceptual and style losses, from the one pretrained-weights lookup.
+
+    ``features``: ``"vgg16"`` (the paper's pool1-pool3 of VGG-16 ImageNet, :class:`VGG16Features`), ``"squeeze"``
+    (SqueezeNet 1.1 ImageNet, :class:`SqueezeNetFeatures`, the offline substitute), ``"auto"`` (VGG-16 when its
+    weights are here or can be downloaded, else SqueezeNet: :func:`inpaint_utils.pretrained.choose_feature_network`;
+    ``say`` gets one line naming the choice and why), ``"random"`` / ``"squeeze_random"`` (each network with random
+    weights from ``seed``: tests and the smoke profile). ``weights``: a file for the chosen ImageNet network
+    (default: its lookup). The module's ``network_name`` is what a checkpoint records. Weights not here:
+    ``FileNotFoundError`` saying what is missing and where to put it (for ``"auto"``: both networks')."""
+    if features not in FEATURE_CHOICES:
+        raise ValueError(f"features must be one of {FEATURE_CHOICES}, got {features!r}")
+    if features == "random":
+        return VGG16Features("random", seed=seed)
+    if features == "squeeze_random":
+        return SqueezeNetFeatures("random", seed=seed)
+    name, why = pretrained.choose_feature_network(features)
+    if features == "auto" and say is not None:
+        label = ("VGG-16 (pool1-pool3, the paper's)" if name == "vgg16"
+                 else "SqueezeNet 1.1 (conv1, fire3, fire5; the offline substitute, not the paper's VGG-16)")
+        say(f"perceptual and style losses: features auto -> {name}, {label}: {why}")
+    given = "imagenet" if weights is None else weights
+    if name == "vgg16":
+        return VGG16Features(given)
+    try:
+        return SqueezeNetFeatures(given)
+    except FileNotFoundError as err:
+        if features != "auto":
+            raise
+        raise FileNotFoundError(pretrained.missing_weights_message(
+            "An ImageNet feature network for the perceptual and style losses (features 'auto')", "",
+            f"{why}; and {str(err).rstrip('.')}",
+            f"Either one will do: VGG-16's {pretrained.VGG16_FILENAME} with INPAINT_VGG16=/path/to/it, or "
+            "SqueezeNet 1.1's as just said.")) from err
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,9 @@ LPIPS v0.1 squeeze       ``$INPAINT_LPIPS`` (one ``.npz``)      the shared data 
                                                                 from torchvision (cache or download)
 VGG-16 ImageNet          ``$INPAINT_VGG16``                     the shared data folder, torch hub's cache,
                                                                 torchvision's download
+SqueezeNet 1.1 ImageNet  the weights argument, else             the shared data folder (the backbone's
+(features)               ``$INPAINT_LPIPS`` (its backbone)      ``.npz``, else LPIPS's), torch hub's
+                                                                cache, torchvision's download
 Inception (FID / KID)    ``$INPAINT_INCEPTION``                 the shared data folder, torch hub's cache,
                                                                 torch-fidelity's download (github.com)
 diffusion models         a folder, ``$INPAINT_SD_MODEL`` /      the Hugging Face cache, else the hub
@@ -62,6 +65,12 @@ __all__ = [
     "VGG16_FILENAME",
     "resolve_vgg16_file",
     "download_vgg16_state",
+    "SQUEEZENET_FILENAME",
+    "SQUEEZENET_FEATURES_FILENAME",
+    "FEATURE_NETWORKS",
+    "resolve_squeezenet_file",
+    "squeezenet_features_state",
+    "choose_feature_network",
     "INCEPTION_FILENAME",
     "INCEPTION_URL",
     "INCEPTION_DOWNLOAD_TIMEOUT",
@@ -324,6 +333,110 @@ def download_vgg16_state() -> dict[str, torch.Tensor]:
 
     return _download(fetch, lambda why: _vgg16_missing_message(tried, why), host=_BACKBONE_HOST,
                      probe=_backbone_host_reachable, name=VGG16_FILENAME, timeout=LPIPS_DOWNLOAD_TIMEOUT)
+
+
+# --------------------------------------------------------------------------------------------------
+# SqueezeNet 1.1 (the offline substitute of VGG-16 for the perceptual and style losses) and the choice
+# --------------------------------------------------------------------------------------------------
+#: torchvision's ImageNet SqueezeNet 1.1 weights file (``SqueezeNet1_1_Weights.IMAGENET1K_V1``), LPIPS's backbone.
+SQUEEZENET_FILENAME = LPIPS_BACKBONES["squeeze"]
+#: the backbone alone as a NumPy ``.npz`` (torchvision's keys ``features.N.*``), beside the LPIPS model.
+SQUEEZENET_FEATURES_FILENAME = "squeezenet1_1_features_imagenet.npz"
+#: the feature networks the perceptual and style losses can use (:func:`choose_feature_network`).
+FEATURE_NETWORKS = ("vgg16", "squeeze")
+
+
+def _squeezenet_missing_message(tried: str, why: str) -> str:
+    return missing_weights_message(
+        "SqueezeNet 1.1 ImageNet weights", tried, why,
+        f"Put {SQUEEZENET_FEATURES_FILENAME} (torchvision's squeezenet1_1 features as a NumPy .npz, keys "
+        f"features.N.*) or the LPIPS model {LPIPS_FILENAME} (its backbone) in weights/lpips_squeeze/ of the shared "
+        f"data folder ($INPAINT_SHARED), or name the LPIPS file with INPAINT_LPIPS (or pass weights=the file); or "
+        f"put torchvision's {SQUEEZENET_FILENAME} in torch hub's cache {hub_checkpoints()} (run once online). Or "
+        "use the VGG-16 features (--features vgg16) with VGG-16's weights (INPAINT_VGG16).")
+
+
+def resolve_squeezenet_file(weights: str | os.PathLike | None = None) -> Path | None:
+    """The file holding SqueezeNet 1.1's ImageNet ``features``: ``weights`` (an ``.npz`` or ``.pth`` file, or a
+    folder holding :data:`SQUEEZENET_FEATURES_FILENAME`), else ``$INPAINT_LPIPS`` (the LPIPS model, whose backbone
+    it is; the first one given is the one used: missing, it raises), else the shared folder's backbone ``.npz``,
+    its LPIPS ``.npz``, or torch hub's cached :data:`SQUEEZENET_FILENAME`; ``None`` when none is here (then a
+    download may be tried: :func:`squeezenet_features_state`)."""
+    if weights is not None:
+        return _given_file(weights, "INPAINT_LPIPS", SQUEEZENET_FEATURES_FILENAME, _squeezenet_missing_message)
+    path = _given_file(None, "INPAINT_LPIPS", LPIPS_FILENAME, _squeezenet_missing_message)
+    if path is not None:
+        return path
+    for path in (shared_weights_path("lpips_squeeze", SQUEEZENET_FEATURES_FILENAME), default_lpips_path(),
+                 hub_checkpoints() / SQUEEZENET_FILENAME):
+        if path.is_file():
+            return path
+    return None
+
+
+_LPIPS_SLICE = re.compile(r"^net\.slice\d+\.")
+
+
+def _read_squeezenet_features(path: Path) -> dict[str, torch.Tensor]:
+    """The ``features.*`` tensors of a SqueezeNet 1.1 file: an ``.npz`` of torchvision's keys or of LPIPS's
+    (``net.sliceN.I.*``, renamed ``features.I.*``), or a torchvision ``.pth`` state dict."""
+    if path.suffix == ".npz":
+        import numpy as np
+
+        with np.load(path, allow_pickle=False) as npz:
+            state = {_LPIPS_SLICE.sub("features.", k): torch.from_numpy(np.asarray(npz[k])) for k in npz.files}
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    return {k: v for k, v in state.items() if k.startswith("features.")}
+
+
+def squeezenet_features_state(weights: str | os.PathLike | None = None,
+                              allow_download: bool = True) -> tuple[dict[str, torch.Tensor], str]:
+    """``(state, source)``: SqueezeNet 1.1's ImageNet ``features.*`` tensors (torchvision's names) and where they
+    came from, found by :func:`resolve_squeezenet_file`, else downloaded by torchvision into torch hub's cache
+    (only with ``allow_download``, never with ``INPAINT_OFFLINE=1``; an unreachable host fails within 3 s).
+    ``FileNotFoundError`` saying what to put where."""
+    path = resolve_squeezenet_file(weights)
+    if path is not None:
+        return _read_squeezenet_features(path), str(path)
+    tried = (f"no $INPAINT_LPIPS; neither {SQUEEZENET_FEATURES_FILENAME} nor {LPIPS_FILENAME} in "
+             f"{default_lpips_path().parent}; no {SQUEEZENET_FILENAME} in {hub_checkpoints()}")
+
+    def fetch() -> dict[str, torch.Tensor]:
+        from torchvision.models import SqueezeNet1_1_Weights
+
+        return SqueezeNet1_1_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
+
+    state = _download(fetch, lambda why: _squeezenet_missing_message(tried, why), host=_BACKBONE_HOST,
+                      probe=_backbone_host_reachable, name=SQUEEZENET_FILENAME, timeout=LPIPS_DOWNLOAD_TIMEOUT,
+                      allow_download=allow_download)
+    return {k: v for k, v in state.items() if k.startswith("features.")}, "torchvision download"
+
+
+def choose_feature_network(features: str = "auto") -> tuple[str, str]:
+    """``(name, why)``: the feature network of the perceptual and style losses, one of :data:`FEATURE_NETWORKS`.
+
+    ``"vgg16"`` and ``"squeeze"`` are taken as asked. ``"auto"``: ``"vgg16"`` (the paper's) when its ImageNet
+    weights are here (:func:`resolve_vgg16_file`; an ``$INPAINT_VGG16`` that names no file raises, never a
+    silent fall-back) or can be downloaded now (not :func:`inpaint_offline` and download.pytorch.org answers
+    within 3 s), else ``"squeeze"``, the ImageNet network available offline (LPIPS's backbone). ``why`` says
+    in words what decided it (for the one-line notice of the caller)."""
+    if features in FEATURE_NETWORKS:
+        return features, "asked for"
+    if features != "auto":
+        raise ValueError(f"features must be 'auto' or one of {FEATURE_NETWORKS}, got {features!r}")
+    path = resolve_vgg16_file(None)
+    if path is not None:
+        return "vgg16", f"VGG-16's ImageNet weights are here ({path})"
+    if inpaint_offline():
+        why = "INPAINT_OFFLINE is set"
+    else:
+        ok, error = _backbone_host_reachable()
+        if ok:
+            return "vgg16", f"VGG-16's ImageNet weights can be downloaded ({_BACKBONE_HOST[0]} answers)"
+        why = f"{_BACKBONE_HOST[0]} cannot be reached ({error})"
+    return "squeeze", (f"no VGG-16 ImageNet weights ({VGG16_FILENAME} not in $INPAINT_VGG16, "
+                       f"{shared_weights_path('vgg16', VGG16_FILENAME).parent} or {hub_checkpoints()}) and {why}")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -353,6 +353,13 @@ def results_table(records: dict[str, dict[str, Any]] | None = None) -> list[dict
     return rows
 
 
+#: how the README names the feature network of a run's perceptual and style losses (``loss_features``)
+_FEATURE_LABELS = {"vgg16": "VGG-16 ImageNet pool1-pool3 (the paper's)",
+                   "squeeze": "SqueezeNet 1.1 ImageNet conv1, fire3, fire5 (the offline substitute, not the paper's "
+                              "VGG-16)",
+                   "random": "a VGG-16 of random weights", "squeeze_random": "a SqueezeNet of random weights"}
+
+
 def readme_results(records: dict[str, dict[str, Any]] | None = None) -> str:
     """The README's results table: one row per committed result (:func:`committed_results`), what a reader
     compares: the run (a link to its JSON file, which holds the provenance: data, masks, hardware, code version,
@@ -376,7 +383,10 @@ def readme_results(records: dict[str, dict[str, Any]] | None = None) -> str:
         if own is None:
             continue
         telea = rows.get("telea") or {}
-        lines.append(f"| [`{name}`](results/{name}.json) | {own['method']} | {cell(own.get('n'), 0)} | "
+        method = own["method"]
+        if record.get("loss_features"):
+            method += f" ({record['loss_features']} features)"
+        lines.append(f"| [`{name}`](results/{name}.json) | {method} | {cell(own.get('n'), 0)} | "
                      f"{cell(own.get('psnr_hole'), 2)} | {cell(own.get('lpips_hole'), 3)} | "
                      f"{cell(telea.get('psnr_hole'), 2)} | {cell(telea.get('lpips_hole'), 3)} |")
     lines.append("")
@@ -384,6 +394,11 @@ def readme_results(records: dict[str, dict[str, Any]] | None = None) -> str:
                  "and the masks of each run, Telea's on the same images and masks. Each run's JSON file (its link) "
                  "holds the rest: Navier-Stokes, L1, SSIM (and, for LaMa's sets, every score per hole-area bin), the data, "
                  "masks, hardware, code version and the commands that trained and scored it.")
+    features = sorted({r["loss_features"] for r in records.values() if r.get("loss_features")})
+    if features:
+        lines.append("")
+        lines.append("Feature networks of the perceptual and style losses: " + "; ".join(
+            f"`{f}` features: {_FEATURE_LABELS.get(f, f)}" for f in features) + ".")
     return "\n".join(lines)
 
 

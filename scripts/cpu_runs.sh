@@ -8,13 +8,15 @@
 # regenerated from results/. Each training takes at most 20 minutes on a 2-core CPU; weights stay under
 # runs/<run>/ (git-ignored). A run that already has its checkpoint is only re-scored.
 #
-#   scripts/cpu_runs.sh            # all five: the four below and v2 (about 85 minutes; pconv only by name)
+#   scripts/cpu_runs.sh            # all six: the four below, v2 and pconv (about 100 minutes)
 #   scripts/cpu_runs.sh glcic      # one: ce | cascade | glcic | deepfill | v2 | pconv
 #
 # Notebook 08's models (issue 15), trained on free-form holes, are scored on LaMa's fixed thin / medium /
 # thick evaluation sets (`--mask-kind thick`: 100 masks drawn once from seed 0, binned by hole area) instead:
-# `v2` (DeepFill v2, gated convolutions, ~8-14 min) and `pconv` (partial convolutions; its loss needs
-# VGG-16's ImageNet weights, torchvision's download or $INPAINT_VGG16: without them it stops at once).
+# `v2` (DeepFill v2, gated convolutions, ~8-14 min) and `pconv` (partial convolutions, ~11 min; its perceptual
+# and style losses take the profile's `auto` features: VGG-16's pool1-3 where its ImageNet weights are found or
+# downloadable, else SqueezeNet 1.1's, LPIPS's backbone in the shared folder; the checkpoint and the results
+# name the one used).
 #
 # Needs the shared folder ($INPAINT_SHARED, default ../shared/data) with the faces and the LPIPS weights.
 set -euo pipefail
@@ -74,7 +76,7 @@ case "${1:-all}" in
     v2) free_form deepfill_v2 deepfill_v2 08_v2_cpu ;;
     pconv) free_form pconv pconv 08_pconv_cpu ;;
     all) one ce ce 02_ce_cpu; cascade; glcic; one deepfill deepfill 05_ca_cpu_hole
-         free_form deepfill_v2 deepfill_v2 08_v2_cpu ;;
+         free_form deepfill_v2 deepfill_v2 08_v2_cpu; free_form pconv pconv 08_pconv_cpu ;;
     *) echo "usage: scripts/cpu_runs.sh [all|ce|cascade|glcic|deepfill|v2|pconv]" >&2; exit 2 ;;
 esac
 "$PY" -c "from inpaint_utils import report; report.update_readme()"

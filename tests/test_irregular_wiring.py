@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 
 from inpaint_utils import cli, comparison, config, inference
-from inpaint_utils.checkpoint import (DIGEST_KEY, CheckpointError, checkpoint_info, latest_checkpoint, meta_digest,
-                                      save_checkpoint)
+from inpaint_utils.checkpoint import (DIGEST_KEY, CheckpointError, checkpoint_info, latest_checkpoint,
+                                      load_checkpoint, meta_digest, save_checkpoint)
 from inpaint_utils.masks import area_ratio, make_mask
 from inpaint_utils.models import (DeepFillConfig, DeepFillGenerator, DeepFillV2Config, DeepFillV2Generator,
                                   PConvConfig, PConvUNet)
@@ -67,9 +67,9 @@ def test_notebook_08_profile_gives_each_model_its_own_numbers():
     for profile in cli.PROFILE_NAMES:
         pconv, v2 = cli.method_settings("partial_conv", profile), cli.method_settings("deepfill_v2", profile)
         assert {"image_size", "batch_size", "num_steps", "lr", "base_channels", "finetune_lr", "finetune_step",
-                "vgg_weights"} <= pconv.keys()
+                "features"} <= pconv.keys()
         assert {"image_size", "batch_size", "num_steps", "lr", "cnum", "disc_cnum"} <= v2.keys()
-        assert not {"cnum", "disc_cnum"} & pconv.keys() and not {"vgg_weights", "finetune_step"} & v2.keys()
+        assert not {"cnum", "disc_cnum"} & pconv.keys() and not {"features", "finetune_step"} & v2.keys()
         assert not any(k.startswith(("pconv_", "v2_")) for k in (*pconv, *v2)), profile     # prefixes taken off
         assert pconv["log_every"] == v2["log_every"] == config.settings("08_irregular_holes", profile)["log_every"]
         assert 0 < pconv["finetune_step"] < pconv["num_steps"], profile                     # both PConv phases run
@@ -77,14 +77,14 @@ def test_notebook_08_profile_gives_each_model_its_own_numbers():
     full_p, full_v2 = cli.method_settings("partial_conv", "full"), cli.method_settings("deepfill_v2", "full")
     # Liu et al. 2018: 512 px, batch 6, Adam 2e-4 then 5e-5 (encoder BN frozen), ImageNet VGG-16; v2: 256 px, cnum 48
     assert (full_p["image_size"], full_p["base_channels"], full_p["batch_size"]) == (512, 64, 6)
-    assert (full_p["lr"], full_p["finetune_lr"], full_p["vgg_weights"]) == (2e-4, 5e-5, "imagenet")
+    assert (full_p["lr"], full_p["finetune_lr"], full_p["features"]) == (2e-4, 5e-5, "vgg16")
     assert (full_v2["image_size"], full_v2["cnum"], full_v2["disc_cnum"], full_v2["lr"]) == (256, 48, 64, 1e-4)
     for name in ("partial_conv", "deepfill_v2"):
         cpu, smoke = cli.method_settings(name, "cpu"), cli.method_settings(name, "smoke")
         assert cpu["image_size"] == 64 and cpu["threads"] == 1 and cpu["num_eval_images"] is None, name
         assert cpu["num_steps"] > smoke["num_steps"], name
-    assert cli.method_settings("partial_conv", "smoke")["vgg_weights"] == "random"          # CI is offline
-    assert cli.method_settings("partial_conv", "cpu")["vgg_weights"] == "imagenet"
+    assert cli.method_settings("partial_conv", "smoke")["features"] == "random"             # CI is offline
+    assert cli.method_settings("partial_conv", "cpu")["features"] == "auto"                 # VGG-16, else SqueezeNet
 
 
 def test_partial_conv_builder_sets_the_two_phases_from_the_profile():
@@ -94,7 +94,7 @@ def test_partial_conv_builder_sets_the_two_phases_from_the_profile():
     task = recipe.task
     assert recipe.model_name == "partial_conv" and recipe.model_config["image_size"] == 32
     assert recipe.model_config["base_channels"] == settings["base_channels"]
-    assert task.vgg.weights_source == "random"
+    assert task.vgg.weights_source == "random" and recipe.model_config["loss_features"] == "random"
     assert not task.finetuning(settings["finetune_step"] - 1) and task.finetuning(settings["finetune_step"])
     task._set_phase(settings["finetune_step"])
     assert task.optimizers["generator"].param_groups[0]["lr"] == settings["finetune_lr"]
@@ -146,6 +146,10 @@ def test_train_smoke_then_fill_and_evaluate_on_its_training_holes(method, test_i
     assert record["training"]["profile"] == "smoke"
     if method == "deepfill_v2":
         assert record["achieved_ratio"] >= 0.25                                   # v2's box is in every hole
+        assert "loss_features" not in record                                      # v2 has no feature network
+    else:                                                 # the smoke profile's random VGG-16, named in the results
+        assert info["config"]["loss_features"] == "random" and record["loss_features"] == "random"
+        assert recorded["settings"]["features"] == "random"
 
 
 def test_partial_conv_without_its_vgg_weights_exits_2_before_writing(test_images, runs, tmp_path, monkeypatch,
@@ -158,6 +162,44 @@ def test_partial_conv_without_its_vgg_weights_exits_2_before_writing(test_images
     assert err.startswith("inpaint train: error: VGG-16 ImageNet weights not found") and str(missing) in err
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert not (runs / "no_vgg").exists()                                         # nothing written
+
+
+def test_pconv_features_are_recorded_and_a_resume_with_others_is_refused(test_images, runs, tmp_path, monkeypatch,
+                                                                         capsys, squeeze_stand_in):
+    shared = tmp_path / "shared"                         # offline, no VGG-16: auto takes the SqueezeNet stand-in
+    squeeze_stand_in(shared)
+    monkeypatch.setenv("INPAINT_SHARED", str(shared))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("INPAINT_VGG16", raising=False)
+    monkeypatch.delenv("INPAINT_LPIPS", raising=False)
+    base = ["train", "pconv", "--data", str(test_images), "--profile", "smoke", "--batch-size", "2",
+            "--image-size", "32", "--run-name", "feats"]
+    assert cli.main([*base, "--steps", "1", "--features", "auto"]) == 0
+    out = capsys.readouterr().out
+    assert "features auto -> squeeze" in out and "INPAINT_OFFLINE is set" in out
+    info = checkpoint_info(latest_checkpoint(runs / "feats"))
+    assert info["config"]["loss_features"] == "squeeze"
+    recorded = json.loads((runs / "feats" / cli.TRAIN_COMMAND_FILE).read_text())
+    assert recorded["settings"]["features"] == "squeeze"
+    assert recorded["settings"]["features_weights"].endswith("squeezenet1_1_features_imagenet.npz")
+    # another network on a resume: refused in one line, before anything is written
+    assert cli.main([*base, "--steps", "2", "--features", "random"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("inpaint train: error: --features random: the checkpoint being resumed was trained "
+                          "with the 'squeeze' feature network") and len(err.splitlines()) == 1
+    assert checkpoint_info(latest_checkpoint(runs / "feats"))["step"] == 1
+    # auto resumes with the checkpoint's network
+    assert cli.main([*base, "--steps", "2", "--features", "auto"]) == 0
+    assert "done: step 2" in capsys.readouterr().out
+    # the library refuses it too: the checkpoint's config names the network
+    changed = {**info["config"], "loss_features": "vgg16"}
+    with pytest.raises(CheckpointError, match="loss_features: checkpoint 'squeeze', given 'vgg16'"):
+        load_checkpoint(latest_checkpoint(runs / "feats"), {"generator": PConvUNet(PConvConfig.from_dict(changed))},
+                        model_name="partial_conv", config=changed)
+    # --features belongs to pconv alone
+    assert cli.main(["train", "deepfill_v2", "--data", str(test_images), "--profile", "smoke", "--steps", "1",
+                     "--features", "squeeze", "--run-name", "v2feats"]) == 2
+    assert "--features is for pconv" in capsys.readouterr().err and not (runs / "v2feats").exists()
 
 
 # ---------------------------------------------------------------------------- checkpoints, checks

@@ -2,6 +2,7 @@
 normalisation and gradient, BCE-with-logits terms (values, stability), the joint CE loss, gradcheck."""
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -450,6 +451,110 @@ def test_vgg16_features_layers_names_and_normalisation(tmp_path):
     torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3)}, tmp_path / "bad.pth")
     with pytest.raises(ValueError, match="lack"):
         VGG16Features(tmp_path / "bad.pth")
+
+
+# ------------------------------------------------ the feature network: VGG-16, or SqueezeNet 1.1 offline
+@pytest.fixture
+def no_weights_here(tmp_path, monkeypatch):
+    """Offline, with an empty shared folder and torch cache and no weights variables: nothing is found."""
+    monkeypatch.setenv("INPAINT_OFFLINE", "1")
+    monkeypatch.setenv("INPAINT_SHARED", str(tmp_path / "shared"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    for var in ("INPAINT_VGG16", "INPAINT_LPIPS"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path / "shared"
+
+
+def test_squeezenet_features_are_torchvisions_at_conv1_fire3_fire5(tmp_path, squeeze_stand_in):
+    from torchvision.models import squeezenet1_1
+
+    from inpaint_utils.losses import SqueezeNetFeatures
+
+    path = squeeze_stand_in(tmp_path)                                  # random weights, torchvision's keys
+    ours = SqueezeNetFeatures(path)
+    assert ours.network_name == "squeeze" and ours.weights_source == str(path)
+    assert all(not p.requires_grad for p in ours.parameters())
+    ref = squeezenet1_1(weights=None).features.eval()
+    state = {k.removeprefix("features."): torch.from_numpy(v) for k, v in np.load(path).items()}
+    ref.load_state_dict(state)
+    x = torch.rand(2, 3, 64, 48, generator=torch.Generator().manual_seed(0))
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    want, h = [], (x - mean) / std
+    with torch.no_grad():
+        for i, layer in enumerate(ref):
+            h = layer(h)
+            if i in (1, 4, 7):                                         # conv1's ReLU, fire3, fire5
+                want.append(h.clone())
+        got = ours(x)
+    # the widths of VGG-16's pool1-3 at about 1/2, 1/4, 1/8 of the side (no padding: 64 -> 31, 15, 7)
+    assert [tuple(f.shape) for f in got] == [(2, 64, 31, 23), (2, 128, 15, 11), (2, 256, 7, 5)]
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(got, want))
+    # the LPIPS model's file (keys net.sliceN.*) holds the same backbone
+    lpips_file = squeeze_stand_in(tmp_path / "lpips", lpips_keys=True)
+    assert all(torch.equal(a, b) for a, b in zip(SqueezeNetFeatures(lpips_file)(x), got))
+    np.savez(tmp_path / "bad.npz", **{"features.0.weight": np.zeros((64, 3, 3, 3), np.float32)})
+    with pytest.raises(ValueError, match="lack"):
+        SqueezeNetFeatures(tmp_path / "bad.npz")
+
+
+def test_auto_takes_the_offline_substitute_when_vgg16_is_absent(no_weights_here, squeeze_stand_in):
+    from inpaint_utils.losses import SqueezeNetFeatures, feature_network
+    from inpaint_utils.pretrained import choose_feature_network
+
+    path = squeeze_stand_in(no_weights_here)                           # the shared folder's backbone .npz
+    said = []
+    net = feature_network("auto", say=said.append)
+    assert isinstance(net, SqueezeNetFeatures) and net.network_name == "squeeze"
+    assert net.weights_source == str(path)
+    assert len(said) == 1 and "features auto -> squeeze" in said[0] and "not the paper's VGG-16" in said[0]
+    assert "INPAINT_OFFLINE is set" in said[0] and VGG16_FILENAME in said[0]
+    assert choose_feature_network("auto")[0] == "squeeze"
+    assert choose_feature_network("vgg16") == ("vgg16", "asked for")      # asked for: no fall-back
+    with pytest.raises(FileNotFoundError, match="VGG-16 ImageNet weights not found"):
+        feature_network("vgg16")
+    with pytest.raises(ValueError, match="features must be one of"):
+        feature_network("alexnet")
+
+
+def test_auto_takes_vgg16_from_a_stand_in_file_at_the_papers_layers(no_weights_here, squeeze_stand_in, tmp_path,
+                                                                    monkeypatch):
+    from inpaint_utils.losses import feature_network
+
+    squeeze_stand_in(no_weights_here)                                  # both here: VGG-16 wins
+    state = {k: v.clone() for k, v in VGG16Features("random", seed=3).state_dict().items()}
+    state["classifier.6.weight"] = torch.zeros(1000, 4096)             # the rest of torchvision's file, ignored
+    path = tmp_path / VGG16_FILENAME
+    torch.save(state, path)
+    monkeypatch.setenv("INPAINT_VGG16", str(path))
+    said = []
+    net = feature_network("auto", say=said.append)
+    assert isinstance(net, VGG16Features) and net.network_name == "vgg16" and net.weights_source == str(path)
+    assert "features auto -> vgg16" in said[0] and str(path) in said[0]
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    shapes = [tuple(f.shape) for f in net(x)]
+    assert shapes == [(2, 64, 32, 32), (2, 128, 16, 16), (2, 256, 8, 8)]     # pool1, pool2, pool3
+    assert torch.equal(net(x)[2], VGG16Features("random", seed=3)(x)[2])     # the file's weights, not others
+    # a given INPAINT_VGG16 that names no file is an error, never a silent switch to SqueezeNet
+    monkeypatch.setenv("INPAINT_VGG16", str(tmp_path / "nowhere.pth"))
+    with pytest.raises(FileNotFoundError, match="nowhere.pth"):
+        feature_network("auto", say=None)
+
+
+def test_the_missing_weights_message_when_neither_network_is_here(no_weights_here):
+    from inpaint_utils.losses import feature_network
+    from inpaint_utils.pretrained import LPIPS_FILENAME, SQUEEZENET_FEATURES_FILENAME, SQUEEZENET_FILENAME
+
+    with pytest.raises(FileNotFoundError) as err:
+        feature_network("auto", say=None)
+    message = str(err.value)
+    assert len(message.splitlines()) == 1 and message.startswith("An ImageNet feature network")
+    for part in (VGG16_FILENAME, "INPAINT_VGG16", SQUEEZENET_FEATURES_FILENAME, LPIPS_FILENAME, SQUEEZENET_FILENAME,
+                 "INPAINT_LPIPS", "INPAINT_OFFLINE is set", str(no_weights_here / "weights" / "lpips_squeeze")):
+        assert part in message, part
+    with pytest.raises(FileNotFoundError, match="^SqueezeNet 1.1 ImageNet weights not found: ") as err:
+        feature_network("squeeze")
+    assert "--features vgg16" in str(err.value)
 
 
 def test_vgg16_offline_fails_fast_with_what_to_download(tmp_path, monkeypatch):

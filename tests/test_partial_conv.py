@@ -253,7 +253,7 @@ def _smooth_images(n=4, size=32, seed=0):
 
 
 def _small_task(**kwargs):
-    cfg = PConvConfig(image_size=32, base_channels=8)
+    cfg = PConvConfig(image_size=32, base_channels=8, loss_features="random")
     net = PConvUNet(cfg, seed=0)
     return cfg, net, PConvTask(net, VGG16Features("random", seed=0), **kwargs)
 
@@ -315,6 +315,34 @@ def test_training_lowers_the_loss_and_checkpoints_round_trip(tmp_path):
     hole = task.masks(2, torch.Generator().manual_seed(0))
     keep = (1 - hole).bool().expand_as(x)
     assert torch.equal(out["completed"][keep], x[keep])                  # known pixels preserved in the composite
+
+
+def test_the_squeeze_features_train_too_and_the_config_names_the_network(tmp_path):
+    """The offline substitute's losses (SqueezeNet 1.1's layers, random weights here: CI has no ImageNet ones) fall
+    in a few steps on a tiny model; the config names the network, and a task given another is refused."""
+    from inpaint_utils.losses import SqueezeNetFeatures
+    from inpaint_utils.train import TrainConfig, read_metrics, train
+
+    cfg = PConvConfig(image_size=32, base_channels=8, loss_features="squeeze_random")
+    net = PConvUNet(cfg, seed=0)
+    task = PConvTask(net, SqueezeNetFeatures("random", seed=0), lr=2e-3)
+    config = TrainConfig(num_steps=20, batch_size=2, seed=0, log_every=2, sample_every=0, checkpoint_every=0,
+                         run_dir=tmp_path, progress=False, tensorboard=False, augment=False)
+    summary = train(task, _smooth_images(2), config, model_name="partial_conv", model_config=cfg.to_dict())
+    rows = read_metrics(tmp_path)
+    first, last = (sum(r["total"] for r in part) / 2 for part in (rows[:2], rows[-2:]))
+    print(f"PConv total loss on SqueezeNet features {first:.4f} -> {last:.4f}")
+    assert last < 0.7 * first, (first, last)
+    assert summary["step"] == 20 and cfg.to_dict()["loss_features"] == "squeeze_random"
+    with pytest.raises(ValueError, match="feature network is 'random' but the generator's config records "
+                                         "loss_features='squeeze_random'"):
+        PConvTask(net, VGG16Features("random", seed=0))
+    assert PConvTask(net).vgg.network_name == "squeeze_random"           # built from the config when not given
+    assert PConvConfig().loss_features == "vgg16"                          # the paper's
+    with pytest.raises(ValueError, match="not 'auto'"):
+        PConvConfig(loss_features="auto")
+    with pytest.raises(ValueError, match="loss_features must be one of"):
+        PConvConfig(loss_features="alexnet")
 
 
 # ------------------------------------------------------------------------------ notebook 08's figures

@@ -152,8 +152,10 @@ def run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     split = f"{'test split' if args.split == 'test' else 'every image'} (seed {args.seed})"
     print(f"inpaint evaluate: {where}, {split}, {len(images)} images {size}x{size}; "
           f"{mask_text}; {report.hardware()}")
+    loss_features = (inpainter.info.get("config") or {}).get("loss_features")   # pconv: its losses' network
     if "checkpoint" in inpainter.info:
-        print(f"{args.method}: checkpoint {inpainter.info['checkpoint']}, step {inpainter.info['step']}")
+        print(f"{args.method}: checkpoint {inpainter.info['checkpoint']}, step {inpainter.info['step']}"
+              + (f", perceptual and style losses on {loss_features} features" if loss_features else ""))
     print("hole: PSNR dB, SSIM, L1 and L2 in % of [0, 1] (Nanavati and Patel), MSE, L1 and TV on 0-255 "
           "(Biradar et al.); image: PSNR, SSIM")
     print(report.format_table(rows, [c for c in EVALUATE_COLUMNS if c in rows[0]]))
@@ -174,6 +176,7 @@ def run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
                                 image_size=size, num_images=len(images), mask=mask_text, mask_kind=args.mask_kind,
                                 ratio=None if args.mask_kind == "training" or lama else args.ratio,
                                 **({"by_area": by_area} if lama else {}),
+                                **({"loss_features": loss_features} if loss_features else {}),
                                 achieved_ratio=achieved, seed=args.seed,
                                 lpips=lpips_model is not False)}
         with atomic_open(args.json, "w") as f:

@@ -97,17 +97,33 @@ def build_deepfill(settings: dict[str, Any], dataset: Any, seed: int) -> Recipe:
 def build_partial_conv(settings: dict[str, Any], dataset: Any, seed: int) -> Recipe:
     """Notebook 08's partial-convolution U-Net (Liu et al. 2018): ``PConvUNet`` at the profile's width, trained
     by ``PConvTask`` on free-form holes (its default :func:`~inpaint_utils.models.irregular_masks`, 1-60 %) with
-    the paper's loss on the profile's VGG-16 (``vgg_weights``: ``"imagenet"``, read from ``$INPAINT_VGG16`` or
-    downloaded; ``"random"``: random features, offline), Adam at ``lr``, then from step ``finetune_step`` on
-    (not rescaled by ``--steps``, as GLCIC's phases) at ``finetune_lr`` with the encoder's BatchNorm frozen."""
-    from ..losses import VGG16Features
+    the paper's loss on the feature network ``features`` (:func:`inpaint_utils.losses.feature_network`:
+    ``"vgg16"``, the paper's, read from ``$INPAINT_VGG16`` or downloaded; ``"squeeze"``, SqueezeNet 1.1 ImageNet,
+    the offline substitute; ``"auto"``: VGG-16 when present or downloadable, else SqueezeNet, with a notice;
+    ``"random"``: a random VGG-16, offline), Adam at ``lr``, then from step ``finetune_step`` on (not rescaled by
+    ``--steps``, as GLCIC's phases) at ``finetune_lr`` with the encoder's BatchNorm frozen. The network chosen is
+    recorded in the model's config (``loss_features``, so in every checkpoint) and written back to
+    ``settings["features"]`` (the run's record). Resuming (``settings["resumed_features"]``, the checkpoint's):
+    ``auto`` takes the checkpoint's network, another one than the checkpoint's is refused."""
+    from ..losses import feature_network
     from ..models.partial_conv import PConvConfig, PConvTask, PConvUNet
+    from .shared import _UsageError
 
-    cfg = PConvConfig(image_size=settings["image_size"], base_channels=settings["base_channels"])
+    features, resumed = settings["features"], settings.pop("resumed_features", None)
+    if resumed is not None:
+        if features == "auto":
+            features = resumed
+        elif features != resumed:
+            raise _UsageError(f"--features {features}: the checkpoint being resumed was trained with the {resumed!r} "
+                              f"feature network, and changing it would change the loss mid-run; pass --features "
+                              f"{resumed} (or auto), or start another --run-name")
+    net = feature_network(features, seed=seed + 1)
+    settings["features"] = net.network_name
+    settings["features_weights"] = net.weights_source
+    cfg = PConvConfig(image_size=settings["image_size"], base_channels=settings["base_channels"],
+                      loss_features=net.network_name)
     generator = PConvUNet(cfg, seed=seed)
-    weights = settings["vgg_weights"]
-    vgg = VGG16Features(weights, seed=seed + 1) if weights == "random" else VGG16Features(weights)
-    task = PConvTask(generator, vgg=vgg, lr=settings["lr"], finetune_lr=settings["finetune_lr"],
+    task = PConvTask(generator, vgg=net, lr=settings["lr"], finetune_lr=settings["finetune_lr"],
                      finetune_step=settings["finetune_step"])
     return Recipe(task, generator.model_name, cfg.to_dict())
 

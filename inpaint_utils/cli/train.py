@@ -49,6 +49,13 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seeds the networks, the data order and the masks")
     p.add_argument("--num-workers", type=int, default=None,
                    help="data-loading worker processes per training process (default: the profile's, else 0)")
+    p.add_argument("--features", choices=("auto", "vgg16", "squeeze", "random"), default=None,
+                   help="pconv only: the feature network of the perceptual and style losses: vgg16 (the paper's "
+                        "pool1-pool3 of VGG-16 ImageNet; $INPAINT_VGG16, the shared folder, torch's cache or "
+                        "torchvision's download), squeeze (SqueezeNet 1.1 ImageNet, LPIPS's backbone, available "
+                        "offline: the substitute, labelled as such), auto (VGG-16 when present or downloadable, "
+                        "else squeeze; on a resume, the checkpoint's), random (a random VGG-16: tests); default: "
+                        "the profile's; recorded in the checkpoint and the results")
     p.add_argument("--from-checkpoint", type=Path, default=None, metavar="PATH",
                    help="resume from this checkpoint folder (default: the run's newest intact one); "
                         "its fill colour is kept")
@@ -95,6 +102,10 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     method = METHODS[args.method]
     settings = method_settings(args.method, args.profile)
+    if args.features is not None:
+        if "features" not in settings:
+            raise _UsageError(f"--features is for pconv (its perceptual and style losses); {args.method} has none")
+        settings["features"] = args.features
     overrides = {"num_steps": args.steps, "batch_size": args.batch_size, "image_size": args.image_size}
     settings.update({k: v for k, v in overrides.items() if v is not None})
     dataset = data.ImageFolder(args.data, size=settings.get("image_size"), preprocess=method.preprocess,
@@ -108,9 +119,11 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         resume_from = _resume_checkpoint(args.from_checkpoint, config.runs_dir() / run_name)
         if resume_from is not None and "fill" in resume_from["config"]:
             settings["fill"] = resume_from["config"]["fill"]   # not recomputed: the data may have grown
+        if resume_from is not None and "loss_features" in resume_from["config"]:
+            settings["resumed_features"] = resume_from["config"]["loss_features"]   # the builder checks it
         try:
             recipe = method.build(settings, dataset, args.seed)
-        except FileNotFoundError as e:               # weights the task needs (partial_conv's VGG-16), not here
+        except FileNotFoundError as e:               # weights the task needs (pconv's feature network), not here
             raise _UsageError(str(e)) from e
         train_config = train.TrainConfig(
             num_steps=settings["num_steps"], batch_size=settings["batch_size"], seed=args.seed, device=args.device,

@@ -163,11 +163,16 @@ class PConvConfig(ModelConfig):
         decoder_kernel: kernel of every decoder partial convolution (3).
         bias: the ``b`` of eq. 1 on every layer.
         leaky_slope: the decoder's LeakyReLU slope (0.2).
+        loss_features: the feature network of the perceptual and style losses the weights are trained with
+            (:func:`inpaint_utils.losses.feature_network`): ``"vgg16"`` (the paper's pool1-pool3 of VGG-16
+            ImageNet), ``"squeeze"`` (SqueezeNet 1.1 ImageNet's conv1, fire3, fire5: the offline substitute),
+            ``"random"`` / ``"squeeze_random"`` (random weights: tests, the smoke profile). A record of the
+            training, stored in the checkpoint (a resume with another is refused); the network does not use it.
     """
 
     #: ``tiny()``: the 64-px network (5 layers each side, 2x2 bottleneck) at 1/8 width, for tests and smoke
     #: runs: encoder 8-16-32-64-64 with kernels 7-5-5-3-3.
-    TINY: ClassVar[dict[str, Any]] = {"image_size": 64, "base_channels": 8}
+    TINY: ClassVar[dict[str, Any]] = {"image_size": 64, "base_channels": 8, "loss_features": "random"}
 
     image_size: int = 512
     num_layers: int | None = None
@@ -177,8 +182,14 @@ class PConvConfig(ModelConfig):
     decoder_kernel: int = 3
     bias: bool = True
     leaky_slope: float = 0.2
+    loss_features: str = "vgg16"
 
     def __post_init__(self) -> None:
+        from ..losses import FEATURE_CHOICES
+
+        if self.loss_features not in FEATURE_CHOICES or self.loss_features == "auto":
+            raise ValueError(f"loss_features must be one of {[c for c in FEATURE_CHOICES if c != 'auto']} (the "
+                             f"network chosen, not 'auto'), got {self.loss_features!r}")
         s = self.image_size
         if not is_int(s) or s < 16 or s & (s - 1):
             raise ValueError(f"image_size must be a power of two >= 16, got {s!r}")
@@ -434,14 +445,16 @@ class PConvTask:
     Per step: every sample draws its own hole from ``mask_fn(n, size, generator)`` (default
     :func:`irregular_masks`; any function returning ``(n, 1, size, size)`` 0/1 masks, 1 = hole, e.g.
     LaMa-style stroke sets), the network predicts ``I_out``, and the loss is the paper's
-    :func:`inpaint_utils.losses.pconv_loss` (L1 terms, perceptual and style on VGG-16 ``vgg``, TV).
+    :func:`inpaint_utils.losses.pconv_loss` (L1 terms, perceptual and style on the feature network ``vgg``, TV).
 
     **Two phases** (section 4): Adam at ``lr`` 2e-4 with BatchNorm everywhere, then from step
     ``finetune_step`` on (``None``: never; ``0``: a fine-tuning run from the start, e.g. after loading
     phase-1 weights) the encoder's BatchNorm frozen (:func:`freeze_encoder_batchnorm`) and the learning
     rate set to ``finetune_lr`` 5e-5. Both follow from the step alone, so a resumed run is in the right
-    phase. ``vgg`` (a :class:`inpaint_utils.losses.VGG16Features`; default: the ImageNet weights) is a
-    fixed loss network, not a model of the task: it is neither trained nor checkpointed.
+    phase. ``vgg``, the fixed loss network (default: :func:`inpaint_utils.losses.feature_network` of the
+    generator's ``config.loss_features``: VGG-16 ImageNet for the paper's config), is not a model of the task:
+    it is neither trained nor checkpointed; the config names it, and a network whose ``network_name`` is another
+    than the config's is refused (the checkpoint would misname what the weights were trained with).
 
     Several processes: masks are drawn for the global batch and sharded (``ctx.shard``); the loss
     terms are means over each process's batch (equal shares of the global batch), as the loop averages.
@@ -451,7 +464,7 @@ class PConvTask:
                  finetune_lr: float = 5e-5, finetune_step: int | None = None,
                  betas: tuple[float, float] = (0.9, 0.999), mask_fn: Callable | None = None,
                  loss_weights: Mapping[str, float] | None = None):
-        from ..losses import VGG16Features, pconv_loss_weights
+        from ..losses import feature_network, pconv_loss_weights
 
         if not isinstance(generator, PConvUNet):
             raise TypeError(f"generator must be a PConvUNet, got {type(generator).__name__}")
@@ -462,8 +475,13 @@ class PConvTask:
             raise ValueError(f"finetune_step must be None or an int >= 0, got {finetune_step!r}")
         if mask_fn is not None and not callable(mask_fn):
             raise TypeError(f"mask_fn must be a callable (n, size, generator) -> (n, 1, size, size), got {mask_fn!r}")
+        recorded = generator.config.loss_features
+        named = getattr(vgg, "network_name", None)
+        if named is not None and named != recorded:
+            raise ValueError(f"the loss's feature network is {named!r} but the generator's config records "
+                             f"loss_features={recorded!r}: build the config with loss_features={named!r}")
         self.generator = generator
-        self.vgg = vgg if vgg is not None else VGG16Features()
+        self.vgg = vgg if vgg is not None else feature_network(recorded, seed=0)
         self.lr, self.finetune_lr, self.finetune_step = float(lr), float(finetune_lr), finetune_step
         self.mask_fn = mask_fn if mask_fn is not None else irregular_masks()
         self.loss_weights = pconv_loss_weights(loss_weights)
