@@ -18,6 +18,8 @@ and from what those files name, never from typed numbers:
 """
 from __future__ import annotations
 
+import math
+
 import os
 import re
 from pathlib import Path
@@ -45,6 +47,24 @@ def _records(records: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Mappi
     return dict(committed_results() if records is None else records)
 
 
+def _same_rows(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]], rel: float = 1e-6) -> bool:
+    """Whether two results' per-bin rows of one baseline are the same scores: the same bins and counts, every
+    number equal to ``rel`` (two scoring runs of the same images and masks differ by LPIPS' float rounding, ~1e-9)."""
+    if len(a) != len(b):
+        return False
+    for ra, rb in zip(a, b):
+        if ra.keys() != rb.keys():
+            return False
+        for key, va in ra.items():
+            vb = rb[key]
+            if isinstance(va, float) and isinstance(vb, float):
+                if not math.isclose(va, vb, rel_tol=rel, abs_tol=1e-12):
+                    return False
+            elif va != vb:
+                return False
+    return True
+
+
 def area_bin_rows(records: Mapping[str, Mapping[str, Any]] | None = None
                   ) -> dict[str, dict[str, list[Mapping[str, Any]]]]:
     """``{LaMa set: {method: its by_area rows, in bin order}}`` from the results with ``by_area`` rows on a LaMa
@@ -62,7 +82,7 @@ def area_bin_rows(records: Mapping[str, Mapping[str, Any]] | None = None
         for method, method_rows in per_method.items():
             method_rows = sorted(method_rows, key=lambda r: r["area_lo"])
             label = method
-            if label in panel and panel[label] != method_rows:
+            if label in panel and not _same_rows(panel[label], method_rows):
                 label = f"{method} ({name})"
             panel.setdefault(label, method_rows)
     return {kind: out[kind] for kind in LAMA_SETS if kind in out}

@@ -127,3 +127,23 @@ def test_the_committed_picture_is_listed_shown_and_drawn_from_committed_results(
     readme = (root / "README.md").read_text()
     assert readme.index(f"](figures/{name})") < readme.index(report.README_MARKERS[0])     # above the table
     assert gallery.area_bin_rows(), "the committed results hold no per-area rows to draw"
+
+
+def test_a_baseline_scored_twice_on_the_same_images_is_drawn_once_despite_float_rounding():
+    a = _record("deepfill_v2", "thin", 17.0)
+    b = _record("pconv", "thin", 15.0)
+    for row in b["by_area"]:                      # a second scoring run: LPIPS differs in the 9th digit
+        if row["method"] == "telea":
+            row["lpips_hole"] += 3e-9
+    rows = gallery.area_bin_rows({"v2": a, "pconv": b})
+    assert list(rows["thin"]) == ["deepfill_v2", "telea", "ns", "pconv"]
+    for row in b["by_area"]:                      # a real difference is still told apart
+        if row["method"] == "telea":
+            row["psnr_hole"] += 0.01
+    assert "telea (pconv)" in gallery.area_bin_rows({"v2": a, "pconv": b})["thin"]
+
+
+def test_the_committed_results_share_their_baselines_in_the_picture():
+    rows = gallery.area_bin_rows()
+    for kind, methods in rows.items():
+        assert not [m for m in methods if "(" in m], f"{kind}: a baseline drawn twice: {list(methods)}"
