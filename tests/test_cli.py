@@ -500,6 +500,28 @@ def test_fill_refuses_an_output_that_is_one_of_its_inputs(pair, tmp_path, capsys
     assert {p: p.read_bytes() for p in (image, mask)} == before
 
 
+def test_fill_nn_refuses_an_output_inside_the_folder_it_reads(pair, tmp_path, capsys):
+    import os
+
+    image, mask, _, _ = pair
+    database = tmp_path / "train"
+    (database / "sub").mkdir(parents=True)
+    for k in range(3):
+        _save_rgb(database / ("sub" if k == 2 else "") / f"z{k}.png", seed=k + 1)
+    os.link(database / "z0.png", tmp_path / "hard.png")
+    before = {p: p.read_bytes() for p in database.rglob("*.png")}
+    for out, said in ((database / "z1.png", "lies inside the folder of training images"),
+                      (database / "sub" / "new.png", "lies inside the folder of training images"),
+                      (tmp_path / "hard.png", "is the training image")):
+        assert cli.main(["fill", str(image), str(mask), "-o", str(out), "--method", "nn",
+                         "--checkpoint", str(database)]) == 2
+        err = capsys.readouterr().err
+        assert said in err and len(err.splitlines()) == 1, err
+    assert {p: p.read_bytes() for p in database.rglob("*.png")} == before
+    assert cli.main(["fill", str(image), str(mask), "-o", str(tmp_path / "out.png"), "--method", "nn",
+                     "--checkpoint", str(database)]) == 0
+
+
 def test_fill_unreadable_masks_and_images_exit_2_in_one_line(pair, tmp_path, capsys):
     from _bad_files import write_bomb_png, write_truncated_jpeg
 

@@ -60,6 +60,8 @@ def run_fill(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise _UsageError(f"-o {out}: unknown output format {out.suffix or '(no suffix)'!r}; "
                           f"use one of {', '.join(OUTPUT_FORMATS)}")
     _check_output(out, "-o", {f"IMAGE {args.image}": args.image, f"MASK {args.mask}": args.mask})
+    if args.method == "nn" and args.checkpoint is not None:
+        _check_outside_database(out, Path(args.checkpoint))
     if not 1 <= args.quality <= 100:
         raise _UsageError(f"--quality must be in 1..100, got {args.quality}")
     _check_device(args.device)
@@ -98,3 +100,20 @@ def run_fill(args: argparse.Namespace, argv: Sequence[str]) -> int:
     print(f"inpaint fill: {args.method}{where} filled {holes} pixels ({100 * holes / (h * w):.1f} % of {w}x{h}) "
           f"of {args.image} -> {out}", flush=True)
     return 0
+
+
+def _check_outside_database(out: Path, folder: Path) -> None:
+    """Refuse an ``-o`` of ``nn`` that lies in the folder of training images it reads (``--checkpoint``), or is
+    one of those images by a link: the result would replace one of them, or join them."""
+    from ..data import list_images
+    from ..fileio import same_file
+
+    if not folder.is_dir():
+        return                                                # load_inpainter says what is wrong with it
+    if folder.resolve() in out.resolve().parents:
+        raise _UsageError(f"-o {out}: lies inside the folder of training images nn reads (--checkpoint {folder}); "
+                          "write the result outside it")
+    for image in list_images(folder):
+        if same_file(out, image):
+            raise _UsageError(f"-o {out}: is the training image {image} of nn (--checkpoint {folder}); "
+                              "write the result to another file")
