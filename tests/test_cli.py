@@ -121,15 +121,42 @@ def test_bad_data_folder_exits_non_zero_with_a_message(tmp_path, runs, capsys, m
     assert not runs.exists() or not any(runs.iterdir())                      # nothing was written
 
 
-def test_errors_in_training_are_one_line_and_exit_1(images, runs, capsys):
+def test_refused_trainings_exit_2_in_one_line_and_keep_the_runs_record(images, runs, capsys, monkeypatch):
+    import socket
+
     # 6 images and a batch of 16 train (each step draws repeated images as different crops) ...
     common = ["--data", str(images), "--steps", "1", "--batch-size", "16", "--image-size", "32", "--run-name", "one"]
     assert cli.main(["train", "context_encoder", *common]) == 0
     assert "done: step 1" in capsys.readouterr().out
-    # ... and the run folder of one model refuses to resume another one, in one line
-    assert cli.main(["train", "glcic", "--data", str(images), "--steps", "2", "--run-name", "one"]) == 1
+    record = runs / "one" / cli.TRAIN_COMMAND_FILE
+    before = record.read_bytes()
+    step_1 = runs / "one" / "checkpoints" / "step_000001"
+    calls = []
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    monkeypatch.setattr(cli.train.subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    refusals = [   # ... each refused run says why in one line, exits 2 and leaves the record of the run alone
+        (["glcic", "--data", str(images), "--steps", "2", "--run-name", "one"], "context_encoder"),
+        (["ce", *common[:-1], "one", "--image-size", "64", "--steps", "2"], "another config"),
+        (["glcic", "--data", str(images), "--steps", "2", "--run-name", "g", "--from-checkpoint", str(step_1)],
+         "context_encoder"),
+        (["glcic", "--data", str(images), "--image-size", "32", "--run-name", "g"], "multiple of 64"),
+        (["deepfill_v2", "--data", str(images), "--image-size", "8", "--run-name", "g"], "image_size"),
+        (["pconv", "--data", str(images), "--image-size", "33", "--run-name", "g"], "image_size"),
+        (["ce", "--data", str(images), "--run-name", "../up"], "--run-name '../up'"),
+        (["ce", *common, "--nproc", "2", "--batch-size", "3"], "--batch-size 3 is not divisible by the 2 processes"),
+    ]
+    for argv, said in refusals:
+        assert cli.main(["train", *argv]) == 2, argv
+        err = capsys.readouterr().err
+        assert "inpaint train: error:" in err and said in err and len(err.splitlines()) == 1, (argv, err)
+        assert record.read_bytes() == before, argv
+    assert calls == []                                  # torchrun was not started for an indivisible batch
+    (runs / "one" / "train.lock").write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname(),
+                                                         "since": "now", "command": "inpaint train ce"}))
+    assert cli.main(["train", "ce", *common[:-1], "one", "--steps", "2"]) == 2
     err = capsys.readouterr().err
-    assert "inpaint train: error:" in err and "context_encoder" in err and "Traceback" not in err
+    assert "another training holds" in err and len(err.splitlines()) == 1
+    assert record.read_bytes() == before and latest_checkpoint(runs / "one").name == "step_000001"
 
 
 def test_usage_errors(images, capsys):
