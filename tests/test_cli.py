@@ -695,6 +695,23 @@ def test_evaluate_on_a_lama_set_scores_by_hole_area_and_reuses_the_fixed_masks(t
     assert json.loads((tmp_path / "again.json").read_text())["by_area"] == record["by_area"]
 
 
+def test_evaluate_nn_never_scores_images_of_its_own_database(test_images, tmp_path, capsys):
+    base = ["evaluate", "--method", "nn", "--checkpoint", str(test_images), "--data", str(test_images),
+            "--size", "32", "--no-lpips"]
+    assert cli.main([*base, "--split", "all"]) == 2                     # every image scored is in its database
+    err = capsys.readouterr().err
+    assert "24 of the 30 images scored are in its database" in err and "--nn-split train" in err
+    assert len(err.splitlines()) == 1
+    out = tmp_path / "nn.json"
+    assert cli.main([*base, "--json", str(out)]) == 0                    # auto: its database is the train split
+    printed = capsys.readouterr().out
+    assert "(train split, seed 0), 24 images" in printed
+    record = json.loads(out.read_text())
+    assert "train split" in record["nn_database"] and record["num_images"] == 3
+    assert all(math.isfinite(r["psnr_hole"]) for r in record["rows"])  # no leaked image pasted back
+    assert cli.main([*base, "--nn-split", "all"]) == 2                   # the whole folder holds the test split
+
+
 def test_evaluate_errors(images, test_images, capsys):
     base = ["evaluate", "--method", "telea", "--no-lpips"]
     assert cli.main([*base, "--data", str(images)]) == 2                       # 6 images: the test split is empty

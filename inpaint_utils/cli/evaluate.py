@@ -50,6 +50,11 @@ def add_evaluate_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("test", "all"), default="test",
                    help="test: the 10 %% test split of the folder, as the notebooks (default); all: every image of "
                         "--data (a folder of held-out images of your own)")
+    p.add_argument("--nn-split", choices=("auto", "train", "all"), default="auto",
+                   help="--method nn: which images of its --checkpoint folder are its database: train: the 80 %% "
+                        "training split (seed --seed), disjoint from the test split scored; all: every image; auto "
+                        "(default): train when --checkpoint is the --data folder, else all. Images scored that are "
+                        "in the database are refused (they would be found and pasted back)")
     p.add_argument("--num-images", type=int, default=100,
                    help="at most this many images, a seeded subset of the split (default 100)")
     p.add_argument("--size", type=int, default=None,
@@ -83,7 +88,10 @@ def run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     _check_device(args.device)
     if args.data is not None:
         _check_data(args.data)
-    inpainter = _load_method(args.method, args.checkpoint, args.device, args.seed)
+    options = {}
+    if args.method == "nn":
+        options["split"] = _nn_split(args)
+    inpainter = _load_method(args.method, args.checkpoint, args.device, args.seed, **options)
     size = args.size or inpainter.image_size or 128
     try:
         with warnings.catch_warnings(record=True) as caught:                     # skipped unreadable files
@@ -103,6 +111,8 @@ def run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     except ValueError as e:
         raise _UsageError(str(e)) from e
     _warnings_to_stderr("evaluate", caught)
+    if args.method == "nn":
+        _check_not_in_database(inpainter, dataset, args.checkpoint)
     if args.json is not None:                                  # not one of the files it is computed from
         read = {**{f"image {p}": p for p in getattr(dataset, "files", [])},
                 **{f"checkpoint file {p}": p for p in _checkpoint_files(inpainter)}}
@@ -154,6 +164,8 @@ def run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
           f"{mask_text}; {report.hardware()}")
     if "checkpoint" in inpainter.info:
         print(f"{args.method}: checkpoint {inpainter.info['checkpoint']}, step {inpainter.info['step']}")
+    if args.method == "nn":
+        print(f"nn: its database is {inpainter.info['train']}, {inpainter.info['train_images']} images")
     print("hole: PSNR dB, SSIM, L1 and L2 in % of [0, 1] (Nanavati and Patel), MSE, L1 and TV on 0-255 "
           "(Biradar et al.); image: PSNR, SSIM")
     print(report.format_table(rows, [c for c in EVALUATE_COLUMNS if c in rows[0]]))
@@ -170,7 +182,8 @@ def run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
         record = {"name": args.json.stem, "rows": rows,
                   **_provenance(argv, method=args.method, training=_training_record(inpainter),
                                 checkpoint=inpainter.info.get("checkpoint"),
-                                step=inpainter.info.get("step"), data=where, split=f"{args.split} (seed {args.seed})",
+                                step=inpainter.info.get("step"), data=where,
+                                **({"nn_database": inpainter.info["train"]} if args.method == "nn" else {}), split=f"{args.split} (seed {args.seed})",
                                 image_size=size, num_images=len(images), mask=mask_text, mask_kind=args.mask_kind,
                                 ratio=None if args.mask_kind == "training" or lama else args.ratio,
                                 **({"by_area": by_area} if lama else {}),
@@ -204,6 +217,38 @@ def _evaluate_dataset(args: argparse.Namespace, size: int) -> tuple[Any, str]:
     dataset = source.dataset(size=size, preprocess="256", split=args.split, seed=args.seed,
                              max_images=args.num_images)
     return dataset, source.summary().removeprefix("data source: ")
+
+
+def _nn_split(args: argparse.Namespace) -> str:
+    """The split of its folder that ``nn`` searches (``--nn-split``; ``auto``: the training split when that
+    folder is the one scored)."""
+    if args.nn_split != "auto":
+        return args.nn_split
+    if args.checkpoint is not None and args.data is not None and Path(args.checkpoint).is_dir() \
+            and Path(args.checkpoint).resolve() == args.data.resolve():
+        return "train"
+    return "all"
+
+
+def _check_not_in_database(inpainter: Any, dataset: Any, checkpoint: str | None) -> None:
+    """Refuse to score ``nn`` on images of its own database: it would find each one and paste it back (PSNR
+    infinite), a leak no table should show."""
+    def identity(path: Any) -> tuple[int, int] | None:                 # one file after links, hard links too
+        try:
+            st = Path(path).stat()
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    database = {identity(p) for p in inpainter.info.get("train_files", [])} - {None}
+    if not database:
+        return
+    leaked = [p for p in getattr(dataset, "files", []) if identity(p) in database]
+    if leaked:
+        raise _UsageError(f"--method nn --checkpoint {checkpoint}: {len(leaked)} of the {len(dataset)} images scored "
+                          f"are in its database ({inpainter.info['train']}; e.g. {Path(leaked[0]).name}), so it "
+                          "would paste them back (PSNR inf); score the test split of the same folder with "
+                          "--nn-split train, or give a database without them")
 
 
 def _checkpoint_files(inpainter: Any) -> list[Path]:

@@ -54,14 +54,16 @@ def _warnings_to_stderr(command: str, caught: Sequence[warnings.WarningMessage])
         print(f"inpaint {command}: warning: {' '.join(str(w.message).split())}", file=sys.stderr, flush=True)
 
 
-def _load_method(method: str, checkpoint: str | None, device: str, seed: int) -> Any:
+def _load_method(method: str, checkpoint: str | None, device: str, seed: int, **options: Any) -> Any:
     """:func:`inpaint_utils.inference.load_inpainter` with its refusals (no checkpoint, a checkpoint of
-    another model, a damaged one, a diffusion model that is not available) as usage errors (exit 2)."""
+    another model, a damaged one, a diffusion model that is not available) as usage errors (exit 2).
+    ``options``: more keyword arguments of the method's loader (``nn``'s ``split``)."""
     from ..checkpoint import CheckpointError
     from ..diffusion import ModelUnavailableError
     from ..inference import load_inpainter
 
-    kwargs = {"seed": seed} if method in _DIFFUSION or method == "patchmatch" else {}
+    kwargs = {"seed": seed} if method in _DIFFUSION or method in ("patchmatch", "nn") else {}
+    kwargs.update(options)
     try:
         return load_inpainter(method, checkpoint, device=device, **kwargs)
     except (CheckpointError, OSError, ValueError, ModelUnavailableError) as e:  # OSError: unreadable files
