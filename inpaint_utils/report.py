@@ -167,9 +167,11 @@ def versions() -> dict[str, str | None]:
     return found
 
 
-# An absolute POSIX path inside a string: a "/" not preceded by a word character, ":" or "/" (so "L1/L2",
-# "80/10/10" and URLs are left alone) and followed by a name.
-_ABS_PATH = re.compile(r"(?<![\w:/.~-])/[^\s/'\",;()\[\]{}]+(?:/[^\s/'\",;()\[\]{}]*)*")
+# An absolute POSIX path inside a string: a "/" at the start or after a space, a quote, an opening bracket,
+# "=", "," or ";" (so "L1/L2", "80/10/10", URLs and relative paths whose folder names end in ")", "+" or an emoji,
+# "photos (2019)/faces", are left alone) and followed by a name. After "=" or "," (an option's "--data=/x",
+# or a folder name "a=" of a relative path) it counts only when its first folder exists here (:func:`_portable_text`).
+_ABS_PATH = re.compile(r"(?:^|(?<=[\s'\"`(\[{=,;]))/[^\s/'\",;()\[\]{}]+(?:/[^\s/'\",;()\[\]{}]*)*")
 
 
 def _path_roots() -> list[tuple[str, str]]:
@@ -193,6 +195,9 @@ def _path_roots() -> list[tuple[str, str]]:
 def _portable_text(text: str, roots: list[tuple[str, str]]) -> str:
     def replace(match: re.Match) -> str:
         path = match.group(0)
+        if match.start() > 0 and text[match.start() - 1] in "=," \
+                and not os.path.isdir("/" + path.split("/")[1]):
+            return path                                  # "a=/faces": a relative path, not "/faces"
         for folder, name in roots:
             if path == folder:
                 return name.rstrip("/") or "."

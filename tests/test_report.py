@@ -165,3 +165,19 @@ def test_code_version_is_dirty_for_code_not_for_results_or_readme(tmp_path, monk
     assert report.code_version() == clean
     (repo / "code.py").write_text("two\n")
     assert report.code_version() == clean + "+dirty"
+
+
+@pytest.mark.parametrize("relative", ["photos (2019)/faces", "set+/faces", "a=/faces", "x,/faces",
+                                      "\U0001F4F7/faces", "run [2]/checkpoints"])
+def test_portable_leaves_relative_paths_with_odd_folder_names_alone(relative):
+    roots = [("/home/student", "~/")]
+    assert report.portable(f"inpaint train ce --data '{relative}'", roots) == f"inpaint train ce --data '{relative}'"
+    assert report.portable({"data": relative}, roots) == {"data": relative}
+
+
+def test_portable_still_hides_absolute_paths_after_options_and_brackets(tmp_path):
+    roots = [("/home/student", "~/")]
+    deep = str(tmp_path / "a" / "b")
+    assert report.portable(f"--data={deep} --x /home/student/faces ({deep})", roots) == \
+        "--data=.../b --x ~/faces (.../b)"
+    assert report.portable("L1/L2 80/10/10 https://example.org/a/b", roots) == "L1/L2 80/10/10 https://example.org/a/b"
