@@ -712,6 +712,26 @@ def test_evaluate_nn_never_scores_images_of_its_own_database(test_images, tmp_pa
     assert cli.main([*base, "--nn-split", "all"]) == 2                   # the whole folder holds the test split
 
 
+def test_evaluate_json_is_strict_even_with_an_infinite_psnr(test_images, tmp_path, capsys):
+    import shutil
+
+    copies = tmp_path / "copies"                 # other files of the same pixels: nn pastes them back exactly
+    shutil.copytree(test_images, copies)
+    out = tmp_path / "copy.json"
+    assert cli.main(["evaluate", "--method", "nn", "--checkpoint", str(copies), "--data", str(test_images),
+                     "--size", "128", "--no-lpips", "--json", str(out)]) == 0     # nn's own image size
+    capsys.readouterr()
+
+    def refuse(name):
+        raise ValueError(f"not strict JSON: {name}")
+
+    stored = json.loads(out.read_text(), parse_constant=refuse)
+    assert stored["rows"][0]["psnr_hole"] == "inf"
+    from inpaint_utils import report
+
+    assert report.read_json(out)["rows"][0]["psnr_hole"] == math.inf
+
+
 def test_evaluate_errors(images, test_images, capsys):
     base = ["evaluate", "--method", "telea", "--no-lpips"]
     assert cli.main([*base, "--data", str(images)]) == 2                       # 6 images: the test split is empty

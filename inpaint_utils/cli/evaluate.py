@@ -3,7 +3,6 @@ images with seeded or LaMa's fixed masks, with the provenance of the result."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
 import zipfile
@@ -75,7 +74,6 @@ def run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     from .. import data, masks, metrics, report
     from ..comparison import scores_by_area
-    from ..fileio import atomic_open
     from ..validation import check_ratio
 
     _check_positive(args, "num_images", "size", "batch_size")
@@ -189,8 +187,7 @@ def run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
                                 **({"by_area": by_area} if lama else {}),
                                 achieved_ratio=achieved, seed=args.seed,
                                 lpips=lpips_model is not False)}
-        with atomic_open(args.json, "w") as f:
-            json.dump(record, f, indent=1, default=float)
+        report.write_json(args.json, record)              # strict JSON: inf as "inf" (report.NON_FINITE)
         print(f"results -> {args.json}")
     return 0
 
