@@ -732,6 +732,25 @@ def test_evaluate_json_is_strict_even_with_an_infinite_psnr(test_images, tmp_pat
     assert report.read_json(out)["rows"][0]["psnr_hole"] == math.inf
 
 
+def test_evaluate_on_a_lama_set_with_a_read_only_runs_folder(test_images, runs, monkeypatch, capsys):
+    import errno
+
+    real = Path.mkdir
+
+    def read_only(self, *args, **kwargs):             # what a read-only runs folder does (root ignores chmod)
+        if "eval_masks" in str(self):
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    assert cli.main(["evaluate", "--method", "telea", "--data", str(test_images), "--split", "all", "--num-images",
+                     "4", "--size", "32", "--mask-kind", "thin", "--no-lpips"]) == 0
+    captured = capsys.readouterr()
+    assert "LaMa's thin free-form evaluation set (4 masks" in captured.out
+    warned = [line for line in captured.err.splitlines() if "cannot be saved" in line]
+    assert len(warned) == 1 and warned[0].startswith("inpaint evaluate: warning:") and "in memory" in warned[0]
+
+
 def test_evaluate_errors(images, test_images, capsys):
     base = ["evaluate", "--method", "telea", "--no-lpips"]
     assert cli.main([*base, "--data", str(images)]) == 2                       # 6 images: the test split is empty

@@ -635,21 +635,11 @@ def test_archive_members_under_the_download_folder_are_refused(env, monkeypatch,
     assert not (env / "data" / "celeba-hq" / data.MARKER).exists()
 
 
-def _bomb_png(side: int = 40000) -> bytes:
-    """A small PNG whose header declares ``side`` x ``side`` pixels (a decompression bomb): a real 1x1
-    PNG with its IHDR's width and height rewritten and the chunk's CRC fixed."""
-    import struct
-    import zlib
-
-    raw = bytearray(_png_bytes((0, 0, 0)))
-    at = raw.index(b"IHDR")
-    raw[at + 4:at + 12] = struct.pack(">II", side, side)
-    raw[at + 17:at + 21] = struct.pack(">I", zlib.crc32(bytes(raw[at:at + 17])))
-    return bytes(raw)
-
-
 def test_a_decompression_bomb_in_a_kagglehub_tree_is_named_not_decoded(env, monkeypatch):
-    hub = StubKagglehub(members={**GOOD, "celeba_hq_256/00003.png": _bomb_png()})
+    from _bad_files import write_bomb_png
+
+    bomb = write_bomb_png(env / "bomb.png").read_bytes()
+    hub = StubKagglehub(members={**GOOD, "celeba_hq_256/00003.png": bomb})
     monkeypatch.setitem(sys.modules, "kagglehub", hub)
     with pytest.warns(UserWarning, match=r"decompression bomb.*00003\.png"):
         dest = data.download("celeba-hq")

@@ -92,20 +92,20 @@ def run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     inpainter = _load_method(args.method, args.checkpoint, args.device, args.seed, **options)
     size = args.size or inpainter.image_size or 128
     try:
-        with warnings.catch_warnings(record=True) as caught:                     # skipped unreadable files
+        with warnings.catch_warnings(record=True) as caught:     # skipped unreadable files, a mask set redrawn
             warnings.simplefilter("always")
             dataset, where = _evaluate_dataset(args, size)
-        generator = torch.Generator().manual_seed(args.seed)
-        if args.mask_kind == "training":
-            from ..inference import training_masks
+            generator = torch.Generator().manual_seed(args.seed)
+            if args.mask_kind == "training":
+                from ..inference import training_masks
 
-            mask, holes = training_masks(inpainter, len(dataset), generator)              # (N, 1, s, s)
-            mask = masks.resize_mask(mask, size)                   # the model's holes at another --size
-        elif args.mask_kind in masks.LAMA_KINDS:
-            mask = masks.eval_mask_set(args.mask_kind, size, n=len(dataset), seed=args.seed)  # (N, 1, S, S)
-        else:
-            mask = masks.make_mask(args.mask_kind, size, args.ratio, batch=len(dataset),
-                                   generator=generator)                                  # (N, 1, S, S)
+                mask, holes = training_masks(inpainter, len(dataset), generator)              # (N, 1, s, s)
+                mask = masks.resize_mask(mask, size)                   # the model's holes at another --size
+            elif args.mask_kind in masks.LAMA_KINDS:
+                mask = masks.eval_mask_set(args.mask_kind, size, n=len(dataset), seed=args.seed)  # (N, 1, S, S)
+            else:
+                mask = masks.make_mask(args.mask_kind, size, args.ratio, batch=len(dataset),
+                                       generator=generator)                                  # (N, 1, S, S)
     except ValueError as e:
         raise _UsageError(str(e)) from e
     _warnings_to_stderr("evaluate", caught)
