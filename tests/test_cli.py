@@ -549,6 +549,29 @@ def test_fill_nn_refuses_an_output_inside_the_folder_it_reads(pair, tmp_path, ca
                      "--checkpoint", str(database)]) == 0
 
 
+def test_fill_patchmatch_on_a_tiny_image_suggests_only_what_the_command_has(tmp_path, capsys):
+    image, mask = tmp_path / "tiny.png", tmp_path / "tiny_mask.png"
+    _save_rgb(image, size=(2, 2))
+    _save_mask(mask, size=(2, 2), box=(0, 1, 0, 1))
+    out = tmp_path / "out.png"
+    assert cli.main(["fill", str(image), str(mask), "-o", str(out), "--method", "patchmatch"]) == 1
+    err = capsys.readouterr().err
+    assert "image 2x2 is too small for patchmatch" in err and "patch_size" not in err and len(err.splitlines()) == 1
+    big, big_mask = tmp_path / "small.png", tmp_path / "small_mask.png"
+    _save_rgb(big, size=(12, 12))
+    _save_mask(big_mask, size=(12, 12), box=(2, 10, 2, 10))
+    assert cli.main(["fill", str(big), str(big_mask), "-o", str(out), "--method", "patchmatch"]) == 1
+    err = capsys.readouterr().err
+    assert "no whole 7x7 known patch" in err and "--patch-size" in err
+    assert cli.main(["fill", str(big), str(big_mask), "-o", str(out), "--method", "patchmatch",
+                     "--patch-size", "3"]) == 0                        # the option the message names exists
+    capsys.readouterr()
+    for bad, said in ((["--patch-size", "4"], "odd integer"), (["--patch-size", "3", "--method", "telea"],
+                                                              "patchmatch's option")):
+        argv = ["fill", str(big), str(big_mask), "-o", str(out), "--method", "patchmatch", *bad]
+        assert cli.main(argv) == 2 and said in capsys.readouterr().err
+
+
 def test_fill_unreadable_masks_and_images_exit_2_in_one_line(pair, tmp_path, capsys):
     from _bad_files import write_bomb_png, write_truncated_jpeg
 

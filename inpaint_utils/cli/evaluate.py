@@ -12,7 +12,7 @@ from typing import Any, Sequence
 from .methods import aliases_help, canonical_method
 from .records import _provenance, _training_record
 from .shared import (DEVICES, _UsageError, _check_data, _check_device, _check_output, _check_positive,
-                     _load_method, _warnings_to_stderr)
+                     _load_method, _patch_option, _warnings_to_stderr)
 
 #: the columns ``inpaint evaluate`` prints (those present: LPIPS only when it was computed)
 EVALUATE_COLUMNS = ("method", "n", "psnr_hole", "ssim_hole", "l1_pct_hole", "l2_pct_hole", "lpips_hole",
@@ -49,6 +49,8 @@ def add_evaluate_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("test", "all"), default="test",
                    help="test: the 10 %% test split of the folder, as the notebooks (default); all: every image of "
                         "--data (a folder of held-out images of your own)")
+    p.add_argument("--patch-size", type=int, default=None,
+                   help="patchmatch: side of its patches, odd, at least 3 (default 7)")
     p.add_argument("--nn-split", choices=("auto", "train", "all"), default="auto",
                    help="--method nn: which images of its --checkpoint folder are its database: train: the 80 %% "
                         "training split (seed --seed), disjoint from the test split scored; all: every image; auto "
@@ -86,7 +88,7 @@ def run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     _check_device(args.device)
     if args.data is not None:
         _check_data(args.data)
-    options = {}
+    options = _patch_option(args)
     if args.method == "nn":
         options["split"] = _nn_split(args)
     inpainter = _load_method(args.method, args.checkpoint, args.device, args.seed, **options)

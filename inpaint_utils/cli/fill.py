@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .methods import aliases_help, canonical_method
-from .shared import DEVICES, _UsageError, _check_device, _check_output, _load_method, _warnings_to_stderr
+from .shared import (DEVICES, _UsageError, _check_device, _check_output, _load_method, _patch_option,
+                     _warnings_to_stderr)
 
 #: ``inpaint fill -o`` suffix -> Pillow format; any other suffix is refused before anything is computed
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
@@ -40,6 +41,8 @@ def add_fill_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--device", choices=DEVICES, default="auto", help="default: cuda when present, else cpu")
     p.add_argument("--seed", type=int, default=0,
                    help="seeds the random parts (the diffusion methods' noise, patchmatch's search)")
+    p.add_argument("--patch-size", type=int, default=None,
+                   help="patchmatch: side of its patches, odd, at least 3 (default 7)")
     p.add_argument("--invert-mask", action="store_true",
                    help="swap hole and keep: the mask file marks the hole in black (or transparent)")
     p.add_argument("--quality", type=int, default=95, help="JPEG quality, 1-100 (default 95)")
@@ -65,6 +68,7 @@ def run_fill(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if not 1 <= args.quality <= 100:
         raise _UsageError(f"--quality must be in 1..100, got {args.quality}")
     _check_device(args.device)
+    _patch_option(args)
     try:
         image = data.load_image(args.image)                                      # (3, H, W) in [0, 1]
     except (FileNotFoundError, data.ImageReadError) as e:
@@ -88,7 +92,7 @@ def run_fill(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise _UsageError(f"mask {args.mask} is all hole: no known pixel to fill from{hint}")
     _warnings_to_stderr("fill", caught)
     config.seed_everything(args.seed)
-    inpainter = _load_method(args.method, args.checkpoint, args.device, args.seed)
+    inpainter = _load_method(args.method, args.checkpoint, args.device, args.seed, **_patch_option(args))
 
     completed = inpainter(image[None], mask)[0]                                  # (3, H, W)
     array = np.round(completed.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0).astype(np.uint8)  # (H, W, 3)

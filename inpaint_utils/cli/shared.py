@@ -71,6 +71,18 @@ def _load_method(method: str, checkpoint: str | None, device: str, seed: int, **
         raise _UsageError(f"{given}: {e}") from e
 
 
+def _patch_option(args: argparse.Namespace) -> dict[str, Any]:
+    """``--patch-size`` as patchmatch's keyword argument (empty when not given); a usage error for another
+    method or a size patchmatch cannot take."""
+    if args.patch_size is None:
+        return {}
+    if args.method != "patchmatch":
+        raise _UsageError(f"--patch-size is patchmatch's option; --method {args.method} takes none")
+    if args.patch_size < 3 or args.patch_size % 2 == 0:
+        raise _UsageError(f"--patch-size must be an odd integer of at least 3, got {args.patch_size}")
+    return {"patch_size": args.patch_size}
+
+
 def _check_data(folder: Path) -> None:
     from ..data import IMAGE_SUFFIXES, list_images
 
