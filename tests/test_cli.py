@@ -91,9 +91,11 @@ def test_a_damaged_newest_checkpoint_falls_back_or_is_chosen_explicitly(images, 
     checkpoints = runs / "cli_ce" / "checkpoints"
     (checkpoints / "step_000005" / "generator.safetensors").write_bytes(b"cut short")
     capsys.readouterr()
-    with pytest.warns(UserWarning, match="skipping the damaged checkpoint step_000005"):
-        assert cli.main(["train", "context_encoder", "--data", str(images), "--steps", "6", *TINY]) == 0
-    out = capsys.readouterr().out
+    assert cli.main(["train", "context_encoder", "--data", str(images), "--steps", "6", *TINY]) == 0
+    out, err = capsys.readouterr()
+    warned = [line for line in err.splitlines() if "skipping the damaged checkpoint step_000005" in line]
+    assert len(warned) == 1 and warned[0].startswith("inpaint train: warning: ")     # one line, shown once
+    assert "warnings.warn" not in err and "UserWarning" not in err
     assert f"resuming from {checkpoints / 'step_000003'} at step 3" in out and "done: step 6" in out
     assert (checkpoints / "step_000005.damaged").is_dir()
     # --from-checkpoint picks one (here an older one, into another run)
@@ -106,6 +108,29 @@ def test_a_damaged_newest_checkpoint_falls_back_or_is_chosen_explicitly(images, 
     assert cli.main(["train", "context_encoder", "--data", str(images), "--steps", "4", *TINY,
                      "--from-checkpoint", str(missing)]) == 2
     assert f"--from-checkpoint {missing}: no such checkpoint folder" in capsys.readouterr().err
+
+
+def test_warnings_of_train_and_fill_are_one_clean_line_each(images, runs, pair, tmp_path, capsys):
+    (images / "broken.png").write_bytes(b"not a png")                  # skipped by train and by nn's database
+    assert cli.main(["train", "ce", "--data", str(images), "--steps", "1", *TINY]) == 0
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if "warning" in line] == \
+        [f"inpaint train: warning: skipped 1 unreadable image file(s) under {images}: broken.png"]
+    step = latest_checkpoint(runs / "cli_ce")                           # an old checkpoint format: read thrice
+    meta = json.loads((step / "checkpoint.json").read_text())
+    del meta["meta_sha256"]
+    meta["format_version"] = 1
+    (step / "checkpoint.json").write_text(json.dumps(meta, indent=1))
+    assert cli.main(["train", "ce", "--data", str(images), "--steps", "2", *TINY]) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "warning" in line]
+    assert sum("checkpoint format 1" in line for line in lines) == 1, err
+    assert all(line.startswith("inpaint train: warning: ") for line in lines) and "warnings.warn" not in err
+    image, mask, _, _ = pair
+    assert cli.main(["fill", str(image), str(mask), "-o", str(tmp_path / "nn.png"), "--method", "nn",
+                     "--checkpoint", str(images)]) == 0
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"inpaint fill: warning: skipped 1 unreadable image file(s) under {images}: broken.png"]
 
 
 @pytest.mark.parametrize("make, status, message", [
