@@ -509,6 +509,27 @@ def test_fill_mask_of_another_size_or_empty_leaves_an_existing_output_alone(pair
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.png", "image.png", "mask.png", "out.png", "small.png"]
 
 
+def test_fill_refuses_a_huge_mask_from_its_header_before_decoding_it(pair, tmp_path, monkeypatch, capsys):
+    from _bad_files import write_bomb_png
+
+    image, _, _, _ = pair
+    huge = write_bomb_png(tmp_path / "huge.png", side=9000)             # a few bytes claiming 9000 x 9000
+    assert huge.stat().st_size < 10_000
+    decoded = []
+    real = Image.Image.load
+
+    def load(self):
+        decoded.append(self.size)
+        return real(self)
+
+    monkeypatch.setattr(Image.Image, "load", load)
+    out = tmp_path / "out.png"
+    assert cli.main(["fill", str(image), str(huge), "-o", str(out), "--method", "telea"]) == 2
+    err = capsys.readouterr().err
+    assert f"mask {huge} is 9000x9000 pixels but image {image} is 64x48" in err and len(err.splitlines()) == 1
+    assert (9000, 9000) not in decoded and not out.exists()
+
+
 def test_fill_refuses_an_unknown_extension_before_computing(pair, tmp_path, monkeypatch, capsys):
     from inpaint_utils import data
 
@@ -528,11 +549,12 @@ def test_fill_failing_write_keeps_the_old_output(pair, tmp_path, monkeypatch, ca
 
     def broken_save(self, fp, format=None, **kwargs):
         fp.write(b"\x89PNG half")
-        raise OSError("disk full")
+        raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Image.Image, "save", broken_save)
     assert cli.main(["fill", str(image), str(mask), "-o", str(out), "--method", "telea"]) == 1
-    assert "disk full" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"cannot write {out}: No space left on device" in err and len(err.splitlines()) == 1   # names the file
     assert out.read_bytes() == b"old bytes"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
@@ -603,8 +625,10 @@ def test_fill_unreadable_masks_and_images_exit_2_in_one_line(pair, tmp_path, cap
     image, mask, _, _ = pair
     out = tmp_path / "out.png"
     bomb, cut = write_bomb_png(tmp_path / "bomb.png"), write_truncated_jpeg(tmp_path / "cut.jpg")
+    square = tmp_path / "square.png"                   # the truncated mask's size: its header passes, its data not
+    _save_rgb(square, size=(64, 64))
     for args, named in (([image, bomb], f"mask {bomb}"), ([bomb, mask], f"image {bomb}"),
-                        ([image, cut], f"mask {cut}"), ([image, tmp_path], f"mask {tmp_path}")):
+                        ([square, cut], f"mask {cut}"), ([image, tmp_path], f"mask {tmp_path}")):
         assert cli.main(["fill", *map(str, args), "-o", str(out), "--method", "telea"]) == 2
         err = capsys.readouterr().err
         assert f"inpaint fill: error: cannot read {named}" in err and len(err.splitlines()) == 1, err

@@ -55,6 +55,7 @@ def run_fill(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from PIL import Image
 
     from .. import config, data, masks
+    from ..data.reading import read_image_file
     from ..fileio import atomic_open
 
     out: Path = args.output
@@ -73,6 +74,15 @@ def run_fill(args: argparse.Namespace, argv: Sequence[str]) -> int:
         image = data.load_image(args.image)                                      # (3, H, W) in [0, 1]
     except (FileNotFoundError, data.ImageReadError) as e:
         raise _UsageError(str(e)) from e
+    (h, w) = image.shape[-2:]
+    try:
+        header = read_image_file(args.mask, lambda img: img.size, what="mask",
+                                 header_only=True)               # (width, height) from the header: nothing decoded
+    except (FileNotFoundError, data.ImageReadError) as e:
+        raise _UsageError(str(e)) from e
+    if sorted(header) != sorted((w, h)):                         # (an EXIF rotation may swap the two)
+        raise _UsageError(f"mask {args.mask} is {header[0]}x{header[1]} pixels but image {args.image} is {w}x{h}: "
+                          f"give a mask of the image's size (masks are not resized)")
     try:
         with warnings.catch_warnings(record=True) as caught:                     # printed once the mask is usable
             warnings.simplefilter("always")
