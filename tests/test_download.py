@@ -647,3 +647,15 @@ def test_a_decompression_bomb_in_a_kagglehub_tree_is_named_not_decoded(env, monk
     assert len(list((dest / "celeba_hq_256").iterdir())) == 4           # nothing lost
     with pytest.raises(data.ImageReadError, match="00003.png"):
         data.load_image(dest / "celeba_hq_256" / "00003.png")
+
+
+def test_the_download_command_shows_a_warning_in_one_line(env, monkeypatch, capfd):
+    from _bad_files import write_bomb_png
+
+    bomb = write_bomb_png(env / "bomb.png").read_bytes()
+    monkeypatch.setitem(sys.modules, "kagglehub", StubKagglehub(members={**GOOD, "celeba_hq_256/00009.png": bomb}))
+    assert data.main(["download", "celeba-hq"]) == 0
+    err = capfd.readouterr().err
+    warned = [line for line in err.splitlines() if "decompression bomb" in line]
+    assert len(warned) == 1 and warned[0].startswith("warning: ") and "00009.png" in warned[0]
+    assert "warnings.warn" not in err and "UserWarning" not in err
