@@ -201,7 +201,8 @@ def test_nproc_relaunches_through_torchrun_without_nproc(images, monkeypatch):
     argv = ["train", "context_encoder", "--data", str(images), "--nproc", "2", "--device", "cpu", "--steps", "3"]
     assert cli.main(argv) == 0
     (cmd,) = calls
-    assert cmd[:5] == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+    assert cmd[:2] == [sys.executable, "-c"] and "from torch.distributed.run import main" in cmd[2]
+    assert cmd[3:5] == ["--standalone", "--nproc-per-node=2"]
     assert cmd[5:7] == ["-m", "inpaint_utils.cli"]
     # torchrun would read --nproc as its own --nproc-per-node: the processes get the rest unchanged
     assert cmd[7:] == ["train", "context_encoder", "--data", str(images), "--device", "cpu", "--steps", "3"]
@@ -222,6 +223,19 @@ def test_nproc_2_on_the_cpu_trains_for_real(images, tmp_path):
     run_dir = tmp_path / "runs" / "two"
     assert latest_checkpoint(run_dir).name == "step_000002" and [r["step"] for r in read_metrics(run_dir)] == [2]
     assert not (run_dir / "train.lock").exists()
+    # a refusal inside the processes (the run held by a live process, pid 1) is their exit status and their
+    # one-line error, not torchrun's ChildFailedError traceback; the run's record is left alone
+    import socket
+
+    record = (run_dir / cli.TRAIN_COMMAND_FILE).read_bytes()
+    (run_dir / "train.lock").write_text(json.dumps({"pid": 1, "host": socket.gethostname(), "since": "now",
+                                                    "command": "inpaint train ce"}))
+    argv[argv.index("--steps") + 1] = "3"
+    held = subprocess.run([sys.executable, "-m", "inpaint_utils.cli", *argv], capture_output=True, text=True,
+                          timeout=400, env=env)
+    assert held.returncode == 2, held.stdout[-2000:] + held.stderr[-3000:]
+    assert "inpaint train: error: another training holds" in held.stderr and "Traceback" not in held.stderr
+    assert (run_dir / cli.TRAIN_COMMAND_FILE).read_bytes() == record
 
 
 def test_every_method_names_a_profile_table():

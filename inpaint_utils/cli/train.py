@@ -71,10 +71,25 @@ def _relaunch(nproc: int, argv: Sequence[str], device: str) -> int:
             del args[i:i + 2]
         elif a.startswith("--nproc="):
             del args[i]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           "-m", "inpaint_utils.cli", *args]
-    print(f"inpaint: starting {nproc} processes: {shlex.join(cmd)}", flush=True)
-    return subprocess.call(cmd)
+    torchrun = ["--standalone", f"--nproc-per-node={nproc}", "-m", "inpaint_utils.cli", *args]
+    shown = [sys.executable, "-m", "torch.distributed.run", *torchrun]
+    print(f"inpaint: starting {nproc} processes: {shlex.join(shown)}", flush=True)
+    return subprocess.call([sys.executable, "-c", _TORCHRUN, *torchrun])
+
+
+#: ``python -m torch.distributed.run`` whose failure of a process is its exit status (the processes have said
+#: why in one line each), not torchrun's ChildFailedError traceback
+_TORCHRUN = """import sys
+from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+from torch.distributed.run import main
+try:
+    main(sys.argv[1:])
+except ChildFailedError as e:
+    code = e.get_first_failure()[1].exitcode
+    print(f"inpaint: {len(e.failures)} process(es) failed, the first with exit status {code} (its error is above)",
+          file=sys.stderr)
+    sys.exit(code if 0 < code < 256 else 1)
+"""
 
 
 def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
