@@ -372,7 +372,8 @@ def _check_tree(root: Path, base: Path) -> tuple[int, str]:
     if bombs:
         listed = "; ".join(bombs[:5]) + ("; ..." if len(bombs) > 5 else "")
         warnings.warn(f"kagglehub's tree in {root}: {len(bombs)} image(s) declare more pixels than Pillow decodes "
-                      f"safely (a decompression bomb); moved with the rest but not decoded here (reading one fails or warns, naming it): {listed}",
+                      f"safely (a decompression bomb); moved with the rest but not decoded here (reading one fails "
+                      f"or warns, naming it): {listed}",
                       stacklevel=3)
     if images == 0:
         raise DownloadError(f"kagglehub extracted no image (.jpg, .jpeg, .png) into {root}; "
