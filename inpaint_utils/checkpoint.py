@@ -242,10 +242,11 @@ def save_checkpoint(path_dir: str | os.PathLike, models: Mapping[str, nn.Module]
     parent = path.parent
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}{_TMP_MARK}", dir=parent))
+    writing = "its folder"
     try:
         files: dict[str, dict[str, Any]] = {}
         for name, model in models.items():
-            fname = f"{name}.safetensors"
+            fname = writing = f"{name}.safetensors"
             save_file(_model_tensors(name, model), str(tmp / fname), metadata={"model_name": model_name})
             _fsync_file(tmp / fname)
         state = {
@@ -253,6 +254,7 @@ def save_checkpoint(path_dir: str | os.PathLike, models: Mapping[str, nn.Module]
             "scaler": _scaler_states(scaler),
             "extra_state": dict(extra_state),
         }
+        writing = STATE_FILE
         with open(tmp / STATE_FILE, "wb") as f:
             torch.save(state, f)
             f.flush()
@@ -273,13 +275,18 @@ def save_checkpoint(path_dir: str | os.PathLike, models: Mapping[str, nn.Module]
             "files": files,
         }
         meta[DIGEST_KEY] = meta_digest(meta)
+        writing = META_FILE
         with open(tmp / META_FILE, "w") as f:
             json.dump(meta, f, indent=1)
             f.flush()
             os.fsync(f.fileno())
+        writing = "its folder"
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; a checkpoint is an ordinary folder
         _fsync_dir(tmp)
         _move_into_place(tmp, path)
+    except (OSError, RuntimeError) as e:  # a full disk: OSError from open / write / fsync, RuntimeError from torch.save
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise _write_error(path, writing, e) from e
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -287,6 +294,22 @@ def save_checkpoint(path_dir: str | os.PathLike, models: Mapping[str, nn.Module]
     if keep_last is not None and _STEP_RE.fullmatch(path.name):
         prune_checkpoints(parent, keep_last)
     return path
+
+
+def _write_error(path: Path, writing: str, error: BaseException) -> OSError:
+    """The one-line error of a checkpoint that could not be written: which checkpoint and file, the cause (with
+    the free space of its disk), and that the checkpoints already there are untouched."""
+    if isinstance(error, FileExistsError):
+        return error
+    cause = getattr(error, "strerror", None) or " ".join(str(error).split())
+    try:
+        free = f"; {shutil.disk_usage(path.parent).free / 1e6:.0f} MB free on its disk"
+    except OSError:
+        free = ""
+    out = OSError(f"cannot write checkpoint {path} ({writing}): {type(error).__name__}: {cause}{free}; nothing of "
+                  f"it was kept and the checkpoints already there are untouched")
+    out.errno = getattr(error, "errno", None)
+    return out
 
 
 def _move_into_place(tmp: Path, path: Path) -> None:

@@ -226,11 +226,17 @@ def _setup_cell(notebook: str) -> dict:
 
 def _sync_notebook(path: Path) -> tuple[str, str | None]:
     """(current text, wanted text or ``None`` when it already agrees) of one notebook."""
-    text = path.read_text(encoding="utf-8")
-    nb = json.loads(text)
-    cells = nb["cells"]
-    code = [i for i, c in enumerate(cells) if c.get("cell_type") == "code"]
-    if not code or "parameters" not in cells[code[0]].get("metadata", {}).get("tags", []):
+    try:
+        text = path.read_text(encoding="utf-8")
+        nb = json.loads(text)
+        cells = nb["cells"]
+        code = [i for i, c in enumerate(cells) if c.get("cell_type") == "code"]
+        first_tags = cells[code[0]].get("metadata", {}).get("tags", []) if code else []
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as e:   # not JSON, or not a notebook
+        what = f"no {e} entry" if isinstance(e, KeyError) else f"{type(e).__name__}: {' '.join(str(e).split())}"
+        raise ValueError(f"{path}: not a readable notebook ({what}); fix or restore it (git checkout -- {path.name})") \
+            from None
+    if not code or "parameters" not in first_tags:
         raise ValueError(f"{path}: the first code cell is not the 'parameters' cell; cannot place the setup cell")
     wanted = _setup_cell(path.stem)
     markdown = next((c for c in cells if c.get("cell_type") == "markdown"), None)
@@ -271,21 +277,22 @@ def _sync_readme(path: Path) -> tuple[str, str | None]:
 def sync(root: str | Path | None = None, check: bool = False) -> list[str]:
     """Make every ``notebooks/*.ipynb`` and ``README.md`` under ``root`` (default: the checkout) agree with
     this module: the setup cell right after ``parameters``, the badges, the install paragraph. Returns the
-    files that differ(ed); with ``check`` nothing is written."""
+    files that differ(ed); with ``check`` nothing is written. A file that cannot be read as a notebook is
+    named in a ``ValueError`` before anything is written."""
     from .fileio import atomic_open
 
     root = Path(root) if root is not None else Path(__file__).resolve().parents[1]
     targets = [*sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb")), root / "README.md"]
-    changed = []
-    for path in targets:
+    wanted = {}
+    for path in targets:          # every file checked first: one broken notebook names itself, nothing is written
         _, new = (_sync_readme if path.name == "README.md" else _sync_notebook)(path)
-        if new is None:
-            continue
-        changed.append(str(path.relative_to(root)))
-        if not check:
+        if new is not None:
+            wanted[path] = new
+    if not check:
+        for path, new in wanted.items():
             with atomic_open(path, "w", encoding="utf-8") as f:
                 f.write(new)
-    return changed
+    return [str(path.relative_to(root)) for path in wanted]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

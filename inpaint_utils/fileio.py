@@ -22,7 +22,8 @@ __all__ = ["atomic_open", "check_writable", "same_file", "sha256_file"]
 def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[IO]:
     """Open a temporary sibling of ``path`` for writing (``mode`` ``"w"`` or ``"wb"``, ``kwargs`` as
     for :func:`open`), and on a clean exit make it ``path`` (mode 0644) with one ``os.replace``. On an
-    error the temporary file is removed and ``path`` is left as it was."""
+    error the temporary file is removed and ``path`` is left as it was; an ``OSError`` (a full disk) is raised
+    again naming ``path``."""
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open writes whole files: mode must be 'w' or 'wb', got {mode!r}")
     path = Path(path)
@@ -34,6 +35,12 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes it private; these are ordinary files
         os.replace(tmp, path)
+    except OSError as e:  # a full disk, a quota, an I/O error: say which file could not be written
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        if str(path) in str(e):
+            raise
+        raise type(e)(e.errno, f"cannot write {path}: {e.strerror or e}; it was left as it was") from e
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

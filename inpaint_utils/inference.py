@@ -248,21 +248,26 @@ def _with_poisson_blend(glcic: Inpainter, meta: dict[str, Any]) -> Inpainter:
 
 
 def _load_nearest_neighbour(checkpoint: str | os.PathLike | None, train: Any = None, image_size: int = 128,
-                            max_images: int | None = None, size: int = 32, blend: bool = False) -> Inpainter:
+                            max_images: int | None = None, size: int = 32, blend: bool = False, split: str = "all",
+                            seed: int = 0) -> Inpainter:
+    """``nn`` on the images of folder ``checkpoint`` (its ``split``, seeded by ``seed``: ``"train"`` keeps out
+    the test split that ``inpaint evaluate`` scores) or on ``train``; ``info["train_files"]``: the files of its
+    database (empty for ``train=``)."""
     from .baselines import NearestNeighbourInpainter
 
     if (checkpoint is None) == (train is None):
         raise ValueError("method 'nn' needs its training set: a folder of training images as the checkpoint "
                          "(--checkpoint DIR) or train= (a tensor or dataset), one of them")
-    where = "the given training set"
+    where, files = "the given training set", []
     if checkpoint is not None:
         from .data import ImageFolder
 
-        train = ImageFolder(checkpoint, size=image_size, max_images=max_images)   # FileNotFoundError if absent
-        where = str(checkpoint)
+        train = ImageFolder(checkpoint, size=image_size, max_images=max_images, split=split,
+                            seed=seed)                                   # FileNotFoundError if absent
+        where, files = str(checkpoint) + ("" if split == "all" else f" ({split} split, seed {seed})"), train.files
     nn = NearestNeighbourInpainter(train, size=size, blend=blend)
     return Inpainter("nn", nn, {"method": "nn", "train": where, "train_images": len(nn), "feature_size": size,
-                                "blend": blend})
+                                "blend": blend, "train_files": list(files)})
 
 
 def how_to_make(method: str, checkpoint: str | os.PathLike | None = None) -> str:

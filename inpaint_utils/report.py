@@ -167,9 +167,11 @@ def versions() -> dict[str, str | None]:
     return found
 
 
-# An absolute POSIX path inside a string: a "/" not preceded by a word character, ":" or "/" (so "L1/L2",
-# "80/10/10" and URLs are left alone) and followed by a name.
-_ABS_PATH = re.compile(r"(?<![\w:/.~-])/[^\s/'\",;()\[\]{}]+(?:/[^\s/'\",;()\[\]{}]*)*")
+# An absolute POSIX path inside a string: a "/" at the start or after a space, a quote, an opening bracket,
+# "=", "," or ";" (so "L1/L2", "80/10/10", URLs and relative paths whose folder names end in ")", "+" or an emoji,
+# "photos (2019)/faces", are left alone) and followed by a name. After "=" or "," (an option's "--data=/x",
+# or a folder name "a=" of a relative path) it counts only when its first folder exists here (:func:`_portable_text`).
+_ABS_PATH = re.compile(r"(?:^|(?<=[\s'\"`(\[{=,;]))/[^\s/'\",;()\[\]{}]+(?:/[^\s/'\",;()\[\]{}]*)*")
 
 
 def _path_roots() -> list[tuple[str, str]]:
@@ -193,6 +195,9 @@ def _path_roots() -> list[tuple[str, str]]:
 def _portable_text(text: str, roots: list[tuple[str, str]]) -> str:
     def replace(match: re.Match) -> str:
         path = match.group(0)
+        if match.start() > 0 and text[match.start() - 1] in "=," \
+                and not os.path.isdir("/" + path.split("/")[1]):
+            return path                                  # "a=/faces": a relative path, not "/faces"
         for folder, name in roots:
             if path == folder:
                 return name.rstrip("/") or "."
@@ -274,12 +279,60 @@ def _json_default(value: Any) -> Any:
     return os.fspath(value) if isinstance(value, os.PathLike) else float(value)
 
 
+#: How a result file writes the numbers strict JSON has no literal for (a PSNR of a perfect fill is ``inf``):
+#: as these strings, which :func:`from_strict_json` (every reader of results: :func:`load_results`,
+#: :func:`committed_results`, :func:`read_json`) turns back into floats. Python's own ``Infinity`` / ``NaN``
+#: are refused by strict parsers (JavaScript's ``JSON.parse``, ``jq``, most browsers' viewers).
+NON_FINITE: dict[str, float] = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+
+
+def to_strict_json(value: Any) -> Any:
+    """``value`` as plain JSON types (paths as strings, numpy numbers as floats) with every infinite or NaN
+    float written as its string of :data:`NON_FINITE`, so that ``json.dump(..., allow_nan=False)`` takes it."""
+    def convert(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+        if isinstance(v, dict):
+            return {k: convert(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [convert(x) for x in v]
+        return v
+
+    return convert(json.loads(json.dumps(value, default=_json_default)))
+
+
+def from_strict_json(value: Any) -> Any:
+    """The inverse of :func:`to_strict_json`: the strings of :data:`NON_FINITE` (as values, not keys) back to
+    floats; Python's ``Infinity`` of older files reads as it always did."""
+    if isinstance(value, str):
+        return NON_FINITE.get(value, value)
+    if isinstance(value, dict):
+        return {k: from_strict_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_strict_json(v) for v in value]
+    return value
+
+
+def write_json(path: str | os.PathLike, record: Any) -> Path:
+    """Write ``record`` to ``path`` atomically as strict JSON (:func:`to_strict_json`, indented); return it."""
+    path = Path(path)
+    with atomic_open(path, "w") as f:
+        json.dump(to_strict_json(record), f, indent=1, allow_nan=False)
+    return path
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read a file :func:`write_json` wrote (its non-finite numbers as floats again: :func:`from_strict_json`)."""
+    return from_strict_json(json.loads(Path(path).read_text()))
+
+
 def save_results(name: str, rows: Sequence[dict[str, Any]], **meta: Any) -> Path:
     """Write ``rows`` and their provenance to ``runs/results/<name>.json`` atomically; return the path.
 
     ``meta`` should name at least ``profile`` and ``data``; hardware, library versions
     (:func:`versions`), code version, time and the command line are added here. Every field goes through
-    :func:`portable`: the file holds no absolute path of the machine that made it.
+    :func:`portable`: the file holds no absolute path of the machine that made it; it is strict JSON
+    (infinite numbers as :data:`NON_FINITE`'s strings, read back by :func:`load_results`).
     """
     if not name or "/" in name or "\\" in name or name.startswith("."):
         raise ValueError(f"results name must be a plain file stem, got {name!r}")
@@ -295,11 +348,8 @@ def save_results(name: str, rows: Sequence[dict[str, Any]], **meta: Any) -> Path
         "command": command_line(),
         **meta,
     }
-    record = portable(json.loads(json.dumps(record, default=_json_default)))
-    path = folder / f"{name}.json"
-    with atomic_open(path, "w") as f:
-        json.dump(record, f, indent=1)
-    return path
+    record = portable(to_strict_json(record))
+    return write_json(folder / f"{name}.json", record)
 
 
 def load_results(name: str) -> dict[str, Any]:
@@ -307,7 +357,7 @@ def load_results(name: str) -> dict[str, Any]:
     path = runs_dir() / "results" / f"{name}.json"
     if not path.is_file():
         raise FileNotFoundError(f"no saved results {path}: run the notebook that produces '{name}' first")
-    return json.loads(path.read_text())
+    return read_json(path)
 
 
 # ------------------------------------------------------------------------- committed results (results/)
@@ -326,7 +376,7 @@ def committed_results(folder: str | os.PathLike | None = None) -> dict[str, dict
     folder = Path(folder) if folder is not None else project_root() / "results"
     out = {}
     for path in sorted(folder.glob("*.json")):
-        record = json.loads(path.read_text())
+        record = read_json(path)
         if not isinstance(record, dict) or not isinstance(record.get("rows"), list):
             raise ValueError(f"{path.name} is not a results record (no 'rows' list)")
         out[path.stem] = record

@@ -407,3 +407,40 @@ def test_save_argument_errors(tmp_path):
     with pytest.raises(TypeError, match=r"config\.fn = .* cannot be stored"):
         save_checkpoint(tmp_path / "c", models, model_name="x", config={"fn": print}, step=0)
     assert not (tmp_path / "c").exists()
+
+
+def _tree_bytes(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("where", ["torch.save", "safetensors"])
+def test_a_full_disk_names_the_checkpoint_and_keeps_the_earlier_ones(tmp_path, monkeypatch, where):
+    import errno
+
+    import safetensors.torch
+
+    models, opts = _trained()
+    run = tmp_path / "checkpoints"
+    save_checkpoint(run / "step_000001", models, opts, model_name="tiny", config=CONFIG, step=1)
+    save_checkpoint(run / "step_000002", models, opts, model_name="tiny", config=CONFIG, step=2)
+    before = _tree_bytes(run)
+    if where == "torch.save":
+        def full(*args, **kwargs):
+            raise RuntimeError("[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing "
+                               "file data/0: file write failed")
+        monkeypatch.setattr(ck.torch, "save", full)
+        named = "training_state"
+    else:
+        def full(*args, **kwargs):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        monkeypatch.setattr(safetensors.torch, "save_file", full)
+        named = "generator.safetensors"
+    for target in (run / "step_000003", run / "step_000002"):         # a new step, and over an existing one
+        with pytest.raises(OSError) as caught:
+            save_checkpoint(target, models, opts, model_name="tiny", config=CONFIG, step=3)
+        message = str(caught.value)
+        assert f"cannot write checkpoint {target}" in message and named in message and "\n" not in message
+        assert ("file write failed" if where == "torch.save" else "No space left on device") in message
+        assert "untouched" in message
+        assert _tree_bytes(run) == before                                # byte-identical, no temporary left
+    assert latest_checkpoint(run, verify=True).name == "step_000002"

@@ -91,9 +91,11 @@ def test_a_damaged_newest_checkpoint_falls_back_or_is_chosen_explicitly(images, 
     checkpoints = runs / "cli_ce" / "checkpoints"
     (checkpoints / "step_000005" / "generator.safetensors").write_bytes(b"cut short")
     capsys.readouterr()
-    with pytest.warns(UserWarning, match="skipping the damaged checkpoint step_000005"):
-        assert cli.main(["train", "context_encoder", "--data", str(images), "--steps", "6", *TINY]) == 0
-    out = capsys.readouterr().out
+    assert cli.main(["train", "context_encoder", "--data", str(images), "--steps", "6", *TINY]) == 0
+    out, err = capsys.readouterr()
+    warned = [line for line in err.splitlines() if "skipping the damaged checkpoint step_000005" in line]
+    assert len(warned) == 1 and warned[0].startswith("inpaint train: warning: ")     # one line, shown once
+    assert "warnings.warn" not in err and "UserWarning" not in err
     assert f"resuming from {checkpoints / 'step_000003'} at step 3" in out and "done: step 6" in out
     assert (checkpoints / "step_000005.damaged").is_dir()
     # --from-checkpoint picks one (here an older one, into another run)
@@ -106,6 +108,29 @@ def test_a_damaged_newest_checkpoint_falls_back_or_is_chosen_explicitly(images, 
     assert cli.main(["train", "context_encoder", "--data", str(images), "--steps", "4", *TINY,
                      "--from-checkpoint", str(missing)]) == 2
     assert f"--from-checkpoint {missing}: no such checkpoint folder" in capsys.readouterr().err
+
+
+def test_warnings_of_train_and_fill_are_one_clean_line_each(images, runs, pair, tmp_path, capsys):
+    (images / "broken.png").write_bytes(b"not a png")                  # skipped by train and by nn's database
+    assert cli.main(["train", "ce", "--data", str(images), "--steps", "1", *TINY]) == 0
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if "warning" in line] == \
+        [f"inpaint train: warning: skipped 1 unreadable image file(s) under {images}: broken.png"]
+    step = latest_checkpoint(runs / "cli_ce")                           # an old checkpoint format: read thrice
+    meta = json.loads((step / "checkpoint.json").read_text())
+    del meta["meta_sha256"]
+    meta["format_version"] = 1
+    (step / "checkpoint.json").write_text(json.dumps(meta, indent=1))
+    assert cli.main(["train", "ce", "--data", str(images), "--steps", "2", *TINY]) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "warning" in line]
+    assert sum("checkpoint format 1" in line for line in lines) == 1, err
+    assert all(line.startswith("inpaint train: warning: ") for line in lines) and "warnings.warn" not in err
+    image, mask, _, _ = pair
+    assert cli.main(["fill", str(image), str(mask), "-o", str(tmp_path / "nn.png"), "--method", "nn",
+                     "--checkpoint", str(images)]) == 0
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"inpaint fill: warning: skipped 1 unreadable image file(s) under {images}: broken.png"]
 
 
 @pytest.mark.parametrize("make, status, message", [
@@ -121,15 +146,42 @@ def test_bad_data_folder_exits_non_zero_with_a_message(tmp_path, runs, capsys, m
     assert not runs.exists() or not any(runs.iterdir())                      # nothing was written
 
 
-def test_errors_in_training_are_one_line_and_exit_1(images, runs, capsys):
+def test_refused_trainings_exit_2_in_one_line_and_keep_the_runs_record(images, runs, capsys, monkeypatch):
+    import socket
+
     # 6 images and a batch of 16 train (each step draws repeated images as different crops) ...
     common = ["--data", str(images), "--steps", "1", "--batch-size", "16", "--image-size", "32", "--run-name", "one"]
     assert cli.main(["train", "context_encoder", *common]) == 0
     assert "done: step 1" in capsys.readouterr().out
-    # ... and the run folder of one model refuses to resume another one, in one line
-    assert cli.main(["train", "glcic", "--data", str(images), "--steps", "2", "--run-name", "one"]) == 1
+    record = runs / "one" / cli.TRAIN_COMMAND_FILE
+    before = record.read_bytes()
+    step_1 = runs / "one" / "checkpoints" / "step_000001"
+    calls = []
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    monkeypatch.setattr(cli.train.subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    refusals = [   # ... each refused run says why in one line, exits 2 and leaves the record of the run alone
+        (["glcic", "--data", str(images), "--steps", "2", "--run-name", "one"], "context_encoder"),
+        (["ce", *common[:-1], "one", "--image-size", "64", "--steps", "2"], "another config"),
+        (["glcic", "--data", str(images), "--steps", "2", "--run-name", "g", "--from-checkpoint", str(step_1)],
+         "context_encoder"),
+        (["glcic", "--data", str(images), "--image-size", "32", "--run-name", "g"], "multiple of 64"),
+        (["deepfill_v2", "--data", str(images), "--image-size", "8", "--run-name", "g"], "image_size"),
+        (["pconv", "--data", str(images), "--image-size", "33", "--run-name", "g"], "image_size"),
+        (["ce", "--data", str(images), "--run-name", "../up"], "--run-name '../up'"),
+        (["ce", *common, "--nproc", "2", "--batch-size", "3"], "--batch-size 3 is not divisible by the 2 processes"),
+    ]
+    for argv, said in refusals:
+        assert cli.main(["train", *argv]) == 2, argv
+        err = capsys.readouterr().err
+        assert "inpaint train: error:" in err and said in err and len(err.splitlines()) == 1, (argv, err)
+        assert record.read_bytes() == before, argv
+    assert calls == []                                  # torchrun was not started for an indivisible batch
+    (runs / "one" / "train.lock").write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname(),
+                                                         "since": "now", "command": "inpaint train ce"}))
+    assert cli.main(["train", "ce", *common[:-1], "one", "--steps", "2"]) == 2
     err = capsys.readouterr().err
-    assert "inpaint train: error:" in err and "context_encoder" in err and "Traceback" not in err
+    assert "another training holds" in err and len(err.splitlines()) == 1
+    assert record.read_bytes() == before and latest_checkpoint(runs / "one").name == "step_000001"
 
 
 def test_usage_errors(images, capsys):
@@ -149,7 +201,8 @@ def test_nproc_relaunches_through_torchrun_without_nproc(images, monkeypatch):
     argv = ["train", "context_encoder", "--data", str(images), "--nproc", "2", "--device", "cpu", "--steps", "3"]
     assert cli.main(argv) == 0
     (cmd,) = calls
-    assert cmd[:5] == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+    assert cmd[:2] == [sys.executable, "-c"] and "from torch.distributed.run import main" in cmd[2]
+    assert cmd[3:5] == ["--standalone", "--nproc-per-node=2"]
     assert cmd[5:7] == ["-m", "inpaint_utils.cli"]
     # torchrun would read --nproc as its own --nproc-per-node: the processes get the rest unchanged
     assert cmd[7:] == ["train", "context_encoder", "--data", str(images), "--device", "cpu", "--steps", "3"]
@@ -170,6 +223,19 @@ def test_nproc_2_on_the_cpu_trains_for_real(images, tmp_path):
     run_dir = tmp_path / "runs" / "two"
     assert latest_checkpoint(run_dir).name == "step_000002" and [r["step"] for r in read_metrics(run_dir)] == [2]
     assert not (run_dir / "train.lock").exists()
+    # a refusal inside the processes (the run held by a live process, pid 1) is their exit status and their
+    # one-line error, not torchrun's ChildFailedError traceback; the run's record is left alone
+    import socket
+
+    record = (run_dir / cli.TRAIN_COMMAND_FILE).read_bytes()
+    (run_dir / "train.lock").write_text(json.dumps({"pid": 1, "host": socket.gethostname(), "since": "now",
+                                                    "command": "inpaint train ce"}))
+    argv[argv.index("--steps") + 1] = "3"
+    held = subprocess.run([sys.executable, "-m", "inpaint_utils.cli", *argv], capture_output=True, text=True,
+                          timeout=400, env=env)
+    assert held.returncode == 2, held.stdout[-2000:] + held.stderr[-3000:]
+    assert "inpaint train: error: another training holds" in held.stderr and "Traceback" not in held.stderr
+    assert (run_dir / cli.TRAIN_COMMAND_FILE).read_bytes() == record
 
 
 def test_every_method_names_a_profile_table():
@@ -457,6 +523,27 @@ def test_fill_mask_of_another_size_or_empty_leaves_an_existing_output_alone(pair
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.png", "image.png", "mask.png", "out.png", "small.png"]
 
 
+def test_fill_refuses_a_huge_mask_from_its_header_before_decoding_it(pair, tmp_path, monkeypatch, capsys):
+    from _bad_files import write_bomb_png
+
+    image, _, _, _ = pair
+    huge = write_bomb_png(tmp_path / "huge.png", side=9000)             # a few bytes claiming 9000 x 9000
+    assert huge.stat().st_size < 10_000
+    decoded = []
+    real = Image.Image.load
+
+    def load(self):
+        decoded.append(self.size)
+        return real(self)
+
+    monkeypatch.setattr(Image.Image, "load", load)
+    out = tmp_path / "out.png"
+    assert cli.main(["fill", str(image), str(huge), "-o", str(out), "--method", "telea"]) == 2
+    err = capsys.readouterr().err
+    assert f"mask {huge} is 9000x9000 pixels but image {image} is 64x48" in err and len(err.splitlines()) == 1
+    assert (9000, 9000) not in decoded and not out.exists()
+
+
 def test_fill_refuses_an_unknown_extension_before_computing(pair, tmp_path, monkeypatch, capsys):
     from inpaint_utils import data
 
@@ -476,11 +563,12 @@ def test_fill_failing_write_keeps_the_old_output(pair, tmp_path, monkeypatch, ca
 
     def broken_save(self, fp, format=None, **kwargs):
         fp.write(b"\x89PNG half")
-        raise OSError("disk full")
+        raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Image.Image, "save", broken_save)
     assert cli.main(["fill", str(image), str(mask), "-o", str(out), "--method", "telea"]) == 1
-    assert "disk full" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"cannot write {out}: No space left on device" in err and len(err.splitlines()) == 1   # names the file
     assert out.read_bytes() == b"old bytes"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
@@ -500,14 +588,61 @@ def test_fill_refuses_an_output_that_is_one_of_its_inputs(pair, tmp_path, capsys
     assert {p: p.read_bytes() for p in (image, mask)} == before
 
 
+def test_fill_nn_refuses_an_output_inside_the_folder_it_reads(pair, tmp_path, capsys):
+    import os
+
+    image, mask, _, _ = pair
+    database = tmp_path / "train"
+    (database / "sub").mkdir(parents=True)
+    for k in range(3):
+        _save_rgb(database / ("sub" if k == 2 else "") / f"z{k}.png", seed=k + 1)
+    os.link(database / "z0.png", tmp_path / "hard.png")
+    before = {p: p.read_bytes() for p in database.rglob("*.png")}
+    for out, said in ((database / "z1.png", "lies inside the folder of training images"),
+                      (database / "sub" / "new.png", "lies inside the folder of training images"),
+                      (tmp_path / "hard.png", "is the training image")):
+        assert cli.main(["fill", str(image), str(mask), "-o", str(out), "--method", "nn",
+                         "--checkpoint", str(database)]) == 2
+        err = capsys.readouterr().err
+        assert said in err and len(err.splitlines()) == 1, err
+    assert {p: p.read_bytes() for p in database.rglob("*.png")} == before
+    assert cli.main(["fill", str(image), str(mask), "-o", str(tmp_path / "out.png"), "--method", "nn",
+                     "--checkpoint", str(database)]) == 0
+
+
+def test_fill_patchmatch_on_a_tiny_image_suggests_only_what_the_command_has(tmp_path, capsys):
+    image, mask = tmp_path / "tiny.png", tmp_path / "tiny_mask.png"
+    _save_rgb(image, size=(2, 2))
+    _save_mask(mask, size=(2, 2), box=(0, 1, 0, 1))
+    out = tmp_path / "out.png"
+    assert cli.main(["fill", str(image), str(mask), "-o", str(out), "--method", "patchmatch"]) == 1
+    err = capsys.readouterr().err
+    assert "image 2x2 is too small for patchmatch" in err and "patch_size" not in err and len(err.splitlines()) == 1
+    big, big_mask = tmp_path / "small.png", tmp_path / "small_mask.png"
+    _save_rgb(big, size=(12, 12))
+    _save_mask(big_mask, size=(12, 12), box=(2, 10, 2, 10))
+    assert cli.main(["fill", str(big), str(big_mask), "-o", str(out), "--method", "patchmatch"]) == 1
+    err = capsys.readouterr().err
+    assert "no whole 7x7 known patch" in err and "--patch-size" in err
+    assert cli.main(["fill", str(big), str(big_mask), "-o", str(out), "--method", "patchmatch",
+                     "--patch-size", "3"]) == 0                        # the option the message names exists
+    capsys.readouterr()
+    for bad, said in ((["--patch-size", "4"], "odd integer"), (["--patch-size", "3", "--method", "telea"],
+                                                              "patchmatch's option")):
+        argv = ["fill", str(big), str(big_mask), "-o", str(out), "--method", "patchmatch", *bad]
+        assert cli.main(argv) == 2 and said in capsys.readouterr().err
+
+
 def test_fill_unreadable_masks_and_images_exit_2_in_one_line(pair, tmp_path, capsys):
     from _bad_files import write_bomb_png, write_truncated_jpeg
 
     image, mask, _, _ = pair
     out = tmp_path / "out.png"
     bomb, cut = write_bomb_png(tmp_path / "bomb.png"), write_truncated_jpeg(tmp_path / "cut.jpg")
+    square = tmp_path / "square.png"                   # the truncated mask's size: its header passes, its data not
+    _save_rgb(square, size=(64, 64))
     for args, named in (([image, bomb], f"mask {bomb}"), ([bomb, mask], f"image {bomb}"),
-                        ([image, cut], f"mask {cut}"), ([image, tmp_path], f"mask {tmp_path}")):
+                        ([square, cut], f"mask {cut}"), ([image, tmp_path], f"mask {tmp_path}")):
         assert cli.main(["fill", *map(str, args), "-o", str(out), "--method", "telea"]) == 2
         err = capsys.readouterr().err
         assert f"inpaint fill: error: cannot read {named}" in err and len(err.splitlines()) == 1, err
@@ -644,6 +779,62 @@ def test_evaluate_on_a_lama_set_scores_by_hole_area_and_reuses_the_fixed_masks(t
     assert cli.main([*argv[:-1], str(tmp_path / "again.json")]) == 0
     capsys.readouterr()
     assert json.loads((tmp_path / "again.json").read_text())["by_area"] == record["by_area"]
+
+
+def test_evaluate_nn_never_scores_images_of_its_own_database(test_images, tmp_path, capsys):
+    base = ["evaluate", "--method", "nn", "--checkpoint", str(test_images), "--data", str(test_images),
+            "--size", "32", "--no-lpips"]
+    assert cli.main([*base, "--split", "all"]) == 2                     # every image scored is in its database
+    err = capsys.readouterr().err
+    assert "24 of the 30 images scored are in its database" in err and "--nn-split train" in err
+    assert len(err.splitlines()) == 1
+    out = tmp_path / "nn.json"
+    assert cli.main([*base, "--json", str(out)]) == 0                    # auto: its database is the train split
+    printed = capsys.readouterr().out
+    assert "(train split, seed 0), 24 images" in printed
+    record = json.loads(out.read_text())
+    assert "train split" in record["nn_database"] and record["num_images"] == 3
+    assert all(math.isfinite(r["psnr_hole"]) for r in record["rows"])  # no leaked image pasted back
+    assert cli.main([*base, "--nn-split", "all"]) == 2                   # the whole folder holds the test split
+
+
+def test_evaluate_json_is_strict_even_with_an_infinite_psnr(test_images, tmp_path, capsys):
+    import shutil
+
+    copies = tmp_path / "copies"                 # other files of the same pixels: nn pastes them back exactly
+    shutil.copytree(test_images, copies)
+    out = tmp_path / "copy.json"
+    assert cli.main(["evaluate", "--method", "nn", "--checkpoint", str(copies), "--data", str(test_images),
+                     "--size", "128", "--no-lpips", "--json", str(out)]) == 0     # nn's own image size
+    capsys.readouterr()
+
+    def refuse(name):
+        raise ValueError(f"not strict JSON: {name}")
+
+    stored = json.loads(out.read_text(), parse_constant=refuse)
+    assert stored["rows"][0]["psnr_hole"] == "inf"
+    from inpaint_utils import report
+
+    assert report.read_json(out)["rows"][0]["psnr_hole"] == math.inf
+
+
+def test_evaluate_on_a_lama_set_with_a_read_only_runs_folder(test_images, runs, monkeypatch, capsys):
+    import errno
+
+    real = Path.mkdir
+
+    def read_only(self, *args, **kwargs):             # what a read-only runs folder does (root ignores chmod)
+        if "eval_masks" in str(self):
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    assert cli.main(["evaluate", "--method", "telea", "--data", str(test_images), "--split", "all", "--num-images",
+                     "4", "--size", "32", "--mask-kind", "thin", "--no-lpips"]) == 0
+    captured = capsys.readouterr()
+    assert "LaMa's thin free-form evaluation set (4 masks" in captured.out
+    warned = [line for line in captured.err.splitlines() if "cannot be saved" in line]
+    assert len(warned) == 1 and warned[0].startswith("inpaint evaluate: warning:") and "in memory" in warned[0]
 
 
 def test_evaluate_errors(images, test_images, capsys):

@@ -341,3 +341,21 @@ def test_the_student_copy_of_a_gpu_notebook_opens_on_a_gpu_too():
     for name in colab.GPU_NOTEBOOKS:
         copy, _ = exercises.make_exercise(nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4))
         assert copy.metadata["accelerator"] == "GPU" and dict(copy.metadata["colab"]) == {"gpuType": "T4"}
+
+
+@pytest.mark.parametrize("content", ['{"cells": [', "[1, 2]", '{"metadata": {}}', '{"cells": "x = 1"}',
+                                     '{"cells": [{"cell_type": "code", "metadata": []}]}'])
+def test_sync_names_a_broken_notebook_and_writes_nothing(tmp_path, capsys, content):
+    (tmp_path / "notebooks").mkdir()
+    good = tmp_path / "notebooks" / NOTEBOOKS[0].name
+    shutil.copy(NOTEBOOKS[0], good)
+    text = good.read_text()
+    good.write_text(text.replace(colab.SETUP_TAG, "old-setup"))     # out of date: sync would rewrite it
+    before = good.read_text()
+    broken = tmp_path / "notebooks" / "99_broken.ipynb"
+    broken.write_text(content)
+    shutil.copy(ROOT / "README.md", tmp_path / "README.md")
+    assert colab.main(["sync", "--root", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert str(broken) in err and "not a readable notebook" in err and len(err.splitlines()) == 1
+    assert good.read_text() == before and broken.read_text() == content

@@ -582,3 +582,80 @@ def test_registry_records_the_course_dataset_as_stated_not_verified():
     assert spec.kaggle_id == "badasstechie/celebahq-resized-256x256" and spec.num_files == 30000
     assert spec.size and "not verified here" in spec.stated
     assert spec.sha256 is None                                         # never invented: see .complete instead
+
+
+# --- hostile inputs: what a download must never delete -----------------------------------------------
+
+class _ReturnsGiven(StubKagglehub):
+    """A kagglehub that returns ``value(cache)`` instead of the folder it extracted."""
+
+    def __init__(self, value):
+        super().__init__()
+        self.value = value
+
+    def dataset_download(self, handle, path=None, *, force_download=False):
+        super().dataset_download(handle, path, force_download=force_download)
+        return self.value(Path(os.environ["KAGGLEHUB_CACHE"]))
+
+
+@pytest.mark.parametrize("returned", ["the destination", "its cache", "None"])
+def test_kagglehub_returning_the_destination_or_none_deletes_nothing(env, monkeypatch, returned):
+    dest = env / "data" / "celeba-hq"
+    dest.mkdir(parents=True)
+    (dest / "!notes.txt").write_text("mine")                  # sorts before .download
+    (dest / "-photos").mkdir()
+    (dest / "-photos" / "a.png").write_bytes(_png_bytes((1, 2, 3)))
+    value = {"the destination": lambda cache: str(cache.parent), "its cache": lambda cache: str(cache),
+             "None": lambda cache: None}[returned]
+    monkeypatch.setitem(sys.modules, "kagglehub", _ReturnsGiven(value))
+    with pytest.raises(data.DownloadError, match="nothing was moved"):
+        data.download("celeba-hq")
+    assert (dest / "!notes.txt").read_text() == "mine" and (dest / "-photos" / "a.png").is_file()
+    assert not (dest / data.MARKER).exists()
+
+
+def test_kagglehub_tree_with_a_download_folder_of_its_own_is_refused(env, monkeypatch):
+    hub = StubKagglehub(members={**GOOD, ".download/x.txt": b"mine"})
+    monkeypatch.setitem(sys.modules, "kagglehub", hub)
+    with pytest.raises(data.DownloadError, match=r"\.download would replace the download's own"):
+        data.download("celeba-hq")
+    assert not (env / "data" / "celeba-hq" / data.MARKER).exists()
+
+
+@pytest.mark.parametrize("member", [".download/celebahq-resized-256x256.zip", ".download/x.txt", ".complete"])
+def test_archive_members_under_the_download_folder_are_refused(env, monkeypatch, capfd, member):
+    _login(monkeypatch)
+    bad = _zip(env / "bad.zip", {**GOOD, member: b"pwned"})
+    monkeypatch.setenv("FAKE_KAGGLE_ZIP", str(bad))
+    assert data.main(["download", "celeba-hq", "--keep-archive"]) == 1
+    err = capfd.readouterr().err
+    assert "refusing to extract" in err and "the download's own" in err and member in err
+    archive = env / "data" / "celeba-hq" / ".download" / "celebahq-resized-256x256.zip"
+    assert archive.read_bytes() == bad.read_bytes()            # the archive --keep-archive keeps is still there
+    assert not (env / "data" / "celeba-hq" / data.MARKER).exists()
+
+
+def test_a_decompression_bomb_in_a_kagglehub_tree_is_named_not_decoded(env, monkeypatch):
+    from _bad_files import write_bomb_png
+
+    bomb = write_bomb_png(env / "bomb.png").read_bytes()
+    hub = StubKagglehub(members={**GOOD, "celeba_hq_256/00003.png": bomb})
+    monkeypatch.setitem(sys.modules, "kagglehub", hub)
+    with pytest.warns(UserWarning, match=r"decompression bomb.*00003\.png"):
+        dest = data.download("celeba-hq")
+    assert (dest / data.MARKER).is_file()
+    assert len(list((dest / "celeba_hq_256").iterdir())) == 4           # nothing lost
+    with pytest.raises(data.ImageReadError, match="00003.png"):
+        data.load_image(dest / "celeba_hq_256" / "00003.png")
+
+
+def test_the_download_command_shows_a_warning_in_one_line(env, monkeypatch, capfd):
+    from _bad_files import write_bomb_png
+
+    bomb = write_bomb_png(env / "bomb.png").read_bytes()
+    monkeypatch.setitem(sys.modules, "kagglehub", StubKagglehub(members={**GOOD, "celeba_hq_256/00009.png": bomb}))
+    assert data.main(["download", "celeba-hq"]) == 0
+    err = capfd.readouterr().err
+    warned = [line for line in err.splitlines() if "decompression bomb" in line]
+    assert len(warned) == 1 and warned[0].startswith("warning: ") and "00009.png" in warned[0]
+    assert "warnings.warn" not in err and "UserWarning" not in err

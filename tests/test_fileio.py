@@ -66,3 +66,21 @@ def test_same_file_follows_symbolic_and_hard_links(tmp_path):
     (tmp_path / "b.png").write_bytes(b"x")
     assert same_file(a, tmp_path / "sym.png") and same_file(tmp_path / "hard.png", tmp_path / "sym.png")
     assert not same_file(a, tmp_path / "b.png") and not same_file(a, tmp_path / "missing.png")
+
+
+def test_atomic_open_on_a_full_disk_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    path = tmp_path / "results.json"
+    path.write_text("old")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError, match=f"cannot write {path}: No space left on device") as caught:
+        with atomic_open(path) as f:
+            f.write("new")
+    assert caught.value.errno == errno.ENOSPC
+    assert path.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]

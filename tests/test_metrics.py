@@ -508,3 +508,16 @@ def test_compare_on_masks_reports_n_of_how_many_and_bins_only_scored_images():
     assert skipped == [] and rows[0]["n"] == 10 and rows[0]["of"] == 12
     assert [f["image"] for f in rows[0]["failed"]] == [3, 5]
     assert sum(r["n"] for r in area) == 10 and all(math.isfinite(r["psnr_hole"]) for r in area)
+
+
+@pytest.mark.parametrize("n1, n2, subset_size", [(10, 10, 1), (1, 10, 5), (10, 1, 1000)])
+def test_kid_refuses_subsets_of_one_sample(n1, n2, subset_size):
+    import warnings
+
+    rng = np.random.default_rng(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                       # no RuntimeWarning, no NaN: a clear error
+        with pytest.raises(ValueError, match="at least 2 samples"):
+            metrics.kid_from_features(rng.random((n1, 4)), rng.random((n2, 4)), subset_size=subset_size)
+    assert math.isfinite(metrics.kid_from_features(rng.random((n1 + 1, 4)), rng.random((n2 + 1, 4)),
+                                                   subset_size=max(subset_size, 2))["kid"])

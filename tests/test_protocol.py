@@ -429,3 +429,28 @@ def test_inception_loads_a_weights_file_and_rejects_a_foreign_one(no_inception, 
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="could not be loaded"):
         metrics.load_inception(weights=bad)
+
+
+def test_a_decompression_bomb_in_the_eval_set_is_refused_unread_and_redrawn(tmp_path, monkeypatch):
+    from _bad_files import write_bomb_png
+
+    m = eval_mask_set("thin", 32, 3, seed=0, root=tmp_path)
+    (folder,) = tmp_path.iterdir()
+    before = _files(folder)
+    write_bomb_png(folder / "0001.png")
+    decoded = []
+    real = Image.Image.convert
+    monkeypatch.setattr(Image.Image, "convert", lambda self, *a, **k: decoded.append(self.size) or real(self, *a, **k))
+    with pytest.warns(UserWarning, match=r"0001.png .*(60000x60000|DecompressionBomb).*drawn again from seed 0"):
+        again = eval_mask_set("thin", 32, 3, seed=0, root=tmp_path)
+    assert torch.equal(again, m) and _files(folder) == before
+    assert all(size == (32, 32) for size in decoded)                # the bomb's pixels were never decoded
+
+
+def test_an_eval_set_that_cannot_be_saved_is_used_from_memory(tmp_path):
+    blocked = tmp_path / "a_file"
+    blocked.write_text("not a folder")
+    with pytest.warns(UserWarning, match=r"cannot be saved .*in memory"):
+        m = eval_mask_set("medium", 32, 3, seed=2, root=blocked / "eval_masks")
+    assert torch.equal(m, eval_mask_set("medium", 32, 3, seed=2, root=tmp_path / "ok"))   # the same holes
+    assert blocked.read_text() == "not a folder"

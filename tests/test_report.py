@@ -168,3 +168,53 @@ def test_code_version_is_dirty_for_code_not_for_results_or_readme(tmp_path, monk
     assert report.code_version() == clean
     (repo / "code.py").write_text("two\n")
     assert report.code_version() == clean + "+dirty"
+
+
+@pytest.mark.parametrize("relative", ["photos (2019)/faces", "set+/faces", "a=/faces", "x,/faces",
+                                      "\U0001F4F7/faces", "run [2]/checkpoints"])
+def test_portable_leaves_relative_paths_with_odd_folder_names_alone(relative):
+    roots = [("/home/student", "~/")]
+    assert report.portable(f"inpaint train ce --data '{relative}'", roots) == f"inpaint train ce --data '{relative}'"
+    assert report.portable({"data": relative}, roots) == {"data": relative}
+
+
+def test_portable_still_hides_absolute_paths_after_options_and_brackets(tmp_path):
+    roots = [("/home/student", "~/")]
+    deep = str(tmp_path / "a" / "b")
+    assert report.portable(f"--data={deep} --x /home/student/faces ({deep})", roots) == \
+        "--data=.../b --x ~/faces (.../b)"
+    assert report.portable("L1/L2 80/10/10 https://example.org/a/b", roots) == "L1/L2 80/10/10 https://example.org/a/b"
+
+
+def _strict(text):
+    """json.loads as a strict parser: Infinity / NaN are not JSON."""
+    def refuse(name):
+        raise ValueError(f"not strict JSON: {name}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_results_with_infinite_numbers_are_strict_json_and_read_back(tmp_path, monkeypatch):
+    import math
+
+    import numpy as np
+
+    monkeypatch.setenv("INPAINT_RUNS", str(tmp_path))
+    rows = [{"method": "copy", "psnr_hole": float("inf"), "ssim": np.float32(1.0), "worst": -math.inf,
+             "lpips": float("nan")}]
+    path = report.save_results("perfect", rows, profile="smoke", data="faces")
+    stored = _strict(path.read_text())
+    assert stored["rows"][0]["psnr_hole"] == "inf" and stored["rows"][0]["worst"] == "-inf"
+    back = report.load_results("perfect")["rows"][0]
+    assert back["psnr_hole"] == math.inf and back["worst"] == -math.inf and math.isnan(back["lpips"])
+    assert back["ssim"] == 1.0 and back["method"] == "copy"
+    other = report.write_json(tmp_path / "x.json", {"a": [1.5, float("inf")], "name": "inf run"})
+    assert _strict(other.read_text()) == {"a": [1.5, "inf"], "name": "inf run"}
+    assert report.read_json(other) == {"a": [1.5, math.inf], "name": "inf run"}
+    (tmp_path / "old.json").write_text('{"psnr": Infinity}')                   # files written before still read
+    assert report.read_json(tmp_path / "old.json") == {"psnr": math.inf}
+
+
+def test_committed_results_are_strict_json():
+    for path in sorted((Path(report.project_root()) / "results").glob("*.json")):
+        _strict(path.read_text())
+    assert report.committed_results()

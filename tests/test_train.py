@@ -763,3 +763,17 @@ def test_fp16_on_cuda_uses_a_grad_scaler_per_optimizer_and_resumes_it(tmp_path):
     assert all(s["scale"] > 0 for s in state["scaler"].values())
     resumed = run(TinyGANTask(), tmp_path, num_steps=12, device="cuda", amp=True, amp_dtype="fp16")
     assert resumed["start_step"] == 8 and resumed["step"] == 12
+
+
+def test_on_start_is_called_once_the_run_is_accepted_and_never_for_a_refused_one(tmp_path):
+    started = []
+    out = train(TinyGANTask(), images(), cfg(tmp_path, 2), model_name="tiny_gan", model_config=MODEL_CONFIG,
+                on_start=lambda: started.append(sorted(p.name for p in (tmp_path / "checkpoints").glob("step_*"))))
+    assert out["step"] == 2 and started == [[]]                     # before the first checkpoint
+    with pytest.raises(CheckpointError):                            # another model's checkpoint: refused
+        train(TinyGANTask(), images(), cfg(tmp_path, 4), model_name="other", model_config=MODEL_CONFIG,
+              on_start=lambda: started.append("refused run"))
+    with pytest.raises(CheckpointError):                            # another config
+        train(TinyGANTask(), images(), cfg(tmp_path, 4), model_name="tiny_gan", model_config={"other": 1},
+              on_start=lambda: started.append("refused run"))
+    assert started == [[]]

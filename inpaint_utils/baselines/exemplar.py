@@ -96,8 +96,12 @@ class _Field:
         self.ty, self.tx = np.nonzero(self.targets)
         self.vy, self.vx = np.nonzero(self.valid)
         if self.vy.size == 0:
+            if min(self.h, self.w) < 3:      # not even the smallest patch fits: no option helps
+                raise ValueError(f"image {self.w}x{self.h} is too small for patchmatch: it copies patches of at "
+                                 f"least 3x3 known pixels; use telea or ns on an image this small")
+            smaller = " a smaller patch_size (--patch-size) or" if patch_size > 3 else ""
             raise ValueError(f"the hole leaves no whole {patch_size}x{patch_size} known patch to copy from "
-                             f"(image {self.w}x{self.h}): use a smaller patch_size or a smaller hole")
+                             f"(image {self.w}x{self.h}): use{smaller} a smaller hole")
 
     def random_sources(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         pick = rng.integers(0, self.vy.size, size=n)

@@ -51,8 +51,11 @@ subcommand is ``add_<name>_parser(subparsers)`` setting ``func`` with ``set_defa
 usage or input: a missing or unreadable file (image, mask, --data images, checkpoint, LPIPS weights, the
 VGG-16 weights of ``train pconv``), a mask of another size than the image or with no hole or all
 hole, an output that is one of the inputs or whose folder takes no file, a checkpoint that is missing or
-holds another model, found before anything is computed or written; 1 a failure while computing or writing;
-130 interrupted. Errors are one line on stderr, ``inpaint COMMAND: error: ...``.
+holds another model or config, and for ``train`` a run another training holds, a ``--run-name`` that is no
+plain folder name, an ``--image-size`` the model cannot take, a batch ``--nproc`` cannot split equally,
+found before anything is computed or written (a refused ``train`` leaves the run's record alone); 1 a failure while computing or writing;
+130 interrupted. Errors are one line on stderr, ``inpaint COMMAND: error: ...``; warnings too,
+``inpaint COMMAND: warning: ...``, each message once (:class:`~inpaint_utils.cli.shared.one_line_warnings`).
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from typing import Sequence
 from .benchmark import add_benchmark_parser
 from .evaluate import add_evaluate_parser
 from .fill import add_fill_parser
-from .shared import _UsageError
+from .shared import _UsageError, one_line_warnings
 from .train import add_train_parser
 
 
@@ -38,7 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(e.code or 0)
     where = f"[rank {os.environ['RANK']}] " if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
     try:
-        return args.func(args, argv)
+        with one_line_warnings(args.command):
+            return args.func(args, argv)
     except _UsageError as e:
         print(f"{parser.prog} {args.command}: error: {e}", file=sys.stderr)
         return 2

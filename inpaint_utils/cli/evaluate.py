@@ -3,7 +3,6 @@ images with seeded or LaMa's fixed masks, with the provenance of the result."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
 import zipfile
@@ -13,7 +12,7 @@ from typing import Any, Sequence
 from .methods import aliases_help, canonical_method
 from .records import _provenance, _training_record
 from .shared import (DEVICES, _UsageError, _check_data, _check_device, _check_output, _check_positive,
-                     _load_method, _warnings_to_stderr)
+                     _load_method, _patch_option, _warnings_to_stderr)
 
 #: the columns ``inpaint evaluate`` prints (those present: LPIPS only when it was computed)
 EVALUATE_COLUMNS = ("method", "n", "psnr_hole", "ssim_hole", "l1_pct_hole", "l2_pct_hole", "lpips_hole",
@@ -50,6 +49,13 @@ def add_evaluate_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("test", "all"), default="test",
                    help="test: the 10 %% test split of the folder, as the notebooks (default); all: every image of "
                         "--data (a folder of held-out images of your own)")
+    p.add_argument("--patch-size", type=int, default=None,
+                   help="patchmatch: side of its patches, odd, at least 3 (default 7)")
+    p.add_argument("--nn-split", choices=("auto", "train", "all"), default="auto",
+                   help="--method nn: which images of its --checkpoint folder are its database: train: the 80 %% "
+                        "training split (seed --seed), disjoint from the test split scored; all: every image; auto "
+                        "(default): train when --checkpoint is the --data folder, else all. Images scored that are "
+                        "in the database are refused (they would be found and pasted back)")
     p.add_argument("--num-images", type=int, default=100,
                    help="at most this many images, a seeded subset of the split (default 100)")
     p.add_argument("--size", type=int, default=None,
@@ -70,7 +76,6 @@ def run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     from .. import data, masks, metrics, report
     from ..comparison import scores_by_area
-    from ..fileio import atomic_open
     from ..validation import check_ratio
 
     _check_positive(args, "num_images", "size", "batch_size")
@@ -83,26 +88,31 @@ def run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     _check_device(args.device)
     if args.data is not None:
         _check_data(args.data)
-    inpainter = _load_method(args.method, args.checkpoint, args.device, args.seed)
+    options = _patch_option(args)
+    if args.method == "nn":
+        options["split"] = _nn_split(args)
+    inpainter = _load_method(args.method, args.checkpoint, args.device, args.seed, **options)
     size = args.size or inpainter.image_size or 128
     try:
-        with warnings.catch_warnings(record=True) as caught:                     # skipped unreadable files
+        with warnings.catch_warnings(record=True) as caught:     # skipped unreadable files, a mask set redrawn
             warnings.simplefilter("always")
             dataset, where = _evaluate_dataset(args, size)
-        generator = torch.Generator().manual_seed(args.seed)
-        if args.mask_kind == "training":
-            from ..inference import training_masks
+            generator = torch.Generator().manual_seed(args.seed)
+            if args.mask_kind == "training":
+                from ..inference import training_masks
 
-            mask, holes = training_masks(inpainter, len(dataset), generator)              # (N, 1, s, s)
-            mask = masks.resize_mask(mask, size)                   # the model's holes at another --size
-        elif args.mask_kind in masks.LAMA_KINDS:
-            mask = masks.eval_mask_set(args.mask_kind, size, n=len(dataset), seed=args.seed)  # (N, 1, S, S)
-        else:
-            mask = masks.make_mask(args.mask_kind, size, args.ratio, batch=len(dataset),
-                                   generator=generator)                                  # (N, 1, S, S)
+                mask, holes = training_masks(inpainter, len(dataset), generator)              # (N, 1, s, s)
+                mask = masks.resize_mask(mask, size)                   # the model's holes at another --size
+            elif args.mask_kind in masks.LAMA_KINDS:
+                mask = masks.eval_mask_set(args.mask_kind, size, n=len(dataset), seed=args.seed)  # (N, 1, S, S)
+            else:
+                mask = masks.make_mask(args.mask_kind, size, args.ratio, batch=len(dataset),
+                                       generator=generator)                                  # (N, 1, S, S)
     except ValueError as e:
         raise _UsageError(str(e)) from e
     _warnings_to_stderr("evaluate", caught)
+    if args.method == "nn":
+        _check_not_in_database(inpainter, dataset, args.checkpoint)
     if args.json is not None:                                  # not one of the files it is computed from
         read = {**{f"image {p}": p for p in getattr(dataset, "files", [])},
                 **{f"checkpoint file {p}": p for p in _checkpoint_files(inpainter)}}
@@ -156,6 +166,8 @@ def run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if "checkpoint" in inpainter.info:
         print(f"{args.method}: checkpoint {inpainter.info['checkpoint']}, step {inpainter.info['step']}"
               + (f", perceptual and style losses on {loss_features} features" if loss_features else ""))
+    if args.method == "nn":
+        print(f"nn: its database is {inpainter.info['train']}, {inpainter.info['train_images']} images")
     print("hole: PSNR dB, SSIM, L1 and L2 in % of [0, 1] (Nanavati and Patel), MSE, L1 and TV on 0-255 "
           "(Biradar et al.); image: PSNR, SSIM")
     print(report.format_table(rows, [c for c in EVALUATE_COLUMNS if c in rows[0]]))
@@ -172,15 +184,16 @@ def run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
         record = {"name": args.json.stem, "rows": rows,
                   **_provenance(argv, method=args.method, training=_training_record(inpainter),
                                 checkpoint=inpainter.info.get("checkpoint"),
-                                step=inpainter.info.get("step"), data=where, split=f"{args.split} (seed {args.seed})",
+                                step=inpainter.info.get("step"), data=where,
+                                **({"nn_database": inpainter.info["train"]} if args.method == "nn" else {}),
+                                split=f"{args.split} (seed {args.seed})",
                                 image_size=size, num_images=len(images), mask=mask_text, mask_kind=args.mask_kind,
                                 ratio=None if args.mask_kind == "training" or lama else args.ratio,
                                 **({"by_area": by_area} if lama else {}),
                                 **({"loss_features": loss_features} if loss_features else {}),
                                 achieved_ratio=achieved, seed=args.seed,
                                 lpips=lpips_model is not False)}
-        with atomic_open(args.json, "w") as f:
-            json.dump(record, f, indent=1, default=float)
+        report.write_json(args.json, record)              # strict JSON: inf as "inf" (report.NON_FINITE)
         print(f"results -> {args.json}")
     return 0
 
@@ -207,6 +220,38 @@ def _evaluate_dataset(args: argparse.Namespace, size: int) -> tuple[Any, str]:
     dataset = source.dataset(size=size, preprocess="256", split=args.split, seed=args.seed,
                              max_images=args.num_images)
     return dataset, source.summary().removeprefix("data source: ")
+
+
+def _nn_split(args: argparse.Namespace) -> str:
+    """The split of its folder that ``nn`` searches (``--nn-split``; ``auto``: the training split when that
+    folder is the one scored)."""
+    if args.nn_split != "auto":
+        return args.nn_split
+    if args.checkpoint is not None and args.data is not None and Path(args.checkpoint).is_dir() \
+            and Path(args.checkpoint).resolve() == args.data.resolve():
+        return "train"
+    return "all"
+
+
+def _check_not_in_database(inpainter: Any, dataset: Any, checkpoint: str | None) -> None:
+    """Refuse to score ``nn`` on images of its own database: it would find each one and paste it back (PSNR
+    infinite), a leak no table should show."""
+    def identity(path: Any) -> tuple[int, int] | None:                 # one file after links, hard links too
+        try:
+            st = Path(path).stat()
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    database = {identity(p) for p in inpainter.info.get("train_files", [])} - {None}
+    if not database:
+        return
+    leaked = [p for p in getattr(dataset, "files", []) if identity(p) in database]
+    if leaked:
+        raise _UsageError(f"--method nn --checkpoint {checkpoint}: {len(leaked)} of the {len(dataset)} images scored "
+                          f"are in its database ({inpainter.info['train']}; e.g. {Path(leaked[0]).name}), so it "
+                          "would paste them back (PSNR inf); score the test split of the same folder with "
+                          "--nn-split train, or give a database without them")
 
 
 def _checkpoint_files(inpainter: Any) -> list[Path]:

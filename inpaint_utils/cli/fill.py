@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .methods import aliases_help, canonical_method
-from .shared import DEVICES, _UsageError, _check_device, _check_output, _load_method, _warnings_to_stderr
+from .shared import (DEVICES, _UsageError, _check_device, _check_output, _load_method, _patch_option,
+                     _warnings_to_stderr)
 
 #: ``inpaint fill -o`` suffix -> Pillow format; any other suffix is refused before anything is computed
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
@@ -40,6 +41,8 @@ def add_fill_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--device", choices=DEVICES, default="auto", help="default: cuda when present, else cpu")
     p.add_argument("--seed", type=int, default=0,
                    help="seeds the random parts (the diffusion methods' noise, patchmatch's search)")
+    p.add_argument("--patch-size", type=int, default=None,
+                   help="patchmatch: side of its patches, odd, at least 3 (default 7)")
     p.add_argument("--invert-mask", action="store_true",
                    help="swap hole and keep: the mask file marks the hole in black (or transparent)")
     p.add_argument("--quality", type=int, default=95, help="JPEG quality, 1-100 (default 95)")
@@ -52,6 +55,7 @@ def run_fill(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from PIL import Image
 
     from .. import config, data, masks
+    from ..data.reading import read_image_file
     from ..fileio import atomic_open
 
     out: Path = args.output
@@ -60,13 +64,25 @@ def run_fill(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise _UsageError(f"-o {out}: unknown output format {out.suffix or '(no suffix)'!r}; "
                           f"use one of {', '.join(OUTPUT_FORMATS)}")
     _check_output(out, "-o", {f"IMAGE {args.image}": args.image, f"MASK {args.mask}": args.mask})
+    if args.method == "nn" and args.checkpoint is not None:
+        _check_outside_database(out, Path(args.checkpoint))
     if not 1 <= args.quality <= 100:
         raise _UsageError(f"--quality must be in 1..100, got {args.quality}")
     _check_device(args.device)
+    _patch_option(args)
     try:
         image = data.load_image(args.image)                                      # (3, H, W) in [0, 1]
     except (FileNotFoundError, data.ImageReadError) as e:
         raise _UsageError(str(e)) from e
+    (h, w) = image.shape[-2:]
+    try:
+        header = read_image_file(args.mask, lambda img: img.size, what="mask",
+                                 header_only=True)               # (width, height) from the header: nothing decoded
+    except (FileNotFoundError, data.ImageReadError) as e:
+        raise _UsageError(str(e)) from e
+    if sorted(header) != sorted((w, h)):                         # (an EXIF rotation may swap the two)
+        raise _UsageError(f"mask {args.mask} is {header[0]}x{header[1]} pixels but image {args.image} is {w}x{h}: "
+                          f"give a mask of the image's size (masks are not resized)")
     try:
         with warnings.catch_warnings(record=True) as caught:                     # printed once the mask is usable
             warnings.simplefilter("always")
@@ -86,7 +102,7 @@ def run_fill(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise _UsageError(f"mask {args.mask} is all hole: no known pixel to fill from{hint}")
     _warnings_to_stderr("fill", caught)
     config.seed_everything(args.seed)
-    inpainter = _load_method(args.method, args.checkpoint, args.device, args.seed)
+    inpainter = _load_method(args.method, args.checkpoint, args.device, args.seed, **_patch_option(args))
 
     completed = inpainter(image[None], mask)[0]                                  # (3, H, W)
     array = np.round(completed.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0).astype(np.uint8)  # (H, W, 3)
@@ -98,3 +114,20 @@ def run_fill(args: argparse.Namespace, argv: Sequence[str]) -> int:
     print(f"inpaint fill: {args.method}{where} filled {holes} pixels ({100 * holes / (h * w):.1f} % of {w}x{h}) "
           f"of {args.image} -> {out}", flush=True)
     return 0
+
+
+def _check_outside_database(out: Path, folder: Path) -> None:
+    """Refuse an ``-o`` of ``nn`` that lies in the folder of training images it reads (``--checkpoint``), or is
+    one of those images by a link: the result would replace one of them, or join them."""
+    from ..data import list_images
+    from ..fileio import same_file
+
+    if not folder.is_dir():
+        return                                                # load_inpainter says what is wrong with it
+    if folder.resolve() in out.resolve().parents:
+        raise _UsageError(f"-o {out}: lies inside the folder of training images nn reads (--checkpoint {folder}); "
+                          "write the result outside it")
+    for image in list_images(folder):
+        if same_file(out, image):
+            raise _UsageError(f"-o {out}: is the training image {image} of nn (--checkpoint {folder}); "
+                              "write the result to another file")

@@ -2,7 +2,6 @@
 beside scored rows, the record of the command that trained a run and reading it back."""
 from __future__ import annotations
 
-import json
 import os
 import shlex
 from pathlib import Path
@@ -23,8 +22,7 @@ def write_train_record(run_dir: str | os.PathLike, command: str, stages: Sequenc
     ``train_time_s`` (and their images over it, ``images_per_s``), which ``inpaint evaluate`` then reports as the
     model's. Returns the file."""
     from ..checkpoint import latest_checkpoint, training_summary
-    from ..fileio import atomic_open
-    from ..report import portable
+    from ..report import portable, to_strict_json, write_json
 
     run_dir = Path(run_dir)
     record: dict[str, Any] = {"command": command, **fields}
@@ -40,10 +38,7 @@ def write_train_record(run_dir: str | os.PathLike, command: str, stages: Sequenc
         images = sum(v["train_time_s"] * (v["images_per_s"] or 0) for v in record["stages"].values())
         record.update(train_time_s=seconds, images_per_s=images / seconds if seconds > 0 else None)
     run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / TRAIN_COMMAND_FILE
-    with atomic_open(path, "w") as f:
-        json.dump(portable(record), f, indent=1, default=float)
-    return path
+    return write_json(run_dir / TRAIN_COMMAND_FILE, portable(to_strict_json(record)))
 
 
 def _training_record(inpainter: Any) -> dict[str, Any] | None:
@@ -51,6 +46,7 @@ def _training_record(inpainter: Any) -> dict[str, Any] | None:
     the run folder's ``train_command.json`` (``command``, ``profile``, ``settings``) when it has one;
     ``None`` for the other methods."""
     from ..checkpoint import CheckpointError, training_summary
+    from ..report import read_json
 
     folder = inpainter.info.get("checkpoint")
     if not folder:
@@ -61,7 +57,7 @@ def _training_record(inpainter: Any) -> dict[str, Any] | None:
         out = {"step": inpainter.info.get("step"), "note": str(e)}
     recorded = Path(folder).parent.parent / TRAIN_COMMAND_FILE        # runs/<run>/checkpoints/step_N
     if recorded.is_file():
-        out.update(json.loads(recorded.read_text()))
+        out.update(read_json(recorded))
     return out
 
 

@@ -48,25 +48,71 @@ def _check_output(path: Path, option: str, inputs: dict[str, Path] | None = None
         raise _UsageError(f"{option} {e.strerror or e}") from None
 
 
+def warning_line(command: str, message: Warning | str, category: type[Warning] = UserWarning) -> str:
+    """How ``inpaint COMMAND`` shows a warning: one line, ``inpaint COMMAND: warning: MESSAGE`` (the category
+    named when it is not a plain ``UserWarning``), never the source line Python's default shows."""
+    kind = "" if category is UserWarning else f" ({category.__name__})"
+    return f"inpaint {command}: warning{kind}: {' '.join(str(message).split())}"
+
+
 def _warnings_to_stderr(command: str, caught: Sequence[warnings.WarningMessage]) -> None:
     """Print the warnings recorded by ``warnings.catch_warnings(record=True)``, one line each."""
     for w in caught:
-        print(f"inpaint {command}: warning: {' '.join(str(w.message).split())}", file=sys.stderr, flush=True)
+        print(warning_line(command, w.message, w.category), file=sys.stderr, flush=True)
 
 
-def _load_method(method: str, checkpoint: str | None, device: str, seed: int) -> Any:
+class one_line_warnings:
+    """While a subcommand runs: every warning it does not catch itself goes to stderr as :func:`warning_line`,
+    each message once (a warning raised at several places, like an old checkpoint format read three times,
+    is shown once). Restores Python's warning display on exit."""
+
+    def __init__(self, command: str):
+        self.command, self.seen = command, set()
+        self._catch = warnings.catch_warnings()
+
+    def _show(self, message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None,
+              line: Any = None) -> None:
+        text = warning_line(self.command, message, category)
+        if text not in self.seen:
+            self.seen.add(text)
+            print(text, file=sys.stderr, flush=True)
+
+    def __enter__(self) -> "one_line_warnings":
+        self._catch.__enter__()
+        warnings.showwarning = self._show
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._catch.__exit__(*exc)
+
+
+def _load_method(method: str, checkpoint: str | None, device: str, seed: int, **options: Any) -> Any:
     """:func:`inpaint_utils.inference.load_inpainter` with its refusals (no checkpoint, a checkpoint of
-    another model, a damaged one, a diffusion model that is not available) as usage errors (exit 2)."""
+    another model, a damaged one, a diffusion model that is not available) as usage errors (exit 2).
+    ``options``: more keyword arguments of the method's loader (``nn``'s ``split``)."""
     from ..checkpoint import CheckpointError
     from ..diffusion import ModelUnavailableError
     from ..inference import load_inpainter
 
-    kwargs = {"seed": seed} if method in _DIFFUSION or method == "patchmatch" else {}
+    kwargs = {"seed": seed} if method in _DIFFUSION or method in ("patchmatch", "nn") else {}
+    kwargs.update(options)
     try:
         return load_inpainter(method, checkpoint, device=device, **kwargs)
     except (CheckpointError, OSError, ValueError, ModelUnavailableError) as e:  # OSError: unreadable files
         given = f"--method {method}" + (f" --checkpoint {checkpoint}" if checkpoint else "")
         raise _UsageError(f"{given}: {e}") from e
+
+
+def _patch_option(args: argparse.Namespace) -> dict[str, Any]:
+    """``--patch-size`` as patchmatch's keyword argument (empty when not given); a usage error for another
+    method or a size patchmatch cannot take."""
+    if args.patch_size is None:
+        return {}
+    if args.method != "patchmatch":
+        raise _UsageError(f"--patch-size is patchmatch's option; --method {args.method} takes none")
+    if args.patch_size < 3 or args.patch_size % 2 == 0:
+        raise _UsageError(f"--patch-size must be an odd integer of at least 3, got {args.patch_size}")
+    return {"patch_size": args.patch_size}
 
 
 def _check_data(folder: Path) -> None:

@@ -78,14 +78,30 @@ def _relaunch(nproc: int, argv: Sequence[str], device: str) -> int:
             del args[i:i + 2]
         elif a.startswith("--nproc="):
             del args[i]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           "-m", "inpaint_utils.cli", *args]
-    print(f"inpaint: starting {nproc} processes: {shlex.join(cmd)}", flush=True)
-    return subprocess.call(cmd)
+    torchrun = ["--standalone", f"--nproc-per-node={nproc}", "-m", "inpaint_utils.cli", *args]
+    shown = [sys.executable, "-m", "torch.distributed.run", *torchrun]
+    print(f"inpaint: starting {nproc} processes: {shlex.join(shown)}", flush=True)
+    return subprocess.call([sys.executable, "-c", _TORCHRUN, *torchrun])
+
+
+#: ``python -m torch.distributed.run`` whose failure of a process is its exit status (the processes have said
+#: why in one line each), not torchrun's ChildFailedError traceback
+_TORCHRUN = """import sys
+from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+from torch.distributed.run import main
+try:
+    main(sys.argv[1:])
+except ChildFailedError as e:
+    code = e.get_first_failure()[1].exitcode
+    print(f"inpaint: {len(e.failures)} process(es) failed, the first with exit status {code} (its error is above)",
+          file=sys.stderr)
+    sys.exit(code if 0 < code < 256 else 1)
+"""
 
 
 def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from .. import config, data, distributed, train
+    from ..checkpoint import CheckpointError
 
     _check_positive(args, "steps", "batch_size", "image_size")
     if args.nproc < 1:
@@ -94,12 +110,6 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise _UsageError(f"--num-workers must be 0 or more, got {args.num_workers}")
     _check_device(args.device)
     _check_data(args.data)
-    if args.nproc > 1 and "LOCAL_RANK" not in os.environ:  # not yet inside torchrun: start the processes
-        return _relaunch(args.nproc, argv, args.device)
-
-    if args.from_checkpoint is not None and not args.from_checkpoint.is_dir():
-        raise _UsageError(f"--from-checkpoint {args.from_checkpoint}: no such checkpoint folder")
-
     method = METHODS[args.method]
     settings = method_settings(args.method, args.profile)
     if args.features is not None:
@@ -108,6 +118,19 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         settings["features"] = args.features
     overrides = {"num_steps": args.steps, "batch_size": args.batch_size, "image_size": args.image_size}
     settings.update({k: v for k, v in overrides.items() if v is not None})
+    run_name = args.run_name or default_run_name(args.method, args.profile)
+    _check_run_name(run_name)
+    world_size = args.nproc if "LOCAL_RANK" not in os.environ else int(os.environ.get("WORLD_SIZE", "1"))
+    batch = settings.get("batch_size")
+    if isinstance(batch, int) and world_size > 1 and batch % world_size:
+        given = "--batch-size" if args.batch_size is not None else f"the {args.profile} profile's batch size"
+        raise _UsageError(f"{given} {batch} is not divisible by the {world_size} processes: the global batch is "
+                          f"split equally (give a multiple of {world_size})")
+    if args.from_checkpoint is not None and not args.from_checkpoint.is_dir():
+        raise _UsageError(f"--from-checkpoint {args.from_checkpoint}: no such checkpoint folder")
+    if args.nproc > 1 and "LOCAL_RANK" not in os.environ:  # not yet inside torchrun: start the processes
+        return _relaunch(args.nproc, argv, args.device)
+
     dataset = data.ImageFolder(args.data, size=settings.get("image_size"), preprocess=method.preprocess,
                                split=args.split, seed=args.seed)
     if settings.get("threads"):                      # the profile's OpenMP threads (a shared CPU: often 1)
@@ -115,8 +138,11 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
         torch.set_num_threads(int(settings["threads"]))
     try:
-        run_name = args.run_name or default_run_name(args.method, args.profile)
-        resume_from = _resume_checkpoint(args.from_checkpoint, config.runs_dir() / run_name)
+        try:
+            resume_from = _resume_checkpoint(args.from_checkpoint, config.runs_dir() / run_name)
+        except CheckpointError as e:
+            raise _UsageError(f"--from-checkpoint {args.from_checkpoint}: {_one_line(e)}" if args.from_checkpoint
+                              else _one_line(e)) from e
         if resume_from is not None and "fill" in resume_from["config"]:
             settings["fill"] = resume_from["config"]["fill"]   # not recomputed: the data may have grown
         if resume_from is not None and "loss_features" in resume_from["config"]:
@@ -125,6 +151,8 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
             recipe = method.build(settings, dataset, args.seed)
         except FileNotFoundError as e:               # weights the task needs (pconv's feature network), not here
             raise _UsageError(str(e)) from e
+        except ValueError as e:                      # settings the model refuses (an --image-size it cannot take)
+            raise _UsageError(_one_line(e)) from e
         train_config = train.TrainConfig(
             num_steps=settings["num_steps"], batch_size=settings["batch_size"], seed=args.seed, device=args.device,
             run_name=run_name, progress=sys.stderr.isatty(),
@@ -132,14 +160,18 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
             **{k: settings[k] for k in _LOOP_KEYS if k in settings})
         world = distributed.init_from_env(args.device)
         if world.is_main:
-            _write_train_command(train_config.resolved_run_dir(), argv, args, settings, dataset)
             print(f"inpaint train {args.method}: {len(dataset)} images from {args.data} at {settings.get('image_size')} px, "
                   f"profile {args.profile}, {train_config.num_steps} steps, global batch {train_config.batch_size}"
                   + (f" over {world.world_size} processes" if world.enabled else "")
                   + f" -> {train_config.resolved_run_dir()}", flush=True)
-        summary = train.train(recipe.task, dataset, train_config, model_name=recipe.model_name,
-                              model_config=recipe.model_config,
-                              resume=args.from_checkpoint if args.from_checkpoint is not None else True)
+        try:      # the command is recorded once the run is accepted (locked, its checkpoint of this model)
+            summary = train.train(recipe.task, dataset, train_config, model_name=recipe.model_name,
+                                  model_config=recipe.model_config,
+                                  resume=args.from_checkpoint if args.from_checkpoint is not None else True,
+                                  on_start=lambda: _write_train_command(train_config.resolved_run_dir(), argv, args,
+                                                                        settings, dataset))
+        except (train.RunLockedError, CheckpointError) as e:   # a held run, another model's or config's checkpoint
+            raise _UsageError(_one_line(e)) from e
         if world.is_main:
             print(f"done: step {summary['step']}, {summary['wall_time_s']:.1f} s, {summary['images_per_s']:.1f} "
                   f"images/s on {summary['device']} x {summary['world_size']}; losses {summary['losses']}\n"
@@ -147,6 +179,20 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         return 0
     finally:
         distributed.shutdown()
+
+
+def _one_line(error: BaseException) -> str:
+    return "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+
+
+def _check_run_name(name: str) -> None:
+    """A run name :class:`inpaint_utils.train.TrainConfig` takes (a plain folder name), as a usage error."""
+    from ..train import TrainConfig
+
+    try:
+        TrainConfig(num_steps=0, run_name=name)
+    except ValueError as e:
+        raise _UsageError(f"--run-name {name!r}: {_one_line(e)}") from None
 
 
 def _write_train_command(run_dir: Path, argv: Sequence[str], args: argparse.Namespace, settings: dict[str, Any],

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -46,8 +47,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         return 0
     try:
-        download(args.name, args.dest, force=args.force, keep_archive=args.keep_archive, timeout=args.timeout,
-                 backend=args.backend, log=lambda s: print(s, flush=True))
+        with warnings.catch_warnings(record=True) as caught:     # shown below as one line each, no source line
+            warnings.simplefilter("always")
+            try:
+                download(args.name, args.dest, force=args.force, keep_archive=args.keep_archive,
+                         timeout=args.timeout, backend=args.backend, log=lambda s: print(s, flush=True))
+            finally:
+                for w in caught:
+                    print(f"warning: {' '.join(str(w.message).split())}", file=sys.stderr, flush=True)
     except KeyError as e:
         print(f"error: {e.args[0]}", file=sys.stderr)
         return 1

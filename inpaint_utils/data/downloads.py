@@ -13,6 +13,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Callable
@@ -181,7 +182,7 @@ def _member_parts(name: str) -> list[str]:
     return [p for p in re.split(r"[\\/]+", name) if p not in ("", ".")]
 
 
-def _unsafe_reason(info: zipfile.ZipInfo, base: Path) -> str | None:
+def _unsafe_reason(info: zipfile.ZipInfo, base: Path, reserved: tuple[str, ...] = ()) -> str | None:
     name = info.filename
     if not name or "\x00" in name:
         return "empty name or NUL character"
@@ -192,6 +193,8 @@ def _unsafe_reason(info: zipfile.ZipInfo, base: Path) -> str | None:
     parts = _member_parts(name)
     if ".." in parts:
         return "'..' component"
+    if parts and parts[0] in reserved:
+        return f"the name {parts[0]!r} is the download's own (its archive folder or marker)"
     kind = stat.S_IFMT(info.external_attr >> 16)
     if kind == stat.S_IFLNK:
         return "symbolic link"
@@ -203,7 +206,7 @@ def _unsafe_reason(info: zipfile.ZipInfo, base: Path) -> str | None:
     return None
 
 
-def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> int:
+def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike, reserved: tuple[str, ...] = ()) -> int:
     """Extract zip ``archive`` into folder ``dest`` and return the number of files written.
 
     Every member is checked first; members with an absolute path, a drive letter, a ``..``
@@ -211,14 +214,15 @@ def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> int:
     the whole archive refused with :class:`DownloadError`, and nothing is written. Members are
     extracted into a temporary folder inside ``dest`` and moved into place only when all of them are
     out, so a failure leaves no half-extracted tree; top-level entries of the same name already in
-    ``dest`` are replaced.
+    ``dest`` are replaced. ``reserved``: top-level names a member may not have (the download's own
+    ``.download`` folder and ``.complete`` marker), refused like the unsafe ones.
     """
     archive, dest = Path(archive), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     base = dest.resolve()
     with zipfile.ZipFile(archive) as zf:
         infos = zf.infolist()
-        bad = [(i.filename, why) for i in infos if (why := _unsafe_reason(i, base)) is not None]
+        bad = [(i.filename, why) for i in infos if (why := _unsafe_reason(i, base, reserved)) is not None]
         if bad:
             listed = "; ".join(f"{name!r} ({why})" for name, why in bad[:5]) + ("; ..." if len(bad) > 5 else "")
             raise DownloadError(f"refusing to extract {archive}: {len(bad)} unsafe member(s): {listed}. "
@@ -323,7 +327,8 @@ def _choose_backend(backend: str) -> tuple[str, Any | None]:
 def _check_tree(root: Path, base: Path) -> tuple[int, str]:
     """What can be checked of a tree kagglehub extracted itself (it keeps no archive to verify): ``root``
     lies inside ``base``; no entry is a symbolic link or a special file; there is at least one image;
-    every image file is non-empty and Pillow recognises its header. Returns (number of files, sha256 of
+    every image file is non-empty and Pillow recognises its header; an image whose header declares more
+    pixels than Pillow decodes safely (a decompression bomb) is named in one warning, not decoded. Returns (number of files, sha256 of
     the sorted listing of relative paths and sizes). Raises :class:`DownloadError`."""
     from PIL import Image, UnidentifiedImageError
 
@@ -332,7 +337,11 @@ def _check_tree(root: Path, base: Path) -> tuple[int, str]:
     real = root.resolve()
     if real != base and base not in real.parents:
         raise DownloadError(f"kagglehub returned {root}, outside the destination {base}; nothing was moved")
-    listing, bad, images = hashlib.sha256(), [], 0
+    listing, bad, bombs, images = hashlib.sha256(), [], [], 0
+    clash = sorted(p.name for p in root.iterdir() if p.name in (_DOWNLOAD_DIR, MARKER))
+    if clash:
+        raise DownloadError(f"refusing the tree kagglehub extracted in {root}: its top-level {', '.join(clash)} "
+                            f"would replace the download's own; nothing was moved")
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
         if path.is_symlink():
@@ -348,14 +357,24 @@ def _check_tree(root: Path, base: Path) -> tuple[int, str]:
         if path.suffix.lower() in IMAGE_SUFFIXES:
             images += 1
             try:
-                with Image.open(path):
-                    pass
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error", Image.DecompressionBombWarning)
+                    with Image.open(path):
+                        pass
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+                bombs.append(f"{rel!r} ({' '.join(str(e).split())})")
             except (UnidentifiedImageError, OSError) as e:
                 bad.append(f"{rel!r} (not a readable image: {type(e).__name__})")
     if bad:
         listed = "; ".join(bad[:5]) + ("; ..." if len(bad) > 5 else "")
         raise DownloadError(f"refusing the tree kagglehub extracted in {root}: {len(bad)} bad entries: {listed}. "
                             "Nothing was moved into place; run again with force=True to download it afresh.")
+    if bombs:
+        listed = "; ".join(bombs[:5]) + ("; ..." if len(bombs) > 5 else "")
+        warnings.warn(f"kagglehub's tree in {root}: {len(bombs)} image(s) declare more pixels than Pillow decodes "
+                      f"safely (a decompression bomb); moved with the rest but not decoded here (reading one fails "
+                      f"or warns, naming it): {listed}",
+                      stacklevel=3)
     if images == 0:
         raise DownloadError(f"kagglehub extracted no image (.jpg, .jpeg, .png) into {root}; "
                             "run again with force=True to download it afresh")
@@ -423,9 +442,16 @@ def _kagglehub_fetch(kagglehub: Any, spec: DatasetSpec, download_dir: Path, **kw
             os.environ.pop("KAGGLEHUB_CACHE", None)
         else:
             os.environ["KAGGLEHUB_CACHE"] = saved
+    if got is None or not str(got):
+        raise DownloadError(f"kagglehub returned {got!r} instead of the folder of {spec.kaggle_id}; nothing was "
+                            "moved (update kagglehub, or use backend='kaggle')")
     root = Path(got)
     if not root.is_dir():
         raise DownloadError(f"kagglehub returned {got!r}, which is not a folder")
+    real, cache = root.resolve(), download_dir.resolve()
+    if cache not in real.parents:     # the destination itself, or its cache folder: moving it would delete files
+        raise DownloadError(f"kagglehub returned {root}, which is not a folder inside its cache {download_dir}; "
+                            "nothing was moved (update kagglehub, or use backend='kaggle')")
     return root
 
 
@@ -540,7 +566,7 @@ def _download(name: str, dest: str | os.PathLike | None = None, *, force: bool =
 
     _refused_record(archive).unlink(missing_ok=True)        # a stale record of an earlier file of that name
     log(f"{spec.name}: extracting into {dest}")
-    count = safe_extract(archive, dest)
+    count = safe_extract(archive, dest, reserved=(_DOWNLOAD_DIR, MARKER))
     _write_marker(dest, {
         "dataset": spec.name,
         "kaggle_id": spec.kaggle_id,

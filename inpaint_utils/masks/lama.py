@@ -209,16 +209,21 @@ def _read_eval_set(folder: Path, manifest: dict) -> tuple[np.ndarray | None, str
     """The stored holes ``(n, H, W)`` bool, or ``(None, what is wrong)``."""
     from PIL import Image
 
+    h, w = manifest["size"]
     holes = []
     for name, digest in zip(manifest["files"], manifest["sha256"]):
         path = folder / name
         if not path.is_file():
             return None, f"{name} is missing"
         try:
-            with Image.open(path) as img:
-                hole = np.asarray(img.convert("L")) >= 128
-        except (OSError, ValueError) as err:
-            return None, f"{name} is unreadable ({err})"
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(path) as img:                    # the header first: a bomb is never decoded
+                    if img.size != (w, h):
+                        return None, f"{name} is {img.size[0]}x{img.size[1]} pixels, not the set's {w}x{h}"
+                    hole = np.asarray(img.convert("L")) >= 128
+        except (OSError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+            return None, f"{name} is unreadable ({type(err).__name__}: {' '.join(str(err).split())})"
         if _hole_digest(hole) != digest:
             return None, f"{name} does not match its stored digest (edited or damaged)"
         holes.append(hole)
@@ -239,7 +244,9 @@ def eval_mask_set(kind: str, size: Size = LAMA_BASE_SIDE, n: int = 100, seed: in
     mask's pixels. Deleted, it is drawn again identically (same bytes). A file that is missing or no
     longer matches its digest, or a manifest that disagrees, gives a ``UserWarning`` naming it and
     the set is drawn again and rewritten; if the new draw differs from the stored digests (the
-    generator changed without :data:`EVAL_MASKS_VERSION` moving) that is said too.
+    generator changed without :data:`EVAL_MASKS_VERSION` moving) that is said too. A stored file whose
+    header declares another size (a decompression bomb among them) is refused before it is decoded. A folder
+    that cannot be written (read-only runs folder, full disk) gives a warning and the set drawn in memory.
     """
     import json
 
@@ -304,15 +311,20 @@ def eval_mask_set(kind: str, size: Size = LAMA_BASE_SIDE, n: int = 100, seed: in
                     "without EVAL_MASKS_VERSION moving?")
         warnings.warn(f"evaluation mask set {folder}: {problem}; drawn again from seed {seed} and rewritten{note}",
                       UserWarning, stacklevel=2)
-    folder.mkdir(parents=True, exist_ok=True)
     files = [f"{i:04d}.png" for i in range(n)]
-    for name, hole in zip(files, holes):
-        Image.fromarray(hole.astype(np.uint8) * 255, mode="L").save(folder / name)
     manifest = {**params, "files": files, "sha256": digests,
                 "generator": "masks.lama_mask" if kind in LAMA_KINDS else "masks.make_mask"}
-    tmp = manifest_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
-    tmp.replace(manifest_path)                        # the manifest last: a half-written set has none
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, hole in zip(files, holes):
+            Image.fromarray(hole.astype(np.uint8) * 255, mode="L").save(folder / name)
+        tmp = manifest_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(manifest, indent=1) + "\n")
+        tmp.replace(manifest_path)                    # the manifest last: a half-written set has none
+    except OSError as err:     # a read-only or full runs folder: the set is the seed's all the same, kept in memory
+        warnings.warn(f"evaluation mask set {folder} cannot be saved ({err.strerror or err}); using the set drawn "
+                      f"from seed {seed} in memory (the same holes; set INPAINT_RUNS to a writable folder to keep "
+                      "it on disk)", UserWarning, stacklevel=2)
     return masks
 
 

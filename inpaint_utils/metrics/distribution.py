@@ -101,7 +101,8 @@ def kid_from_features(features1: Any, features2: Any, subsets: int = 100, subset
     without replacement (torch-fidelity's and torchmetrics' defaults: 100 subsets of 1,000). With fewer
     samples the subset size is ``min(subset_size, N1, N2)``; when that is every sample of both sets all
     subsets are the same and one is computed. Unbiased: its mean is ~0 for two samples of one
-    distribution, and a single estimate can be slightly negative.
+    distribution, and a single estimate can be slightly negative. A subset of fewer than 2 samples (``subset_size``
+    1, or a set of one sample) is refused with ``ValueError``.
 
     Returns ``{"kid", "kid_std" (over subsets, ddof 0), "subsets", "subset_size"}``."""
     f1, f2 = _feature_matrix(features1, "features1"), _feature_matrix(features2, "features2")
@@ -112,6 +113,9 @@ def kid_from_features(features1: Any, features2: Any, subsets: int = 100, subset
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     n1, n2 = f1.shape[0], f2.shape[0]
     m = min(subset_size, n1, n2)
+    if m < 2:         # the unbiased estimate averages over pairs of distinct samples of each set
+        raise ValueError(f"KID needs subsets of at least 2 samples (it compares distinct pairs within each set), but "
+                         f"subset_size={subset_size} with {n1} and {n2} samples gives {m}")
     gamma = 1.0 / f1.shape[1] if gamma is None else float(gamma)
     if m == n1 == n2:
         values = [_mmd2_unbiased(f1, f2, degree, gamma, coef0)]

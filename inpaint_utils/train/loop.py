@@ -11,7 +11,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -63,7 +63,8 @@ class _DeferredInterrupt:
 
 
 def train(task: Task, dataset: Any, config: TrainConfig, *, model_name: str, model_config: Mapping[str, Any] | Any,
-          resume: bool | str | os.PathLike = True, sample_images: torch.Tensor | None = None) -> dict[str, Any]:
+          resume: bool | str | os.PathLike = True, sample_images: torch.Tensor | None = None,
+          on_start: Callable[[], None] | None = None) -> dict[str, Any]:
     """Train ``task`` on ``dataset`` for ``config.num_steps`` steps in total; return a summary.
 
     ``dataset``: a ``torch.utils.data.Dataset`` of ``(3, H, W)`` images in ``[0, 1]`` (e.g.
@@ -73,7 +74,10 @@ def train(task: Task, dataset: Any, config: TrainConfig, *, model_name: str, mod
     newer one that fails its checks, e.g. a file damaged by a crash or a full disk, is moved aside to
     ``step_XXXXXX.damaged`` with a warning and the previous one is used); ``False`` starts fresh (and refuses a run folder that already holds checkpoints); a path resumes
     from that checkpoint. ``sample_images``: the ``(B, 3, H, W)`` images of the sample grids (default:
-    the first ``config.num_samples`` of ``dataset``).
+    the first ``config.num_samples`` of ``dataset``). ``on_start``: called (on rank 0) once the run is accepted:
+    the run folder locked and the checkpoint resumed from (if any) checked against ``model_name`` and
+    ``model_config``, before the first step; a refused run never calls it (``inpaint train`` records its
+    command there).
 
     Returns ``{"step", "start_step", "losses" (means of the last logged window), "wall_time_s",
     "images_per_s", "run_dir", "checkpoint", "resumed_from", "metrics_csv", "last_sample", "device",
@@ -126,17 +130,19 @@ def train(task: Task, dataset: Any, config: TrainConfig, *, model_name: str, mod
     try:
         run = _new_run(task, config, model_name, model_config, device=device, world=world, shard_rows=shard_rows,
                        amp_dtype=amp_dtype, scalers=scalers, run_dir=run_dir, per_step=per_step)
-        return _train_locked(run, dataset, resume, sample_images)
+        return _train_locked(run, dataset, resume, sample_images, on_start)
     finally:
         lock.release()
 
 
-def _train_locked(run: _Run, dataset: Any, resume: bool | str | os.PathLike,
-                  sample_images: torch.Tensor | None) -> dict[str, Any]:
+def _train_locked(run: _Run, dataset: Any, resume: bool | str | os.PathLike, sample_images: torch.Tensor | None,
+                  on_start: Callable[[], None] | None = None) -> dict[str, Any]:
     """:func:`train` once its arguments are checked and ``run_dir`` is locked: set up or resume, run the steps,
     save the last checkpoint, return the summary."""
     n = len(dataset)
     _resume(run, resume)
+    if on_start is not None:
+        distributed.on_main(on_start)
     _prepare_cache(run, dataset)
     _open_logs(run)
     _prepare_samples(run, sample_images, n)
