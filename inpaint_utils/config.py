@@ -260,6 +260,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     # PConv's last 150k fine-tuning, are ours. smoke: the tiny() widths at 64 px, random VGG-16 features (offline: CI
     # never downloads; the perceptual and style terms then measure a random network), 5x (PConv) and 10x (v2) the
     # learning rates; measured here, one thread: PConv 0.92 s/step, v2 0.52 (~1 min for both).
+    # Notebook 08 builds each model's training data at that model's image_size (full: PConv 512, v2 256) and scores
+    # both at v2_image_size (tests/test_profile_sizes.py checks every profile's sizes).
     "08_irregular_holes": {
         "smoke": {"pconv_image_size": 64, "pconv_base_channels": 8, "pconv_batch_size": 4, "pconv_num_steps": 40,
                   "pconv_lr": 1e-3, "pconv_finetune_lr": 2.5e-4, "pconv_finetune_step": 30,
