@@ -12,7 +12,8 @@ from typing import Any, Sequence
 
 from .methods import METHODS, PROFILE_NAMES, aliases_help, canonical_method, default_run_name, method_settings
 from .records import write_train_record
-from .shared import _UsageError, _check_data, _check_device, _check_positive
+from .shared import (PREPROCESS_CHOICES, PREPROCESS_HELP, _UsageError, _check_data, _check_device, _check_positive,
+                     _data_recipe)
 
 #: TrainConfig fields read from a method's settings when present there
 _LOOP_KEYS = ("log_every", "sample_every", "checkpoint_every")
@@ -32,6 +33,7 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="what to train, by the names of `inpaint fill` and `evaluate`: "
                         + "; ".join(f"{k} ({m.description})" for k, m in METHODS.items()) + f" ({aliases_help()})")
     p.add_argument("--data", required=True, type=Path, help="folder of training images (.jpg, .jpeg, .png; searched recursively)")
+    p.add_argument("--preprocess", choices=PREPROCESS_CHOICES, default="auto", help=PREPROCESS_HELP)
     p.add_argument("--steps", type=int, default=None, help="total training steps (default: the profile's)")
     p.add_argument("--batch-size", type=int, default=None, help="global batch size, split over the processes (default: the profile's)")
     p.add_argument("--image-size", type=int, default=None, help="side of the square training images (default: the profile's)")
@@ -97,8 +99,9 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     settings = method_settings(args.method, args.profile)
     overrides = {"num_steps": args.steps, "batch_size": args.batch_size, "image_size": args.image_size}
     settings.update({k: v for k, v in overrides.items() if v is not None})
-    dataset = data.ImageFolder(args.data, size=settings.get("image_size"), preprocess=method.preprocess,
-                               split=args.split, seed=args.seed)
+    recipe_of_data = _data_recipe(args.data, args.preprocess, method.preprocess)   # the notebooks' recipe
+    dataset = data.ImageFolder(args.data, size=settings.get("image_size"), preprocess=recipe_of_data.preprocessing,
+                               crop=recipe_of_data.crop, split=args.split, seed=args.seed)
     if settings.get("threads"):                      # the profile's OpenMP threads (a shared CPU: often 1)
         import torch
 
@@ -119,8 +122,9 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
             **{k: settings[k] for k in _LOOP_KEYS if k in settings})
         world = distributed.init_from_env(args.device)
         if world.is_main:
-            _write_train_command(train_config.resolved_run_dir(), argv, args, settings, dataset)
-            print(f"inpaint train {args.method}: {len(dataset)} images from {args.data} at {settings.get('image_size')} px, "
+            _write_train_command(train_config.resolved_run_dir(), argv, args, settings, dataset, recipe_of_data)
+            print(f"inpaint train {args.method}: {len(dataset)} images from {args.data} at {settings.get('image_size')} px "
+                  f"({recipe_of_data.describe()}), "
                   f"profile {args.profile}, {train_config.num_steps} steps, global batch {train_config.batch_size}"
                   + (f" over {world.world_size} processes" if world.enabled else "")
                   + f" -> {train_config.resolved_run_dir()}", flush=True)
@@ -137,12 +141,13 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def _write_train_command(run_dir: Path, argv: Sequence[str], args: argparse.Namespace, settings: dict[str, Any],
-                         dataset: Any) -> None:
+                         dataset: Any, recipe: Any) -> None:
     """Record in ``run_dir/train_command.json`` the command of this training (the latest one, which resumes
     the run to its ``--steps``), its profile, split and settings, without absolute paths
     (:func:`inpaint_utils.report.portable`), so that a result scored on the run names the command behind it."""
     write_train_record(run_dir, shlex.join(["inpaint", *argv]), method=args.method, profile=args.profile,
                        split=f"{args.split} (seed {args.seed})", num_images=len(dataset), data=str(args.data),
+                       preprocess=recipe.preprocessing, crop=recipe.crop, dataset=recipe.dataset,
                        settings={k: v for k, v in settings.items() if k != "fill"})
 
 
