@@ -43,15 +43,19 @@ REPORTED: dict[str, dict[str, Any]] = {
             # version, with the same two NN rows): Nanavati & Patel's numbers match no NN row, and match the joint row.
             # The original PDF was not at hand; our NN baseline is inpaint_utils.baselines.exemplar.
             {"method": "Context Encoder of Pathak et al. (L2 + adversarial; Nanavati & Patel: 'NN-inpainting')",
-             "data": "Paris StreetView", "l1_pct": 9.37, "l2_pct": 1.96, "psnr": 18.58},
+             "data": "Paris StreetView", "l1_pct": 9.37, "l2_pct": 1.96, "psnr": 18.58, "note": None},
             # Nanavati & Patel, section 4: "To test model training capabilites we evaluated CelebA-HQ results on
             # train dataset": this row was measured on their training images, ours on a held-out test split.
             {"method": "Context Encoder", "data": "CelebA-HQ", "l1_pct": 3.22, "l2_pct": 0.88, "psnr": 21.28,
              "note": "measured on their TRAINING set (their text says so), not on held-out images"},
-            {"method": "Context Encoder", "data": "Cityscapes", "l1_pct": 6.0, "l2_pct": 2.98, "psnr": 16.17},
-            {"method": "Context Encoder", "data": "Places365", "l1_pct": 6.99, "l2_pct": 3.93, "psnr": 15.01},
-            {"method": "Stable Diffusion 2", "data": "CelebA-HQ", "l1_pct": 2.79, "l2_pct": 0.81, "psnr": 22.33},
-            {"method": "Stable Diffusion 2", "data": "Cityscapes", "l1_pct": 3.52, "l2_pct": 1.19, "psnr": 19.90},
+            {"method": "Context Encoder", "data": "Cityscapes", "l1_pct": 6.0, "l2_pct": 2.98, "psnr": 16.17,
+             "note": None},
+            {"method": "Context Encoder", "data": "Places365", "l1_pct": 6.99, "l2_pct": 3.93, "psnr": 15.01,
+             "note": None},
+            {"method": "Stable Diffusion 2", "data": "CelebA-HQ", "l1_pct": 2.79, "l2_pct": 0.81, "psnr": 22.33,
+             "note": None},
+            {"method": "Stable Diffusion 2", "data": "Cityscapes", "l1_pct": 3.52, "l2_pct": 1.19, "psnr": 19.90,
+             "note": None},
         ],
     },
     "seed002_table2": {
