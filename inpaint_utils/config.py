@@ -50,6 +50,8 @@ __all__ = [
     "DEFAULT_SD_MODEL",
     "DEFAULT_DDPM_MODEL",
     "DEFAULT_SCENE_DDPM_MODEL",
+    "DDPM_TRAINED_ON",
+    "ddpm_trained_on",
 ]
 
 # Hugging Face hub ids of the pretrained diffusion models, written once: the profiles below name them, and
@@ -62,8 +64,25 @@ ORIGINAL_SD_MODEL = "stabilityai/stable-diffusion-2-inpainting"
 DEFAULT_SD_MODEL = "sd2-community/stable-diffusion-2-inpainting"
 #: A public pixel-space DDPM on CelebA-HQ 256x256 (Ho et al. 2020), the face model RePaint uses.
 DEFAULT_DDPM_MODEL = "google/ddpm-ema-celebahq-256"
-#: A public pixel-space DDPM on LSUN church outdoor 256x256 (Ho et al. 2020): RePaint's model for scenes.
+#: A public pixel-space DDPM on LSUN church outdoor 256x256 (Ho et al. 2020): RePaint's model for scenes. It is a
+#: model of *churches*, the nearest public 256-px scene DDPM in diffusers' format, not of streets: on Cityscapes or
+#: CamVid it is out of its domain (RePaint's own Places2 model is not published in that format).
 DEFAULT_SCENE_DDPM_MODEL = "google/ddpm-church-256"
+#: What each default DDPM was trained on, printed beside every RePaint score (notebook 06)
+DDPM_TRAINED_ON: dict[str, str] = {
+    DEFAULT_DDPM_MODEL: "CelebA-HQ faces (in domain for faces)",
+    DEFAULT_SCENE_DDPM_MODEL: "LSUN church outdoor: churches, OUT of domain for street scenes",
+}
+
+
+def ddpm_trained_on(model: str) -> str:
+    """What the DDPM ``model`` (a hub id or a folder) was trained on, from :data:`DDPM_TRAINED_ON`; a folder is
+    matched by its name (``models/ddpm-church-256``); anything else: ``"unknown (not a default model)"``."""
+    name = str(model).rstrip("/").split("/")[-1]
+    for hub_id, text in DDPM_TRAINED_ON.items():
+        if str(model) == hub_id or name == hub_id.split("/")[-1]:
+            return text
+    return "unknown (not a default model)"
 
 #: Per notebook, the numbers that differ between the profiles. ``smoke`` must finish in a few minutes on a
 #: 2-core CPU; ``full`` holds the papers' settings for a GPU; ``gpu`` runs all notebooks in one hour on one
