@@ -161,6 +161,14 @@ def test_replication_labels_what_each_paper_row_is():
     ce = [r for r in replication_table([e for e in REPLICATION if e.paper_data == "CelebA-HQ"
                                         and e.paper_method == "Context Encoder"], loader, committed={})]
     assert "TRAINING set" in ce[0]["note"] and ce[1]["note"] == "ours: held-out test images"
+    # notebook 08's DeepFill v2 beside LaMa's rows: only our hole LPIPS, in its own column, never in LaMa's
+    committed = {"08_v2_cpu_thin": {"rows": [{"method": "deepfill_v2", "lpips_hole": 0.12}], "training": {}}}
+    v2 = replication_table([e for e in REPLICATION if e.table == "seed001_irregular"], loader, committed=committed)
+    narrow = [r for r in v2 if "LaMa narrow" in r["method"]]
+    assert [r["who"] for r in narrow] == ["paper", "ours", "ours, committed"]
+    assert narrow[0]["lpips_vgg_image"] == 0.130 and narrow[0]["lpips_squeeze_hole"] is None
+    assert narrow[2]["lpips_squeeze_hole"] == 0.12 and narrow[2]["lpips_vgg_image"] is None
+    assert narrow[2]["masks"] == "LaMa thin set" and "our pairing" in narrow[2]["note"]
 
 
 # ----------------------------------------------------------------------- own training masks vs every kind
