@@ -303,12 +303,23 @@ class Replication:
     columns: Mapping[str, str]
     rows_key: str = "rows"
     committed: tuple[str, str] | None = None
+    #: the name our rows get when our model is not the paper's (Biradar et al.'s "GLCIC" is Yu et al.'s stable
+    #: variant; ours is Iizuka et al.'s network); ``None``: the paper's label
+    ours_method: str | None = None
+    #: the paper row's ``masks`` field, where one method and data have several rows (LaMa's narrow / wide)
+    paper_masks: str | None = None
+    #: what our rows' ``masks`` column says (the set ours were scored on), when the table has that column
+    ours_masks: str | None = None
 
 
 _SEED000 = {"l1_pct": "l1_pct_hole", "l2_pct": "l2_pct_hole", "psnr": "psnr_hole"}
 #: Biradar et al. do not say over which pixels its Table II averages; ours are in the hole (notebooks 04 and 05 print both).
 _SEED002 = {"mse255": "mse255_hole", "l1_255": "l1_255_hole", "psnr": "psnr_hole", "lpips": "lpips_hole",
             "tv": "tv255_hole"}
+
+#: LaMa's FID and VGG LPIPS over the whole image (fid, lpips_vgg_image) are not what ours measure: those stay blank
+#: in our rows; our SqueezeNet LPIPS over the hole goes in its own column
+_SEED001 = {"fid": "fid", "lpips_vgg_image": "lpips_vgg_image", "lpips_squeeze_hole": "lpips_hole"}
 
 #: the cascade CE paper's NSD is the raw estimator (notebook 03's ``nsd_*``): raw beside raw. ``nsd_standardised_ours`` is our
 #: standardised variant (``metrics.nsd(..., standardize=True)``), which the paper does not report (blank in its row).
@@ -328,11 +339,20 @@ REPLICATION: tuple[Replication, ...] = (
     Replication("seed002_table2", "Navier-Stokes", None, "05_contextual_attention", "05_contextual_attention",
                 {"method": "Navier-Stokes"}, _SEED002, committed=("05_ca_cpu_hole", "ns")),
     Replication("seed002_table2", "stable GLCIC of Yu et al. (no BN, ELU, WGAN-GP; 50k)", None, "04_glcic",
-                "04_glcic", {"method": "GLCIC"}, _SEED002, committed=("04_glcic_cpu_network", "glcic")),  # ours: Iizuka et al.'s GLCIC (BN, ReLU, BCE)
+                "04_glcic", {"method": "GLCIC"}, _SEED002, committed=("04_glcic_cpu_network", "glcic"),
+                ours_method="GLCIC of Iizuka et al. (ours: BN, ReLU, BCE)"),
     Replication("seed002_table2", "CA Animals hole (150k)", None, "05_contextual_attention", "05_contextual_attention",
                 {"method": "CA hole"}, _SEED002, committed=("05_ca_cpu_hole", "deepfill")),
     Replication("seed002_table2", "CA Animals mosaic (50k)", None, "05_contextual_attention",
                 "05_contextual_attention", {"method": "CA mosaic"}, _SEED002),
+    # notebook 08's DeepFill v2 beside LaMa's Table 1 rows: our thin set beside their narrow masks, our thick set
+    # beside their wide ones (a pairing of ours); only our SqueezeNet LPIPS over the hole exists, in its own column
+    Replication("seed001_irregular", "DeepFill v2", "CelebA-HQ, 256 px", "08_irregular_holes", "08_irregular_holes",
+                {"method": "DeepFill v2", "kind": "thin"}, _SEED001, committed=("08_v2_cpu_thin", "deepfill_v2"),
+                paper_masks="LaMa narrow", ours_masks="LaMa thin set"),
+    Replication("seed001_irregular", "DeepFill v2", "CelebA-HQ, 256 px", "08_irregular_holes", "08_irregular_holes",
+                {"method": "DeepFill v2", "kind": "thick"}, _SEED001, committed=("08_v2_cpu_thick", "deepfill_v2"),
+                paper_masks="LaMa wide", ours_masks="LaMa thick set"),
     Replication("seed003_nsd", "Context Encoder", None, "03_cascade_ce_nsd", "03_cascade_ce_nsd",
                 {"method": "Context Encoder"}, _SEED003, rows_key="nsd"),
     Replication("seed003_nsd", "Cascade CE", None, "03_cascade_ce_nsd", "03_cascade_ce_nsd",
@@ -344,9 +364,10 @@ def _paper_row(entry: Replication) -> dict[str, Any]:
     from .report import REPORTED
 
     for row in REPORTED[entry.table]["rows"]:
-        if row["method"] == entry.paper_method and (entry.paper_data is None or row.get("data") == entry.paper_data):
+        if (row["method"] == entry.paper_method and (entry.paper_data is None or row.get("data") == entry.paper_data)
+                and (entry.paper_masks is None or row.get("masks") == entry.paper_masks)):
             return row
-    raise KeyError(f"{entry.table} has no row {entry.paper_method!r} ({entry.paper_data})")
+    raise KeyError(f"{entry.table} has no row {entry.paper_method!r} ({entry.paper_data}, {entry.paper_masks})")
 
 
 def replication_table(entries: Sequence[Replication] = REPLICATION,
@@ -365,13 +386,24 @@ def replication_table(entries: Sequence[Replication] = REPLICATION,
     out: list[dict[str, Any]] = []
     for entry in entries:
         paper = _paper_row(entry)
-        label = f"{entry.paper_method}" + (f" ({entry.paper_data})" if entry.paper_data else "")
+        label = f"{entry.paper_method}" + (f" ({entry.paper_data})" if entry.paper_data else "") \
+            + (f" [{entry.paper_masks}]" if entry.paper_masks else "")
         out.append({"table": entry.table, "method": label, "who": "paper",
                     **{c: paper.get(c) for c in entry.columns},
-                    "data": paper.get("data", REPORTED[entry.table]["source"].split(":")[0])})
-        out.append(_ours_row(entry, label, loader))
+                    "data": paper.get("data", REPORTED[entry.table]["source"].split(":")[0]),
+                    **({"note": paper["note"]} if paper.get("note") else {})})
+        ours = entry.ours_method or label            # our model's own name where it is not the paper's
+        mine = [_ours_row(entry, ours, loader)]
         if entry.committed is not None and entry.committed[0] in committed:
-            out.append(_committed_row(entry, label, committed[entry.committed[0]]))
+            mine.append(_committed_row(entry, ours, committed[entry.committed[0]]))
+        for row in mine:                             # a paper row with a caveat: say what ours is beside it
+            if paper.get("note"):
+                row["note"] = "ours: held-out test images"
+            if entry.ours_masks:
+                row["masks"] = entry.ours_masks
+                row["note"] = (f"ours on the {entry.ours_masks} beside {entry.paper_masks} (our pairing); FID and "
+                               "VGG LPIPS not computed; lpips_squeeze_hole is another quantity")
+        out += mine
     return out
 
 

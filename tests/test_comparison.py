@@ -151,9 +151,24 @@ def test_replication_labels_what_each_paper_row_is():
     # the cascade CE paper's 0.79 is the raw estimator: beside our raw value; the standardised one is ours alone
     assert paper["nsd_mean"] == 0.79 and paper["nsd_standardised_ours"] is None
     assert ours["nsd_mean"] == 2.5 and ours["nsd_standardised_ours"] == 0.4
-    # Biradar et al.'s "GLCIC" row is Yu et al.'s stable variant, not Iizuka et al.'s network
-    glcic = [r["method"] for r in rows if "GLCIC" in r["method"]]
-    assert glcic and all("stable GLCIC of Yu et al." in m for m in glcic)
+    # Biradar et al.'s "GLCIC" row is Yu et al.'s stable variant, not Iizuka et al.'s network: our rows get our name
+    glcic = [r for r in rows if "GLCIC" in r["method"]]
+    assert {r["who"] for r in glcic} >= {"paper", "ours"}
+    for r in glcic:
+        expected = "stable GLCIC of Yu et al." if r["who"] == "paper" else "GLCIC of Iizuka et al. (ours"
+        assert r["method"].startswith(expected), r
+    # Nanavati & Patel measured the CE's CelebA-HQ row on their training set: the table says so beside ours
+    ce = [r for r in replication_table([e for e in REPLICATION if e.paper_data == "CelebA-HQ"
+                                        and e.paper_method == "Context Encoder"], loader, committed={})]
+    assert "TRAINING set" in ce[0]["note"] and ce[1]["note"] == "ours: held-out test images"
+    # notebook 08's DeepFill v2 beside LaMa's rows: only our hole LPIPS, in its own column, never in LaMa's
+    committed = {"08_v2_cpu_thin": {"rows": [{"method": "deepfill_v2", "lpips_hole": 0.12}], "training": {}}}
+    v2 = replication_table([e for e in REPLICATION if e.table == "seed001_irregular"], loader, committed=committed)
+    narrow = [r for r in v2 if "LaMa narrow" in r["method"]]
+    assert [r["who"] for r in narrow] == ["paper", "ours", "ours, committed"]
+    assert narrow[0]["lpips_vgg_image"] == 0.130 and narrow[0]["lpips_squeeze_hole"] is None
+    assert narrow[2]["lpips_squeeze_hole"] == 0.12 and narrow[2]["lpips_vgg_image"] is None
+    assert narrow[2]["masks"] == "LaMa thin set" and "our pairing" in narrow[2]["note"]
 
 
 # ----------------------------------------------------------------------- own training masks vs every kind

@@ -85,14 +85,15 @@ def test_get_device():
             config.get_device("cuda")
 
 
+@pytest.mark.parametrize("profile", ["full", "gpu"])
 @pytest.mark.parametrize("notebook", ["02_context_encoder", "03_cascade_ce_nsd"])
-def test_full_context_encoder_profiles_hold_the_authors_learning_rates(notebook):
+def test_full_context_encoder_profiles_hold_the_authors_learning_rates(notebook, profile):
     from inpaint_utils.models import ContextEncoderConfig, ContextEncoderDiscriminator, ContextEncoderGenerator
     from inpaint_utils.models.context_encoder import ContextEncoderTask
 
     cfg = ContextEncoderConfig.tiny(image_size=32)
     task = ContextEncoderTask(ContextEncoderGenerator(cfg, seed=0), ContextEncoderDiscriminator(cfg, seed=1),
-                              lr=config.settings(notebook, "full")["lr"])
+                              lr=config.settings(notebook, profile)["lr"])
     rates = {name: opt.param_groups[0]["lr"] for name, opt in task.optimizers.items()}
     # the authors' train.lua: discriminator 2e-4, generator 10x that
     assert rates == {"generator": pytest.approx(2e-3), "discriminator": pytest.approx(2e-4)}

@@ -11,8 +11,8 @@ from typing import Any, Sequence
 
 from .methods import aliases_help, canonical_method
 from .records import _provenance, _training_record
-from .shared import (DEVICES, _UsageError, _check_data, _check_device, _check_output, _check_positive,
-                     _load_method, _patch_option, _warnings_to_stderr)
+from .shared import (DEVICES, PREPROCESS_CHOICES, PREPROCESS_HELP, _UsageError, _check_data, _check_device,
+                     _check_output, _check_positive, _data_recipe, _load_method, _patch_option, _warnings_to_stderr)
 
 #: the columns ``inpaint evaluate`` prints (those present: LPIPS only when it was computed)
 EVALUATE_COLUMNS = ("method", "n", "psnr_hole", "ssim_hole", "l1_pct_hole", "l2_pct_hole", "lpips_hole",
@@ -37,6 +37,8 @@ def add_evaluate_parser(subparsers: Any) -> argparse.ArgumentParser:
     source.add_argument("--data", type=Path, help="folder of images (.jpg, .jpeg, .png; searched recursively)")
     source.add_argument("--collection", choices=list(COLLECTIONS),
                         help="a collection of the shared images (scikit-image's samples when the folder is absent)")
+    p.add_argument("--preprocess", choices=PREPROCESS_CHOICES, default="auto",
+                   help=PREPROCESS_HELP + " (with --collection: the collection's own, resize + centre crop)")
     p.add_argument("--baselines", action="store_true", help="also score telea and ns on the same images and masks")
     p.add_argument("--mask-kind", choices=(*MASK_KINDS, *LAMA_KINDS, "training"), default="center",
                    help="default: center; training: the holes the learned METHOD was trained on, drawn from --seed "
@@ -213,11 +215,13 @@ def _evaluate_dataset(args: argparse.Namespace, size: int) -> tuple[Any, str]:
     from .. import data
 
     if args.data is not None:
-        dataset = data.ImageFolder(args.data, size=size, preprocess="256", split=args.split, seed=args.seed,
-                                   max_images=args.num_images)
-        return dataset, f"folder {args.data}"
+        recipe = _data_recipe(args.data, args.preprocess)       # the folder's dataset recipe, as the notebooks
+        dataset = data.ImageFolder(args.data, size=size, preprocess=recipe.preprocessing, crop=recipe.crop,
+                                   split=args.split, seed=args.seed, max_images=args.num_images)
+        return dataset, f"folder {args.data}, {recipe.describe()}"
     source = data.find_source(None, args.collection, verbose=False)
-    dataset = source.dataset(size=size, preprocess="256", split=args.split, seed=args.seed,
+    mode = source.preprocessing if args.preprocess == "auto" else args.preprocess
+    dataset = source.dataset(size=size, preprocess=mode, split=args.split, seed=args.seed,
                              max_images=args.num_images)
     return dataset, source.summary().removeprefix("data source: ")
 

@@ -124,3 +124,26 @@ def _check_data(folder: Path) -> None:
         raise _UsageError(f"--data {folder}: not a folder (give the folder that holds the images)")
     if not list_images(folder):
         raise _UsageError(f"--data {folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder or below it")
+
+
+#: ``--preprocess`` choices of ``train`` and ``evaluate``: ``auto`` is the folder's dataset recipe
+PREPROCESS_CHOICES = ("auto", "ce", "256")
+PREPROCESS_HELP = ("how the images are resized: auto (default): the recipe of the registered dataset the folder is "
+                   "(data/<name> or a folder of that name: 'ce', resize to 256 then centre crop 128, for celeba-hq, "
+                   "cityscapes and places365, with Cityscapes' left-half crop; '256' for the others), as the notebooks "
+                   "do; ce: resize the short side to twice the size, centre crop (Nanavati & Patel, Pathak et al.); "
+                   "256: resize the short side to the size, centre crop")
+
+
+def _data_recipe(folder: Path, choice: str, default: str = "256") -> Any:
+    """The :class:`inpaint_utils.data.FolderRecipe` of ``--data folder`` under ``--preprocess choice``: ``auto``
+    is :func:`inpaint_utils.data.folder_recipe` (``default``, the method's, for a folder of no registered dataset);
+    ``ce`` / ``256`` force the mode and keep the dataset's crop."""
+    from ..data import FolderRecipe, folder_recipe
+
+    found = folder_recipe(folder)
+    if choice == "auto":
+        return found if found.dataset is not None else FolderRecipe(default, None, None)
+    if choice not in PREPROCESS_CHOICES:
+        raise _UsageError(f"--preprocess must be one of {', '.join(PREPROCESS_CHOICES)}, got {choice!r}")
+    return FolderRecipe(choice, found.crop, found.dataset)

@@ -12,7 +12,8 @@ from typing import Any, Sequence
 
 from .methods import METHODS, PROFILE_NAMES, aliases_help, canonical_method, default_run_name, method_settings
 from .records import write_train_record
-from .shared import _UsageError, _check_data, _check_device, _check_positive
+from .shared import (PREPROCESS_CHOICES, PREPROCESS_HELP, _UsageError, _check_data, _check_device, _check_positive,
+                     _data_recipe)
 
 #: TrainConfig fields read from a method's settings when present there
 _LOOP_KEYS = ("log_every", "sample_every", "checkpoint_every")
@@ -32,6 +33,7 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="what to train, by the names of `inpaint fill` and `evaluate`: "
                         + "; ".join(f"{k} ({m.description})" for k, m in METHODS.items()) + f" ({aliases_help()})")
     p.add_argument("--data", required=True, type=Path, help="folder of training images (.jpg, .jpeg, .png; searched recursively)")
+    p.add_argument("--preprocess", choices=PREPROCESS_CHOICES, default="auto", help=PREPROCESS_HELP)
     p.add_argument("--steps", type=int, default=None, help="total training steps (default: the profile's)")
     p.add_argument("--batch-size", type=int, default=None, help="global batch size, split over the processes (default: the profile's)")
     p.add_argument("--image-size", type=int, default=None, help="side of the square training images (default: the profile's)")
@@ -131,8 +133,9 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.nproc > 1 and "LOCAL_RANK" not in os.environ:  # not yet inside torchrun: start the processes
         return _relaunch(args.nproc, argv, args.device)
 
-    dataset = data.ImageFolder(args.data, size=settings.get("image_size"), preprocess=method.preprocess,
-                               split=args.split, seed=args.seed)
+    recipe_of_data = _data_recipe(args.data, args.preprocess, method.preprocess)   # the notebooks' recipe
+    dataset = data.ImageFolder(args.data, size=settings.get("image_size"), preprocess=recipe_of_data.preprocessing,
+                               crop=recipe_of_data.crop, split=args.split, seed=args.seed)
     if settings.get("threads"):                      # the profile's OpenMP threads (a shared CPU: often 1)
         import torch
 
@@ -160,7 +163,8 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
             **{k: settings[k] for k in _LOOP_KEYS if k in settings})
         world = distributed.init_from_env(args.device)
         if world.is_main:
-            print(f"inpaint train {args.method}: {len(dataset)} images from {args.data} at {settings.get('image_size')} px, "
+            print(f"inpaint train {args.method}: {len(dataset)} images from {args.data} at {settings.get('image_size')} px "
+                  f"({recipe_of_data.describe()}), "
                   f"profile {args.profile}, {train_config.num_steps} steps, global batch {train_config.batch_size}"
                   + (f" over {world.world_size} processes" if world.enabled else "")
                   + f" -> {train_config.resolved_run_dir()}", flush=True)
@@ -169,7 +173,7 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
                                   model_config=recipe.model_config,
                                   resume=args.from_checkpoint if args.from_checkpoint is not None else True,
                                   on_start=lambda: _write_train_command(train_config.resolved_run_dir(), argv, args,
-                                                                        settings, dataset))
+                                                                        settings, dataset, recipe_of_data))
         except (train.RunLockedError, CheckpointError) as e:   # a held run, another model's or config's checkpoint
             raise _UsageError(_one_line(e)) from e
         if world.is_main:
@@ -196,12 +200,13 @@ def _check_run_name(name: str) -> None:
 
 
 def _write_train_command(run_dir: Path, argv: Sequence[str], args: argparse.Namespace, settings: dict[str, Any],
-                         dataset: Any) -> None:
+                         dataset: Any, recipe: Any) -> None:
     """Record in ``run_dir/train_command.json`` the command of this training (the latest one, which resumes
     the run to its ``--steps``), its profile, split and settings, without absolute paths
     (:func:`inpaint_utils.report.portable`), so that a result scored on the run names the command behind it."""
     write_train_record(run_dir, shlex.join(["inpaint", *argv]), method=args.method, profile=args.profile,
                        split=f"{args.split} (seed {args.seed})", num_images=len(dataset), data=str(args.data),
+                       preprocess=recipe.preprocessing, crop=recipe.crop, dataset=recipe.dataset,
                        settings={k: v for k, v in settings.items() if k != "fill"})
 
 

@@ -40,8 +40,9 @@ from .reading import (IMAGE_SUFFIXES, ImageReadError, image_size, list_images, l
 from .preprocessing import (PREPROCESS_MODES, apply_crop_flip, center_crop, make_transform, preprocess,
                             random_crop_flip_params, resize_short_side)
 from .datasets import SPLITS, ImageFolder, InMemoryImages, split_indices
-from .sources import (COLLECTIONS, SKIMAGE_SAMPLES, DataSource, collection_dataset, course_dataset, dataset_source,
-                      download_hint, find_source, make_dataset, shared_source, skimage_source, source_line, sources_line)
+from .sources import (COLLECTIONS, SKIMAGE_SAMPLES, DataSource, FolderRecipe, collection_dataset, course_dataset,
+                      dataset_source, download_hint, find_source, folder_recipe, make_dataset, shared_source,
+                      skimage_source, source_line, sources_line)
 from .stats import first_images, image_sizes, mean_color, size_summary
 from .cache import CACHE_MODES, MEMORY_LIMIT, DecodedImages, cache_dataset, cache_dir, dataset_key, to_uint8
 from .downloads import DownloadError, download, kaggle_credentials, safe_extract, set_course_dataset, verify_download
@@ -74,6 +75,8 @@ __all__ = [
     "SKIMAGE_SAMPLES",
     "DataSource",
     "dataset_source",
+    "FolderRecipe",
+    "folder_recipe",
     "shared_source",
     "skimage_source",
     "find_source",

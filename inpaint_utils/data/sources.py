@@ -16,7 +16,7 @@ from .. import config
 from .datasets import ImageFolder, InMemoryImages
 from .preprocessing import _apply_crop
 from .reading import list_images, load_image, pil_to_tensor
-from .registry import COURSE_ENV, COURSE_FILE, get_dataset_spec
+from .registry import COURSE_ENV, COURSE_FILE, DATASETS, get_dataset_spec
 
 
 #: Collections of the shared folder (``$INPAINT_SHARED``, by default ``../shared/data``): sub-folders, searched
@@ -137,6 +137,37 @@ def dataset_source(name: str) -> DataSource | None:
         return None
     return DataSource("dataset", spec.name, files=tuple(files), description=spec.description, root=root,
                       crop=spec.crop, preprocessing=spec.preprocessing)
+
+
+@dataclass(frozen=True)
+class FolderRecipe:
+    """How the images of a folder are prepared, as a notebook's :class:`DataSource` prepares them: the
+    :func:`preprocess` mode, the crop taken first, and the registered dataset they come from (``None``: none)."""
+
+    preprocessing: str | None
+    crop: str | None
+    dataset: str | None
+
+    def describe(self) -> str:
+        """One phrase for a command's report: ``preprocess 'ce' (dataset 'celeba-hq')``."""
+        crop = f", crop {self.crop!r}" if self.crop else ""
+        where = f"dataset {self.dataset!r}'s recipe" if self.dataset else "not a registered dataset"
+        return f"preprocess {self.preprocessing!r}{crop} ({where})"
+
+
+def folder_recipe(folder: str | os.PathLike) -> FolderRecipe:
+    """The recipe of the images under ``folder``: a registered dataset's (its ``preprocessing`` and ``crop``,
+    e.g. Nanavati & Patel's ``"ce"``, resize to 256 and centre crop 128, for celeba-hq) when ``folder`` is that
+    dataset's download folder ``data_root()/<name>`` or inside it, or is (or lies inside) a folder named as the
+    dataset (``/shared/celeba-hq``); else ``"256"`` (resize + centre crop) and no crop, what the notebooks
+    apply to every other source. The same rule as :func:`dataset_source`, for the command line's ``--data``."""
+    path = Path(folder).expanduser().resolve()
+    root = config.data_root().resolve()
+    for spec in DATASETS.values():
+        home = root / spec.name
+        if path == home or home in path.parents or spec.name in (path.name, *(p.name for p in path.parents)):
+            return FolderRecipe(spec.preprocessing, spec.crop, spec.name)
+    return FolderRecipe("256", None, None)
 
 
 def shared_source(collection: str = "faces") -> DataSource | None:
