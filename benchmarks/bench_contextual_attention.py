@@ -10,7 +10,10 @@ sample), ``ksize`` 3, ``fuse_k`` 3, random square holes of a quarter of the map,
 
 Prints one table: milliseconds of a forward pass and of forward + backward (gradients to both inputs),
 medians of ``--repeat`` runs after one warm-up, for batch 1, 8 and 16, on the CPU and, when there is one,
-on CUDA (bracketed by ``torch.cuda.synchronize()``), and the speed-up of the batched layer.
+on CUDA (bracketed by ``torch.cuda.synchronize()``), and the speed-up of the batched layer; beside the batched
+forward, its achieved GFLOP/s (the matrix products torch counts, :func:`inpaint_utils.report.counted_flops`,
+over its median time) and its share of the device's float32 matrix-product peak measured in the same run
+(:func:`inpaint_utils.report.matmul_peak_gflops`, printed above the table).
 
 What to expect: both formulations do the same two large matrix products per sample (matching: 1024 x 1152 by
 1152 x 1024, 2.4 GFLOP; pasting: 4608 x 1024 by 1024 x 1024, 9.7 GFLOP), and on a CPU these dominate (a
@@ -108,9 +111,10 @@ def main() -> None:
     assert diff < 1e-4 and torch.equal(our_off, ref_off), diff
     print(f"check: batched vs loop, max |diff| {diff:.2e}, offsets equal")
 
-    rows = []
+    rows, peaks = [], {}
     for name in devices:
         device = torch.device(name)
+        peaks[name] = report.matmul_peak_gflops(device)
         repeat = args.repeat or (5 if device.type == "cuda" else 1)
         for batch in args.batches:
             fg, mask = _inputs(batch, args.channels, args.size, device, seed=batch)
@@ -127,6 +131,9 @@ def main() -> None:
 
                 row[f"{label}_fwd_ms"] = 1000 * report.median_seconds(forward, repeat, device)
                 row[f"{label}_fwd_bwd_ms"] = 1000 * report.median_seconds(forward_backward, repeat, device)
+                if label == "batched":
+                    row["fwd_GFLOP/s"] = report.counted_flops(forward) / row["batched_fwd_ms"] / 1e6
+                    row["% of peak"] = 100 * row["fwd_GFLOP/s"] / peaks[name]
             row["speedup_fwd"] = row["loop_fwd_ms"] / row["batched_fwd_ms"]
             row["speedup_fwd_bwd"] = row["loop_fwd_bwd_ms"] / row["batched_fwd_bwd_ms"]
             rows.append(row)
@@ -134,7 +141,10 @@ def main() -> None:
     print()
     print(f"contextual attention, {args.channels} x {args.size} x {args.size} features, rate 2, ksize 3, fuse_k 3; "
           f"{report.hardware()}, threads {torch.get_num_threads()}")
-    print(report.format_table(rows, ["device", "batch", "batched_fwd_ms", "loop_fwd_ms", "speedup_fwd",
+    print("float32 matmul peak, measured in this run (2048 x 2048 torch.mm): "
+          + ", ".join(f"{name} {peak:.1f} GFLOP/s" for name, peak in peaks.items()))
+    print(report.format_table(rows, ["device", "batch", "batched_fwd_ms", "fwd_GFLOP/s", "% of peak",
+                                     "loop_fwd_ms", "speedup_fwd",
                                      "batched_fwd_bwd_ms", "loop_fwd_bwd_ms", "speedup_fwd_bwd"], digits=1))
 
 
