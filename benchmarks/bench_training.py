@@ -62,6 +62,7 @@ not get faster, so the share is larger there; not measured yet (``scripts/gpu_ch
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -257,7 +258,9 @@ def main() -> None:
                 common = {"device": device, "batch": batch, "num_workers": workers,
                           "row": {"model": label, "device": device, "batch": batch, "size": settings["image_size"],
                                   "threads": torch.get_num_threads()}}
-                rows.extend(table(args, common, build, settings, dataset, run_dir))
+                done = table(args, common, build, settings, dataset, run_dir)
+                rows.extend(done)
+                print(report.format_table(done, digits=1), file=sys.stderr, flush=True)   # progress, as they come
                 notes.append(f"{label}: {len(dataset)} training images at {settings['image_size']} px"
                              + (f", {workers} loader workers" if workers else ""))
     native, read = train.native_bf16()

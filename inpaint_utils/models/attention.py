@@ -163,6 +163,14 @@ def contextual_attention(foreground: torch.Tensor, background: torch.Tensor, mas
     6. paste: the full-resolution ``(rate * ksize)``-wide background patches, weighted by the attention,
        are summed back with a transposed convolution (``fold``) and divided by the overlap count.
 
+    At ``stride`` 1 (the papers') steps 2 and 6 do the same sums with fewer multiply-adds: a patch's dot
+    product is the sum, over its ``ksize x ksize`` offsets, of the pixels' C-deep dot products, so the scores
+    are one ``(h w) x C`` by ``C x L`` product summed along the diagonals (the propagation's shifts) and
+    divided by the patch norms; the paste is, per phase ``(r, s)`` of the ``rate x rate`` grid, the phase's
+    background pixels times the attention summed along the same diagonals. At ``ksize`` 3 that is 9x fewer
+    multiply-adds in each of the two products; the result equals the patch products' to float rounding
+    (``tests/test_deepfill.py``; ``benchmarks/bench_contextual_attention.py`` times both).
+
     A sample without a single fully known background patch (a hole covering almost the whole map) gets
     the defined fallback ``output = 0`` and ``offsets = 0`` for that sample (no error, no NaN): the
     network's other branch carries it. Offsets are defined at every location; only those inside the hole
