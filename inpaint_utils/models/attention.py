@@ -67,15 +67,18 @@ def _check_ca_args(foreground, background, mask, ksize, stride, rate, fuse_k, so
 def _diagonal_sum(s: torch.Tensor, k: int) -> torch.Tensor:
     """``s'(y, x, y', x') = sum_{|i|, |j| <= k // 2} s(y + i, x + j, y' + i, x' + j)`` (zero beyond the grids)
     on ``(B, h, w, hb, wb)``: left-right, then top-down, a ``k x k`` identity kernel on each (x, x') and (y, y')
-    plane. The attention propagation (``k = fuse_k``), and the patch sums of the matching and the paste."""
-    q = k // 2
-    bsz, h, w, hb, wb = s.shape
-    s = s.permute(0, 1, 3, 2, 4)                                                     # (B, h, hb, w, wb)
-    padded = F.pad(s, (q, q, q, q))                                                  # zeros beyond x and x'
-    s = sum(padded[..., i:i + w, i:i + wb] for i in range(k))                        # left-right
-    padded = F.pad(s.permute(0, 3, 4, 1, 2), (q, q, q, q))                           # (B, w, wb, h + 2q, hb + 2q)
-    s = sum(padded[..., i:i + h, i:i + hb] for i in range(k))                        # top-down
-    return s.permute(0, 3, 1, 4, 2)                                                  # (B, h, w, hb, wb)
+    plane. The attention propagation (``k = fuse_k``), and the patch sums of the matching and the paste.
+    Shifted in-place additions on the tensor as it is laid out (no padding, no permuted copies)."""
+    for a, b in ((2, 4), (1, 3)):                                                    # (x, x'), then (y, y')
+        out = s.clone()
+        n_a, n_b = s.shape[a], s.shape[b]
+        for i in range(1, min(k // 2, n_a - 1, n_b - 1) + 1):
+            ahead = s.narrow(a, i, n_a - i).narrow(b, i, n_b - i)                    # s(x + i, x' + i)
+            behind = s.narrow(a, 0, n_a - i).narrow(b, 0, n_b - i)                   # s(x - i, x' - i), shifted
+            out.narrow(a, 0, n_a - i).narrow(b, 0, n_b - i).add_(ahead)
+            out.narrow(a, i, n_a - i).narrow(b, i, n_b - i).add_(behind)
+        s = out
+    return s
 
 
 def _patch_norm(x: torch.Tensor, ksize: int, dtype: torch.dtype) -> torch.Tensor:
