@@ -37,6 +37,10 @@ def test_auto_is_float32_on_a_cpu_without_native_bf16(monkeypatch):
     chosen = resolve_precision(config(), CPU, "fast_model")     # even for a model measured faster
     assert chosen.amp_dtype is None and chosen.name == "float32" and "no native BF16" in chosen.why
     assert chosen.memory_format == "contiguous"
+    for name, faster in precision.CPU_FASTER.items():               # the committed table, model by model
+        chosen = resolve_precision(config(), CPU, name)
+        assert chosen.name == "float32"
+        assert chosen.memory_format == ("channels_last" if faster["channels_last"] else "contiguous")
 
 
 def test_auto_is_bf16_only_with_native_bf16_and_a_model_measured_faster(monkeypatch):
