@@ -172,6 +172,9 @@ def _train_locked(run: _Run, dataset: Any, resume: bool | str | os.PathLike,
         if run.writer is not None:
             run.writer.close()
         restore_batchnorm()
+        if run.precision.memory_format != "contiguous":   # the models leave as they came: contiguous weights
+            for model in models:
+                model.to(memory_format=torch.contiguous_format)
     return _summary(run)
 
 
