@@ -15,7 +15,13 @@ Beside each inference and training row: the achieved GFLOP/s (the FLOPs torch co
 :func:`inpaint_utils.report.counted_flops`: convolutions and matrix products, forward and backward, over the
 median time) and its share of the machine's float32 matrix-product peak measured at the start of the same run
 (:func:`inpaint_utils.report.matmul_peak_gflops`, a 2048 x 2048 ``torch.mm`` with the same threads; printed
-above the table). Under bf16 autocast the share is still of the float32 peak. Run from the checkout::
+above the table). Under bf16 autocast the share is still of the float32 peak. Measured 2026-12-08,
+``--device cpu --threads 1 --train-steps 1 --repeat 2 --nsd-sample-k 1``, the 2-core AMD EPYC shared with
+other jobs (load 4-5; peak 26.6 GFLOP/s in that run): the paper's CE forward at batch 64 reaches 6.0 GFLOP/s,
+22 % of the peak (25 % of 29.8 in a second run; channels_last 24 %), its training step 30 %. Where the rest goes
+(``torch.profiler``, one forward at batch 64): 3.0 of 6.3 s in the five transposed convolutions of the decoder,
+which run outside oneDNN (``aten::_convolution``'s own time), 3.0 s in the six oneDNN convolutions of the
+encoder and bottleneck; BatchNorm and activations about 2 %. Run from the checkout::
 
     .venv/bin/python benchmarks/bench_context_encoder.py                      # GPU when present, else CPU
     .venv/bin/python benchmarks/bench_context_encoder.py --device cpu --threads 1 --train-batch 8 \\

@@ -33,7 +33,42 @@ waiting for the host. Run from the checkout::
     .venv/bin/python benchmarks/bench_training.py --device cuda --profile gpu --steps 20
     .venv/bin/python benchmarks/bench_training.py --compare cache --device cpu --steps 2 --models ce,deepfill
 
-PRECISION_TABLE
+Measured on 2026-12-08, ``--device cpu --steps 3 --warmup 1 --threads 1`` (smoke profile, faces_small: 800
+training faces), on the 2-core AMD EPYC (Zen 3, AVX2: no native BF16) shared with other jobs (load 4-6 before
+and after: a direction, not a precise ratio), torch 2.14.1::
+
+    model                precision  memory format  device  batch  size  threads  images/s  data wait %  vs float32
+    -------------------  ---------  -------------  ------  -----  ----  -------  --------  -----------  ----------
+    CE                   float32    contiguous     cpu        16   128        1      18.9          1.1  1.00x
+    CE                   bfloat16   contiguous     cpu        16   128        1       1.3          0.1  0.07x
+    CE                   float32    channels_last  cpu        16   128        1      30.8          1.3  1.63x
+    CE                   bfloat16   channels_last  cpu        16   128        1       1.0          0.0  0.05x
+    cascade CE           float32    contiguous     cpu         8   128        1      60.6          3.3  1.00x
+    cascade CE           bfloat16   contiguous     cpu         8   128        1       5.5          0.2  0.09x
+    cascade CE           float32    channels_last  cpu         8   128        1      79.0          3.2  1.30x
+    cascade CE           bfloat16   channels_last  cpu         8   128        1      11.0          0.4  0.18x
+    GLCIC (joint phase)  float32    contiguous     cpu         8   128        1      27.1          1.0  1.00x
+    GLCIC (joint phase)  bfloat16   contiguous     cpu         8   128        1       0.7          0.1  0.03x
+    GLCIC (joint phase)  float32    channels_last  cpu         8   128        1       8.3          0.9  0.31x
+    GLCIC (joint phase)  bfloat16   channels_last  cpu         8   128        1       1.6          0.2  0.06x
+    DeepFill v1          float32    contiguous     cpu         8    64        1      28.3          0.9  1.00x
+    DeepFill v1          bfloat16   contiguous     cpu         8    64        1       1.7          0.0  0.06x
+    DeepFill v1          float32    channels_last  cpu         8    64        1      33.4          0.9  1.18x
+    DeepFill v1          bfloat16   channels_last  cpu         8    64        1       4.6          0.3  0.16x
+    PConv                float32    contiguous     cpu         4    64        1       1.3          0.1  1.00x
+    PConv                bfloat16   contiguous     cpu         4    64        1       0.1          0.0  0.05x
+    PConv                float32    channels_last  cpu         4    64        1       1.7          0.2  1.34x
+    PConv                bfloat16   channels_last  cpu         4    64        1       0.1          0.0  0.06x
+    DeepFill v2          float32    contiguous     cpu         8    64        1       5.1          1.0  1.00x
+    DeepFill v2          bfloat16   contiguous     cpu         8    64        1       0.7          0.0  0.14x
+    DeepFill v2          float32    channels_last  cpu         8    64        1       6.4          0.4  1.25x
+    DeepFill v2          bfloat16   channels_last  cpu         8    64        1       1.2          0.0  0.23x
+
+What it shows: without native BF16, bfloat16 autocast is emulated and 4-30x slower than float32 for every
+model, so ``cpu_precision="auto"`` is float32 here. channels_last was faster in float32 for five of the six
+models (1.18x-1.63x) and much slower for GLCIC (0.31x; not profiled); ``CPU_FASTER`` in
+:mod:`inpaint_utils.train.precision` records that. (DeepFill v1 / v2 were measured with the contextual attention
+before issue 23's faster layer.) A CPU with native BF16 (AVX512-BF16 or AMX) was not available to measure.
 
 Measured on 2026-12-02, ``--compare cache --device cpu --steps 20`` (smoke profile, faces_small: 800 training
 faces of 89 x 109 px, resized to 128 or 64 px), on the 2-core CPU with nothing else running, torch 2.14.1::
