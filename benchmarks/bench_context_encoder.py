@@ -9,7 +9,19 @@ and the cascade. Medians of ``--repeat`` runs after one warm-up; on CUDA every t
 
 On a CPU the paper's NSD (25,000 encoder passes) is **estimated**: it runs ``--nsd-sample-k`` images with
 all ``n`` masks and scales the time by ``k / nsd-sample-k`` (NSD's cost is linear in the number of pairs);
-the table says so. ``--nsd-sample-k 0`` (the default on a GPU) measures the whole run. Run from the checkout::
+the table says so. ``--nsd-sample-k 0`` (the default on a GPU) measures the whole run.
+
+Beside each inference and training row: the achieved GFLOP/s (the FLOPs torch counts for one call,
+:func:`inpaint_utils.report.counted_flops`: convolutions and matrix products, forward and backward, over the
+median time) and its share of the machine's float32 matrix-product peak measured at the start of the same run
+(:func:`inpaint_utils.report.matmul_peak_gflops`, a 2048 x 2048 ``torch.mm`` with the same threads; printed
+above the table). Under bf16 autocast the share is still of the float32 peak. Measured 2026-12-08,
+``--device cpu --threads 1 --train-steps 1 --repeat 2 --nsd-sample-k 1``, the 2-core AMD EPYC shared with
+other jobs (load 4-5; peak 26.6 GFLOP/s in that run): the paper's CE forward at batch 64 reaches 6.0 GFLOP/s,
+22 % of the peak (25 % of 29.8 in a second run; channels_last 24 %), its training step 30 %. Where the rest goes
+(``torch.profiler``, one forward at batch 64): 3.0 of 6.3 s in the five transposed convolutions of the decoder,
+which run outside oneDNN (``aten::_convolution``'s own time), 3.0 s in the six oneDNN convolutions of the
+encoder and bottleneck; BatchNorm and activations about 2 %. Run from the checkout::
 
     .venv/bin/python benchmarks/bench_context_encoder.py                      # GPU when present, else CPU
     .venv/bin/python benchmarks/bench_context_encoder.py --device cpu --threads 1 --train-batch 8 \\
@@ -37,6 +49,12 @@ from inpaint_utils.train import StepContext
 
 def _millions(n: int) -> str:
     return f"{n / 1e6:.2f} M"
+
+
+def _rate(flops: int, seconds: float, peak: float) -> dict[str, float]:
+    """The ``GFLOP/s`` and ``% of peak`` cells of a row: ``flops`` done in ``seconds``, against ``peak``."""
+    gflops = flops / seconds / 1e9
+    return {"GFLOP/s": gflops, "% of peak": 100 * gflops / peak}
 
 
 def main() -> None:
@@ -69,6 +87,7 @@ def main() -> None:
         if amp_dtype == torch.float16:
             raise SystemExit("this GPU has no bf16; run with --amp off (fp16 needs the loop's GradScaler)")
 
+    peak = report.matmul_peak_gflops(device)     # the denominator of "% of peak", measured in this run
     g = torch.Generator().manual_seed(0)
     size = 128
     rows = []
@@ -83,13 +102,14 @@ def main() -> None:
         for batch in (1, 64):
             image = torch.rand(batch, 3, size, size, generator=g).to(device)
 
-            def infer(image=image):
+            def infer(image=image, G=G, hole=hole):
                 with torch.no_grad():
                     G.predict_full(image, hole)
 
             sec = report.median_seconds(infer, args.repeat, device)
             rows.append({"model": name, "measure": "inference predict_full", "batch": batch,
-                         "ms/image": 1000 * sec / batch, "images/s": batch / sec, "note": ""})
+                         "ms/image": 1000 * sec / batch, "images/s": batch / sec,
+                         **_rate(report.counted_flops(infer), sec, peak), "note": ""})
 
         # ---- training: ContextEncoderTask steps (D update + G update), and the cascade's 128 CE
         cascade_cfg = CascadeConfig.build("center", size, overlap=cfg.overlap, base_channels=cfg.base_channels,
@@ -111,6 +131,7 @@ def main() -> None:
             sec = report.median_seconds(one_step, args.train_steps, device)
             rows.append({"model": name, "measure": what, "batch": args.train_batch,
                          "ms/image": 1000 * sec / args.train_batch, "images/s": args.train_batch / sec,
+                         **_rate(report.counted_flops(one_step), sec, peak),
                          "note": "bf16 autocast" if amp_dtype else "fp32"})
             del task, ctx
 
@@ -139,8 +160,10 @@ def main() -> None:
 
     print(f"{size}x{size}, device {device}, {torch.get_num_threads()} torch threads, training batch "
           f"{args.train_batch}; {report.hardware()}")
-    print("ms/image and images/s: for NSD, per (image, mask) pair encoded")
-    print(report.format_table(rows, ["model", "measure", "batch", "ms/image", "images/s", "note"], digits=2))
+    print(f"float32 matmul peak, measured in this run: {peak:.1f} GFLOP/s (2048 x 2048 torch.mm)")
+    print("ms/image and images/s: for NSD, per (image, mask) pair encoded; GFLOP/s: counted FLOPs over the median time")
+    print(report.format_table(rows, ["model", "measure", "batch", "ms/image", "images/s", "GFLOP/s", "% of peak",
+                                     "note"], digits=2))
 
 
 if __name__ == "__main__":

@@ -450,7 +450,9 @@ def training_summary(path_dir: str | os.PathLike) -> dict[str, Any]:
     training state (read with every check of ``load_checkpoint``; no weights loaded): ``{"step",
     "train_time_s"`` (wall seconds of training up to this step, over every resumed session),
     ``"images_per_s"`` (global batch x batches per step x step / train_time_s, as ``train`` counts it), ``"batch_size", "world_size", "seed",
-    "augment", "device", "run_name"}``."""
+    "augment", "device", "run_name", "precision", "memory_format"}`` (the last two: the forward passes' dtype and the
+    memory format the run resolved, e.g. ``"float32"`` / ``"contiguous"``; ``None`` for a checkpoint older than
+    them)."""
     meta = checkpoint_info(path_dir)
     extra = _load_state_file(_verified(meta["path"], meta, STATE_FILE), "cpu")["extra_state"]
     if "elapsed_s" not in extra or "train_config" not in extra:
@@ -460,7 +462,8 @@ def training_summary(path_dir: str | os.PathLike) -> dict[str, Any]:
     return {"step": step, "train_time_s": seconds,
             "images_per_s": step * cfg.get("batches_per_step", 1) * cfg["batch_size"] / seconds if seconds > 0 else None,
             "batch_size": cfg["batch_size"], "world_size": extra.get("world_size", 1), "seed": cfg.get("seed"),
-            "augment": cfg.get("augment"), "device": cfg.get("device"), "run_name": cfg.get("run_name")}
+            "augment": cfg.get("augment"), "device": cfg.get("device"), "run_name": cfg.get("run_name"),
+            "precision": cfg.get("precision"), "memory_format": cfg.get("memory_format_used")}
 
 
 def _verified(path: Path, meta: dict[str, Any], fname: str) -> Path:

@@ -260,6 +260,30 @@ def median_seconds(fn, repeat: int, device: torch.device | str = "cpu") -> float
     return statistics.median(runs)
 
 
+def counted_flops(fn) -> int:
+    """The floating-point operations of one call of ``fn`` as torch counts them
+    (``torch.utils.flop_counter.FlopCounterMode``: matrix products and convolutions, forward and backward,
+    2 per multiply-add; element-wise work is not counted): the numerator of a benchmark's GFLOP/s."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+def matmul_peak_gflops(device: torch.device | str = "cpu", size: int = 2048, repeat: int = 5) -> float:
+    """The machine's float32 matrix-product rate, measured: GFLOP/s of ``torch.mm`` of two ``size x size``
+    float32 matrices (``2 size^3`` operations), the median of ``repeat`` runs after a warm-up, with the torch
+    threads set now. The denominator of a benchmark's "% of peak", measured in the same run as its numerator."""
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(size, size, generator=g).to(device)
+    b = torch.randn(size, size, generator=g).to(device)
+    out = torch.empty(size, size, device=device)
+    seconds = median_seconds(lambda: torch.mm(a, b, out=out), repeat, device)
+    return 2 * size ** 3 / seconds / 1e9
+
+
 def code_version() -> str:
     """The git commit of the checkout (with ``+dirty`` when its tracked files have changes), or ``unknown``.
     The committed results (``results/``) and README.md, which ``scripts/cpu_runs.sh`` rewrites as it goes, do not

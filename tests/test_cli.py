@@ -960,10 +960,12 @@ def test_installed_console_script_fills(pair, tmp_path):
 def test_train_cpu_profile_on_the_train_split_then_evaluate_on_its_training_holes(test_images, runs, tmp_path,
                                                                                   capsys):
     argv = ["train", "context_encoder", "--data", str(test_images), "--profile", "cpu", "--split", "train",
-            "--steps", "2", "--batch-size", "4", "--image-size", "32", "--run-name", "cpu_ce"]
+            "--steps", "2", "--batch-size", "4", "--image-size", "32", "--run-name", "cpu_ce", "--cpu-precision", "bf16",
+            "--memory-format", "channels_last"]
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     assert "24 images" in out and "profile cpu" in out                        # 80 % of 30: the test 3 left out
+    assert "(bfloat16, channels_last: cpu_precision='bf16'" in out
     saved = checkpoint_info(latest_checkpoint(runs / "cpu_ce"))["config"]
     cpu = config.settings("02_context_encoder", "cpu")
     assert saved["base_channels"] == cpu["base_channels"] and saved["bottleneck_dim"] == cpu["bottleneck_dim"]
@@ -982,6 +984,7 @@ def test_train_cpu_profile_on_the_train_split_then_evaluate_on_its_training_hole
     assert training["step"] == 2 and training["train_time_s"] > 0 and training["profile"] == "cpu"
     assert training["images_per_s"] == pytest.approx(2 * 4 / training["train_time_s"])
     assert training["command"] == recorded["command"] and record["mask_kind"] == "training"
+    assert (training["precision"], training["memory_format"]) == ("bfloat16", "channels_last")   # what trained it
     assert record["ratio"] is None and record["achieved_ratio"] == pytest.approx(0.25)
     for text in (result.read_text(), (runs / "cpu_ce" / cli.TRAIN_COMMAND_FILE).read_text()):
         assert str(tmp_path) not in text and str(Path.home()) not in text

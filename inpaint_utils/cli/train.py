@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..train.settings import CPU_PRECISIONS, MEMORY_FORMATS
 from .methods import METHODS, PROFILE_NAMES, aliases_help, canonical_method, default_run_name, method_settings
 from .records import write_train_record
 from .shared import (PREPROCESS_CHOICES, PREPROCESS_HELP, _UsageError, _check_data, _check_device, _check_positive,
@@ -48,6 +49,13 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "held-out test split of the same folder")
     p.add_argument("--nproc", type=int, default=1, help="processes on this machine: one per GPU, or CPU processes with --device cpu")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: cuda when present, else cpu")
+    p.add_argument("--cpu-precision", choices=CPU_PRECISIONS, default="auto",
+                   help="on the CPU: fp32, bf16 (bfloat16 autocast; weights, optimizer state and checkpoints stay "
+                        "float32) or auto (default): bf16 only on a CPU with native BF16 and for a model measured "
+                        "faster in it (inpaint_utils.train.CPU_FASTER), else fp32; a GPU uses AMP as before")
+    p.add_argument("--memory-format", choices=MEMORY_FORMATS, default="auto",
+                   help="contiguous, channels_last, or auto (default: channels_last where measured faster for the "
+                        "model on the CPU, else contiguous)")
     p.add_argument("--seed", type=int, default=0, help="seeds the networks, the data order and the masks")
     p.add_argument("--num-workers", type=int, default=None,
                    help="data-loading worker processes per training process (default: the profile's, else 0)")
@@ -158,7 +166,8 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
             raise _UsageError(_one_line(e)) from e
         train_config = train.TrainConfig(
             num_steps=settings["num_steps"], batch_size=settings["batch_size"], seed=args.seed, device=args.device,
-            run_name=run_name, progress=sys.stderr.isatty(),
+            run_name=run_name, progress=sys.stderr.isatty(), cpu_precision=args.cpu_precision,
+            memory_format=args.memory_format,
             num_workers=args.num_workers if args.num_workers is not None else settings.get("num_workers", 0),
             **{k: settings[k] for k in _LOOP_KEYS if k in settings})
         world = distributed.init_from_env(args.device)
@@ -178,7 +187,8 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
             raise _UsageError(_one_line(e)) from e
         if world.is_main:
             print(f"done: step {summary['step']}, {summary['wall_time_s']:.1f} s, {summary['images_per_s']:.1f} "
-                  f"images/s on {summary['device']} x {summary['world_size']}; losses {summary['losses']}\n"
+                  f"images/s on {summary['device']} x {summary['world_size']} ({summary['precision']}, "
+                  f"{summary['memory_format']}: {summary['precision_why']}); losses {summary['losses']}\n"
                   f"checkpoint {summary['checkpoint']}\nmetrics {summary['metrics_csv']}", flush=True)
         return 0
     finally:

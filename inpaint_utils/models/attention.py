@@ -64,6 +64,30 @@ def _check_ca_args(foreground, background, mask, ksize, stride, rate, fuse_k, so
     return mask.to(device=foreground.device).expand(b, 1, h, w)
 
 
+def _diagonal_sum(s: torch.Tensor, k: int) -> torch.Tensor:
+    """``s'(y, x, y', x') = sum_{|i|, |j| <= k // 2} s(y + i, x + j, y' + i, x' + j)`` (zero beyond the grids)
+    on ``(B, h, w, hb, wb)``: left-right, then top-down, a ``k x k`` identity kernel on each (x, x') and (y, y')
+    plane. The attention propagation (``k = fuse_k``), and the patch sums of the matching and the paste.
+    Shifted in-place additions on the tensor as it is laid out (no padding, no permuted copies)."""
+    for a, b in ((2, 4), (1, 3)):                                                    # (x, x'), then (y, y')
+        out = s.clone()
+        n_a, n_b = s.shape[a], s.shape[b]
+        for i in range(1, min(k // 2, n_a - 1, n_b - 1) + 1):
+            ahead = s.narrow(a, i, n_a - i).narrow(b, i, n_b - i)                    # s(x + i, x' + i)
+            behind = s.narrow(a, 0, n_a - i).narrow(b, 0, n_b - i)                   # s(x - i, x' - i), shifted
+            out.narrow(a, 0, n_a - i).narrow(b, 0, n_b - i).add_(ahead)
+            out.narrow(a, i, n_a - i).narrow(b, i, n_b - i).add_(behind)
+        s = out
+    return s
+
+
+def _patch_norm(x: torch.Tensor, ksize: int, dtype: torch.dtype) -> torch.Tensor:
+    """``(B, h w)``: the L2 norm of every ``ksize x ksize`` patch (all channels, zero padding) of ``x``
+    ``(B, C, h, w)``, in ``dtype``, clamped at 1e-4 (all-zero patches give cosine 0, never NaN)."""
+    energy = x.to(dtype).square().sum(dim=1, keepdim=True)                           # (B, 1, h, w)
+    return F.unfold(energy, ksize, padding=ksize // 2).sum(dim=1).clamp_min(1e-8).sqrt()
+
+
 def _attention(foreground, background, mask, ksize, stride, rate, fuse_k, softmax_scale):
     """The attention scores ``(B, h*w, L)`` over the ``L`` background patches (rows of samples without a
     known patch are 0), the validity of each patch ``(B, L)``, and the grids ``(h, w)``, ``(hb, wb)``."""
@@ -76,16 +100,23 @@ def _attention(foreground, background, mask, ksize, stride, rate, fuse_k, softma
     bsz, _, h, w = f.shape
     hb, wb = (h - 1) // stride + 1, (w - 1) // stride + 1                            # background patch grid
 
-    # Match: background ksize x ksize patches as filters, cosine similarity with every foreground patch.
+    # Match: cosine similarity of every foreground ksize x ksize patch with every background patch.
     wide = torch.promote_types(foreground.dtype, torch.float32)                     # scores in >= float32
+    if stride == 1:
+        # <F_j, W_l> = sum over the patch's offsets d of <f_{j+d}, b_{l+d}> (zero beyond the map): one C-deep
+        # product of the pixels, summed along the diagonals, instead of a (C k k)-deep one of the patches
+        # (9x fewer multiply-adds at ksize 3); the patch norms divide afterwards.
+        dots = torch.bmm(f.flatten(2).transpose(1, 2), bg.flatten(2)).to(wide)     # (B, h w, L) pixel dots
+        scores = _diagonal_sum(dots.view(bsz, h, w, hb, wb), ksize).reshape(bsz, h * w, hb * wb)
+        scores = scores / (_patch_norm(f, ksize, wide)[:, :, None] * _patch_norm(bg, ksize, wide)[:, None, :])
+    else:
+        def normalised(patches: torch.Tensor) -> torch.Tensor:                       # (B, C k k, N)
+            norm = patches.to(wide).square().sum(dim=1, keepdim=True).clamp_min(1e-8).sqrt()  # >= 1e-4, no NaN
+            return patches / norm.to(patches.dtype)
 
-    def normalised(patches: torch.Tensor) -> torch.Tensor:                           # (B, C k k, N)
-        norm = patches.to(wide).square().sum(dim=1, keepdim=True).clamp_min(1e-8).sqrt()  # >= 1e-4, no NaN
-        return patches / norm.to(patches.dtype)
-
-    w_patches = normalised(F.unfold(bg, ksize, padding=p, stride=stride))           # (B, C k k, L)
-    f_patches = normalised(F.unfold(f, ksize, padding=p))                           # (B, C k k, h w)
-    scores = torch.bmm(f_patches.transpose(1, 2), w_patches).to(wide)               # (B, h w, L) cosine
+        w_patches = normalised(F.unfold(bg, ksize, padding=p, stride=stride))       # (B, C k k, L)
+        f_patches = normalised(F.unfold(f, ksize, padding=p))                       # (B, C k k, h w)
+        scores = torch.bmm(f_patches.transpose(1, 2), w_patches).to(wide)           # (B, h w, L) cosine
     # Known background: patches whose whole footprint is known (the zero padding counts as known, as in v1).
     valid = F.unfold(hole, ksize, padding=p, stride=stride).amax(dim=1) == 0        # (B, L)
     scores = scores * valid[:, None, :]                                             # hole patches out first
@@ -93,13 +124,7 @@ def _attention(foreground, background, mask, ksize, stride, rate, fuse_k, softma
     # Attention propagation (paper eq. 3): s'(x, y, x', y') = sum_i s(x + i, y, x' + i, y'), left-right,
     # then the same top-down: a fuse_k x fuse_k identity kernel on each (x, x') and (y, y') plane.
     if fuse_k > 1:
-        q = fuse_k // 2
-        s = scores.view(bsz, h, w, hb, wb).permute(0, 1, 3, 2, 4)                   # (B, h, hb, w, wb)
-        padded = F.pad(s, (q, q, q, q))                                             # zeros beyond x and x'
-        s = sum(padded[..., i:i + w, i:i + wb] for i in range(fuse_k))              # left-right
-        padded = F.pad(s.permute(0, 3, 4, 1, 2), (q, q, q, q))                      # (B, w, wb, h + 2q, hb + 2q)
-        s = sum(padded[..., i:i + h, i:i + hb] for i in range(fuse_k))              # top-down
-        scores = s.permute(0, 3, 1, 4, 2).reshape(bsz, h * w, hb * wb)              # (B, h, w, hb, wb) -> (B, h w, L)
+        scores = _diagonal_sum(scores.view(bsz, h, w, hb, wb), fuse_k).reshape(bsz, h * w, hb * wb)
 
     # Softmax over the known patches only; a sample without any known patch gets all-zero attention.
     logits = (scores * float(softmax_scale)).masked_fill(~valid[:, None, :], torch.finfo(scores.dtype).min)
@@ -141,6 +166,14 @@ def contextual_attention(foreground: torch.Tensor, background: torch.Tensor, mas
     6. paste: the full-resolution ``(rate * ksize)``-wide background patches, weighted by the attention,
        are summed back with a transposed convolution (``fold``) and divided by the overlap count.
 
+    At ``stride`` 1 (the papers') steps 2 and 6 do the same sums with fewer multiply-adds: a patch's dot
+    product is the sum, over its ``ksize x ksize`` offsets, of the pixels' C-deep dot products, so the scores
+    are one ``(h w) x C`` by ``C x L`` product summed along the diagonals (the propagation's shifts) and
+    divided by the patch norms; the paste is, per phase ``(r, s)`` of the ``rate x rate`` grid, the phase's
+    background pixels times the attention summed along the same diagonals. At ``ksize`` 3 that is 9x fewer
+    multiply-adds in each of the two products; the result equals the patch products' to float rounding
+    (``tests/test_deepfill.py``; ``benchmarks/bench_contextual_attention.py`` times both).
+
     A sample without a single fully known background patch (a hole covering almost the whole map) gets
     the defined fallback ``output = 0`` and ``offsets = 0`` for that sample (no error, no NaN): the
     network's other branch carries it. Offsets are defined at every location; only those inside the hole
@@ -150,11 +183,24 @@ def contextual_attention(foreground: torch.Tensor, background: torch.Tensor, mas
                                                softmax_scale)
     bsz, c, height, width = background.shape
     p, k_raw = ksize // 2, rate * ksize
-    # Paste: full-resolution (rate * ksize)-wide patches centred on each low-resolution patch.
-    raw = F.unfold(background, k_raw, padding=rate * p, stride=rate * stride)       # (B, C K K, L)
-    cols = torch.bmm(raw, attn.to(raw.dtype).transpose(1, 2))                       # (B, C K K, h w)
-    out = F.fold(cols, (height, width), k_raw, padding=rate * p, stride=rate)       # (B, C, H, W) sums
-    count = F.fold(torch.ones(1, k_raw * k_raw, h * w, dtype=raw.dtype, device=raw.device), (height, width),
+    # Paste: full-resolution (rate * ksize)-wide patches centred on each low-resolution patch, summed with the
+    # attention weights (a transposed convolution) and divided by the overlap count.
+    if stride == 1:
+        # Output pixel (rate a + r, rate b + s) sums background pixel (rate (l + d) + r, ...) with weight
+        # attn(j = (a, b) - d, l) over the patch offsets d: per phase (r, s), the phase's pixels times the
+        # diagonal sums of the attention, one (r r C) x L by L x (h w) product instead of (C K K) x L by L x (h w).
+        summed = _diagonal_sum(attn.view(bsz, h, w, hb, wb), ksize).reshape(bsz, h * w, hb * wb)
+        phases = background.reshape(bsz, c, h, rate, w, rate).permute(0, 3, 5, 1, 2, 4)   # (B, r, r, C, h, w)
+        phases = phases.reshape(bsz, rate * rate * c, h * w)                           # (B, r r C, L)
+        out = torch.bmm(phases, summed.to(phases.dtype).transpose(1, 2))               # (B, r r C, h w)
+        out = out.view(bsz, rate, rate, c, h, w).permute(0, 3, 4, 1, 5, 2).reshape(bsz, c, height, width)
+        dtype = out.dtype
+    else:
+        raw = F.unfold(background, k_raw, padding=rate * p, stride=rate * stride)   # (B, C K K, L)
+        cols = torch.bmm(raw, attn.to(raw.dtype).transpose(1, 2))                   # (B, C K K, h w)
+        out = F.fold(cols, (height, width), k_raw, padding=rate * p, stride=rate)   # (B, C, H, W) sums
+        dtype = raw.dtype
+    count = F.fold(torch.ones(1, k_raw * k_raw, h * w, dtype=dtype, device=out.device), (height, width),
                    k_raw, padding=rate * p, stride=rate)                            # (1, 1, H, W) overlaps
     out = out / count
 

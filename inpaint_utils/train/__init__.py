@@ -1,5 +1,6 @@
 """One training loop for every model of the course: seeded data order, AMP, gradient clipping,
-metrics, sample grids, atomic checkpoints and exact resume.
+metrics, sample grids, atomic checkpoints and exact resume; bfloat16 autocast and channels_last on the CPU
+where they are measured faster (``TrainConfig.cpu_precision``, ``memory_format``).
 
 Used by notebooks 02 (Context Encoder), 03 (cascade CE), 04 (GLCIC) and 05 (DeepFill v1 /
 contextual attention). The loop owns everything that is the same for all of them; the model code
@@ -111,7 +112,9 @@ from .data_order import batch_indices, epoch_permutation, step_crops
 from .lock import LOCK_FILE
 from .loop import train
 from .metrics_log import read_metrics
-from .settings import NonFiniteLossError, RunLockedError, TrainConfig
+from .precision import CPU_FASTER, Precision, native_bf16, resolve_precision
+from .settings import CPU_PRECISIONS, MEMORY_FORMATS, NonFiniteLossError, RunLockedError, TrainConfig
 
 __all__ = ["Task", "TrainConfig", "StepContext", "NonFiniteLossError", "RunLockedError", "train", "batch_indices",
-           "epoch_permutation", "step_crops", "read_metrics", "LOCK_FILE"]
+           "epoch_permutation", "step_crops", "read_metrics", "LOCK_FILE", "resolve_precision", "Precision", "native_bf16",
+           "CPU_FASTER", "CPU_PRECISIONS", "MEMORY_FORMATS"]

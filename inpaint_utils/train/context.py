@@ -130,7 +130,7 @@ class StepContext:
     def backward(self, loss: torch.Tensor, optimizer_name: str, *, retain_graph: bool = False,
                  name: str | None = None) -> None:
         """Back-propagate ``loss`` into the parameters of optimizer ``optimizer_name`` only (scaled by
-        its GradScaler under fp16). A NaN or infinite ``loss`` raises :class:`NonFiniteLossError`
+        its GradScaler under fp16), from float32 whatever dtype autocast gave it. A NaN or infinite ``loss`` raises :class:`NonFiniteLossError`
         before anything is updated; ``name`` labels the loss in that message."""
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
             raise ValueError(f"loss for {optimizer_name!r} must be a one-element tensor, got "
@@ -147,6 +147,7 @@ class StepContext:
             # several processes: still run the backward pass (its collectives must match the other
             # processes'); ctx.step tells every process and all of them raise before any update
             self._error = self._error or f"process {self.rank}: {message}"
+        loss = loss.float()  # a loss computed under autocast is back-propagated from float32
         scaler = self._scalers.get(optimizer_name)
         target = scaler.scale(loss) if scaler is not None else loss
         torch.autograd.backward(target.reshape(()), inputs=params, retain_graph=retain_graph)

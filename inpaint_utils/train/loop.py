@@ -21,9 +21,10 @@ from .context import Task
 from .data_order import _step_loader
 from .lock import _RunLock
 from .outputs import _checkpoint, _log, _open_logs, _save, _save_samples
+from .precision import resolve_precision
 from .settings import TrainConfig
 from .start import (_check_arguments, _make_scaler, _new_run, _prepare_cache, _prepare_samples, _process_device,
-                    _resolve_amp, _resume, _step_context)
+                    _resume, _step_context)
 from .state import _Run
 from .step import _run_step, _step_batch
 
@@ -81,9 +82,12 @@ def train(task: Task, dataset: Any, config: TrainConfig, *, model_name: str, mod
 
     Returns ``{"step", "start_step", "losses" (means of the last logged window), "wall_time_s",
     "images_per_s", "run_dir", "checkpoint", "resumed_from", "metrics_csv", "last_sample", "device",
-    "amp_dtype", "world_size", "data_wait_s", "data_wait_share", "loop_s", "cache", "cache_s"}`` (the same
+    "amp_dtype", "precision", "memory_format", "precision_why", "world_size", "data_wait_s", "data_wait_share",
+    "loop_s", "cache", "cache_s"}`` (the same
     on every process, except the last five; ``images_per_s`` counts the global batch, ``batches_per_step``
-    of them per step). ``data_wait_s``:
+    of them per step). ``precision``: the dtype of the forward passes (``"float32"``, ``"bfloat16"``,
+    ``"float16"``), ``memory_format`` the run's (``"contiguous"`` or ``"channels_last"``), ``precision_why`` the
+    reason (:func:`~inpaint_utils.train.resolve_precision`). ``data_wait_s``:
     seconds this process spent getting its batches (the loader's next batch, the copy to the device, the
     crops and flips); ``loop_s``: seconds of the loop over the steps (with their logging, periodic
     checkpoints and sample grids; without the set-up and the final checkpoint of ``wall_time_s``);
@@ -116,7 +120,8 @@ def train(task: Task, dataset: Any, config: TrainConfig, *, model_name: str, mod
     if world.enabled:
         device = _process_device(device, world)
     shard_rows = distributed.shard_bounds(config.batch_size, world.rank, world.world_size)  # raises unless divisible
-    amp_dtype = _resolve_amp(config, device)
+    precision = resolve_precision(config, device, model_name)
+    amp_dtype = precision.amp_dtype
     scalers = ({name: _make_scaler(device) for name in task.optimizers}
                if amp_dtype == torch.float16 else {})
     run_dir = config.resolved_run_dir()
@@ -129,7 +134,7 @@ def train(task: Task, dataset: Any, config: TrainConfig, *, model_name: str, mod
     distributed.on_main(lock_run_dir)  # rank 0 holds the lock; a refusal is raised on every process
     try:
         run = _new_run(task, config, model_name, model_config, device=device, world=world, shard_rows=shard_rows,
-                       amp_dtype=amp_dtype, scalers=scalers, run_dir=run_dir, per_step=per_step)
+                       precision=precision, scalers=scalers, run_dir=run_dir, per_step=per_step)
         return _train_locked(run, dataset, resume, sample_images, on_start)
     finally:
         lock.release()
@@ -173,6 +178,9 @@ def _train_locked(run: _Run, dataset: Any, resume: bool | str | os.PathLike, sam
         if run.writer is not None:
             run.writer.close()
         restore_batchnorm()
+        if run.precision.memory_format != "contiguous":   # the models leave as they came: contiguous weights
+            for model in models:
+                model.to(memory_format=torch.contiguous_format)
     return _summary(run)
 
 
@@ -250,6 +258,9 @@ def _summary(run: _Run) -> dict[str, Any]:
         "last_sample": run.last_sample,
         "device": str(run.device),
         "amp_dtype": None if run.amp_dtype is None else str(run.amp_dtype).replace("torch.", ""),
+        "precision": run.precision.name,
+        "memory_format": run.precision.memory_format,
+        "precision_why": run.precision.why,
         "world_size": run.world.world_size,
         "data_wait_s": data_wait,
         "data_wait_share": min(data_wait / loop_s, 1.0) if loop_s > 0 and done else 0.0,

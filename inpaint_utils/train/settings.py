@@ -12,11 +12,18 @@ from pathlib import Path
 from ..config import runs_dir
 from ..data.cache import CACHE_MODES
 
-__all__ = ["TrainConfig", "NonFiniteLossError", "RunLockedError"]
+__all__ = ["TrainConfig", "NonFiniteLossError", "RunLockedError", "CPU_PRECISIONS", "MEMORY_FORMATS"]
+
+#: the values of ``TrainConfig.cpu_precision`` (the short names of ``amp_dtype``)
+CPU_PRECISIONS = ("auto", "fp32", "bf16")
+#: the values of ``TrainConfig.memory_format``
+MEMORY_FORMATS = ("auto", "contiguous", "channels_last")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 #: TrainConfig fields that change the numbers of a run; a resume with other values is warned about.
-_RESULT_KEYS = ("batch_size", "seed", "grad_clip", "amp", "amp_dtype", "augment", "batches_per_step")
+#: ``precision`` and ``memory_format_used`` are what :func:`~inpaint_utils.train.precision.resolve_precision` decided.
+_RESULT_KEYS = ("batch_size", "seed", "grad_clip", "amp", "amp_dtype", "augment", "batches_per_step", "precision",
+                "memory_format_used")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -45,6 +52,13 @@ class TrainConfig:
     one storage, ``"none"`` reads the dataset every time. Cached pixels are ``round(255 x) / 255``: the
     same as uncached for images that are uint8 at their training size, within ``1/510`` otherwise, so a
     run resumed with another ``cache`` than it started with is not bit-identical (it is not warned about).
+    ``cpu_precision`` (the CPU's counterpart of ``amp``; not used on other devices): ``"fp32"``, ``"bf16"``
+    (bfloat16 autocast around the forward passes) or ``"auto"`` (default): bfloat16 only on a CPU with native
+    BF16 and for a model measured faster in it, float32 elsewhere. ``memory_format``: ``"contiguous"``,
+    ``"channels_last"`` (the images and the convolution weights) or ``"auto"`` (default: where measured
+    faster for the model on the CPU). Both are resolved by :func:`~inpaint_utils.train.resolve_precision`;
+    weights, optimizer state, losses and checkpoints stay float32 (a run resumes under another precision,
+    with a warning that its numbers differ from an uninterrupted run's).
     """
 
     num_steps: int
@@ -66,6 +80,8 @@ class TrainConfig:
     tensorboard: bool = True
     augment: bool = True
     cache: str = "auto"
+    cpu_precision: str = "auto"
+    memory_format: str = "auto"
 
     def __post_init__(self) -> None:
         def positive(name: str, allow_none: bool = False, allow_zero: bool = False) -> None:
@@ -94,6 +110,10 @@ class TrainConfig:
             raise ValueError(f"amp must be True, False or None (auto: on for CUDA), got {self.amp!r}")
         if self.amp_dtype not in ("auto", "bf16", "fp16"):
             raise ValueError(f"amp_dtype must be 'auto', 'bf16' or 'fp16', got {self.amp_dtype!r}")
+        if self.cpu_precision not in CPU_PRECISIONS:
+            raise ValueError(f"cpu_precision must be one of {CPU_PRECISIONS}, got {self.cpu_precision!r}")
+        if self.memory_format not in MEMORY_FORMATS:
+            raise ValueError(f"memory_format must be one of {MEMORY_FORMATS}, got {self.memory_format!r}")
         if self.grad_clip is not None and (isinstance(self.grad_clip, bool) or
                                            not isinstance(self.grad_clip, (int, float)) or
                                            not self.grad_clip > 0 or math.isinf(self.grad_clip)):

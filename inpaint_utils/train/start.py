@@ -1,5 +1,5 @@
 """The set-up and the resume: the checks of :func:`~inpaint_utils.train.train`'s arguments, where it runs
-(device, AMP, GradScalers), the start or the resume from a checkpoint (:func:`_resume`), the decoded-image
+(device, precision and memory format, GradScalers), the start or the resume from a checkpoint (:func:`_resume`), the decoded-image
 cache (:func:`_prepare_cache`) and the fixed batch of the sample grids (:func:`_prepare_samples`).
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ from ..data.cache import cache_dataset
 from ..validation import check_image
 from .context import StepContext, Task, _check_task
 from .data_order import _stack
+from .precision import Precision
 from .settings import _RESULT_KEYS, TrainConfig
 from .state import _Run
 
@@ -42,21 +43,6 @@ def _check_arguments(task: Any, dataset: Any, config: Any, model_name: Any) -> i
     if n < 1:
         raise ValueError("the dataset is empty: training needs at least one image")
     return per_step
-
-
-def _resolve_amp(config: TrainConfig, device: torch.device) -> torch.dtype | None:
-    use = config.amp if config.amp is not None else device.type == "cuda"
-    if not use:
-        return None
-    if config.amp_dtype == "bf16":
-        return torch.bfloat16
-    if config.amp_dtype == "fp16":
-        if device.type != "cuda":
-            raise ValueError(f"amp_dtype='fp16' needs a CUDA device (got {device}); use 'bf16' or amp=False")
-        return torch.float16
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16
 
 
 def _make_scaler(device: torch.device) -> Any:
@@ -101,18 +87,23 @@ def _process_device(device: torch.device, world: distributed.DistInfo) -> torch.
 
 
 def _new_run(task: Task, config: TrainConfig, model_name: str, model_config: Any, *, device: torch.device,
-             world: distributed.DistInfo, shard_rows: tuple[int, int], amp_dtype: torch.dtype | None,
+             world: distributed.DistInfo, shard_rows: tuple[int, int], precision: Precision,
              scalers: dict[str, Any], run_dir: Path, per_step: int) -> _Run:
-    """The run's state before its start: the task's models on the device, the loop's generator seeded."""
+    """The run's state before its start: the task's models on the device (in the run's memory format; their
+    weights stay float32), the loop's generator seeded."""
     say = print if world.is_main else (lambda *args, **kwargs: None)
     for model in task.models.values():
         model.to(device)
+        if precision.memory_format != "contiguous":
+            model.to(memory_format=precision.torch_memory_format)
     train_config = jsonable(dataclasses.asdict(config))
     train_config["batches_per_step"] = per_step  # the task's: it moves the data stream too
+    train_config["precision"] = precision.name                 # what resolve_precision decided
+    train_config["memory_format_used"] = precision.memory_format
     return _Run(task=task, config=config, model_name=model_name, model_config=model_config, device=device,
-                world=world, shard_rows=shard_rows, amp_dtype=amp_dtype, scalers=scalers, run_dir=run_dir,
+                world=world, shard_rows=shard_rows, amp_dtype=precision.amp_dtype, scalers=scalers, run_dir=run_dir,
                 per_step=per_step, say=say, generator=torch.Generator().manual_seed(config.seed),
-                train_config=train_config)
+                train_config=train_config, precision=precision)
 
 
 def _resume(run: _Run, resume: bool | str | os.PathLike) -> None:
@@ -174,6 +165,8 @@ def _prepare_samples(run: _Run, sample_images: torch.Tensor | None, n: int) -> N
         if sample_images is None:
             sample_images = _stack([run.dataset[i] for i in range(min(config.num_samples, n))])
         run.sample_batch = check_image(sample_images, "sample_images")[: config.num_samples].to(run.device)
+        if run.precision.memory_format != "contiguous":
+            run.sample_batch = run.sample_batch.contiguous(memory_format=run.precision.torch_memory_format)
 
 
 def _step_context(run: _Run) -> StepContext:

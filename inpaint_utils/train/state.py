@@ -46,6 +46,7 @@ class _Run:
     log_counts: dict[str, int] = field(default_factory=dict)
     # what the set-up prepared (start._prepare_cache, outputs._open_logs, start._prepare_samples)
     dataset: Any = None                  # the dataset behind its cache
+    precision: Any = None                # what resolve_precision decided (a precision.Precision)
     cache_line: str = ""
     cache_s: float = 0.0
     metrics: _MetricsLog | None = None   # rank 0 only

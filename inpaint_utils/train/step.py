@@ -37,13 +37,15 @@ def _as_float(name: str, value: Any, step: int, finite: bool = True) -> float:
 
 def _step_batch(run: _Run, batch: torch.Tensor) -> torch.Tensor:
     """The loader's batch of the current step, checked, on the device, and (``config.augment``) cropped and
-    flipped with this process's rows of the global batch's crops."""
+    flipped with this process's rows of the global batch's crops, in the run's memory format."""
     config = run.config
     check_image(batch, f"batch of step {run.step}")
     batch = batch.to(run.device, non_blocking=True)
     if config.augment:
         batch = apply_crop_flip(batch, _shard_crops(run.step, run.per_step, config.batch_size, config.seed,
                                                     run.shard_rows))
+    if run.precision.memory_format != "contiguous":
+        batch = batch.contiguous(memory_format=run.precision.torch_memory_format)
     return batch
 
 
