@@ -33,8 +33,9 @@ def _images(size: int, n: int = 3) -> data.InMemoryImages:
 
 def _tiny(settings: dict) -> dict:
     out = {k: (TINY_WIDTHS[k] if k in TINY_WIDTHS else v) for k, v in settings.items()}
-    if "vgg_weights" in out:
-        out["vgg_weights"] = "random"          # the loss network is not a size: offline random weights
+    for key in ("features", "pconv_features"):
+        if key in out:
+            out[key] = "random"                # the loss network is not a size: offline random weights
     out["fill"] = (0.5, 0.5, 0.5)              # the mean colour of the data does not change a size either
     return out
 
