@@ -111,9 +111,17 @@ def install_spec(extras: Sequence[str] = ("notebooks", "diffusion")) -> str:
     return f"inpaint-course[{','.join(extras)}] @ git+{REPO_URL}@{BRANCH}"
 
 
-def badge_url(notebook: str) -> str:
-    """The address that opens ``notebooks/<notebook>.ipynb`` of :data:`REPO` in Colab."""
-    return f"https://colab.research.google.com/github/{REPO}/blob/{BRANCH}/notebooks/{notebook}.ipynb"
+def badge_url(notebook: str, folder: str = "notebooks", repo: str | None = None, branch: str | None = None) -> str:
+    """The address that opens ``<folder>/<notebook>.ipynb`` of ``repo`` (default :data:`REPO`) at ``branch``
+    (default :data:`BRANCH`) in Colab."""
+    folder = folder.strip("/")
+    path = f"{folder}/{notebook}.ipynb" if folder else f"{notebook}.ipynb"
+    return f"https://colab.research.google.com/github/{repo or REPO}/blob/{branch or BRANCH}/{path}"
+
+
+def badge_markdown(url: str) -> str:
+    """The "Open in Colab" badge that links to ``url``."""
+    return f"[![Open In Colab]({_BADGE})]({url})"
 
 
 def _extras(notebook: str) -> tuple[str, ...]:

@@ -221,9 +221,13 @@ def make_exercise(nb: Any) -> tuple[Any, dict[str, Any]]:
     return out, {**counts, "checks": checks}
 
 
-def write_exercises(notebooks: Sequence[str | Path], out_dir: str | Path = "exercises") -> list[Path]:
+def write_exercises(notebooks: Sequence[str | Path], out_dir: str | Path = "exercises",
+                    colab: str | None = None) -> list[Path]:
     """Write the exercise version of each notebook that has ``solution`` cells into ``out_dir`` (same
-    file name); print one line per notebook; return the written paths."""
+    file name); print one line per notebook; return the written paths. With ``colab`` (``"OWNER/REPO"`` or
+    ``"OWNER/REPO@BRANCH"``: the class's repository, where ``out_dir`` is committed at the same relative path,
+    or at its own name when it lies outside the working folder),
+    also ``out_dir/README.md``: one "Open in Colab" badge per student copy (:func:`colab_links`)."""
     nbformat = _nbformat()
     out_dir = Path(out_dir)
     written = []
@@ -246,7 +250,44 @@ def write_exercises(notebooks: Sequence[str | Path], out_dir: str | Path = "exer
         written.append(target)
         print(f"[exercises] {path.name}: {info['solutions']} solution cell(s) stubbed, {info['grading']} grading "
               f"cell(s) ({', '.join(info['checks']) or 'no checks'}) -> {target}")
+    if colab is not None and written:
+        index = out_dir / "README.md"
+        with atomic_open(index, "w", encoding="utf-8") as f:
+            f.write(colab_links(written, colab, _repo_folder(out_dir)))
+        print(f"[exercises] Colab links of the student copies ({colab}) -> {index}")
     return written
+
+
+def _repo_folder(out_dir: Path) -> str:
+    """Where ``out_dir`` sits in the class repository: its path relative to the working folder when it is
+    inside it (``exercises``), else its own name."""
+    try:
+        return out_dir.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return out_dir.name
+
+
+_REPO_SPEC = re.compile(r"^([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)(?:@([A-Za-z0-9_./-]+))?$")
+
+
+def colab_links(copies: Sequence[str | Path], repo: str, folder: str) -> str:
+    """A Markdown page with one "Open in Colab" badge per student copy in ``copies``, as committed in ``folder``
+    of ``repo`` (``"OWNER/REPO"`` or ``"OWNER/REPO@BRANCH"``, default branch ``main``) beside the course's own
+    badge of the same notebook (its solutions). ``ValueError`` for a ``repo`` of another form."""
+    from . import colab
+
+    match = _REPO_SPEC.match(repo)
+    if match is None or folder.startswith("/") or ".." in Path(folder).parts:
+        raise ValueError(f"colab repository must be OWNER/REPO or OWNER/REPO@BRANCH and the folder relative to it, "
+                         f"got {repo!r} and {folder!r}")
+    name, branch = match.group(1), match.group(2) or "main"
+    lines = [f"# Exercises (student copies of {name}@{branch}, `{folder}/`)", "",
+             "| notebook | student copy | the course's notebook (with the solutions) |", "|---|---|---|"]
+    for path in sorted(Path(p) for p in copies):
+        stem = path.stem
+        lines.append(f"| `{stem}` | {colab.badge_markdown(colab.badge_url(stem, folder, name, branch))} | "
+                     f"{colab.badge_markdown(colab.badge_url(stem))} |")
+    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -636,6 +677,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     make = sub.add_parser("make", help="write exercise versions (solution cells stubbed, outputs cleared)")
     make.add_argument("notebooks", nargs="+", type=Path)
     make.add_argument("--out", type=Path, default=Path("exercises"), help="output folder (default exercises/)")
+    make.add_argument("--colab", metavar="OWNER/REPO[@BRANCH]", default=None,
+                      help="also write OUT/README.md with an Open-in-Colab badge per student copy, for a class "
+                           "repository that holds OUT at the same relative path")
     grade_p = sub.add_parser("grade", help="run every submitted notebook and summarise its checks")
     grade_p.add_argument("submissions", type=Path, help="SUBMISSIONS_DIR/<student>/<notebook>.ipynb")
     grade_p.add_argument("--out", type=Path, default=Path("runs/grading"),
@@ -649,7 +693,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         missing = [str(p) for p in args.notebooks if not p.is_file()]
         if missing:
             parser.error(f"notebook(s) not found: {', '.join(missing)}")
-        written = write_exercises(args.notebooks, args.out)
+        if args.colab is not None and _REPO_SPEC.match(args.colab) is None:
+            parser.error(f"--colab must be OWNER/REPO or OWNER/REPO@BRANCH, got {args.colab!r}")
+        written = write_exercises(args.notebooks, args.out, colab=args.colab)
         if not written:
             print(f"[exercises] no notebook has a cell tagged '{SOLUTION_TAG}': nothing written")
             return 1

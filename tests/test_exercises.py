@@ -153,6 +153,33 @@ def test_make_command_writes_only_notebooks_with_solutions(tmp_path, capsys):
     assert exercises.main(["make", "--out", str(out), str(src / "11_plain.ipynb")]) == 1
 
 
+def test_make_colab_writes_a_badge_per_student_copy_beside_the_courses(tmp_path, capsys):
+    from inpaint_utils import colab
+
+    src = tmp_path / "src"
+    src.mkdir()
+    nbformat.write(_synthetic(), str(src / "10_ex.ipynb"))
+    nbformat.write(_notebook([_code('PROFILE = "smoke"', tags=["parameters"])]), str(src / "11_plain.ipynb"))
+    out = tmp_path / "class"
+    assert exercises.main(["make", "--out", str(out), "--colab", "teacher/ml-class@spring",
+                           str(src / "10_ex.ipynb"), str(src / "11_plain.ipynb")]) == 0
+    page = (out / "README.md").read_text()
+    student = "https://colab.research.google.com/github/teacher/ml-class/blob/spring/"
+    assert f"({student}class/10_ex.ipynb)" in page              # the student copy's link (out is outside the cwd)
+    assert f"({colab.badge_url('10_ex')})" in page                                 # beside the course's
+    assert "11_plain" not in page                                                   # no copy, no link
+    links = exercises.colab_links([out / "02_context_encoder.ipynb"], "teacher/ml-class", "exercises")
+    assert ("https://colab.research.google.com/github/teacher/ml-class/blob/main/exercises/02_context_encoder.ipynb"
+            in links)
+    for bad in ("not a repo", "a/b/c", "a/b@"):
+        with pytest.raises(SystemExit):
+            exercises.main(["make", "--out", str(tmp_path / "x"), "--colab", bad, str(src / "10_ex.ipynb")])
+        assert not (tmp_path / "x").exists()                                        # refused before writing
+    with pytest.raises(ValueError, match="folder relative"):
+        exercises.colab_links([out / "10_ex.ipynb"], "teacher/ml-class", "../elsewhere")
+    capsys.readouterr()
+
+
 WRONG_DEF = '''def my_masked_l2(pred, target, mask):
     return (mask * (pred - target) ** 2).mean()
 '''
