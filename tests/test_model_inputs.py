@@ -38,12 +38,7 @@ SIZES = {"glcic": 64}
 FILL = (0.3, 0.4, 0.5)        # a fill colour no image here has by chance
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
 
 
 def synthetic(n: int, size: int, generator: torch.Generator) -> torch.Tensor:

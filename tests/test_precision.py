@@ -15,12 +15,7 @@ from inpaint_utils.train import TrainConfig, precision, read_metrics, resolve_pr
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
 
 
 def native(monkeypatch, has: bool):
