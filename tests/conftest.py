@@ -5,18 +5,6 @@ from PIL import Image
 
 
 @pytest.fixture
-def one_thread():
-    """One torch thread for the test: tiny models gain nothing from threads, and on a busy 2-core machine they
-    make them crawl (a test file takes it with ``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
 def runs(tmp_path, monkeypatch):
     """A fresh ``INPAINT_RUNS`` folder for the test."""
     monkeypatch.setenv("INPAINT_RUNS", str(tmp_path / "runs"))

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from inpaint_utils.checkpoint import load_checkpoint
-from inpaint_utils.masks import center_mask, make_input, make_mask
+from inpaint_utils.masks import center_mask, erode_mask, make_input, make_mask
 from inpaint_utils.metrics import nsd, nsd_from_latents
 from inpaint_utils.models import (
     MODELS,

@@ -14,7 +14,13 @@ from inpaint_utils.checkpoint import (CheckpointError, checkpoint_info, latest_c
                                       meta_digest, prune_checkpoints, save_checkpoint)
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models gain nothing from threads, and on a busy 2-core machine they make them crawl."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 class TinyGenerator(nn.Module):

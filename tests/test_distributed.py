@@ -335,7 +335,12 @@ def _compare(run_dir, ref_dir, steps, final_step, keys=("rec", "adv", "d", "g_to
     return worst, diff
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

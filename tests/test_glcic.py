@@ -22,7 +22,13 @@ from inpaint_utils.models.glcic import (
 from inpaint_utils.train import StepContext, TrainConfig, train
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models gain nothing from threads, and on a busy 2-core machine they make them crawl."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 # ------------------------------------------------------------------------------------ counting by hand

@@ -38,7 +38,12 @@ SIZES = {"glcic": 64}
 FILL = (0.3, 0.4, 0.5)        # a fill colour no image here has by chance
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def synthetic(n: int, size: int, generator: torch.Generator) -> torch.Tensor:

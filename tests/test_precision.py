@@ -15,7 +15,12 @@ from inpaint_utils.train import TrainConfig, precision, read_metrics, resolve_pr
 CPU = torch.device("cpu")
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def native(monkeypatch, has: bool):

@@ -18,7 +18,13 @@ from inpaint_utils.checkpoint import CheckpointError, latest_checkpoint  # noqa:
 from inpaint_utils.train import (NonFiniteLossError, StepContext, Task, TrainConfig, batch_indices,  # noqa: E402
                                  epoch_permutation, read_metrics, step_crops, train)
 
-pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models gain nothing from threads, and on a busy 2-core machine they make them crawl."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 SIZE = 16
