@@ -33,7 +33,8 @@ def config(**kw):
 
 def test_auto_is_float32_on_a_cpu_without_native_bf16(monkeypatch):
     native(monkeypatch, False)
-    monkeypatch.setitem(precision.CPU_FASTER, "fast_model", {"bf16": True, "channels_last": False})
+    monkeypatch.setitem(precision.CPU_FASTER, "fast_model", {"bf16": True, "bf16_channels_last": True,
+                                                             "channels_last": False})
     chosen = resolve_precision(config(), CPU, "fast_model")     # even for a model measured faster
     assert chosen.amp_dtype is None and chosen.name == "float32" and "no native BF16" in chosen.why
     assert chosen.memory_format == "contiguous"
@@ -45,18 +46,38 @@ def test_auto_is_float32_on_a_cpu_without_native_bf16(monkeypatch):
 
 def test_auto_is_bf16_only_with_native_bf16_and_a_model_measured_faster(monkeypatch):
     native(monkeypatch, True)
-    monkeypatch.setitem(precision.CPU_FASTER, "fast_model", {"bf16": True, "channels_last": True})
-    monkeypatch.setitem(precision.CPU_FASTER, "slow_model", {"bf16": False, "channels_last": False})
+    monkeypatch.setitem(precision.CPU_FASTER, "fast_model", {"bf16": True, "bf16_channels_last": True,
+                                                             "channels_last": False})
+    monkeypatch.setitem(precision.CPU_FASTER, "slow_model", {"bf16": False, "bf16_channels_last": True,
+                                                             "channels_last": False})
     fast = resolve_precision(config(), CPU, "fast_model")
     assert fast.amp_dtype is torch.bfloat16 and fast.memory_format == "channels_last"
-    for name in ("slow_model", "never_measured"):
+    for name in ("slow_model", "never_measured"):     # float32, so the float32 layout (contiguous)
         slow = resolve_precision(config(), CPU, name)
         assert slow.amp_dtype is None and slow.memory_format == "contiguous" and "not measured faster" in slow.why
+    # an explicit bf16 with the auto layout takes the bfloat16 layout; an explicit fp32 the float32 one
+    assert resolve_precision(config(cpu_precision="bf16"), CPU, "slow_model").memory_format == "channels_last"
+    assert resolve_precision(config(cpu_precision="fp32"), CPU, "fast_model").memory_format == "contiguous"
+
+
+def test_the_committed_table_on_a_cpu_with_native_bf16(monkeypatch):
+    """What the measurements of benchmarks/bench_training.py on an AVX512-BF16 CPU put in CPU_FASTER: every
+    model in bfloat16, channels_last for the four whose bfloat16 was faster in it."""
+    native(monkeypatch, True)
+    layouts = {}
+    for name, faster in precision.CPU_FASTER.items():
+        chosen = resolve_precision(config(), CPU, name)
+        assert chosen.name == ("bfloat16" if faster["bf16"] else "float32")
+        layouts[name] = chosen.memory_format
+    assert set(precision.CPU_FASTER) == {"context_encoder", "cascade_context_encoder", "glcic", "deepfill",
+                                         "partial_conv", "deepfill_v2"}
+    assert [n for n, f in layouts.items() if f == "channels_last"] == [
+        "context_encoder", "cascade_context_encoder", "glcic", "deepfill"]
 
 
 def test_explicit_choices_are_honoured_on_the_cpu(monkeypatch):
     native(monkeypatch, False)
-    monkeypatch.setitem(precision.CPU_FASTER, "fast_model", {"bf16": True, "channels_last": True})
+    monkeypatch.setitem(precision.CPU_FASTER, "fast_model", {"bf16": True, "bf16_channels_last": True, "channels_last": True})
     asked = resolve_precision(config(cpu_precision="bf16", memory_format="channels_last"), CPU, "any")
     assert asked.amp_dtype is torch.bfloat16 and asked.memory_format == "channels_last" and "emulated" in asked.why
     native(monkeypatch, True)
@@ -76,7 +97,7 @@ def test_cuda_keeps_its_amp_whatever_the_cpu_setting(monkeypatch):
     assert resolve_precision(config(cpu_precision="fp32"), cuda, "any").amp_dtype is torch.float16
     assert resolve_precision(config(cpu_precision="bf16", amp=False), cuda, "any").amp_dtype is None
     assert resolve_precision(config(amp_dtype="bf16"), cuda, "any").amp_dtype is torch.bfloat16
-    monkeypatch.setitem(precision.CPU_FASTER, "fast_model", {"bf16": True, "channels_last": True})
+    monkeypatch.setitem(precision.CPU_FASTER, "fast_model", {"bf16": True, "bf16_channels_last": True, "channels_last": True})
     assert resolve_precision(config(), cuda, "fast_model").memory_format == "contiguous"   # auto: the CPU's table
     assert resolve_precision(config(memory_format="channels_last"), cuda, "x").memory_format == "channels_last"
 

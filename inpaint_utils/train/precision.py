@@ -8,7 +8,8 @@ On the CPU ``cpu_precision`` decides: ``"fp32"``, ``"bf16"`` (autocast around th
 in :data:`CPU_FASTER` as measured faster that way (``benchmarks/bench_training.py``), float32 elsewhere. The
 weights, the optimizers' state, the losses (:meth:`StepContext.backward` takes the loss as float32) and the
 checkpoints stay float32 in every case, so a run resumes under another precision than it was written with.
-``memory_format`` ``"auto"`` is ``channels_last`` where :data:`CPU_FASTER` says so for the model on the CPU,
+``memory_format`` ``"auto"`` is ``channels_last`` where :data:`CPU_FASTER` says so for the model and the dtype
+chosen on the CPU (``"bf16_channels_last"`` for a bfloat16 run, ``"channels_last"`` for a float32 one),
 ``contiguous`` elsewhere (on CUDA too); an explicit choice is honoured on every device.
 """
 from __future__ import annotations
@@ -25,24 +26,29 @@ from .settings import TrainConfig
 __all__ = ["CPU_FASTER", "Precision", "native_bf16", "resolve_precision"]
 
 #: model name (the ``model_name`` given to :func:`~inpaint_utils.train.train`) -> what
-#: ``benchmarks/bench_training.py`` measured faster than float32 / contiguous on a CPU: ``"bf16"`` (bfloat16
-#: autocast, on a CPU with native BF16) and ``"channels_last"`` (float32). A model that is not listed trains in
-#: float32, contiguous, under ``"auto"``. Measured 2026-12-08 on a 2-core AMD EPYC (Zen 3: AVX2, no native
-#: BF16), smoke profile, one thread, a shared machine (load 4-6: a direction, not a precise ratio):
-#: channels_last against contiguous in float32 CE 1.63x, cascade CE 1.30x, DeepFill v1 1.18x, PConv 1.34x,
-#: DeepFill v2 1.25x, GLCIC 0.31x (slower); emulated bfloat16 0.03x-0.14x of float32 contiguous. No CPU with
-#: native BF16 was at hand, so no model is listed as faster in bfloat16: ``auto`` stays float32 everywhere
-#: until one is measured there. channels_last is not switched on by ``auto`` either, although it measured faster
-#: for five models: it changes the numbers at rounding level, so ``scripts/cpu_runs.sh`` would no longer
-#: reproduce the committed ``results/`` (the Context Encoder's to the digit); pass ``--memory-format
-#: channels_last`` for the speed, and turn these on when the cpu runs are re-made with it.
+#: ``benchmarks/bench_training.py`` measured faster on a CPU: ``"bf16"`` (bfloat16 autocast against float32, on a
+#: CPU with native BF16), ``"bf16_channels_last"`` (the memory format used with it: channels_last where that was
+#: faster in bfloat16) and ``"channels_last"`` (the memory format of float32 runs). A model that is not listed
+#: trains in float32, contiguous, under ``"auto"``.
+#:
+#: bfloat16, measured 2026-12-08 on a 2-core AMD EPYC with AVX512-BF16 (``/proc/cpuinfo`` flag ``avx512_bf16``, no
+#: AMX), cpu profile (64 px), one thread, 20 timed steps after 2, the machine idle; images/s against float32
+#: contiguous: bfloat16 contiguous / bfloat16 channels_last: CE 1.13x / 1.33x, cascade CE 1.21x / 1.27x, GLCIC
+#: 1.31x / 1.47x, DeepFill v1 0.98x / 1.40x, PConv 1.19x / 1.12x, DeepFill v2 1.25x / 1.15x. Every model is
+#: faster in bfloat16 in its better layout, so ``auto`` picks bfloat16 for all six on such a CPU (and on a CPU
+#: without native BF16, where bfloat16 is emulated and 4-30x slower, float32).
+#:
+#: float32 channels_last is not switched on by ``auto``: on the same machine it measured 0.99x-1.17x of
+#: contiguous, and on a Zen 3 EPYC (AVX2, smoke profile) 1.18x-1.63x for five models but 0.31x for GLCIC; it
+#: changes the numbers at rounding level, so a float32 run keeps reproducing the committed float32 runs to the
+#: digit. Pass ``--memory-format channels_last`` for its speed.
 CPU_FASTER: dict[str, dict[str, bool]] = {
-    "context_encoder": {"bf16": False, "channels_last": False},        # measured 1.63x in channels_last
-    "cascade_context_encoder": {"bf16": False, "channels_last": False},  # 1.30x
-    "glcic": {"bf16": False, "channels_last": False},                  # 0.31x: slower
-    "deepfill": {"bf16": False, "channels_last": False},               # 1.18x
-    "partial_conv": {"bf16": False, "channels_last": False},           # 1.34x
-    "deepfill_v2": {"bf16": False, "channels_last": False},            # 1.25x
+    "context_encoder": {"bf16": True, "bf16_channels_last": True, "channels_last": False},          # 1.33x
+    "cascade_context_encoder": {"bf16": True, "bf16_channels_last": True, "channels_last": False},  # 1.27x
+    "glcic": {"bf16": True, "bf16_channels_last": True, "channels_last": False},                    # 1.47x
+    "deepfill": {"bf16": True, "bf16_channels_last": True, "channels_last": False},                 # 1.40x
+    "partial_conv": {"bf16": True, "bf16_channels_last": False, "channels_last": False},            # 1.19x
+    "deepfill_v2": {"bf16": True, "bf16_channels_last": False, "channels_last": False},             # 1.25x
 }
 
 _DTYPE_NAMES = {None: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
@@ -147,7 +153,8 @@ def resolve_precision(config: TrainConfig, device: torch.device | str, model_nam
         why = f"{device.type}: amp={config.amp}, amp_dtype={config.amp_dtype!r}"
     layout = config.memory_format
     if layout == "auto":
-        faster = device.type == "cpu" and CPU_FASTER.get(model_name, {}).get("channels_last", False)
+        key = "bf16_channels_last" if amp_dtype is torch.bfloat16 else "channels_last"
+        faster = device.type == "cpu" and CPU_FASTER.get(model_name, {}).get(key, False)
         layout = "channels_last" if faster else "contiguous"
     return Precision(amp_dtype, layout, f"{why}; memory format {layout}"
                      + (" (auto)" if config.memory_format == "auto" else ""))
