@@ -127,8 +127,10 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "gpu": {"image_size": 128, "base_channels": 64, "bottleneck_dim": 4000, "batch_size": 64,
                 "num_steps": 2000, "lr": 2e-3, "log_every": 50, "sample_every": 500, "checkpoint_every": 1000,
                 "num_eval_images": None},
+        # cpu: 640 steps (482 before bfloat16: ~1.33x the steps in the same minutes on a CPU with native BF16,
+        # benchmarks/bench_training.py); ~1.3 min here in bfloat16 (a Zen 4 EPYC, one thread), ~5.5 min in float32 on a Zen 3
         "cpu": {"image_size": 64, "base_channels": 32, "bottleneck_dim": 1000, "batch_size": 16,
-                "num_steps": 482, "lr": 5e-4, "log_every": 25, "sample_every": 1000, "checkpoint_every": 50,
+                "num_steps": 640, "lr": 5e-4, "log_every": 25, "sample_every": 1000, "checkpoint_every": 50,
                 "num_eval_images": None},
     },
     # Cascade CE and NSD (the cascade CE paper): smoke trains narrow 64 / 128 CEs (same code) for a few hundred steps in all on a
@@ -154,7 +156,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # thread, the other core busy): the whole notebook ~12 min; the centre cascade, the model scripts/cpu_runs.sh
         # scores, 3.7 min of training (its 64 CE 89 s, its 128 stage 131 s)
         "cpu": {"image_size": 64, "base_channels": 32, "bottleneck_dim": 1000, "batch_size": 16, "lr": 5e-4,
-                "steps_center": 200, "steps_blocks": 150, "log_every": 25, "sample_every": 100,
+                "steps_center": 250, "steps_blocks": 190, "log_every": 25, "sample_every": 100,
                 "checkpoint_every": 50, "num_eval_images": None, "nsd_k": 50, "nsd_n": 20, "nsd_batch_size": 250,
                 "threads": 1},
     },
@@ -182,7 +184,9 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # 0.47 s/step, discriminator 0.34, joint 0.66 (~13 min idle; 1500 steps took 20.0 min on the shared CPU).
         # Scored as the paper runs GLCIC, with its post-process (inference method glcic_poisson): at 1500 steps
         # the network alone had LPIPS 0.167 in the hole against Telea's 0.152, with the post-process 0.133
-        "cpu": {"image_size": 64, "base_channels": 16, "batch_size": 16, "num_steps": 1400, "t_c": 560, "t_d": 90,
+        # 2050 steps, the same 40/6/54 % (1400 before bfloat16, 1.47x faster in it with channels_last on a CPU with native
+        # BF16; benchmarks/bench_training.py): ~16-19 min in float32 on the Zen 3 above
+        "cpu": {"image_size": 64, "base_channels": 16, "batch_size": 16, "num_steps": 2050, "t_c": 820, "t_d": 123,
                 "alpha": 4e-4, "optimizer": "adadelta", "lr": None, "log_every": 25, "sample_every": 1000,
                 "checkpoint_every": 50, "num_eval_images": None, "num_workers": 0, "threads": 1},
     },
@@ -202,10 +206,11 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "gpu": {"image_size": 256, "cnum": 32, "critic_cnum": 64, "batch_size": 16, "lr": 1e-4, "critic_steps": 5,
                 "steps_hole": 1200, "steps_mosaic": 400, "steps_hole_ns": 200, "log_every": 20, "sample_every": 400,
                 "checkpoint_every": 400, "num_eval_images": 200, "threads": None},
-        # cpu: one critic step (each on a batch of its own, so a step draws 2 batches): 0.53 s/step measured here
-        # on one thread, 1600 steps ~14 min
+        # cpu: one critic step (each on a batch of its own, so a step draws 2 batches): 0.53 s/step measured on a Zen 3
+        # on one thread in float32, 1600 steps ~14 min; 1.40x those steps (bfloat16 + channels_last on a CPU with native
+        # BF16, benchmarks/bench_training.py): 2240 + 280 + 140
         "cpu": {"image_size": 64, "cnum": 8, "critic_cnum": 8, "batch_size": 8, "lr": 1e-3, "critic_steps": 1,
-                "steps_hole": 1600, "steps_mosaic": 200, "steps_hole_ns": 100, "log_every": 25, "sample_every": 1000,
+                "steps_hole": 2240, "steps_mosaic": 280, "steps_hole_ns": 140, "log_every": 25, "sample_every": 1000,
                 "checkpoint_every": 50, "num_eval_images": None, "threads": 1},
     },
     # SD-2 inpainting and RePaint (Nanavati & Patel, the overview notes): smoke runs tiny random pipelines (images are noise),
@@ -317,9 +322,11 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # whose machines may be offline; full: the paper's VGG-16, or a clear stop). With SqueezeNet a cpu step is
         # 0.32 s here (30 steps, load ~1.6): 2000 steps (v2's), the last quarter fine-tuning, in ~11 min; with
         # VGG-16 (1.33 s/step, above) the same 2000 steps take ~45 min (pass --steps 640 for ~14 min)
-        "cpu": {"pconv_image_size": 64, "pconv_base_channels": 32, "pconv_batch_size": 6, "pconv_num_steps": 2000,
-                "pconv_lr": 2e-4, "pconv_finetune_lr": 5e-5, "pconv_finetune_step": 1500, "pconv_features": "auto",
-                "v2_image_size": 64, "v2_cnum": 16, "v2_disc_cnum": 16, "v2_batch_size": 8, "v2_num_steps": 2000,
+        # Since bfloat16 (issue 23): PConv 2380 steps (1.19x), the last quarter fine-tuning, v2 2500 (1.25x): the speed-ups
+        # of bfloat16 on a CPU with native BF16 (benchmarks/bench_training.py), so the same minutes there
+        "cpu": {"pconv_image_size": 64, "pconv_base_channels": 32, "pconv_batch_size": 6, "pconv_num_steps": 2380,
+                "pconv_lr": 2e-4, "pconv_finetune_lr": 5e-5, "pconv_finetune_step": 1785, "pconv_features": "auto",
+                "v2_image_size": 64, "v2_cnum": 16, "v2_disc_cnum": 16, "v2_batch_size": 8, "v2_num_steps": 2500,
                 "v2_lr": 1e-3, "log_every": 25, "sample_every": 1000, "checkpoint_every": 50, "num_eval_images": None,
                 "num_workers": 0, "threads": 1},
     },

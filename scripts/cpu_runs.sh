@@ -10,6 +10,7 @@
 #
 #   scripts/cpu_runs.sh            # all six: the four below, v2 and pconv (about 100 minutes)
 #   scripts/cpu_runs.sh glcic      # one: ce | cascade | glcic | deepfill | v2 | pconv
+#   scripts/cpu_runs.sh v2-select  # DeepFill v2 at the profile's lr and at v2's 1e-4, scored on the validation split
 #
 # Notebook 08's models (issue 15), trained on free-form holes, are scored on LaMa's fixed thin / medium /
 # thick evaluation sets (`--mask-kind thick`: 100 masks drawn once from seed 0, binned by hole area) instead:
@@ -63,6 +64,22 @@ free_form() {  # train METHOD, fill METHOD, run name: scored on each LaMa set, r
     done
 }
 
+v2_select() {  # DeepFill v2's learning rate chosen on the validation split (issue 24): the profile's run (08_v2_cpu)
+               # and one at v2's own 1e-4 (08_v2_cpu_lr1e-4), the same steps, each scored on the 10 % validation split
+               # (never the test split) on LaMa's three sets into results/selection/ (not README's table)
+    mkdir -p results/selection
+    [ -d runs/08_v2_cpu ] || train_cpu deepfill_v2 08_v2_cpu
+    "$PY" -m inpaint_utils.cli train deepfill_v2 --data "$DATA" --split train --profile cpu --run-name 08_v2_cpu_lr1e-4 \
+        --lr 1e-4
+    for run in 08_v2_cpu 08_v2_cpu_lr1e-4; do
+        for kind in thin medium thick; do
+            "$PY" -m inpaint_utils.cli evaluate --method deepfill_v2 --checkpoint "$run" --collection faces_small \
+                --split val --mask-kind "$kind" --num-images 100 --baselines --lpips \
+                --json "results/selection/${run}_val_$kind.json"
+        done
+    done
+}
+
 glcic() {  # GLCIC as the paper runs it (the network, then fast marching + Poisson blending), and the network alone
     one glcic glcic_poisson 04_glcic_cpu
     score glcic 04_glcic_cpu 04_glcic_cpu_network
@@ -74,9 +91,10 @@ case "${1:-all}" in
     glcic) glcic ;;
     deepfill) one deepfill deepfill 05_ca_cpu_hole ;;
     v2) free_form deepfill_v2 deepfill_v2 08_v2_cpu ;;
+    v2-select) v2_select ;;
     pconv) free_form pconv pconv 08_pconv_cpu ;;
     all) one ce ce 02_ce_cpu; cascade; glcic; one deepfill deepfill 05_ca_cpu_hole
          free_form deepfill_v2 deepfill_v2 08_v2_cpu; free_form pconv pconv 08_pconv_cpu ;;
-    *) echo "usage: scripts/cpu_runs.sh [all|ce|cascade|glcic|deepfill|v2|pconv]" >&2; exit 2 ;;
+    *) echo "usage: scripts/cpu_runs.sh [all|ce|cascade|glcic|deepfill|v2|v2-select|pconv]" >&2; exit 2 ;;
 esac
 "$PY" -c "from inpaint_utils import report; report.update_readme()"

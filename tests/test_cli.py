@@ -169,6 +169,9 @@ def test_refused_trainings_exit_2_in_one_line_and_keep_the_runs_record(images, r
         (["pconv", "--data", str(images), "--image-size", "33", "--run-name", "g"], "image_size"),
         (["ce", "--data", str(images), "--run-name", "../up"], "--run-name '../up'"),
         (["ce", *common, "--nproc", "2", "--batch-size", "3"], "--batch-size 3 is not divisible by the 2 processes"),
+        (["glcic", "--data", str(images), "--lr", "1e-3", "--run-name", "g"], "glcic has no learning rate"),
+        (["ce", *common, "--lr", "0"], "--lr must be a positive number, got 0.0"),
+        (["ce", *common, "--lr", "nan"], "--lr must be a positive number, got nan"),
     ]
     for argv, said in refusals:
         assert cli.main(["train", *argv]) == 2, argv
@@ -865,6 +868,34 @@ def test_evaluate_split_all_scores_every_image_and_the_json_has_no_absolute_path
     assert "eval_images" in record["data"]                                     # the folder keeps its name
     assert cli.main([*argv[:-4], "--data", str(test_images)]) == 0            # default: the test split
     assert "test split (seed 0), 3 images" in capsys.readouterr().out
+
+
+def test_evaluate_split_val_scores_the_validation_split_disjoint_from_test_and_train(test_images, tmp_path,
+                                                                                      capsys):
+    from inpaint_utils import data
+
+    out = tmp_path / "val.json"
+    argv = ["evaluate", "--method", "telea", "--no-lpips", "--size", "32", "--data", str(test_images),
+            "--split", "val", "--json", str(out)]
+    assert cli.main(argv) == 0
+    assert "validation split (seed 0), 3 images 32x32" in capsys.readouterr().out
+    record = json.loads(out.read_text())
+    assert record["split"] == "val (seed 0)" and record["rows"][0]["n"] == 3
+    files = {s: {Path(f).name for f in data.ImageFolder(test_images, size=32, split=s).files}
+             for s in ("train", "val", "test")}
+    assert len(files["val"]) == 3 and not files["val"] & (files["test"] | files["train"])
+
+
+def test_train_lr_sets_the_learning_rate(images, runs, capsys):
+    assert cli.main(["train", "deepfill_v2", "--data", str(images), "--steps", "1", "--batch-size", "2",
+                     "--image-size", "64", "--run-name", "v2lr", "--lr", "3e-4"]) == 0
+    capsys.readouterr()
+    recorded = json.loads((runs / "v2lr" / cli.TRAIN_COMMAND_FILE).read_text())
+    assert recorded["settings"]["lr"] == 3e-4 and "--lr 3e-4" in recorded["command"]
+    settings = cli.method_settings("deepfill_v2", "smoke")
+    task = cli.METHODS["deepfill_v2"].build({**settings, "lr": recorded["settings"]["lr"], "fill": (0.5,) * 3},
+                                             None, 0).task      # what train built from the recorded settings
+    assert {g["lr"] for o in task.optimizers.values() for g in o.param_groups} == {3e-4}
 
 
 def test_version(capsys):

@@ -48,9 +48,11 @@ def add_evaluate_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "from --seed, saved under runs/eval_masks; --ratio is not used), scored also per 10 %% "
                         "hole-area bin")
     p.add_argument("--ratio", type=float, default=0.25, help="hole area / image area, in (0, 1) (default 0.25)")
-    p.add_argument("--split", choices=("test", "all"), default="test",
-                   help="test: the 10 %% test split of the folder, as the notebooks (default); all: every image of "
-                        "--data (a folder of held-out images of your own)")
+    p.add_argument("--split", choices=("test", "val", "all"), default="test",
+                   help="test: the 10 %% test split of the folder, as the notebooks (default); val: the 10 %% "
+                        "validation split (seed --seed), disjoint from both the training and the test split: choose "
+                        "settings on it, report on test; all: every image of --data (a folder of held-out images of "
+                        "your own)")
     p.add_argument("--patch-size", type=int, default=None,
                    help="patchmatch: side of its patches, odd, at least 3 (default 7)")
     p.add_argument("--nn-split", choices=("auto", "train", "all"), default="auto",
@@ -161,7 +163,7 @@ def run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
                      f"{args.seed}, mean ratio {achieved:.3f})")
     else:
         mask_text = f"{args.mask_kind} holes, ratio {args.ratio:g} (achieved {achieved:.3f}), seed {args.seed}"
-    split = f"{'test split' if args.split == 'test' else 'every image'} (seed {args.seed})"
+    split = f"{ {'test': 'test split', 'val': 'validation split'}.get(args.split, 'every image')} (seed {args.seed})"
     print(f"inpaint evaluate: {where}, {split}, {len(images)} images {size}x{size}; "
           f"{mask_text}; {report.hardware()}")
     loss_features = (inpainter.info.get("config") or {}).get("loss_features")   # pconv: its losses' network

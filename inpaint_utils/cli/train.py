@@ -38,6 +38,10 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="total training steps (default: the profile's)")
     p.add_argument("--batch-size", type=int, default=None, help="global batch size, split over the processes (default: the profile's)")
     p.add_argument("--image-size", type=int, default=None, help="side of the square training images (default: the profile's)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate (default: the profile's): ce its generator's (the discriminator's is 10x "
+                        "smaller), deepfill and deepfill_v2 both networks', pconv the first phase's; glcic has none "
+                        "(Adadelta)")
     p.add_argument("--run-name", default=None,
                    help="folder under runs/ (default: METHOD_PROFILE, with the long names context_encoder and "
                         "partial_conv for ce and pconv)")
@@ -126,7 +130,13 @@ def run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         if "features" not in settings:
             raise _UsageError(f"--features is for pconv (its perceptual and style losses); {args.method} has none")
         settings["features"] = args.features
-    overrides = {"num_steps": args.steps, "batch_size": args.batch_size, "image_size": args.image_size}
+    if args.lr is not None:
+        if not (args.lr > 0 and args.lr < float("inf")):
+            raise _UsageError(f"--lr must be a positive number, got {args.lr}")
+        if settings.get("lr") is None:
+            raise _UsageError(f"--lr: {args.method} has no learning rate to set (its profile's optimizer sets none)")
+    overrides = {"num_steps": args.steps, "batch_size": args.batch_size, "image_size": args.image_size,
+                 "lr": args.lr}
     settings.update({k: v for k, v in overrides.items() if v is not None})
     run_name = args.run_name or default_run_name(args.method, args.profile)
     _check_run_name(run_name)
