@@ -207,10 +207,9 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                 "steps_hole": 1200, "steps_mosaic": 400, "steps_hole_ns": 200, "log_every": 20, "sample_every": 400,
                 "checkpoint_every": 400, "num_eval_images": 200, "threads": None},
         # cpu: one critic step (each on a batch of its own, so a step draws 2 batches): 0.53 s/step measured on a Zen 3
-        # on one thread in float32, 1600 steps ~14 min; 1.40x those steps (bfloat16 + channels_last on a CPU with native
-        # BF16, benchmarks/bench_training.py): 2240 + 280 + 140
+        # on one thread in float32, 1600 steps ~14 min (trains in float32 everywhere: inpaint_utils.train.CPU_FASTER)
         "cpu": {"image_size": 64, "cnum": 8, "critic_cnum": 8, "batch_size": 8, "lr": 1e-3, "critic_steps": 1,
-                "steps_hole": 2240, "steps_mosaic": 280, "steps_hole_ns": 140, "log_every": 25, "sample_every": 1000,
+                "steps_hole": 1600, "steps_mosaic": 200, "steps_hole_ns": 100, "log_every": 25, "sample_every": 1000,
                 "checkpoint_every": 50, "num_eval_images": None, "threads": 1},
     },
     # SD-2 inpainting and RePaint (Nanavati & Patel, the overview notes): smoke runs tiny random pipelines (images are noise),

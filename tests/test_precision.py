@@ -61,8 +61,8 @@ def test_auto_is_bf16_only_with_native_bf16_and_a_model_measured_faster(monkeypa
 
 
 def test_the_committed_table_on_a_cpu_with_native_bf16(monkeypatch):
-    """What the measurements of benchmarks/bench_training.py on an AVX512-BF16 CPU put in CPU_FASTER: every
-    model in bfloat16, channels_last for the four whose bfloat16 was faster in it."""
+    """What the measurements of benchmarks/bench_training.py on an AVX512-BF16 CPU put in CPU_FASTER: five models
+    in bfloat16 (not DeepFill v1), channels_last for the three whose bfloat16 was faster in it."""
     native(monkeypatch, True)
     layouts = {}
     for name, faster in precision.CPU_FASTER.items():
@@ -72,7 +72,8 @@ def test_the_committed_table_on_a_cpu_with_native_bf16(monkeypatch):
     assert set(precision.CPU_FASTER) == {"context_encoder", "cascade_context_encoder", "glcic", "deepfill",
                                          "partial_conv", "deepfill_v2"}
     assert [n for n, f in layouts.items() if f == "channels_last"] == [
-        "context_encoder", "cascade_context_encoder", "glcic", "deepfill"]
+        "context_encoder", "cascade_context_encoder", "glcic"]
+    assert not precision.CPU_FASTER["deepfill"]["bf16"]      # its faster setting gave NaN weights (the table's note)
 
 
 def test_explicit_choices_are_honoured_on_the_cpu(monkeypatch):
