@@ -66,8 +66,11 @@ its batch sizes; faces_small: 800 training faces), on a 2-core AMD EPYC with AVX
 
 What it shows: with native BF16, bfloat16 autocast is faster than float32 for every model in its better layout:
 1.19x-1.47x (CE 1.33x, cascade 1.27x, GLCIC 1.47x and DeepFill v1 1.40x with channels_last; PConv 1.19x and
-DeepFill v2 1.25x contiguous). ``CPU_FASTER`` records it, so ``cpu_precision="auto"`` trains all six in bfloat16
-on such a CPU, and the cpu profile's step counts were raised by these factors (the same minutes there). The
+DeepFill v2 1.25x contiguous). ``CPU_FASTER`` records it, so ``cpu_precision="auto"`` trains five of them in
+bfloat16 on such a CPU, and the cpu profile's step counts were raised by these factors (the same minutes there).
+Not DeepFill v1: in bfloat16 contiguous it is not faster (0.98x), and with channels_last its critic's weights
+turned NaN after 2 steps of a 16-px run (WGAN-GP's double backward; 30 steps at 32 and 64 px were finite), so it
+stays float32. The
 gains are far from the 2x of bfloat16's halved bytes; per layer this was not profiled (autocast keeps the losses,
 normalisations and the optimizer step in float32, and adds casts, so only the convolutions and matrix products get
 faster). Trained for the
