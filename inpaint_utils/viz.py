@@ -25,11 +25,11 @@ import torch
 
 from .config import figures_dir
 from .fileio import atomic_open
-from .validation import check_image, check_image_mask
+from .validation import check_image, check_image_mask, check_mask
 
 __all__ = ["to_numpy_image", "overlay_mask", "image_grid", "comparison_grid", "ratio_histogram", "plot_curves",
            "save_figure", "flow_to_color", "color_wheel_legend", "add_color_wheel", "plot_attention_arrows",
-           "attention_heatmap", "pyplot", "save_png",
+           "attention_heatmap", "pyplot", "save_png", "hole_error_map", "fill_error_figure",
            "NAMED_COLORS"]
 
 #: Colours for :func:`overlay_mask`, RGB in ``[0, 1]``.
@@ -230,6 +230,36 @@ def comparison_grid(masked: torch.Tensor, outputs: Mapping[str, torch.Tensor | s
     cells = [[cell(col, i) for col in columns] for i in range(n)]
     labels = [str(row_labels[i]) for i in range(n)] if row_labels is not None else [""] * n
     return _draw_grid(cells, labels, ["masked", *[str(k) for k in outputs], "ground truth"], cell_size)
+
+
+def hole_error_map(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, scale: float = 0.5) -> torch.Tensor:
+    """``(B, 1, H, W)`` in ``[0, 1]``: the mean over the colour channels of ``|output - target|`` inside the hole
+    (``mask`` 1 = hole, ``(B or 1, 1, H, W)``), divided by ``scale`` and clipped at 1 (an error of ``scale`` or
+    more is white), 0 outside the hole; so maps drawn with the same ``scale`` compare across methods."""
+    check_image(output, "output")
+    check_image(target, "target")
+    if output.shape != target.shape:
+        raise ValueError(f"output {tuple(output.shape)} and target {tuple(target.shape)} must have the same shape")
+    check_mask(mask, size=tuple(target.shape[-2:]), batch=target.shape[0])
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < float("inf"):
+        raise ValueError(f"scale must be a positive number, got {scale!r}")
+    err = (output.float() - target.float()).abs().mean(dim=1, keepdim=True) * mask.float()
+    return (err / scale).clamp(0.0, 1.0)
+
+
+def fill_error_figure(masked: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
+                      fills: Mapping[str, torch.Tensor], scale: float = 0.5, cell_size: float = 1.8):
+    """One image's fills side by side and, under each, its error map in the hole (:func:`hole_error_map`,
+    the same ``scale`` for all): columns "masked | one per method | ground truth", rows "fill" and "|error|".
+    ``masked``, ``target``: ``(3, H, W)``; ``mask``: ``(1, H, W)`` (1 = hole); ``fills``: name -> ``(3, H, W)``.
+    The masked input's error cell shows the hole itself, the truth's is left blank."""
+    if not isinstance(fills, Mapping) or not fills:
+        raise ValueError("fills must be a non-empty dict {method name: tensor (3, H, W)}")
+    one = lambda t, name: _check_row(name, t[None])[0]   # noqa: E731  (3, H, W) checked as a batch of one
+    masked, target, mask = one(masked, "masked"), one(target, "target"), _check_row("mask", mask[None])
+    errors = [hole_error_map(one(f, name)[None], target[None], mask, scale)[0] for name, f in fills.items()]
+    cells = [[masked, *fills.values(), target], [mask[0], *errors, None]]
+    return _draw_grid(cells, ["fill", f"|error| (white: {scale:g}+)"], ["masked", *fills, "ground truth"], cell_size)
 
 
 def ratio_histogram(achieved: Mapping[str, Mapping[float, torch.Tensor]], tolerance: float = 0.02,

@@ -11,6 +11,7 @@
 #   scripts/cpu_runs.sh            # all six: the four below, v2 and pconv (about 100 minutes)
 #   scripts/cpu_runs.sh glcic      # one: ce | cascade | glcic | deepfill | v2 | pconv
 #   scripts/cpu_runs.sh v2-select  # DeepFill v2 at the profile's lr and at v2's 1e-4, scored on the validation split
+#   scripts/cpu_runs.sh controls   # GLCIC and DeepFill v1 (no skip connections) scored on LaMa's sets too
 #
 # Notebook 08's models (issue 15), trained on free-form holes, are scored on LaMa's fixed thin / medium /
 # thick evaluation sets (`--mask-kind thick`: 100 masks drawn once from seed 0, binned by hole area) instead:
@@ -80,6 +81,16 @@ v2_select() {  # DeepFill v2's learning rate chosen on the validation split (iss
     done
 }
 
+controls() {  # the skip-connection control (issue 24): the cpu runs of GLCIC (the network alone) and DeepFill v1,
+              # trained on rectangles, scored on LaMa's three sets beside PConv (skips) and v2 (no skips)
+    [ -d runs/04_glcic_cpu ] || one glcic glcic_poisson 04_glcic_cpu
+    [ -d runs/05_ca_cpu_hole ] || one deepfill deepfill 05_ca_cpu_hole
+    for kind in thin medium thick; do
+        score glcic 04_glcic_cpu "08_glcic_cpu_$kind" "$kind"
+        score deepfill 05_ca_cpu_hole "08_ca_cpu_$kind" "$kind"
+    done
+}
+
 glcic() {  # GLCIC as the paper runs it (the network, then fast marching + Poisson blending), and the network alone
     one glcic glcic_poisson 04_glcic_cpu
     score glcic 04_glcic_cpu 04_glcic_cpu_network
@@ -92,9 +103,10 @@ case "${1:-all}" in
     deepfill) one deepfill deepfill 05_ca_cpu_hole ;;
     v2) free_form deepfill_v2 deepfill_v2 08_v2_cpu ;;
     v2-select) v2_select ;;
+    controls) controls ;;
     pconv) free_form pconv pconv 08_pconv_cpu ;;
     all) one ce ce 02_ce_cpu; cascade; glcic; one deepfill deepfill 05_ca_cpu_hole
-         free_form deepfill_v2 deepfill_v2 08_v2_cpu; free_form pconv pconv 08_pconv_cpu ;;
-    *) echo "usage: scripts/cpu_runs.sh [all|ce|cascade|glcic|deepfill|v2|v2-select|pconv]" >&2; exit 2 ;;
+         free_form deepfill_v2 deepfill_v2 08_v2_cpu; free_form pconv pconv 08_pconv_cpu; controls ;;
+    *) echo "usage: scripts/cpu_runs.sh [all|ce|cascade|glcic|deepfill|v2|v2-select|pconv|controls]" >&2; exit 2 ;;
 esac
 "$PY" -c "from inpaint_utils import report; report.update_readme()"

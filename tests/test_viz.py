@@ -231,3 +231,34 @@ def test_attention_arrows_and_heatmap():
     heat = viz.attention_heatmap(image[0], torch.tensor([[0.0, 1.0], [0.0, 0.0]]))
     assert heat.shape == (3, 32, 32) and float(heat.min()) >= 0 and float(heat.max()) <= 1
     assert not torch.equal(heat[:, :16, 16:], heat[:, 16:, :16])                   # the hot cell stands out
+
+
+def test_hole_error_map_is_the_scaled_mean_error_inside_the_hole_only():
+    target = torch.full((2, 3, 8, 8), 0.5)
+    mask = torch.zeros(2, 1, 8, 8)
+    mask[:, :, 2:5, 3:6] = 1.0
+    output = target.clone()
+    output[:, 0] += 0.3                                 # one channel off by 0.3 everywhere: mean error 0.1
+    err = viz.hole_error_map(output, target, mask, scale=0.5)
+    assert err.shape == (2, 1, 8, 8)
+    torch.testing.assert_close(err[mask.bool()], torch.full((18,), 0.2))
+    assert float(err[~mask.bool()].abs().max()) == 0.0          # nothing outside the hole
+    assert float(viz.hole_error_map(target, target, mask).max()) == 0.0
+    assert float(viz.hole_error_map(torch.ones_like(target), torch.zeros_like(target), mask, 0.5).max()) == 1.0
+    with pytest.raises(ValueError, match="scale must be a positive number"):
+        viz.hole_error_map(output, target, mask, scale=0)
+    with pytest.raises(ValueError, match="must have the same shape"):
+        viz.hole_error_map(output[:1], target, mask)
+
+
+def test_fill_error_figure_has_a_fill_row_and_an_error_row():
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(3, 16, 16, generator=g)
+    mask = torch.zeros(1, 16, 16)
+    mask[:, 4:12, 7:9] = 1.0
+    fig = viz.fill_error_figure(image * (1 - mask), image, mask, {"a": image, "b": torch.rand(3, 16, 16, generator=g)})
+    assert len(fig.axes) == 2 * 4                      # masked, a, b, truth; fill and error rows
+    assert [ax.get_title() for ax in fig.axes[:4]] == ["masked", "a", "b", "ground truth"]
+    with pytest.raises(ValueError, match="fills must be a non-empty dict"):
+        viz.fill_error_figure(image, image, mask, {})
+    viz.pyplot().close(fig)
