@@ -311,7 +311,9 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # cpu: the papers' learning rates and batches (v2: 8) on 64 px faces, each model in ~14 min on one thread,
         # except v2's lr: at v2's 1e-4 its 1400-step cpu run (530 s idle, 0.38 s/step) left the whole-image L1 at
         # ~1.0 for 1000 steps while the discriminator led, and filled LaMa's thick set worse than Telea (13.4 vs
-        # 16.3 dB); 1e-3, as notebook 05's cpu DeepFill v1, for 2000 steps (~13 min idle);
+        # 16.3 dB); 1e-3, as notebook 05's cpu DeepFill v1, for 2000 steps (~13 min idle). Chosen again on the
+        # validation split (scripts/cpu_runs.sh v2-select, 2500 steps each): 1e-3 18.86 / 16.85 / 15.54 dB on thin /
+        # medium / thick, 1e-4 15.39 / 15.03 / 14.32 (results/selection/);
         # measured here (a shared 2-core CPU, load ~3), one thread, VGG-16 of random weights (the same cost as
         # ImageNet's): PConv at half width 1.33 s/step (20 steps; 61 GFLOP a step, mostly the loss's VGG-16: width
         # 8 is 56 GFLOP and 1.30 s, width 64 2.05 s); v2 at a third of its width
