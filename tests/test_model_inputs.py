@@ -245,10 +245,12 @@ class _NoFeatures(torch.nn.Module):
 
 
 def fit_on_synthetic(name: str, steps: int = FIT_STEPS, lr: float = FIT_LR, batch: int = 8, seed: int = 0,
-                     **build):
+                     on_step=None, **build):
     """Train ``name``'s tiny model ``steps`` steps on fresh flat-colour and gradient images and fresh thin holes
     (the centre hole for the CE and the cascade), reconstruction loss only; return the task. For the cascade,
-    its 64 CE is trained first on the 2x-downscaled images, then frozen (notebook 03's order)."""
+    its 64 CE is trained first on the 2x-downscaled images, then frozen (notebook 03's order). ``on_step(step,
+    task, logs)``, if given, is called after every step (1-based ``step``; it may evaluate, then must leave the
+    model in train mode): ``scripts/diagnose_flat_fills.py`` reads the error curve with it."""
     task = BUILD[name](lr=lr, **build)
     for attr in ("discriminator", "critic"):
         if hasattr(task, attr):
@@ -270,7 +272,9 @@ def fit_on_synthetic(name: str, steps: int = FIT_STEPS, lr: float = FIT_LR, batc
     ctx = StepContext(task.optimizers, torch.device("cpu"), torch.Generator().manual_seed(seed))
     for step in range(steps):
         ctx._begin(step)
-        task.train_step(synthetic(batch, size, g), step, ctx)
+        logs = task.train_step(synthetic(batch, size, g), step, ctx)
+        if on_step is not None:
+            on_step(step + 1, task, logs)
     _model(task).eval()
     return task
 
