@@ -15,13 +15,25 @@ Beside each inference and training row: the achieved GFLOP/s (the FLOPs torch co
 :func:`inpaint_utils.report.counted_flops`: convolutions and matrix products, forward and backward, over the
 median time) and its share of the machine's float32 matrix-product peak measured at the start of the same run
 (:func:`inpaint_utils.report.matmul_peak_gflops`, a 2048 x 2048 ``torch.mm`` with the same threads; printed
-above the table). Under bf16 autocast the share is still of the float32 peak. Measured 2026-12-08,
-``--device cpu --threads 1 --train-steps 1 --repeat 2 --nsd-sample-k 1``, the 2-core AMD EPYC shared with
-other jobs (load 4-5; peak 26.6 GFLOP/s in that run): the paper's CE forward at batch 64 reaches 6.0 GFLOP/s,
-22 % of the peak (25 % of 29.8 in a second run; channels_last 24 %), its training step 30 %. Where the rest goes
-(``torch.profiler``, one forward at batch 64): 3.0 of 6.3 s in the five transposed convolutions of the decoder,
-which run outside oneDNN (``aten::_convolution``'s own time), 3.0 s in the six oneDNN convolutions of the
-encoder and bottleneck; BatchNorm and activations about 2 %. Run from the checkout::
+above the table). Under bf16 autocast the share is still of the float32 peak.
+
+Measured 2026-12-08 with ``--device cpu --threads 1 --train-steps 1 --repeat 3 --nsd-sample-k 1`` on a 2-core AMD
+EPYC with AVX-512 (and AVX512-BF16), nothing else running, two runs: peak 110.4 / 112.7 GFLOP/s; the paper's CE
+forward (the network alone, the ``forward`` row) at batch 64 62.4 % of it (70.3 GFLOP/s; 62 % in a separate
+interleaved measurement, channels_last 51 %), ``predict_full`` (input, network, composite) 57.8 / 60.7 %, its
+training step 55 %; the narrow CE's forward 77 %, its ``predict_full`` 62-65 %.
+Where the forward's time goes (``torch.profiler``, batch 64, 628 ms): 57 % in the six oneDNN convolutions of the
+encoder and bottleneck (``aten::mkldnn_convolution``), 38 % in the five transposed convolutions of the decoder,
+which run in oneDNN too (torch's ``MkldnnTranspose`` backend, booked as ``aten::_convolution``'s own time; with
+oneDNN off, PyTorch's ``aten::slow_conv_transpose2d`` is 4.8x slower on the 512 -> 256 layer), BatchNorm,
+activations and copies 4 %. Computing the 4x4 / 2 transposed convolutions by output phases as one ordinary
+convolution (a 2x2 kernel, 4 C_out channels, then ``pixel_shuffle``: exact to 1e-6) was tried and measured slower
+(0.34-0.95x on the three wide layers, 0.92-0.98x on the whole forward; busy machine), so the models keep
+``nn.ConvTranspose2d``.
+
+An earlier measurement (the same day, on a Zen 3 EPYC with AVX2 only, shared with other jobs: peak 26.6 GFLOP/s)
+gave 22-25 % at batch 64; its profile booked half of the forward to the transposed convolutions as "outside
+oneDNN", which was a misreading of ``aten::_convolution``'s own time (above). Run from the checkout::
 
     .venv/bin/python benchmarks/bench_context_encoder.py                      # GPU when present, else CPU
     .venv/bin/python benchmarks/bench_context_encoder.py --device cpu --threads 1 --train-batch 8 \\
@@ -110,6 +122,15 @@ def main() -> None:
             rows.append({"model": name, "measure": "inference predict_full", "batch": batch,
                          "ms/image": 1000 * sec / batch, "images/s": batch / sec,
                          **_rate(report.counted_flops(infer), sec, peak), "note": ""})
+            if batch == 64:           # the network alone: predict_full less its input and composite
+                def forward(image=image, G=G):
+                    with torch.no_grad():
+                        G(image)
+
+                sec = report.median_seconds(forward, args.repeat, device)
+                rows.append({"model": name, "measure": "forward (network only)", "batch": batch,
+                             "ms/image": 1000 * sec / batch, "images/s": batch / sec,
+                             **_rate(report.counted_flops(forward), sec, peak), "note": ""})
 
         # ---- training: ContextEncoderTask steps (D update + G update), and the cascade's 128 CE
         cascade_cfg = CascadeConfig.build("center", size, overlap=cfg.overlap, base_channels=cfg.base_channels,
