@@ -128,7 +128,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                 "num_steps": 2000, "lr": 2e-3, "log_every": 50, "sample_every": 500, "checkpoint_every": 1000,
                 "num_eval_images": None},
         # cpu: 640 steps (482 before bfloat16: ~1.33x the steps in the same minutes on a CPU with native BF16,
-        # benchmarks/bench_training.py); 83 s here in bfloat16 (an AVX512-BF16 EPYC, one thread, other jobs running), ~5.5 min in float32 on a Zen 3
+        # benchmarks/bench_training.py); 83 s here in bfloat16 (an AVX512-BF16 EPYC, one thread, other jobs
+        # running), ~5.5 min in float32 on a Zen 3
         "cpu": {"image_size": 64, "base_channels": 32, "bottleneck_dim": 1000, "batch_size": 16,
                 "num_steps": 640, "lr": 5e-4, "log_every": 25, "sample_every": 1000, "checkpoint_every": 50,
                 "num_eval_images": None},
